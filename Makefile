@@ -1,0 +1,141 @@
+# Postern build. Sources are discovered, so a new file needs no Makefile edit:
+#   common/*.c                -> $(BUILD)/libpostern.a
+#   DIR/*.c except DIR/main.c -> $(BUILD)/DIR/libDIR.a   (so tests and fuzzers can link a daemon's logic)
+#   DIR/main.c                -> $(BUILD)/bin/DIR        (cli/ builds "postern"; sendmail/mailq/newaliases link to it)
+#   tests/unit/test_*.c       -> $(BUILD)/tests/test_*   (cmocka)
+#   tests/fuzz/fuzz_*.c       -> build-fuzz/fuzz_*       (libFuzzer, clang)
+
+BUILD    ?= build
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+CC       ?= cc
+PKGS     := openssl libcares lmdb libevent
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -levent_openssl -lcrypt -lz
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -Wvla
+HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+OPT      ?= -O2 -g
+SAN      ?=
+CPPFLAGS += -D_GNU_SOURCE -Icommon -MMD -MP
+CFLAGS   += -std=c11 $(OPT) $(WARN) $(HARDEN) $(SAN) $(PKG_CFLAGS)
+LDFLAGS  += -pie -Wl,-z,relro,-z,now $(SAN)
+LDLIBS   += $(PKG_LIBS)
+
+DAEMONS  := master smtpd qmgr smtp local pop3d imapd auth
+PROGDIRS := $(DAEMONS) cli
+progname  = $(if $(filter cli,$(1)),postern,$(1))
+
+COMMON_SRC := $(wildcard common/*.c)
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
+LIBCOMMON  := $(BUILD)/libpostern.a
+
+# Directories that have a main.c become programs; the rest of their .c files form lib<dir>.a.
+PROGS    := $(foreach d,$(PROGDIRS),$(if $(wildcard $(d)/main.c),$(BUILD)/bin/$(call progname,$(d))))
+DIRLIBS  := $(foreach d,$(PROGDIRS),$(if $(filter-out $(d)/main.c,$(wildcard $(d)/*.c)),$(BUILD)/$(d)/lib$(d).a))
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNITS    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+
+.PHONY: all asan test unit integration fuzz fuzz-build fuzz-targets deps run install uninstall clean check-deps
+.DEFAULT_GOAL := all
+
+all: check-deps $(PROGS) $(UNITS)
+
+check-deps:
+	@pkg-config --exists $(PKGS) cmocka || { echo "missing build dependencies: run 'make deps' (as root) first" >&2; exit 1; }
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(LIBCOMMON): $(COMMON_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+define dirlib_rule
+$(BUILD)/$(1)/lib$(1).a: $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(1)/main.c,$(wildcard $(1)/*.c)))
+	@mkdir -p $$(@D)
+	rm -f $$@ && ar rcs $$@ $$^
+endef
+$(foreach d,$(PROGDIRS),$(eval $(call dirlib_rule,$(d))))
+
+define prog_rule
+$(BUILD)/bin/$(call progname,$(1)): $(BUILD)/$(1)/main.o $(filter $(BUILD)/$(1)/lib$(1).a,$(DIRLIBS)) $(LIBCOMMON)
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach d,$(PROGDIRS),$(if $(wildcard $(d)/main.c),$(eval $(call prog_rule,$(d)))))
+
+# sendmail-compatible personalities of the CLI binary
+ifneq ($(wildcard cli/main.c),)
+all: $(BUILD)/bin/sendmail $(BUILD)/bin/mailq $(BUILD)/bin/newaliases
+$(BUILD)/bin/sendmail $(BUILD)/bin/mailq $(BUILD)/bin/newaliases: $(BUILD)/bin/postern
+	ln -sf postern $@
+endif
+
+# Unit tests link every daemon library (static: only what a test uses is pulled in) and cmocka.
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(DIRLIBS) $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(DIRLIBS) $(LIBCOMMON) $(LDLIBS) -lcmocka
+
+# ASan+UBSan: the same tree into its own directory.
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -g" HARDEN="-fPIE" \
+		SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" all
+
+# libFuzzer targets, built with clang into build-fuzz/ (the whole tree is instrumented, not only the target).
+FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+fuzz-build:
+	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g" HARDEN="-fPIE" \
+		SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" fuzz-targets
+
+fuzz-targets: $(FUZZ_BINS)
+
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(DIRLIBS) $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(DIRLIBS) $(LIBCOMMON) $(LDLIBS)
+
+FUZZ_SECONDS ?= 60
+fuzz: fuzz-build
+	tests/fuzz/run build-fuzz/fuzz $(FUZZ_SECONDS)
+
+test: all
+	tests/run
+
+unit: all
+	tests/run unit
+
+deps:
+	tests/deps
+
+run: all
+	@test -d run || $(BUILD)/bin/postern init $(CURDIR)/run
+	$(BUILD)/bin/postern start -c $(CURDIR)/run --foreground
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/libexec/postern $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)/etc/postern \
+		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8 \
+		$(DESTDIR)/lib/systemd/system
+	for p in $(filter-out $(BUILD)/bin/postern,$(PROGS)); do install -m 0755 $$p $(DESTDIR)$(PREFIX)/libexec/postern/; done
+	install -m 0755 $(BUILD)/bin/postern $(DESTDIR)$(PREFIX)/sbin/postern
+	for l in sendmail mailq newaliases; do ln -sf postern $(DESTDIR)$(PREFIX)/sbin/$$l; done
+	for f in conf/*; do [ -f $(DESTDIR)/etc/postern/$$(basename $$f) ] || install -m 0644 $$f $(DESTDIR)/etc/postern/; done
+	for m in docs/man/*.[158]; do [ -f "$$m" ] && install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man$${m##*.}/ || true; done
+	sed 's|@PREFIX@|$(PREFIX)|g' conf/postern.service.in > $(DESTDIR)/lib/systemd/system/postern.service
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && ! getent passwd postern >/dev/null; then \
+		useradd --system --home-dir /var/spool/postern --no-create-home --shell /usr/sbin/nologin postern; fi
+
+uninstall:
+	rm -rf $(DESTDIR)$(PREFIX)/libexec/postern
+	rm -f $(DESTDIR)$(PREFIX)/sbin/postern $(DESTDIR)$(PREFIX)/sbin/sendmail $(DESTDIR)$(PREFIX)/sbin/mailq \
+		$(DESTDIR)$(PREFIX)/sbin/newaliases $(DESTDIR)/lib/systemd/system/postern.service
+	rm -f $(patsubst docs/man/%,$(DESTDIR)$(PREFIX)/share/man/man1/%,$(wildcard docs/man/*.1)) \
+		$(patsubst docs/man/%,$(DESTDIR)$(PREFIX)/share/man/man5/%,$(wildcard docs/man/*.5)) \
+		$(patsubst docs/man/%,$(DESTDIR)$(PREFIX)/share/man/man8/%,$(wildcard docs/man/*.8))
+	@echo "configuration in $(DESTDIR)/etc/postern left in place"
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
