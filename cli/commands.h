@@ -1,0 +1,17 @@
+/* The postern CLI: one function per sub-command, dispatched from the table in cli/main.c.
+ * Each takes the arguments after the command name (argv[0] is the command name) and returns an exit status
+ * from sysexits.h (0 on success, EX_USAGE for a usage error). */
+#ifndef POSTERN_CLI_COMMANDS_H
+#define POSTERN_CLI_COMMANDS_H
+
+struct cli_command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *usage;	/* one line: arguments and what it does */
+};
+
+int cli_usage(const struct cli_command *cmd);	/* prints "usage: postern NAME USAGE", returns EX_USAGE */
+/* The instance directory: -c DIR if given, else $POSTERN_DIR, else the installed default. */
+const char *cli_instance_dir(const char *opt);
+
+#endif

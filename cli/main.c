@@ -1,0 +1,81 @@
+/* postern: the administrator's command. Dispatches to one function per sub-command; the table below is the
+ * whole list. Invoked as sendmail, mailq or newaliases (links to this binary) it takes those personalities. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "commands.h"
+#include "log.h"
+
+#define POSTERN_DEFAULT_DIR "/etc/postern"
+
+static int cmd_help(int argc, char **argv);
+
+static const struct cli_command commands[] = {
+	{ "help", cmd_help, "[COMMAND]  list commands, or show one command's usage" },
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const struct cli_command *find(const char *name)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+int cli_usage(const struct cli_command *cmd)
+{
+	fprintf(stderr, "usage: postern %s %s\n", cmd->name, cmd->usage);
+	return EX_USAGE;
+}
+
+const char *cli_instance_dir(const char *opt)
+{
+	const char *env = getenv("POSTERN_DIR");
+	if (opt)
+		return opt;
+	if (env && *env)
+		return env;
+	return POSTERN_DEFAULT_DIR;
+}
+
+static void list_commands(FILE *f)
+{
+	fprintf(f, "usage: postern COMMAND [ARGS]   (postern COMMAND --help for details)\n");
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].usage);
+}
+
+static int cmd_help(int argc, char **argv)
+{
+	const struct cli_command *c;
+	if (argc > 1 && (c = find(argv[1])) != NULL) {
+		printf("usage: postern %s %s\n", c->name, c->usage);
+		return 0;
+	}
+	list_commands(stdout);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const struct cli_command *c;
+
+	log_init("postern");
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		list_commands(argc < 2 ? stderr : stdout);
+		return argc < 2 ? EX_USAGE : 0;
+	}
+	if ((c = find(argv[1])) == NULL) {
+		fprintf(stderr, "postern: unknown command '%s'\n", argv[1]);
+		list_commands(stderr);
+		return EX_USAGE;
+	}
+	if (argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+		printf("usage: postern %s %s\n", c->name, c->usage);
+		return 0;
+	}
+	return c->run(argc - 1, argv + 1);
+}
