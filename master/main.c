@@ -348,6 +348,10 @@ int main(int argc, char **argv)
 	if (debug)
 		log_set_debug(1);
 	log_info("started for %s: %zu services in master.cf, pid %ld", master.dir, master.tab->n, (long)getpid());
+	if (master.deferred_warning) {
+		log_warn("%s", master.deferred_warning);
+		xfree(&master.deferred_warning);
+	}
 	if (!master.is_root)
 		log_info("not running as root: every service runs as uid %ld; user columns and mail_owner are ignored",
 		         (long)geteuid());

@@ -56,6 +56,7 @@ struct master_state {
 	struct master_child *children;
 	struct svctab **old_tabs;	/* tables replaced by reloads, kept while retired services point into them */
 	size_t nold_tabs;
+	char *deferred_warning;		/* start-up warning logged once logging goes to its destination */
 	unsigned throttle_time, stop_timeout, startup_failures;	/* from main.cf */
 	unsigned gen;
 	bool foreground;

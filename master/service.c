@@ -438,9 +438,18 @@ void master_services_sync(void)
 		}
 		s->failures = 0;
 	}
-	if (skipped.len)
-		log_warn("skipping services whose program is not in daemon_directory %s: %s",
-		         config_str(master.cfg, "daemon_directory"), buf_cstr(&skipped));
+	if (skipped.len) {
+		struct buf w = BUF_INIT(BUF_NOLIMIT);
+		buf_printf(&w, "skipping services whose program is not in daemon_directory %s: %s",
+		           config_str(master.cfg, "daemon_directory"), buf_cstr(&skipped));
+		if (master.gen == 1 && !master.foreground) {
+			free(master.deferred_warning);
+			master.deferred_warning = buf_steal(&w, NULL);
+		} else {
+			log_warn("%s", buf_cstr(&w));
+		}
+		buf_free(&w);
+	}
 	buf_free(&skipped);
 	for (s = master.services; s; s = s->next)
 		if (!s->retired)
