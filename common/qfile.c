@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "fsutil.h"
 #include "log.h"
 #include "str.h"
 
@@ -56,18 +57,6 @@ bool qfile_id_valid(const char *id)
 		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'A' && id[i] <= 'Z')))
 			return false;
 	return true;
-}
-
-bool qfile_fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	int rc = fsync(fd);
-	int saved = errno;
-	close(fd);
-	errno = saved;
-	return rc == 0;
 }
 
 static bool fail(struct qfile_writer *w, const char *what)
@@ -329,7 +318,7 @@ bool qfile_commit(struct qfile_writer **wp, struct buf *err)
 		fail(w, "rename");
 		goto out;
 	}
-	if (!qfile_fsync_dir(buf_cstr(&dir))) {
+	if (!fsutil_fsync_dir(buf_cstr(&dir))) {
 		/* The name may not be durable: take it back so the client retries rather than trusting it. */
 		int saved = errno;
 		unlink(buf_cstr(&dst));

@@ -100,7 +100,5 @@ void qfile_envelope_free(struct qfile_envelope *env);
 /* Queue IDs: derived from the arrival time in microseconds and the temp file's inode, so two live files
  * never share one and IDs sort by arrival; [0-9A-Z] only, safe as file names. */
 bool qfile_id_valid(const char *id);
-/* fsync a directory by path (after renames into it). */
-bool qfile_fsync_dir(const char *dir);
 
 #endif
