@@ -118,7 +118,7 @@ static bool valid_host(const char *h, bool bracketed)
 }
 
 /* One inet listener: "*:port", "host:port", "[v6]:port", or a bare "port" (same as "*:port"). */
-static bool parse_inet(struct parser *p, const char *text, struct svc_listen *l)
+static bool parse_inet(struct parser *p, const char *svc, const char *text, struct svc_listen *l)
 {
 	const char *colon, *portstr;
 	char *host = NULL;
@@ -127,21 +127,21 @@ static bool parse_inet(struct parser *p, const char *text, struct svc_listen *l)
 	if (text[0] == '[') {
 		const char *close = strchr(text, ']');
 		if (close == NULL || close[1] != ':')
-			return perr(p, "bad listen address '%s' (IPv6 is written [addr]:port)", show(text));
+			return perr(p, "service %s: bad listen address '%s' (IPv6 is written [addr]:port)", svc, show(text));
 		host = xstrndup(text + 1, (size_t)(close - text - 1));
 		if (!valid_host(host, true)) {
 			free(host);
-			return perr(p, "bad IPv6 address in '%s'", show(text));
+			return perr(p, "service %s: bad IPv6 address in '%s'", svc, show(text));
 		}
 		portstr = close + 2;
 	} else if ((colon = strrchr(text, ':')) != NULL) {
 		if (strchr(text, ':') != colon)
-			return perr(p, "bad listen address '%s' (IPv6 is written [addr]:port)", show(text));
+			return perr(p, "service %s: bad listen address '%s' (IPv6 is written [addr]:port)", svc, show(text));
 		if (!(colon == text + 1 && text[0] == '*')) {
 			host = xstrndup(text, (size_t)(colon - text));
 			if (!valid_host(host, false)) {
 				free(host);
-				return perr(p, "bad host in listen address '%s'", show(text));
+				return perr(p, "service %s: bad host in listen address '%s'", svc, show(text));
 			}
 		}
 		portstr = colon + 1;
@@ -150,7 +150,7 @@ static bool parse_inet(struct parser *p, const char *text, struct svc_listen *l)
 	}
 	if (!parse_port(portstr, &l->port)) {
 		free(host);
-		return perr(p, "bad port in listen address '%s' (a number 1..65535)", show(text));
+		return perr(p, "service %s: bad port in listen address '%s' (a number 1..65535)", svc, show(text));
 	}
 	l->host = host;
 	l->text = xstrdup(text);
@@ -175,7 +175,7 @@ static bool parse_listen(struct parser *p, struct svc_entry *e, char *field)
 				            e->name, show(items[i]));
 			l->name = xstrdup(items[i]);
 			l->text = xstrdup(items[i]);
-		} else if (!parse_inet(p, items[i], l)) {
+		} else if (!parse_inet(p, e->name, items[i], l)) {
 			return false;
 		}
 		e->nlisten++;

@@ -65,6 +65,15 @@ static void exec_child(struct master_service *s, char **argv)
 	for (size_t i = 0; i <= s->nfds; i++)
 		if (tmp[i] < 0 || dup2(tmp[i], DAEMON_STATUS_FD + (int)i) < 0)
 			_exit(126);
+	/* a detached master's stderr is still the terminal or pipe of `postern start` until it reports ready;
+	 * children must not hold that open (the caller would wait for EOF forever) */
+	if (!master.foreground) {
+		int null = open("/dev/null", O_WRONLY);
+		if (null >= 0 && null != STDERR_FILENO) {
+			dup2(null, STDERR_FILENO);
+			close(null);
+		}
+	}
 	close_range((unsigned)DAEMON_LISTEN_FD + (unsigned)s->nfds, ~0U, CLOSE_RANGE_CLOEXEC);
 	execv(s->path, argv);
 	_exit(127);
