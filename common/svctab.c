@@ -295,9 +295,9 @@ static bool parse_entry(struct parser *p, char *line, struct svc_entry *e)
 	if (!valid_name(f[0]))
 		return perr(p, "bad service name '%s' (letters, digits, '.', '_', '-')", show(f[0]));
 	e->name = xstrdup(f[0]);
-	buf_reset(p->err);
-	buf_printf(p->err, "%s:%u", p->fname, p->line);
-	e->origin = xstrdup(buf_cstr(p->err));
+	struct buf origin = BUF_INIT(BUF_NOLIMIT);
+	buf_printf(&origin, "%s:%u", p->fname, p->line);
+	e->origin = buf_steal(&origin, NULL);
 	if (strcmp(f[1], "inet") == 0)
 		e->type = SVC_INET;
 	else if (strcmp(f[1], "unix") == 0)

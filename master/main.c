@@ -359,5 +359,15 @@ int main(int argc, char **argv)
 
 	for (int i = 0; ev[i]; i++)
 		event_free(ev[i]);
+	master_services_free_all();
+	if (stop_timer)
+		event_free(stop_timer);
+	event_base_free(master.base);
+	svctab_free(&master.tab);
+	config_free(&master.cfg);
+	free(pid_path);
+	free(master.dir);
+	buf_free(&err);
+	buf_free(&warn);
 	return 0;
 }

@@ -82,6 +82,8 @@ void master_reap_children(void);
 /* SIGTERM every child and close every listener (stop). */
 void master_services_shutdown(void);
 void master_kill_all(int sig);
+/* Release everything at exit (keeps leak checkers quiet). */
+void master_services_free_all(void);
 unsigned master_child_count(void);
 
 /* status.c */

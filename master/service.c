@@ -563,3 +563,23 @@ void master_services_shutdown(void)
 	}
 	master_kill_all(SIGTERM);
 }
+
+void master_services_free_all(void)
+{
+	while (master.children) {
+		struct master_child *c = master.children;
+		master.children = c->next;
+		free(c);
+	}
+	while (master.services) {
+		struct master_service *s = master.services;
+		master.services = s->next;
+		close_listeners(s);
+		free_service(s);
+	}
+	for (size_t i = 0; i < master.nold_tabs; i++)
+		svctab_free(&master.old_tabs[i]);
+	free(master.old_tabs);
+	master.old_tabs = NULL;
+	master.nold_tabs = 0;
+}
