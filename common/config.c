@@ -24,6 +24,7 @@ struct centry {
 	char *exp;
 	char *experr;
 	unsigned long gen;
+	size_t height;			/* levels of nesting of a cached exp, itself included */
 	bool busy;			/* being expanded: a reference to it now is a loop */
 };
 
@@ -254,8 +255,15 @@ enum xres { X_OK, X_ERR, X_CTX };
 
 static enum xres expand_entry(struct config *cfg, size_t idx, struct buf *msg);
 
-/* Append the expansion of a reference to name to out. On error msg holds the reason. */
-static enum xres expand_ref(struct config *cfg, const char *name, size_t len, struct buf *out, struct buf *msg)
+static void too_deep(struct buf *msg)
+{
+	buf_printf(msg, "$name expansions nested more than %d deep", CONFIG_EXPAND_DEPTH);
+}
+
+/* Append the expansion of a reference to name to out; *height grows to the referenced value's nesting.
+ * On error msg holds the reason. */
+static enum xres expand_ref(struct config *cfg, const char *name, size_t len, struct buf *out, struct buf *msg,
+                            size_t *height)
 {
 	size_t idx = find_n(cfg, name, len);
 	enum xres r;
@@ -297,6 +305,16 @@ static enum xres expand_ref(struct config *cfg, const char *name, size_t len, st
 		buf_printf(msg, " (%s): %s", origin_of(e), e->experr);
 		return X_ERR;
 	}
+	/* a cached value counts with its full nesting, so the limit does not depend on what was read first */
+	if (cfg->depth + e->height > CONFIG_EXPAND_DEPTH) {
+		buf_putc(msg, '$');
+		put_name(msg, e->name, strlen(e->name));
+		buf_printf(msg, " (%s): ", origin_of(e));
+		too_deep(msg);
+		return X_CTX;
+	}
+	if (e->height > *height)
+		*height = e->height;
 	if (!buf_puts(out, e->exp)) {
 		buf_printf(msg, "value longer than %d bytes after expansion", CONFIG_VALUE_MAX);
 		return X_ERR;
@@ -309,8 +327,8 @@ static bool is_name_char(char c)
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
 
-/* Expand text into out. */
-static enum xres expand_text(struct config *cfg, const char *s, struct buf *out, struct buf *msg)
+/* Expand text into out; *height becomes the deepest nesting of the values it refers to. */
+static enum xres expand_text(struct config *cfg, const char *s, struct buf *out, struct buf *msg, size_t *height)
 {
 	while (*s) {
 		const char *d = strchr(s, '$');
@@ -350,7 +368,7 @@ static enum xres expand_text(struct config *cfg, const char *s, struct buf *out,
 			buf_puts(msg, "\"$\" must be followed by a name, {name} or $ (write $$ for a literal $)");
 			return X_ERR;
 		}
-		enum xres r = expand_ref(cfg, name, len, out, msg);
+		enum xres r = expand_ref(cfg, name, len, out, msg, height);
 		if (r != X_OK)
 			return r;
 	}
@@ -373,15 +391,16 @@ static enum xres expand_entry(struct config *cfg, size_t idx, struct buf *msg)
 	struct buf out = BUF_INIT(CONFIG_VALUE_MAX);
 	enum xres r;
 	struct centry *e;
+	size_t height = 0;
 
 	if (cfg->depth >= CONFIG_EXPAND_DEPTH) {
-		buf_printf(msg, "$name expansions nested more than %d deep", CONFIG_EXPAND_DEPTH);
+		too_deep(msg);
 		return X_CTX;
 	}
 	e = &cfg->ents[idx];
 	e->busy = true;
 	cfg->stack[cfg->depth++] = idx;
-	r = expand_text(cfg, raw_or_default(e), &out, msg);
+	r = expand_text(cfg, raw_or_default(e), &out, msg, &height);
 	cfg->depth--;
 	e = &cfg->ents[idx];
 	e->busy = false;
@@ -398,6 +417,7 @@ static enum xres expand_entry(struct config *cfg, size_t idx, struct buf *msg)
 	if (r == X_OK) {
 		if (e->exp == NULL)
 			e->exp = buf_steal(&out, NULL);
+		e->height = height + 1;
 	} else {
 		e->experr = xstrdup(buf_cstr(msg));
 	}
