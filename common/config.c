@@ -13,6 +13,9 @@
 #define SHOW_CAP 200	/* bytes of a bad value quoted in an error message */
 #define NAME_CAP 64	/* bytes of a parameter name quoted in an error message */
 #define NONE ((size_t)-1)
+/* Bytes all expansions of one generation may produce together. Each value is capped at CONFIG_VALUE_MAX, but
+ * thousands of lines each referring to a 1 MiB value would still cost gigabytes; real files use kilobytes. */
+#define WORK_MAX ((size_t)64 * 1024 * 1024)
 
 struct centry {
 	const char *name;		/* the table's name for known parameters, else owned */
@@ -34,6 +37,7 @@ struct config {
 	size_t *slots;			/* open addressing: entry index + 1, 0 = empty */
 	size_t nslots;
 	unsigned long gen;		/* bumped by every set: all cached expansions go stale */
+	size_t work;			/* bytes expanded in this generation, against WORK_MAX */
 	/* Expansions replaced after going stale. config_str() promises its pointer lives until the config is
 	 * freed or that parameter is set, so a value that changed because another parameter changed is kept. */
 	char **grave;
@@ -188,6 +192,7 @@ void config_set(struct config *cfg, const char *name, const char *value, const c
 	e->raw = xstrdup(value);
 	e->origin = xstrdup(origin ? origin : "unknown origin");
 	cfg->gen++;
+	cfg->work = 0;
 }
 
 bool config_set_override(struct config *cfg, const char *assignment, struct buf *err)
@@ -255,6 +260,16 @@ enum xres { X_OK, X_ERR, X_CTX };
 
 static enum xres expand_entry(struct config *cfg, size_t idx, struct buf *msg);
 
+/* out refused to grow: say which limit it hit */
+static enum xres too_long(const struct buf *out, struct buf *msg)
+{
+	if (out->max < CONFIG_VALUE_MAX)
+		buf_printf(msg, "all values of this configuration together expand to more than %zu bytes", WORK_MAX);
+	else
+		buf_printf(msg, "value longer than %d bytes after expansion", CONFIG_VALUE_MAX);
+	return X_ERR;
+}
+
 static void too_deep(struct buf *msg)
 {
 	buf_printf(msg, "$name expansions nested more than %d deep", CONFIG_EXPAND_DEPTH);
@@ -315,10 +330,8 @@ static enum xres expand_ref(struct config *cfg, const char *name, size_t len, st
 	}
 	if (e->height > *height)
 		*height = e->height;
-	if (!buf_puts(out, e->exp)) {
-		buf_printf(msg, "value longer than %d bytes after expansion", CONFIG_VALUE_MAX);
-		return X_ERR;
-	}
+	if (!buf_puts(out, e->exp))
+		return too_long(out, msg);
 	return X_OK;
 }
 
@@ -333,20 +346,16 @@ static enum xres expand_text(struct config *cfg, const char *s, struct buf *out,
 	while (*s) {
 		const char *d = strchr(s, '$');
 		size_t lit = d ? (size_t)(d - s) : strlen(s);
-		if (!buf_append(out, s, lit)) {
-			buf_printf(msg, "value longer than %d bytes after expansion", CONFIG_VALUE_MAX);
-			return X_ERR;
-		}
+		if (!buf_append(out, s, lit))
+			return too_long(out, msg);
 		if (d == NULL)
 			break;
 		s = d + 1;
 		const char *name;
 		size_t len;
 		if (*s == '$') {
-			if (!buf_putc(out, '$')) {
-				buf_printf(msg, "value longer than %d bytes after expansion", CONFIG_VALUE_MAX);
-				return X_ERR;
-			}
+			if (!buf_putc(out, '$'))
+				return too_long(out, msg);
 			s++;
 			continue;
 		} else if (*s == '{') {
@@ -388,20 +397,23 @@ static void bury(struct config *cfg, char *p)
 /* (Re)compute the cache of entry idx. On error msg gets the reason (without origin or name). */
 static enum xres expand_entry(struct config *cfg, size_t idx, struct buf *msg)
 {
-	struct buf out = BUF_INIT(CONFIG_VALUE_MAX);
+	struct buf out;
 	enum xres r;
 	struct centry *e;
-	size_t height = 0;
+	size_t height = 0, room = WORK_MAX - cfg->work;
 
 	if (cfg->depth >= CONFIG_EXPAND_DEPTH) {
 		too_deep(msg);
 		return X_CTX;
 	}
+	buf_init(&out, room < CONFIG_VALUE_MAX ? room : CONFIG_VALUE_MAX);
 	e = &cfg->ents[idx];
 	e->busy = true;
 	cfg->stack[cfg->depth++] = idx;
 	r = expand_text(cfg, raw_or_default(e), &out, msg, &height);
 	cfg->depth--;
+	/* children counted their own output already; overshoot is bounded by depth * CONFIG_VALUE_MAX */
+	cfg->work = out.len > WORK_MAX - cfg->work ? WORK_MAX : cfg->work + out.len;
 	e = &cfg->ents[idx];
 	e->busy = false;
 	if (r == X_CTX && cfg->depth > 0) {

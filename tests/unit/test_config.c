@@ -311,6 +311,26 @@ static void test_depth_and_size(void **state)
 	assert_false(config_try_str(cfg, "t_str", &v, &err));
 	assert_non_null(strstr(buf_cstr(&err), "value longer than 1048576 bytes after expansion"));
 	config_free(&cfg);
+
+	/* many parameters each referring to a big value: the total is bounded too */
+	buf_reset(&text);
+	buf_reset(&err);
+	for (int i = 0; i < 8; i++)
+		buf_printf(&text, "q%d = $q%d$q%d$q%d$q%d\n", i, i + 1, i + 1, i + 1, i + 1);
+	buf_puts(&text, "q8 = 0123456789\n");	/* q0 is 655360 bytes */
+	for (int i = 0; i < 200; i++)
+		buf_printf(&text, "x%d = <$q0>\n", i);
+	buf_puts(&text, "t_str = $x199\n");
+	cfg = load(text.data);
+	assert_true(config_try_str(cfg, "t_str", &v, &err));
+	assert_int_equal(strlen(v), 655362);
+	assert_false(config_check(cfg, &err));
+	assert_non_null(strstr(buf_cstr(&err), "together expand to more than 67108864 bytes"));
+	/* a new generation starts a new budget */
+	config_set(cfg, "t_str", "$x5", "x");
+	buf_reset(&err);
+	assert_true(config_try_str(cfg, "t_str", &v, &err));
+	config_free(&cfg);
 	buf_free(&text);
 	buf_free(&err);
 }
