@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -163,6 +164,59 @@ static void test_line_limit(void **state)
 	assert_non_null(strstr(m, "logical line (with its continuation lines) longer than 65536 bytes"));
 	assert_int_equal(strncmp(m, "t.cf:16", 7), 0);	/* 10 + 16384*4 > 65536 around line 16000 */
 	free(m);
+	buf_free(&text);
+}
+
+/* Every prefix of a file, cut at any byte: an error naming a line, or a clean load whose values are prefixes
+ * of the full file's values (the parser never invents text). */
+static void test_prefixes(void **state)
+{
+	(void)state;
+	const char *text = "# head\na = one two\n  three\nb=${a}x\n\n#c\nc = $$\n\tmore\n";
+	size_t len = strlen(text);
+	struct config *full = load(text);
+
+	for (size_t n = 0; n <= len; n++) {
+		struct config *cfg = config_new();
+		struct buf err = BUF_INIT(BUF_NOLIMIT);
+		if (config_load_mem(cfg, "t.cf", text, n, &err, NULL)) {
+			const char *names[] = { "a", "b", "c" };
+			for (size_t i = 0; i < 3; i++) {
+				const char *v = config_raw(cfg, names[i]);
+				const char *f = config_raw(full, names[i]);
+				if (v != NULL)
+					assert_int_equal(strncmp(v, f, strlen(v)), 0);
+			}
+		} else {
+			assert_int_equal(strncmp(buf_cstr(&err), "t.cf:", 5), 0);
+		}
+		buf_free(&err);
+		config_free(&cfg);
+	}
+	config_free(&full);
+}
+
+/* Daemons read the configuration at every start: a big main.cf must load and read quickly. */
+static void test_speed(void **state)
+{
+	(void)state;
+	struct buf text = BUF_INIT(BUF_NOLIMIT);
+	struct config *cfg;
+	struct timespec t0, t1;
+
+	for (int i = 0; i < 5000; i++)
+		buf_printf(&text, "# parameter %d\nparam_%d = value $t_str %d\n", i, i, i);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int k = 0; k < 20; k++) {
+		cfg = load(text.data);
+		assert_string_equal(config_raw(cfg, "param_4999"), "value $t_str 4999");
+		for (int i = 0; i < 1000; i++)
+			assert_string_equal(config_str(cfg, "t_ref"), "hello world");
+		config_free(&cfg);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	/* 20 loads of 10000 lines: well under a second even under ASan */
+	assert_true((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 3000);
 	buf_free(&text);
 }
 
@@ -882,6 +936,8 @@ int main(void)
 		cmocka_unit_test(test_syntax),
 		cmocka_unit_test(test_syntax_errors),
 		cmocka_unit_test(test_line_limit),
+		cmocka_unit_test(test_prefixes),
+		cmocka_unit_test(test_speed),
 		cmocka_unit_test(test_unknown_warning),
 		cmocka_unit_test(test_expand),
 		cmocka_unit_test(test_expand_errors),
