@@ -4,7 +4,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -252,24 +254,29 @@ static char *join(const char *dir, const char *file)
 bool config_load_dir(struct config *cfg, const char *dir, char **pathp, struct buf *err, struct buf *warn)
 {
 	char *path = join(dir, "etc/main.cf");
+	/* daemons chdir and chroot: paths derived from the directory must not depend on the caller's cwd */
+	char *abs = realpath(dir, NULL);
+	const char *top = abs ? abs : dir;
 	struct stat st;
 	bool ok;
 
 	if (stat(path, &st) == 0) {
-		config_set(cfg, "instance_directory", dir, "instance directory");
+		config_set(cfg, "instance_directory", top, "instance directory");
 	} else {
 		char *alt = join(dir, "main.cf");
 		if (stat(alt, &st) == 0) {
 			free(path);
 			path = alt;
-			config_set(cfg, "config_directory", dir, "configuration directory");
+			config_set(cfg, "config_directory", top, "configuration directory");
 		} else {
+			free(abs);
 			buf_printf(err, "%s: no main.cf found (looked for %s and %s)", dir, path, alt);
 			free(alt);
 			free(path);
 			return false;
 		}
 	}
+	free(abs);
 	ok = config_load_file(cfg, path, err, warn);
 	if (pathp)
 		*pathp = path;

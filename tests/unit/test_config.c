@@ -650,13 +650,23 @@ static void test_override(void **state)
 
 /* ---- files ---- */
 
-static char tmpdir[64];
+static char tmpdir[256];
 
 static int make_tmpdir(void **state)
 {
 	(void)state;
 	memcpy(tmpdir, "/tmp/test_config.XXXXXX", sizeof("/tmp/test_config.XXXXXX"));
-	return mkdtemp(tmpdir) ? 0 : -1;
+	if (mkdtemp(tmpdir) == NULL)
+		return -1;
+	/* compare with what realpath() gives, in case /tmp is a symbolic link */
+	char *real = realpath(tmpdir, NULL);
+	if (real == NULL || strlen(real) >= sizeof(tmpdir)) {
+		free(real);
+		return -1;
+	}
+	memcpy(tmpdir, real, strlen(real) + 1);
+	free(real);
+	return 0;
 }
 
 static int remove_tmpdir(void **state)
@@ -855,8 +865,17 @@ static void test_load_dir(void **state)
 	assert_false(config_load_dir(cfg, tmpdir, NULL, &err, NULL));
 	assert_non_null(strstr(buf_cstr(&err), "no main.cf found"));
 	buf_reset(&err);
-	/* an instance directory: paths follow it */
+	/* an instance directory: paths follow it, absolute even when given relative */
 	assert_int_equal(mkdir(etc, 0755), 0);
+	write_text(path, "a = 1\n", 0644);
+	char cwd[4096];
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(chdir(tmpdir), 0);
+	assert_true(config_load_dir(cfg, ".", NULL, &err, NULL));
+	assert_int_equal(chdir(cwd), 0);
+	assert_string_equal(config_str(cfg, "instance_directory"), tmpdir);
+	config_free(&cfg);
+	cfg = config_new();
 	write_text(path, "a = $config_directory\n", 0644);
 	assert_true(config_load_dir(cfg, tmpdir, &used, &err, NULL));
 	assert_string_equal(used, path);

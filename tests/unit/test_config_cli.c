@@ -18,9 +18,9 @@
 #include "buf.h"
 
 static char prog[PATH_MAX];
-static char dir[64];
-static char etc[96];
-static char maincf[128];
+static char dir[256];
+static char etc[300];
+static char maincf[320];
 
 static int setup(void **state)
 {
@@ -36,6 +36,13 @@ static int setup(void **state)
 	memcpy(dir, "/tmp/test_config_cli.XXXXXX", sizeof("/tmp/test_config_cli.XXXXXX"));
 	if (mkdtemp(dir) == NULL)
 		return -1;
+	char *real = realpath(dir, NULL);	/* postern shows paths resolved */
+	if (real == NULL || strlen(real) >= sizeof(dir)) {
+		free(real);
+		return -1;
+	}
+	memcpy(dir, real, strlen(real) + 1);
+	free(real);
 	snprintf(etc, sizeof(etc), "%s/etc", dir);
 	snprintf(maincf, sizeof(maincf), "%s/main.cf", etc);
 	return mkdir(etc, 0755);
