@@ -121,7 +121,7 @@ static void test_show(void **state)
 {
 	(void)state;
 	struct buf out = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(BUF_NOLIMIT);
-	char line[256];
+	char line[600];
 
 	write_main("# mine\nmyhostname = mx.example.org\nmy_own = 1\n");
 	assert_int_equal(run(&out, &err, (const char *[]){ "config", "show", "-c", dir, NULL }), 0);
