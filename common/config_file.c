@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -340,26 +341,81 @@ static bool write_all(int fd, const char *p, size_t n)
 	return true;
 }
 
-static bool fsync_dir_of(const char *path)
+/* The directory part of path ("." or "/" when it has none). */
+static char *dir_of(const char *path)
 {
 	const char *slash = strrchr(path, '/');
-	char *dir = slash == NULL ? xstrdup(".") : slash == path ? xstrdup("/") :
-	            xstrndup(path, (size_t)(slash - path));
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	bool ok = fd >= 0 && fsync(fd) == 0;
+	return slash == NULL ? xstrdup(".") : slash == path ? xstrdup("/") : xstrndup(path, (size_t)(slash - path));
+}
 
+/* Write text to a new file beside path and rename it over path: temp file, fsync, rename, fsync directory. */
+static bool replace_file(const char *path, int dirfd, const struct stat *old, const struct buf *text,
+                         struct buf *err)
+{
+	struct buf tmp = BUF_INIT(BUF_NOLIMIT);
+	mode_t mode = old ? (old->st_mode & 07777) : 0644;
+	bool ok = false;
+	int fd;
+
+	buf_printf(&tmp, "%s.tmp.%ld", path, (long)getpid());
+	fd = open(buf_cstr(&tmp), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0 && errno == EEXIST) {
+		unlink(buf_cstr(&tmp));	/* left by a crashed run of a process with our pid */
+		fd = open(buf_cstr(&tmp), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	}
+	if (fd < 0) {
+		buf_printf(err, "%s: %s", buf_cstr(&tmp), strerror(errno));
+		buf_free(&tmp);
+		return false;
+	}
+	if (old) {
+		/* keep the old file's mode and, when we may (root), its owner. A plain user cannot chown, but
+		 * then the file could only be someone else's if they let us write the directory. */
+		if (fchmod(fd, mode) != 0) {
+			buf_printf(err, "%s: chmod: %s", buf_cstr(&tmp), strerror(errno));
+			goto out;
+		}
+		if (fchown(fd, old->st_uid, old->st_gid) != 0 && geteuid() == 0) {
+			buf_printf(err, "%s: chown: %s", buf_cstr(&tmp), strerror(errno));
+			goto out;
+		}
+	}
+	if (!write_all(fd, buf_cstr(text), text->len) || fsync(fd) != 0) {
+		buf_printf(err, "%s: %s", buf_cstr(&tmp), strerror(errno));
+		goto out;
+	}
+	if (close(fd) != 0) {
+		fd = -1;
+		buf_printf(err, "%s: %s", buf_cstr(&tmp), strerror(errno));
+		goto out;
+	}
+	fd = -1;
+	if (rename(buf_cstr(&tmp), path) != 0) {
+		buf_printf(err, "rename %s to %s: %s", buf_cstr(&tmp), path, strerror(errno));
+		goto out;
+	}
+	buf_reset(&tmp);	/* renamed: nothing left to remove */
+	if (fsync(dirfd) != 0) {
+		buf_printf(err, "%s: fsync of its directory: %s", path, strerror(errno));
+		goto out;
+	}
+	ok = true;
+out:
 	if (fd >= 0)
 		close(fd);
-	free(dir);
+	if (!ok && tmp.len > 0)
+		unlink(buf_cstr(&tmp));
+	buf_free(&tmp);
 	return ok;
 }
 
 bool config_file_set(const char *path, const char *name, const char *value, struct buf *err)
 {
-	struct buf old = BUF_INIT(CONFIG_FILE_MAX), new = BUF_INIT(BUF_NOLIMIT), tmp = BUF_INIT(BUF_NOLIMIT);
+	struct buf old = BUF_INIT(CONFIG_FILE_MAX), new = BUF_INIT(BUF_NOLIMIT);
 	struct stat st;
+	char *real = NULL, *dir = NULL;
 	bool exists, ok = false;
-	int fd = -1;
+	int dirfd = -1;
 
 	if (!config_name_valid(name, strlen(name))) {
 		buf_puts(err, "bad parameter name \"");
@@ -375,61 +431,31 @@ bool config_file_set(const char *path, const char *name, const char *value, stru
 		buf_printf(err, "%s: value longer than %d bytes", name, CONFIG_LINE_MAX);
 		return false;
 	}
+	/* a main.cf that is a symbolic link (to a shared or managed copy) is changed where it points */
+	if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode) && (real = realpath(path, NULL)) != NULL)
+		path = real;
+	dir = dir_of(path);
+	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0) {
+		buf_printf(err, "%s: %s", dir, strerror(errno));
+		goto out;
+	}
+	/* two `config set` at once must not lose one change: hold the directory's lock from read to rename */
+	if (flock(dirfd, LOCK_EX) != 0) {
+		buf_printf(err, "%s: lock: %s", dir, strerror(errno));
+		goto out;
+	}
 	exists = stat(path, &st) == 0;
 	if (exists && !read_file(path, &old, CONFIG_FILE_MAX, err))
 		goto out;
 	config_text_set(buf_cstr(&old), old.len, name, value, &new);
-
-	buf_printf(&tmp, "%s.tmp.%ld", path, (long)getpid());
-	fd = open(buf_cstr(&tmp), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, exists ? (st.st_mode & 07777) : 0644);
-	if (fd < 0 && errno == EEXIST) {
-		unlink(buf_cstr(&tmp));	/* left by a crashed run of a process with our pid */
-		fd = open(buf_cstr(&tmp), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-		          exists ? (st.st_mode & 07777) : 0644);
-	}
-	if (fd < 0) {
-		buf_printf(err, "%s: %s", buf_cstr(&tmp), strerror(errno));
-		goto out;
-	}
-	if (exists) {
-		/* keep the old file's mode and, when we may (root), its owner; failing to chown as a plain user
-		 * only happens when the owner is already someone else who let us write the directory */
-		if (fchmod(fd, st.st_mode & 07777) != 0) {
-			buf_printf(err, "%s: chmod: %s", buf_cstr(&tmp), strerror(errno));
-			goto out;
-		}
-		if (fchown(fd, st.st_uid, st.st_gid) != 0 && geteuid() == 0) {
-			buf_printf(err, "%s: chown: %s", buf_cstr(&tmp), strerror(errno));
-			goto out;
-		}
-	}
-	if (!write_all(fd, buf_cstr(&new), new.len) || fsync(fd) != 0) {
-		buf_printf(err, "%s: %s", buf_cstr(&tmp), strerror(errno));
-		goto out;
-	}
-	if (close(fd) != 0) {
-		fd = -1;
-		buf_printf(err, "%s: %s", buf_cstr(&tmp), strerror(errno));
-		goto out;
-	}
-	fd = -1;
-	if (rename(buf_cstr(&tmp), path) != 0) {
-		buf_printf(err, "rename %s to %s: %s", buf_cstr(&tmp), path, strerror(errno));
-		goto out;
-	}
-	if (!fsync_dir_of(path)) {
-		buf_printf(err, "%s: fsync of its directory: %s", path, strerror(errno));
-		buf_free(&tmp);	/* renamed already: nothing to remove */
-		goto out;
-	}
-	ok = true;
+	ok = replace_file(path, dirfd, exists ? &st : NULL, &new, err);
 out:
-	if (fd >= 0)
-		close(fd);
-	if (!ok && tmp.len > 0)
-		unlink(buf_cstr(&tmp));
+	if (dirfd >= 0)
+		close(dirfd);	/* releases the lock */
+	free(dir);
+	free(real);
 	buf_free(&old);
 	buf_free(&new);
-	buf_free(&tmp);
 	return ok;
 }

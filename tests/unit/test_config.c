@@ -803,7 +803,7 @@ static void test_file_set(void **state)
 	assert_string_equal(text, "a = x\n");
 	free(text);
 
-	/* a directory that does not exist: an error naming the temporary file, nothing created */
+	/* a directory that does not exist: an error naming it, nothing created */
 	char *nowhere = path_in("nodir/main.cf");
 	assert_false(config_file_set(nowhere, "a", "1", &err));
 	assert_non_null(strstr(buf_cstr(&err), "No such file or directory"));
@@ -811,6 +811,74 @@ static void test_file_set(void **state)
 	unlink(path);
 	free(path);
 	buf_free(&err);
+}
+
+static void test_file_set_symlink(void **state)
+{
+	(void)state;
+	char *real = path_in("real.cf"), *link = path_in("link.cf");
+	struct buf err = BUF_INIT(BUF_NOLIMIT);
+	struct stat st;
+	char *text;
+
+	write_text(real, "a = 1\n", 0600);
+	assert_int_equal(symlink("real.cf", link), 0);
+	assert_true(config_file_set(link, "a", "2", &err));
+	assert_int_equal(lstat(link, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));	/* still a link; the file it points to changed */
+	text = read_text(real);
+	assert_string_equal(text, "a = 2\n");
+	free(text);
+	assert_int_equal(stat(real, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	unlink(link);
+	unlink(real);
+	free(real);
+	free(link);
+	buf_free(&err);
+}
+
+/* Concurrent `config set` of different parameters: every change survives (the directory lock). */
+static void test_file_set_concurrent(void **state)
+{
+	(void)state;
+	char *path = path_in("main.cf");
+	pid_t kids[4];
+	char *text;
+
+	write_text(path, "# shared\n", 0644);
+	for (int k = 0; k < 4; k++) {
+		kids[k] = fork();
+		assert_true(kids[k] >= 0);
+		if (kids[k] == 0) {
+			char name[16], value[16];
+			struct buf err = BUF_INIT(BUF_NOLIMIT);
+			snprintf(name, sizeof(name), "p%d", k);
+			for (int i = 0; i < 25; i++) {
+				snprintf(value, sizeof(value), "%d", i);
+				if (!config_file_set(path, name, value, &err))
+					_exit(1);
+			}
+			_exit(0);
+		}
+	}
+	for (int k = 0; k < 4; k++) {
+		int st;
+		assert_int_equal(waitpid(kids[k], &st, 0), kids[k]);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	text = read_text(path);
+	assert_int_equal(strncmp(text, "# shared\n", 9), 0);
+	assert_int_equal(strlen(text), 9 + 4 * strlen("pN = 24\n"));
+	for (int k = 0; k < 4; k++) {
+		char line[16];
+		snprintf(line, sizeof(line), "p%d = 24\n", k);
+		assert_non_null(strstr(text, line));
+	}
+	free(text);
+	assert_int_equal(count_entries(), 1);
+	unlink(path);
+	free(path);
 }
 
 static void test_text_set(void **state)
@@ -970,6 +1038,8 @@ int main(void)
 		cmocka_unit_test(test_foreach),
 		cmocka_unit_test(test_override),
 		cmocka_unit_test(test_file_set),
+		cmocka_unit_test(test_file_set_symlink),
+		cmocka_unit_test(test_file_set_concurrent),
 		cmocka_unit_test(test_text_set),
 		cmocka_unit_test(test_load_file_errors),
 		cmocka_unit_test(test_load_dir),
