@@ -851,7 +851,7 @@ static void test_file_set_concurrent(void **state)
 		kids[k] = fork();
 		assert_true(kids[k] >= 0);
 		if (kids[k] == 0) {
-			char name[16], value[16];
+			char name[32], value[32];
 			struct buf err = BUF_INIT(BUF_NOLIMIT);
 			snprintf(name, sizeof(name), "p%d", k);
 			for (int i = 0; i < 25; i++) {
@@ -871,7 +871,7 @@ static void test_file_set_concurrent(void **state)
 	assert_int_equal(strncmp(text, "# shared\n", 9), 0);
 	assert_int_equal(strlen(text), 9 + 4 * strlen("pN = 24\n"));
 	for (int k = 0; k < 4; k++) {
-		char line[16];
+		char line[32];
 		snprintf(line, sizeof(line), "p%d = 24\n", k);
 		assert_non_null(strstr(text, line));
 	}
