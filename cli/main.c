@@ -14,6 +14,7 @@ static int cmd_help(int argc, char **argv);
 
 static const struct cli_command commands[] = {
 	{ "help", cmd_help, "[COMMAND]  list commands, or show one command's usage" },
+	{ "config", cmd_config, "show [-c DIR] [--non-default] [NAME...] | set [-c DIR] NAME=VALUE...  main.cf" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
