@@ -623,6 +623,8 @@ enum table_result table_lookup_addr(struct table *t, const char *addr, const cha
 		if (r == TABLE_FOUND && matched) {
 			buf_reset(matched);
 			buf_append(matched, key.data, key.len);
+			if (matched->data)
+				str_lower(matched->data);
 		}
 	}
 	buf_free(&key);

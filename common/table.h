@@ -80,7 +80,7 @@ enum table_result table_lookup(struct table *t, const char *key, struct buf *val
  * unless it is the first character. Forms needing a domain are skipped for an address without one; forms
  * without an extension are skipped when there is none. The first form found wins; an error stops the search
  * (a temporary failure must not fall through to a less specific entry). matched, if not NULL, receives the key
- * that was found. */
+ * that was found (lowercased, as stored). */
 enum table_result table_lookup_addr(struct table *t, const char *addr, const char *delims, unsigned flags,
                                     struct buf *value, struct buf *matched);
 
