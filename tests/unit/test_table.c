@@ -362,7 +362,7 @@ static void test_addr_order(void **state)
 		assert_null(compile(f, buf_cstr(&text), TABLE_POSTMAP, NULL, NULL));
 		buf_free(&text);
 		struct table *t = open_ok(f);
-		char val[4];
+		char val[16];
 		snprintf(val, sizeof(val), "%d", first + 1);
 		expect_addr(t, "User+Ext@Domain.TEST", "+", all, keys[first], val);
 		table_close(&t);
