@@ -298,6 +298,8 @@ static struct dns_result *build_result(const struct dns_query *q, int status, co
 {
 	struct dns_result *r = result_new(q->type, q->name);
 
+	if (status == ARES_SUCCESS && (abuf == NULL || alen <= 0))
+		status = ARES_EBADRESP;
 	if (status == ARES_SUCCESS) {
 		switch (q->type) {
 		case DNS_MX: status = parse_mx(r, abuf, alen); break;
@@ -315,6 +317,34 @@ static struct dns_result *build_result(const struct dns_query *q, int status, co
 	else
 		result_fail(r, status_of(status), ares_strerror(status));
 	return r;
+}
+
+struct dns_result *dns_result_from_reply(enum dns_type type, const char *name, const unsigned char *reply,
+                                         size_t len)
+{
+	struct dns_query q = { .type = type, .name = (char *)name };
+	int rcode;
+
+	if (type == DNS_PTR) {
+		if (inet_pton(AF_INET, name, q.addr) == 1)
+			q.family = AF_INET;
+		else if (inet_pton(AF_INET6, name, q.addr) == 1)
+			q.family = AF_INET6;
+		else
+			q.family = AF_INET;	/* parse anyway; the address only fills a hostent field */
+	}
+	if (len < 12 || len > 65535)
+		return build_result(&q, ARES_EBADRESP, NULL, 0);
+	/* what c-ares does with the header before handing a reply to ares_query's callback */
+	rcode = reply[3] & 0x0f;
+	switch (rcode) {
+	case 0: return build_result(&q, ((reply[6] << 8) | reply[7]) ? ARES_SUCCESS : ARES_ENODATA, reply, (int)len);
+	case 2: return build_result(&q, ARES_ESERVFAIL, NULL, 0);
+	case 3: return build_result(&q, ARES_ENOTFOUND, NULL, 0);
+	case 4: return build_result(&q, ARES_ENOTIMP, NULL, 0);
+	case 5: return build_result(&q, ARES_EREFUSED, NULL, 0);
+	default: return build_result(&q, ARES_EFORMERR, NULL, 0);
+	}
 }
 
 /* ================================================================ query life cycle */

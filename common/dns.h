@@ -98,6 +98,11 @@ const char *dns_status_str(enum dns_status st);	/* "ok", "nxdomain", "nodata", "
 const char *dns_type_str(enum dns_type t);	/* "A", "MX", ... */
 bool dns_status_temporary(enum dns_status st);	/* TEMPFAIL or TIMEOUT: retry later, do not bounce */
 
+/* Turn a raw DNS reply (as received for a query of type about name) into a result, the way a live query
+ * does. For tests and the fuzzer: replies are the one input here that comes from the network. */
+struct dns_result *dns_result_from_reply(enum dns_type type, const char *name, const unsigned char *reply,
+                                         size_t len);
+
 /* The reverse-lookup name for an address ("4.3.2.1.in-addr.arpa", nibbles under ip6.arpa); false when addr
  * is not a numeric IPv4/IPv6 address. */
 bool dns_ptr_name(const char *addr, struct buf *out);

@@ -461,6 +461,135 @@ static void test_ptr_name(void **state)
 	buf_free(&b);
 }
 
+/* ---- replies built by hand: cases a dnsmasq cannot be made to produce ---- */
+
+struct msg {
+	unsigned char b[1024];
+	size_t len;
+};
+
+static void put(struct msg *m, const void *p, size_t n)
+{
+	assert_true(m->len + n <= sizeof(m->b));
+	memcpy(m->b + m->len, p, n);
+	m->len += n;
+}
+
+static void put16(struct msg *m, unsigned v)
+{
+	unsigned char x[2] = { (unsigned char)(v >> 8), (unsigned char)v };
+	put(m, x, 2);
+}
+
+static void put_name(struct msg *m, const char *name)
+{
+	while (*name) {
+		size_t n = strcspn(name, ".");
+		unsigned char l = (unsigned char)n;
+		put(m, &l, 1);
+		put(m, name, n);
+		name += n + (name[n] == '.');
+	}
+	put(m, "", 1);
+}
+
+/* header and question; answers follow with add_rr() */
+static void begin(struct msg *m, const char *qname, unsigned qtype, unsigned rcode, unsigned ancount)
+{
+	m->len = 0;
+	put16(m, 0x1234);
+	put16(m, 0x8180 | rcode);
+	put16(m, 1);
+	put16(m, ancount);
+	put16(m, 0);
+	put16(m, 0);
+	put_name(m, qname);
+	put16(m, qtype);
+	put16(m, 1);
+}
+
+static void add_rr(struct msg *m, unsigned type, const void *rdata, size_t n)
+{
+	put16(m, 0xc00c);	/* the question's name */
+	put16(m, type);
+	put16(m, 1);
+	put16(m, 0);
+	put16(m, 300);
+	put16(m, (unsigned)n);
+	put(m, rdata, n);
+}
+
+static void test_reply_parsing(void **state)
+{
+	(void)state;
+	struct msg m;
+	struct dns_result *r;
+
+	/* null MX (RFC 7505): one record, preference 0, root name */
+	begin(&m, "nomail.test", 15, 0, 1);
+	add_rr(&m, 15, "\0\0\0", 3);
+	r = dns_result_from_reply(DNS_MX, "nomail.test", m.b, m.len);
+	assert_int_equal(r->status, DNS_OK);
+	assert_int_equal(r->n, 1);
+	assert_string_equal(r->mx[0].host, "");
+	assert_int_equal(r->mx[0].pref, 0);
+	dns_result_free(&r);
+
+	/* TXT: an empty string, a NUL inside a string, and several strings in one record */
+	begin(&m, "t.test", 16, 0, 3);
+	add_rr(&m, 16, "\0", 1);
+	add_rr(&m, 16, "\3a\0b", 4);
+	add_rr(&m, 16, "\2ab\0\1c", 6);
+	r = dns_result_from_reply(DNS_TXT, "t.test", m.b, m.len);
+	assert_int_equal(r->status, DNS_OK);
+	assert_int_equal(r->n, 3);
+	assert_int_equal(r->txt[0].len, 0);
+	assert_string_equal(r->txt[0].text, "");
+	assert_int_equal(r->txt[0].nstrings, 1);
+	assert_int_equal(r->txt[1].len, 3);
+	assert_memory_equal(r->txt[1].text, "a\0b", 4);
+	assert_int_equal(r->txt[2].nstrings, 3);
+	assert_int_equal(r->txt[2].lens[1], 0);
+	assert_string_equal(r->txt[2].text, "abc");
+	dns_result_free(&r);
+
+	/* an A query answered with only a CNAME: the name exists, the type not */
+	begin(&m, "alias.test", 1, 0, 1);
+	add_rr(&m, 5, "\6target\4test\0", 13);
+	r = dns_result_from_reply(DNS_A, "alias.test", m.b, m.len);
+	assert_int_equal(r->status, DNS_NODATA);
+	dns_result_free(&r);
+
+	/* rcodes */
+	static const struct { unsigned rcode; enum dns_status st; } rc[] = {
+		{ 3, DNS_NXDOMAIN }, { 2, DNS_TEMPFAIL }, { 5, DNS_TEMPFAIL }, { 4, DNS_TEMPFAIL }, { 1, DNS_TEMPFAIL },
+	};
+	for (size_t i = 0; i < sizeof(rc) / sizeof(rc[0]); i++) {
+		begin(&m, "x.test", 15, rc[i].rcode, 0);
+		r = dns_result_from_reply(DNS_MX, "x.test", m.b, m.len);
+		assert_int_equal(r->status, rc[i].st);
+		assert_int_equal(r->n, 0);
+		dns_result_free(&r);
+	}
+	begin(&m, "x.test", 15, 0, 0);
+	r = dns_result_from_reply(DNS_MX, "x.test", m.b, m.len);
+	assert_int_equal(r->status, DNS_NODATA);
+	dns_result_free(&r);
+
+	/* garbage and truncation are temporary: the next reply may be fine */
+	begin(&m, "x.test", 1, 0, 1);
+	add_rr(&m, 1, "\1\2\3\4", 4);
+	for (size_t cut = 0; cut < m.len; cut++) {
+		r = dns_result_from_reply(DNS_A, "x.test", m.b, cut);
+		assert_true(dns_status_temporary(r->status));
+		dns_result_free(&r);
+	}
+	r = dns_result_from_reply(DNS_A, "x.test", m.b, m.len);
+	assert_int_equal(r->status, DNS_OK);
+	assert_int_equal(r->addr[0].u.v4.s_addr, htonl(0x01020304));
+	dns_result_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -474,6 +603,7 @@ int main(void)
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_bad_names_and_options),
 		cmocka_unit_test(test_ptr_name),
+		cmocka_unit_test(test_reply_parsing),
 	};
 	return cmocka_run_group_tests_name("dns", tests, start_dnsmasq, stop_dnsmasq);
 }
