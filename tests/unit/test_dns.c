@@ -60,13 +60,6 @@ static int start_dnsmasq(void **state)
 	char portarg[32], big[1800];
 	int port;
 
-	for (int i = 0; dnsmasq_paths[i]; i++)
-		if (access(dnsmasq_paths[i], X_OK) == 0)
-			dnsmasq_bin = dnsmasq_paths[i];
-	if (!dnsmasq_bin) {
-		fprintf(stderr, "dnsmasq is not installed: skipping the DNS tests that need a server\n");
-		return 0;
-	}
 	if ((port = free_port()) < 0)
 		return -1;
 	snprintf(portarg, sizeof(portarg), "--port=%d", port);
@@ -143,8 +136,7 @@ static int stop_dnsmasq(void **state)
 
 static void need_server(void)
 {
-	if (dnsmasq_pid <= 0)
-		skip();
+	assert_true(dnsmasq_pid > 0);
 }
 
 static struct dns_result *ask(enum dns_type type, const char *name)
@@ -592,7 +584,7 @@ static void test_reply_parsing(void **state)
 
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
+	const struct CMUnitTest with_server[] = {
 		cmocka_unit_test(test_mx_order),
 		cmocka_unit_test(test_txt),
 		cmocka_unit_test(test_txt_over_tcp),
@@ -600,10 +592,24 @@ int main(void)
 		cmocka_unit_test(test_ptr),
 		cmocka_unit_test(test_nxdomain_nodata),
 		cmocka_unit_test(test_async_and_cancel),
+	};
+	const struct CMUnitTest standalone[] = {
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_bad_names_and_options),
 		cmocka_unit_test(test_ptr_name),
 		cmocka_unit_test(test_reply_parsing),
 	};
-	return cmocka_run_group_tests_name("dns", tests, start_dnsmasq, stop_dnsmasq);
+	int failed = 0;
+
+	for (int i = 0; dnsmasq_paths[i]; i++)
+		if (access(dnsmasq_paths[i], X_OK) == 0)
+			dnsmasq_bin = dnsmasq_paths[i];
+	/* Not cmocka's skip(): its TAP output says "not ok ... # SKIP", which runners count as a failure. */
+	if (dnsmasq_bin)
+		failed += cmocka_run_group_tests_name("dns (dnsmasq)", with_server, start_dnsmasq, stop_dnsmasq);
+	else
+		fprintf(stderr, "dnsmasq is not installed: SKIPPING %zu DNS tests that need a server "
+		                "(apt-get install dnsmasq-base)\n", sizeof(with_server) / sizeof(with_server[0]));
+	failed += cmocka_run_group_tests_name("dns", standalone, NULL, NULL);
+	return failed;
 }
