@@ -40,7 +40,7 @@ static int map_compile(int argc, char **argv)
 		fprintf(stderr, "postern map: warning: %.*s\n", (int)(nl - w + (*nl != '\n')), w);
 	}
 	if (rc == 0)
-		printf("%s.lmdb: %zu keys\n", file, count);
+		printf("%s.lmdb: %zu key%s\n", file, count, count == 1 ? "" : "s");
 	buf_free(&err);
 	buf_free(&warn);
 	return rc;

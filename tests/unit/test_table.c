@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -418,6 +419,66 @@ static void test_parse_only(void **state)
 	buf_free(&err);
 }
 
+/* Run the real `postern` next to this test binary (BUILD/tests/test_table -> BUILD/bin/postern); returns the exit
+ * status, stdout+stderr in out. */
+static int run_postern(const char *args, struct buf *out)
+{
+	char exe[512], cmd[2048], line[512];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	assert_true(n > 0);
+	exe[n] = '\0';
+	*strrchr(exe, '/') = '\0';
+	snprintf(cmd, sizeof(cmd), "%s/../bin/postern %s 2>&1", exe, args);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	buf_reset(out);
+	while (fgets(line, sizeof(line), p))
+		buf_puts(out, line);
+	int st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_cli(void **state)
+{
+	struct fx *f = *state;
+	struct buf out = BUF_INIT(BUF_NOLIMIT);
+	char args[512];
+
+	write_file(f->src, "Alice@Example.com  alice@backend\nalice@example.com again\n");
+	snprintf(args, sizeof(args), "map compile %s", f->src);
+	assert_int_equal(run_postern(args, &out), 0);
+	assert_non_null(strstr(buf_cstr(&out), ":2: duplicate key"));
+	assert_non_null(strstr(buf_cstr(&out), ".lmdb: 1 key\n"));
+
+	snprintf(args, sizeof(args), "map get %s ALICE@example.COM", f->src);
+	assert_int_equal(run_postern(args, &out), 0);
+	assert_string_equal(buf_cstr(&out), "again\n");
+	snprintf(args, sizeof(args), "map get %s bob@example.com", f->src);
+	assert_int_equal(run_postern(args, &out), 1);
+	assert_string_equal(buf_cstr(&out), "");
+
+	/* aliases syntax, and an error naming file and line with a non-zero status other than 1 */
+	write_file(f->src, "root: admin\nbroken line\n");
+	snprintf(args, sizeof(args), "map compile %s --aliases", f->src);
+	int rc = run_postern(args, &out);
+	assert_true(rc != 0 && rc != 1);
+	char want[256];
+	snprintf(want, sizeof(want), "%s:2: ", f->src);
+	assert_non_null(strstr(buf_cstr(&out), want));
+	write_file(f->src, "root: admin, \"|/bin/prog arg\"\n");
+	assert_int_equal(run_postern(args, &out), 0);
+	snprintf(args, sizeof(args), "map get %s.lmdb root", f->src);
+	assert_int_equal(run_postern(args, &out), 0);
+	assert_string_equal(buf_cstr(&out), "admin, \"|/bin/prog arg\"\n");
+
+	/* a missing table is an error, not "not found" */
+	snprintf(args, sizeof(args), "map get %s/none key", f->dir);
+	rc = run_postern(args, &out);
+	assert_true(rc != 0 && rc != 1);
+	assert_true(run_postern("map frobnicate", &out) != 0);
+	buf_free(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -431,6 +492,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_permissions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_addr_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parse_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cli, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("table", tests, NULL, NULL);
 }
