@@ -84,7 +84,8 @@ struct dns *dns_new(struct event_base *base, const struct dns_options *opt, stru
 /* Pending queries are dropped without their callbacks being called. */
 void dns_free(struct dns **d);
 
-/* Start a lookup; for DNS_PTR, name is an IPv4 or IPv6 address. The handle is valid until the callback has
+/* Start a lookup; for DNS_PTR, name is an IPv4 or IPv6 address. Names must be ASCII (internationalized domains
+ * as A-labels, "xn--..."): anything else is DNS_BADNAME. The handle is valid until the callback has
  * been called or the query cancelled. */
 struct dns_query *dns_query(struct dns *d, enum dns_type type, const char *name, dns_callback *cb, void *arg);
 /* The callback will not be called; the handle is cleared. */
