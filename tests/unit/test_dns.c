@@ -332,7 +332,7 @@ static void test_timeout(void **state)
 	double took = now() - t0;
 	assert_int_equal(r->status, DNS_TIMEOUT);
 	assert_true(dns_status_temporary(r->status));
-	assert_true(took >= 0.35 && took < 1.5);
+	assert_true(took >= 0.35 && took < 2.5);	/* the deadline, not c-ares's own slower schedule */
 	dns_result_free(&r);
 	close(s);
 
@@ -342,7 +342,7 @@ static void test_timeout(void **state)
 	t0 = now();
 	r = dns_lookup(&opt, DNS_A, "example.test");
 	assert_true(dns_status_temporary(r->status));
-	assert_true(now() - t0 < 1.5);
+	assert_true(now() - t0 < 2.5);
 	dns_result_free(&r);
 }
 
