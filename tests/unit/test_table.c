@@ -199,7 +199,7 @@ static void test_errors(void **state)
 	expect_error(f, "\"\": x\n", TABLE_ALIASES, "1", "empty key");
 	expect_error(f, ": x\n", TABLE_ALIASES, "1", "empty key");
 	memset(longkey, 'k', 512);
-	strcpy(longkey + 512, " v\n");
+	memcpy(longkey + 512, " v\n", 4);
 	expect_error(f, longkey, TABLE_POSTMAP, "1", "longer than 511");
 	longkey[511] = ' ';	/* exactly 511 bytes is fine */
 	assert_null(compile(f, longkey, TABLE_POSTMAP, NULL, NULL));
