@@ -314,6 +314,28 @@ static void test_nxdomain_nodata(void **state)
 	dns_result_free(&r);
 }
 
+/* The first nameserver never answers: the lookup moves on to the second within the deadline. */
+static void test_failover(void **state)
+{
+	(void)state;
+	need_server();
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int s = socket(AF_INET, SOCK_DGRAM, 0);
+	char list[128];
+	assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(s, (struct sockaddr *)&a, &len), 0);
+	snprintf(list, sizeof(list), "127.0.0.1:%d, %s", ntohs(a.sin_port), servers);
+	struct dns_options opt = { list, 3000, 1 };
+	double t0 = now();
+	struct dns_result *r = dns_lookup(&opt, DNS_MX, "mx.test");
+	assert_int_equal(r->status, DNS_OK);
+	assert_int_equal(r->n, 5);
+	assert_true(now() - t0 < 2.9);
+	dns_result_free(&r);
+	close(s);
+}
+
 static void test_timeout(void **state)
 {
 	(void)state;
@@ -592,6 +614,7 @@ int main(void)
 		cmocka_unit_test(test_ptr),
 		cmocka_unit_test(test_nxdomain_nodata),
 		cmocka_unit_test(test_async_and_cancel),
+		cmocka_unit_test(test_failover),
 	};
 	const struct CMUnitTest standalone[] = {
 		cmocka_unit_test(test_timeout),

@@ -419,6 +419,50 @@ static void test_parse_only(void **state)
 	buf_free(&err);
 }
 
+/* A child recompiles the table over and over while we look up: every lookup must see a whole table, old or new,
+ * never an error or a missing key (what in-place writing would show). */
+static void test_concurrent_replace(void **state)
+{
+	struct fx *f = *state;
+	assert_null(compile(f, "k v0\nother x\n", TABLE_POSTMAP, NULL, NULL));
+	struct table *t = open_ok(f);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char text[64];
+		struct buf err = BUF_INIT(BUF_NOLIMIT);
+		for (int i = 1; i <= 60; i++) {
+			snprintf(text, sizeof(text), "k v%d\nother x\n", i);
+			write_file(f->src, text);
+			if (!table_compile(f->src, NULL, TABLE_POSTMAP, NULL, &err, NULL))
+				_exit(1);
+		}
+		_exit(0);
+	}
+	struct buf v = BUF_INIT(100);
+	int lookups = 0, changes = 0, status;
+	char last[16] = "v0";
+	for (;;) {
+		int done = waitpid(pid, &status, WNOHANG) == pid;
+		enum table_result r = table_lookup(t, "k", &v);
+		if (r != TABLE_FOUND)
+			fail_msg("lookup %d: result %d: %s", lookups, r, table_error(t));
+		assert_int_equal(buf_cstr(&v)[0], 'v');
+		if (strcmp(last, buf_cstr(&v)) != 0) {
+			changes++;
+			snprintf(last, sizeof(last), "%s", buf_cstr(&v));
+		}
+		lookups++;
+		if (done)
+			break;
+	}
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	expect(t, "k", "v60");
+	assert_true(changes >= 1);
+	buf_free(&v);
+	table_close(&t);
+}
+
 /* Run the real `postern` next to this test binary (BUILD/tests/test_table -> BUILD/bin/postern); returns the exit
  * status, stdout+stderr in out. */
 static int run_postern(const char *args, struct buf *out)
@@ -493,6 +537,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_addr_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parse_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cli, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_replace, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("table", tests, NULL, NULL);
 }
