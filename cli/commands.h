@@ -15,5 +15,6 @@ int cli_usage(const struct cli_command *cmd);	/* prints "usage: postern NAME USA
 const char *cli_instance_dir(const char *opt);
 
 int cmd_config(int argc, char **argv);	/* cli/cmd_config.c */
+int cmd_map(int argc, char **argv);	/* cli/cmd_map.c */
 
 #endif
