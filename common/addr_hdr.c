@@ -227,6 +227,14 @@ static enum addr_err addr_spec(const struct toks *v, size_t from, size_t to, uns
 			goto done;
 		}
 	}
+	/* obs-qtext lets control characters into quoted local parts; nothing downstream (SMTP envelopes, logs)
+	 * can carry them, so they are refused here rather than passed on */
+	for (size_t k = 0; k < local.len; k++) {
+		if ((unsigned char)local.data[k] < 32 || local.data[k] == 127) {
+			e = ADDR_ERR_LOCAL_SYNTAX;
+			goto done;
+		}
+	}
 	if ((e = addr_check_8bit(local.data, local.len, flags)) != ADDR_OK)
 		goto done;
 	if (i == to) {
@@ -293,6 +301,7 @@ static void mailbox_free(struct addr_mailbox *mb)
 	addr_free(&mb->a);
 	xfree(&mb->display);
 	xfree(&mb->group);
+	mb->nodomain = false;
 }
 
 void addr_list_free(struct addr_list *l)

@@ -509,6 +509,13 @@ static void test_header_errors(void **state)
 	addr_list_free(&l);
 	assert_int_equal(hdr("a>b@c", 0, &l), ADDR_ERR_LOCAL_SYNTAX);
 	addr_list_free(&l);
+	assert_int_equal(hdr("\"a\x01b\"@c", 0, &l), ADDR_ERR_LOCAL_SYNTAX);
+	addr_list_free(&l);
+	assert_int_equal(hdr("\"a\tb\"@c", 0, &l), ADDR_ERR_LOCAL_SYNTAX);
+	addr_list_free(&l);
+	assert_int_equal(hdr("\"a\r\n b\"@c", 0, &l), ADDR_OK);	/* folding inside quotes is unfolded */
+	want_mb(&l, 0, "\"a b\"@c", NULL, NULL);
+	addr_list_free(&l);
 
 	in = "ok@x, bad@@x";
 	assert_int_equal(addr_parse_header(in, strlen(in), 0, &l, &off), ADDR_ERR_DOMAIN_SYNTAX);
@@ -584,6 +591,12 @@ static void test_header_skip_bad(void **state)
 	want_mb(&l, 1, "in@x.test", NULL, "g");
 	want_mb(&l, 2, "after@x.test", NULL, NULL);
 	want_mb(&l, 3, "last@x.test", NULL, NULL);
+	addr_list_free(&l);
+	/* a skipped domainless entry leaves nothing behind for the next one */
+	assert_int_equal(hdr("x <a> b@c, d@e", ADDR_F_SKIP_BAD, &l), ADDR_OK);
+	assert_int_equal(l.n, 1);
+	want_mb(&l, 0, "d@e", NULL, NULL);
+	assert_false(l.v[0].nodomain);
 	addr_list_free(&l);
 	/* lexer failures cannot be skipped */
 	assert_int_equal(hdr("a@b, \"open, c@d", ADDR_F_SKIP_BAD, &l), ADDR_ERR_UNTERMINATED);
