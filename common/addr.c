@@ -4,6 +4,8 @@
 #include "addr_impl.h"
 
 #include <arpa/inet.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -118,6 +120,66 @@ static enum addr_err literal_parse(const char *d, size_t n, int *af, unsigned ch
 	return ok == 1 ? ADDR_OK : ADDR_ERR_LITERAL;
 }
 
+/* Length of the A-label ("xn--" + RFC 3492 Punycode) for a UTF-8 label already checked to be well-formed, so
+ * U-labels can be held to the 63-octet DNS limit. Case mapping and normalisation (IDNA2008 / UTS 46) are not
+ * applied: they do not change the length of the ASCII part and rarely that of the rest. */
+size_t addr_alabel_len(const char *s, size_t n)
+{
+	enum { BASE = 36, TMIN = 1, TMAX = 26, SKEW = 38, DAMP = 700 };
+	uint32_t *cp = xreallocarray(NULL, n ? n : 1, sizeof(*cp));
+	size_t ncp = 0, basic = 0, out, h;
+	uint64_t delta = 0, bias = 72, next = 128;
+
+	for (size_t i = 0; i < n;) {
+		unsigned char c = (unsigned char)s[i];
+		size_t k = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+		uint32_t v = k == 1 ? c : k == 2 ? (c & 0x1fu) : k == 3 ? (c & 0x0fu) : (c & 0x07u);
+		for (size_t j = 1; j < k && i + j < n; j++)
+			v = (v << 6) | ((unsigned char)s[i + j] & 0x3fu);
+		cp[ncp++] = v;
+		basic += v < 0x80;
+		i += k;
+	}
+	out = 4 + basic + (basic > 0);
+	for (h = basic; h < ncp;) {
+		uint64_t m = UINT32_MAX;
+		for (size_t i = 0; i < ncp; i++)
+			if (cp[i] >= next && cp[i] < m)
+				m = cp[i];
+		delta += (m - next) * (h + 1);
+		next = m;
+		for (size_t i = 0; i < ncp; i++) {
+			if (cp[i] < next)
+				delta++;
+			if (cp[i] != next)
+				continue;
+			uint64_t q = delta;
+			for (uint64_t k = BASE;; k += BASE) {
+				uint64_t t = k <= bias ? TMIN : k >= bias + TMAX ? TMAX : k - bias;
+				if (q < t)
+					break;
+				out++;
+				q = (q - t) / (BASE - t);
+			}
+			out++;
+			/* bias adaptation, RFC 3492 §6.1 */
+			uint64_t d = h == basic ? delta / DAMP : delta / 2, k = 0;
+			d += d / (h + 1);
+			while (d > ((BASE - TMIN) * TMAX) / 2) {
+				d /= BASE - TMIN;
+				k += BASE;
+			}
+			bias = k + (BASE - TMIN + 1) * d / (d + SKEW);
+			delta = 0;
+			h++;
+		}
+		delta++;
+		next++;
+	}
+	free(cp);
+	return out;
+}
+
 enum addr_err addr_domain_check(const char *d, size_t n, unsigned flags)
 {
 	enum addr_err e;
@@ -151,9 +213,8 @@ enum addr_err addr_domain_check(const char *d, size_t n, unsigned flags)
 		}
 		if (d[start] == '-' || d[end - 1] == '-')
 			return ADDR_ERR_DOMAIN_SYNTAX;
-		/* The 63-octet limit is on the DNS (A-label) form; a U-label's A-label length is not computed here,
-		 * so only ASCII labels are held to it (the 255-octet domain cap still bounds U-labels). */
-		if (ascii && ll > ADDR_LABEL_MAX)
+		/* The 63-octet limit is on the DNS form, so a U-label is measured as its A-label. */
+		if ((ascii ? ll : addr_alabel_len(d + start, ll)) > ADDR_LABEL_MAX)
 			return ADDR_ERR_LABEL_TOO_LONG;
 		start = end + 1;
 		if (end == n)

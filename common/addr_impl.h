@@ -16,6 +16,8 @@ void addr_build(struct addr *out, const char *local, size_t llen, const char *do
 /* UTF-8 policy for address bytes: malformed -> ADDR_ERR_BAD_UTF8, well-formed without ADDR_F_SMTPUTF8 ->
  * ADDR_ERR_NEED_SMTPUTF8. */
 enum addr_err addr_check_8bit(const char *p, size_t n, unsigned flags);
+/* Length of the A-label ("xn--" + Punycode) of a well-formed UTF-8 label of n bytes. */
+size_t addr_alabel_len(const char *s, size_t n);
 /* Any byte >= 0x80 in p[0..n). */
 bool addr_has_8bit(const void *p, size_t n);
 

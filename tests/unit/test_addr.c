@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "addr.h"
+#include "addr_impl.h"
 
 struct path_case {
 	const char *in;
@@ -224,6 +225,17 @@ static void test_lengths(void **state)
 		memcpy(ul + 2 * i, "\xc3\xa9", 2);
 	ul[60] = '\0';
 	assert_int_equal(parse_fmt(U, "<a@%s.example>", ul), ADDR_OK);
+	/* ...but an A-label over 63 is: 55 x 'a' + e-acute is "xn--" + 59 = 63 octets, 56 x 'a' gives 64 */
+	char *a55 = repeat('a', 55), *a56 = repeat('a', 56);
+	assert_int_equal(parse_fmt(U, "<u@%s\xc3\xa9.example>", a55), ADDR_OK);
+	assert_int_equal(parse_fmt(U, "<u@%s\xc3\xa9.example>", a56), ADDR_ERR_LABEL_TOO_LONG);
+	/* 22 CJK characters are 66 UTF-8 octets but a 28-octet A-label */
+	char cjk[100];
+	for (int i = 0; i < 22; i++)
+		memcpy(cjk + 3 * i, "\xe4\xbe\x8b", 3);
+	cjk[66] = '\0';
+	assert_int_equal(parse_fmt(U, "<u@%s.example>", cjk), ADDR_OK);
+	free(a55); free(a56);
 	free(l64); free(l65); free(d63); free(d64); free(q63); free(big);
 }
 
@@ -361,6 +373,17 @@ static void test_utf8(void **state)
 	assert_false(addr_utf8_valid("\xe2\x82\xac", 2));         /* length cuts the sequence */
 	assert_false(addr_utf8_valid("\xe2\x28\xa1", 3));         /* bad continuation */
 	assert_false(addr_utf8_valid("\x80", 1));
+}
+
+static void test_alabel(void **state)
+{
+	(void)state;
+	/* expected values from RFC 3492 / Python's punycode codec: len("xn--" + punycode) */
+	assert_int_equal(addr_alabel_len("b\xc3\xbc" "cher", 7), 13);                 /* xn--bcher-kva */
+	assert_int_equal(addr_alabel_len("\xe4\xbe\x8b\xe5\xad\x90", 6), 11);      /* xn--fsqu00a */
+	assert_int_equal(addr_alabel_len("m\xc3\xbcnchen", 8), 14);                  /* xn--mnchen-3ya */
+	assert_int_equal(addr_alabel_len("\xf0\x9f\x98\x80", 4), 8);              /* xn--e28h (U+1F600) */
+	assert_int_equal(addr_alabel_len("\xf4\x8f\xbf\xbf", 4), 9);                  /* xn--dn32g */
 }
 
 static void test_replies(void **state)
@@ -613,6 +636,7 @@ int main(void)
 		cmocka_unit_test(test_cmd),
 		cmocka_unit_test(test_eq_and_ext),
 		cmocka_unit_test(test_utf8),
+		cmocka_unit_test(test_alabel),
 		cmocka_unit_test(test_replies),
 		cmocka_unit_test(test_header_basic),
 		cmocka_unit_test(test_header_errors),
