@@ -563,7 +563,7 @@ static const char *const addr_errs[ADDR_ERR_COUNT] = {
 	[ADDR_ERR_BAD_UTF8] = "malformed UTF-8 in address",
 	[ADDR_ERR_NEED_SMTPUTF8] = "non-ASCII address requires SMTPUTF8",
 	[ADDR_ERR_COMMENT_DEPTH] = "comments nested too deeply",
-	[ADDR_ERR_UNTERMINATED] = "unterminated quote, comment, literal or group",
+	[ADDR_ERR_UNTERMINATED] = "unterminated quote, comment, literal or angle address",
 };
 
 const char *addr_strerror(enum addr_err e)

@@ -8,7 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* RFC 5321 §4.5.3.1 limits, in octets. The path limit counts the angle brackets. */
+/* RFC 5321 §4.5.3.1 limits, in octets. The path limit counts the angle brackets. A UTF-8 label (U-label) is held
+ * to the label limit in its DNS form: the length of its "xn--" Punycode A-label. */
 #define ADDR_LOCAL_MAX 64
 #define ADDR_DOMAIN_MAX 255
 #define ADDR_LABEL_MAX 63
@@ -39,7 +40,7 @@ enum addr_err {
 	ADDR_ERR_BAD_UTF8,       /* malformed UTF-8 (overlong, surrogate, truncated, > U+10FFFF) */
 	ADDR_ERR_NEED_SMTPUTF8,  /* valid UTF-8 but ADDR_F_SMTPUTF8 not set: 553 5.6.7 */
 	ADDR_ERR_COMMENT_DEPTH,  /* header: comments nested deeper than ADDR_COMMENT_DEPTH */
-	ADDR_ERR_UNTERMINATED,   /* header: unclosed quote, comment, literal, angle address or group */
+	ADDR_ERR_UNTERMINATED,   /* header: unclosed quote, comment, literal or angle address */
 	ADDR_ERR_COUNT
 };
 

@@ -496,6 +496,53 @@ static void test_header_basic(void **state)
 	addr_list_free(&l);
 }
 
+/* The examples of RFC 5322 appendix A. */
+static void test_header_rfc_examples(void **state)
+{
+	(void)state;
+	struct addr_list l = ADDR_LIST_INIT;
+
+	assert_int_equal(hdr("Mary Smith <mary@x.test>, jdoe@example.org, Who? <one@y.test>", 0, &l), ADDR_OK);
+	assert_int_equal(l.n, 3);
+	want_mb(&l, 0, "mary@x.test", "Mary Smith", NULL);
+	want_mb(&l, 1, "jdoe@example.org", NULL, NULL);
+	want_mb(&l, 2, "one@y.test", "Who?", NULL);
+	addr_list_free(&l);
+
+	assert_int_equal(hdr("<boss@nil.test>, \"Giant; \\\"Big\\\" Box\" <sysservices@example.net>", 0, &l), ADDR_OK);
+	want_mb(&l, 0, "boss@nil.test", NULL, NULL);
+	want_mb(&l, 1, "sysservices@example.net", "Giant; \"Big\" Box", NULL);
+	addr_list_free(&l);
+
+	assert_int_equal(hdr("Pete(A nice \\) chap) <pete(his account)@silly.test(his host)>", 0, &l), ADDR_OK);
+	want_mb(&l, 0, "pete@silly.test", "Pete", NULL);
+	addr_list_free(&l);
+
+	assert_int_equal(hdr("A Group(Some people)\r\n     :Chris Jones <c@(Chris's host.)public.example>,\r\n"
+	                     "         joe@example.org,\r\n  John <jdoe@one.test> (my dear friend); (the end of the group)",
+	                     0, &l), ADDR_OK);
+	assert_int_equal(l.n, 3);
+	want_mb(&l, 0, "c@public.example", "Chris Jones", "A Group");
+	want_mb(&l, 1, "joe@example.org", NULL, "A Group");
+	want_mb(&l, 2, "jdoe@one.test", "John", "A Group");
+	addr_list_free(&l);
+
+	assert_int_equal(hdr("(Empty list)(start)Hidden recipients  :(nobody(that I know))  ;", 0, &l), ADDR_OK);
+	assert_int_equal(l.n, 0);
+	assert_int_equal(l.groups, 1);
+	addr_list_free(&l);
+
+	assert_int_equal(hdr("Mary Smith <@node.test:mary@example.net>, , jdoe@test  . example", 0, &l), ADDR_OK);
+	assert_int_equal(l.n, 2);
+	want_mb(&l, 0, "mary@example.net", "Mary Smith", NULL);
+	want_mb(&l, 1, "jdoe@test.example", NULL, NULL);
+	addr_list_free(&l);
+
+	assert_int_equal(hdr("Joe Q. Public <john.q.public@example.com>", 0, &l), ADDR_OK);
+	want_mb(&l, 0, "john.q.public@example.com", "Joe Q. Public", NULL);
+	addr_list_free(&l);
+}
+
 static void test_header_errors(void **state)
 {
 	(void)state;
@@ -627,6 +674,62 @@ static void test_header_skip_bad(void **state)
 	addr_list_free(&l);
 }
 
+/* Every proper prefix of a valid input, each in an exact-size heap copy so ASan sees any read past the end:
+ * envelope prefixes must all fail (a path is only complete at its '>'), header prefixes must not crash. */
+static void test_prefixes(void **state)
+{
+	(void)state;
+	static const char *const cmds[] = {
+		"FROM:<@a.example,@b.example:\"j\\\"d\"@[IPv6:2001:db8::1]> SIZE=1",
+		"FROM:<user+tag@sub.example.org> BODY=8BITMIME",
+		"FROM:<u@[192.0.2.1]>",
+		"FROM:<j\xc3\xb6rg@b\xc3\xbc" "cher.example>",
+	};
+	static const char *const hdrs[] = {
+		"John (a (nested) comment) Q. Public <@r.example:john.q@Example.COM>, \"Q, N\" <c@d>, g: e@f;, i@[1.2.3.4]",
+		"\"a\" . b @ x.test, undisclosed-recipients:;, J\xc3\xb6rg <j\xc3\xb6rg@x.test>",
+	};
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		size_t len = strlen(cmds[i]);
+		size_t pathlen = (size_t)(strchr(cmds[i], '>') - cmds[i]) + 1;
+		for (size_t n = 0; n <= len; n++) {
+			char *p = malloc(n ? n : 1);
+			memcpy(p, cmds[i], n);
+			struct addr a;
+			size_t off;
+			enum addr_err e = addr_parse_cmd(p, n, "FROM", ADDR_F_SMTPUTF8, &a, &off);
+			if (n < pathlen)
+				assert_int_not_equal(e, ADDR_OK);
+			else
+				assert_int_equal(e, ADDR_OK);
+			addr_free(&a);
+			/* the path alone, without "FROM:" */
+			if (n > 5) {
+				e = addr_parse_path(p + 5, n - 5, ADDR_F_SMTPUTF8, &a);
+				assert_true(n < pathlen ? e != ADDR_OK : (n == pathlen ? e == ADDR_OK : e != ADDR_OK));
+				addr_free(&a);
+			}
+			free(p);
+		}
+	}
+	for (size_t i = 0; i < sizeof(hdrs) / sizeof(hdrs[0]); i++) {
+		size_t len = strlen(hdrs[i]);
+		for (size_t n = 0; n <= len; n++) {
+			char *p = malloc(n ? n : 1);
+			memcpy(p, hdrs[i], n);
+			struct addr_list l = ADDR_LIST_INIT;
+			size_t off = 0;
+			enum addr_err e = addr_parse_header(p, n, ADDR_F_SMTPUTF8, &l, &off);
+			if (e != ADDR_OK)
+				assert_true(off <= n);
+			if (n == len)
+				assert_int_equal(e, ADDR_OK);
+			addr_list_free(&l);
+			free(p);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -639,9 +742,11 @@ int main(void)
 		cmocka_unit_test(test_alabel),
 		cmocka_unit_test(test_replies),
 		cmocka_unit_test(test_header_basic),
+		cmocka_unit_test(test_header_rfc_examples),
 		cmocka_unit_test(test_header_errors),
 		cmocka_unit_test(test_header_depth),
 		cmocka_unit_test(test_header_skip_bad),
+		cmocka_unit_test(test_prefixes),
 	};
 	return cmocka_run_group_tests_name("addr", tests, NULL, NULL);
 }
