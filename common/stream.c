@@ -298,45 +298,53 @@ static size_t buffered(const struct stream *s)
 	return s->rbuf.len - s->rpos;
 }
 
+/* Appends what fits under maxlen (and line's own cap); the first refusal marks the line too long for good. */
+static void line_add(struct buf *line, const char *p, size_t n, size_t maxlen, bool *toolong)
+{
+	size_t room, take;
+
+	if (*toolong || n == 0)
+		return;
+	room = maxlen - line->len;
+	take = n < room ? n : room;
+	if (!buf_append(line, p, take) || take < n)
+		*toolong = true;
+}
+
 enum stream_result stream_read_line(struct stream *s, struct buf *line, size_t maxlen)
 {
 	bool toolong = false;
-	char last = 0;		/* the byte before LF, even when the stored line was cut */
-	size_t keep = maxlen == SIZE_MAX ? SIZE_MAX : maxlen + 1;	/* room for a CR that may precede LF */
+	bool cr_held = false;	/* a CR ended the bytes seen so far: line end if LF follows, else content */
 	enum stream_result r;
 
 	buf_reset(line);
 	s->eol = STREAM_EOL_NONE;
 	for (;;) {
-		if (buffered(s) == 0 && (r = fill(s)) != STREAM_OK)
+		if (buffered(s) == 0 && (r = fill(s)) != STREAM_OK) {
+			if (cr_held)
+				line_add(line, "\r", 1, maxlen, &toolong);
 			return r;
+		}
 		const char *start = s->rbuf.data + s->rpos;
 		size_t avail = buffered(s);
 		const char *nl = memchr(start, '\n', avail);
 		size_t take = nl ? (size_t)(nl - start) : avail;
 
-		if (take > 0)
-			last = start[take - 1];
-		if (!toolong) {
-			size_t room = keep - line->len;
-			size_t n = take < room ? take : room;
-
-			if (!buf_append(line, start, n) || n < take)
-				toolong = true;
+		if (take > 0 && cr_held) {
+			line_add(line, "\r", 1, maxlen, &toolong);
+			cr_held = false;
+		}
+		if (take > 0 && start[take - 1] == '\r') {
+			cr_held = true;
+			line_add(line, start, take - 1, maxlen, &toolong);
+		} else {
+			line_add(line, start, take, maxlen, &toolong);
 		}
 		s->rpos += take + (nl ? 1 : 0);
 		if (nl == NULL)
 			continue;
-		s->eol = last == '\r' && (line->len > 0 || toolong) ? STREAM_EOL_CRLF : STREAM_EOL_LF;
-		if (!toolong && s->eol == STREAM_EOL_CRLF)
-			buf_truncate(line, line->len - 1);
-		if (line->len > maxlen)
-			toolong = true;
-		if (toolong) {
-			buf_truncate(line, maxlen);
-			return STREAM_TOOLONG;
-		}
-		return STREAM_OK;
+		s->eol = cr_held ? STREAM_EOL_CRLF : STREAM_EOL_LF;
+		return toolong ? STREAM_TOOLONG : STREAM_OK;
 	}
 }
 

@@ -76,7 +76,12 @@ SSL_CTX *tls_server_ctx_new(const char *cert_chain_file, const char *key_file, s
 		goto fail;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
-		(void)buf_printf(err, "private key %s: ", key_file);
+		/* OpenSSL notices a key of another certificate here already; say it in words an admin acts on. */
+		if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
+			(void)buf_printf(err, "private key %s does not match certificate %s: ", key_file,
+					 cert_chain_file);
+		else
+			(void)buf_printf(err, "private key %s: ", key_file);
 		goto fail;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
