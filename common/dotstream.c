@@ -22,13 +22,20 @@ void dot_decoder_init(struct dot_decoder *d, enum dot_bare_policy policy, size_t
 	d->max_size = max_size;
 }
 
+/* Stores exactly the first max_size message bytes (and no more than out's cap), whatever the chunking. */
 static void emit(struct dot_decoder *d, struct buf *out, const void *p, size_t n)
 {
+	size_t room = n;
+
+	if (!(d->flags & DOT_F_TOO_BIG)) {
+		if (d->max_size && d->max_size - d->out_bytes < room)
+			room = (size_t)(d->max_size - d->out_bytes);
+		if (out->max - out->len < room)
+			room = out->max - out->len;
+		if (!buf_append(out, p, room) || room < n)
+			d->flags |= DOT_F_TOO_BIG;
+	}
 	d->out_bytes += n;
-	if (d->flags & DOT_F_TOO_BIG)
-		return;
-	if ((d->max_size && d->out_bytes > d->max_size) || !buf_append(out, p, n))
-		d->flags |= DOT_F_TOO_BIG;
 }
 
 static void count(struct dot_decoder *d, size_t n)

@@ -256,7 +256,8 @@ static void test_size_limit(void **state)
 	assert_int_equal(r.consumed, 20);
 	assert_int_equal(r.flags, DOT_F_TOO_BIG);
 	assert_true(r.failed);
-	assert_true(r.out.len <= 10);
+	assert_int_equal(r.out.len, 10);	/* exactly the first max_size bytes, however it was fed */
+	assert_memory_equal(r.out.data, "123456789\r", 10);
 	assert_int_equal(r.out_bytes, 17);
 	buf_free(&r.out);
 
@@ -268,6 +269,7 @@ static void test_size_limit(void **state)
 	assert_int_equal(dot_decode(&d, S("abcdef\r\n.\r\n"), &small, &used), DOT_END);
 	assert_true(dot_decoder_failed(&d));
 	assert_true(d.flags & DOT_F_TOO_BIG);
+	assert_string_equal(buf_cstr(&small), "abcd");
 	buf_free(&small);
 }
 
