@@ -627,6 +627,12 @@ static void test_starttls(void **state)
 	assert_int_equal(stream_bytes_out(p.s), out_before + 12);	/* application bytes, not TLS records */
 	assert_int_equal(stream_read_line(p.s, &line, 512), STREAM_OK);
 	assert_string_equal(buf_cstr(&line), "250 TLSv1.3 EHLO after");
+	/* TLS reads honour the read timeout too (the server now waits for us to close) */
+	stream_set_timeouts(p.s, 150, 5000);
+	int64_t t0 = ms_now();
+	assert_int_equal(stream_read_line(p.s, &line, 512), STREAM_TIMEOUT);
+	assert_true(ms_now() - t0 >= 140);
+	assert_int_equal(stream_pending(p.s), 0);
 	/* already TLS */
 	assert_int_equal(stream_starttls_client(p.s, cctx, "mail.example.test"), STREAM_ERROR);
 	pair_close(&p);
