@@ -699,6 +699,18 @@ static void test_tls_handshake_timeout_and_garbage(void **state)
 	assert_true(ms_now() - t0 >= 190);
 	pair_close(&p);
 
+	/* client side of STARTTLS injection: a server that sends more after its 220 is refused */
+	struct buf line = BUF_INIT(BUF_NOLIMIT);
+	pair_open(&p, 1000, 1000);
+	put(p.peer, S("220 go ahead\r\n250 injected\r\n"));
+	assert_int_equal(stream_read_line(p.s, &line, 512), STREAM_OK);
+	assert_int_equal(stream_starttls_client(p.s, cctx, "mail.example.test"), STREAM_ERROR);
+	assert_non_null(strstr(stream_error_text(p.s), "unexpected"));
+	assert_false(stream_is_tls(p.s));
+	assert_int_equal(stream_pending(p.s), 0);
+	buf_free(&line);
+	pair_close(&p);
+
 	pair_open(&p, 1000, 1000);
 	put(p.peer, S("this is not a TLS record at all, just plain text\r\n"));
 	/* nothing buffered yet on our side, so the server handshake starts and reads the garbage */
