@@ -678,6 +678,39 @@ static void test_implicit_tls_wrong_name(void **state)
 	pair_close(&p);
 	reap(pid);
 	tls_ctx_free(&cctx);
+
+	/* a TLS 1.2-only client gets a forward-secret AEAD suite */
+	cctx = tls_client_ctx_new(tf.cert, &err);
+	SSL_CTX_set_max_proto_version(cctx, TLS1_2_VERSION);
+	pid = start_server(&p, true);
+	assert_int_equal(stream_starttls_client(p.s, cctx, "mail.example.test"), STREAM_OK);
+	const char *proto, *cipher;
+	int bits;
+	assert_true(stream_tls_info(p.s, &proto, &cipher, &bits));
+	assert_string_equal(proto, "TLSv1.2");
+	assert_non_null(strstr(cipher, "ECDHE-ECDSA"));
+	assert_true(strstr(cipher, "GCM") != NULL || strstr(cipher, "CHACHA20") != NULL);
+	stream_puts(p.s, "EHLO after\r\n");
+	assert_int_equal(stream_flush(p.s), STREAM_OK);
+	assert_int_equal(stream_read_line(p.s, &line, 512), STREAM_OK);
+	assert_string_equal(buf_cstr(&line), "250 TLSv1.2 EHLO after");
+	pair_close(&p);
+	reap(pid);
+	tls_ctx_free(&cctx);
+
+	/* TLS 1.1 is refused */
+	cctx = tls_client_ctx_new(tf.cert, &err);
+	SSL_CTX_set_min_proto_version(cctx, TLS1_VERSION);
+	SSL_CTX_set_max_proto_version(cctx, TLS1_1_VERSION);
+	SSL_CTX_set_security_level(cctx, 0);
+	pid = start_server(&p, true);
+	assert_int_equal(stream_starttls_client(p.s, cctx, "mail.example.test"), STREAM_ERROR);
+	pair_close(&p);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 15);	/* the server's handshake failed */
+	tls_ctx_free(&cctx);
 	buf_free(&err);
 	buf_free(&line);
 }
