@@ -33,6 +33,8 @@ struct stream {
 	size_t rpos;
 	struct buf wbuf;
 	int read_ms, write_ms;
+	bool per_call;		/* timeouts bound whole calls (stream_set_deadline_mode) */
+	int64_t call_deadline;	/* monotonic ms when the current call must end; 0: none */
 	enum stream_result werr;	/* sticky write failure, STREAM_OK when none */
 	enum stream_eol eol;
 	uint64_t bytes_in, bytes_out;
@@ -133,12 +135,14 @@ static enum stream_result wait_fd(struct stream *s, short events, int timeout_ms
 	int64_t deadline = timeout_ms < 0 ? 0 : now_ms() + timeout_ms;
 	struct pollfd pfd;
 
+	if (s->call_deadline && (deadline == 0 || s->call_deadline < deadline))
+		deadline = s->call_deadline;
 	for (;;) {
 		int left = -1, n;
 
-		if (timeout_ms >= 0) {
+		if (deadline) {
 			int64_t d = deadline - now_ms();
-			left = d < 0 ? 0 : (int)d;
+			left = d < 0 ? 0 : d > INT32_MAX ? INT32_MAX : (int)d;
 		}
 		pfd.fd = s->fd;
 		pfd.events = events;
@@ -147,7 +151,8 @@ static enum stream_result wait_fd(struct stream *s, short events, int timeout_ms
 		if (n > 0)
 			return STREAM_OK;	/* POLLERR/POLLHUP too: the next read or write reports what happened */
 		if (n == 0) {
-			set_err(s, "timeout after %d ms waiting to %s", timeout_ms, events & POLLIN ? "read" : "write");
+			set_err(s, "timeout waiting to %s (%s)", events & POLLIN ? "read" : "write",
+				deadline == s->call_deadline ? "whole-call deadline" : "no progress");
 			return STREAM_TIMEOUT;
 		}
 		if (errno != EINTR) {
@@ -155,6 +160,19 @@ static enum stream_result wait_fd(struct stream *s, short events, int timeout_ms
 			return STREAM_ERROR;
 		}
 	}
+}
+
+/* Entry of a public call that may wait: in deadline mode the whole call gets timeout_ms (+1 so that an active
+ * deadline is never 0, which means none). */
+static void begin_call(struct stream *s, int timeout_ms)
+{
+	s->call_deadline = s->per_call && timeout_ms >= 0 ? now_ms() + timeout_ms + 1 : 0;
+}
+
+void stream_set_deadline_mode(struct stream *s, bool on)
+{
+	s->per_call = on;
+	s->call_deadline = 0;
 }
 
 /* Wait as an OpenSSL call asked: WANT_READ and WANT_WRITE can each happen on either side of the stream
@@ -319,6 +337,7 @@ enum stream_result stream_read_line(struct stream *s, struct buf *line, size_t m
 
 	buf_reset(line);
 	s->eol = STREAM_EOL_NONE;
+	begin_call(s, s->read_ms);
 	for (;;) {
 		if (buffered(s) == 0 && (r = fill(s)) != STREAM_OK) {
 			if (cr_held)
@@ -353,6 +372,7 @@ enum stream_result stream_read_exact(struct stream *s, struct buf *out, size_t n
 	bool overflow = false;
 	enum stream_result r;
 
+	begin_call(s, s->read_ms);
 	while (n > 0) {
 		if (buffered(s) == 0 && (r = fill(s)) != STREAM_OK)
 			return r;
@@ -371,6 +391,7 @@ enum stream_result stream_peek(struct stream *s, const void **p, size_t *len)
 
 	*p = NULL;
 	*len = 0;
+	begin_call(s, s->read_ms);
 	if (buffered(s) == 0 && (r = fill(s)) != STREAM_OK)
 		return r;
 	*p = s->rbuf.data + s->rpos;
@@ -425,6 +446,7 @@ enum stream_result stream_flush(struct stream *s)
 		return s->werr;
 	if (s->wbuf.len == 0)
 		return STREAM_OK;
+	begin_call(s, s->write_ms);
 	r = io_write_all(s, s->wbuf.data, s->wbuf.len);
 	buf_reset(&s->wbuf);
 	if (r != STREAM_OK)
@@ -445,6 +467,7 @@ enum stream_result stream_write(struct stream *s, const void *p, size_t n)
 	if (buf_append(&s->wbuf, p, n))
 		return STREAM_OK;
 	/* Larger than the whole buffer: write it through rather than copy it in pieces. */
+	begin_call(s, s->write_ms);
 	r = io_write_all(s, p, n);
 	if (r != STREAM_OK)
 		s->werr = r;
@@ -484,6 +507,7 @@ static enum stream_result handshake(struct stream *s, const char *what)
 {
 	enum stream_result r;
 
+	begin_call(s, s->read_ms);
 	for (;;) {
 		int rc, e;
 

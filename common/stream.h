@@ -40,6 +40,9 @@ const char *stream_error_text(const struct stream *s);
 /* Milliseconds; STREAM_TIMEOUT_NONE waits forever. A timeout bounds each wait for the peer, so a call that
  * keeps making progress (a large BDAT chunk, a long RETR) is not cut off. */
 void stream_set_timeouts(struct stream *s, int read_ms, int write_ms);
+/* When on, the timeouts bound each whole call instead (Postfix smtpd_per_record_deadline): a peer that trickles
+ * one byte at a time cannot keep a line read or a flush going for longer than the timeout. */
+void stream_set_deadline_mode(struct stream *s, bool on);
 
 /* One line without its terminator into line (reset first). maxlen counts the bytes before CR LF (or LF).
  * A longer line gives STREAM_TOOLONG after the rest of it has been read and dropped up to its LF; line then

@@ -220,6 +220,51 @@ static void test_read_timeout(void **state)
 	pair_close(&p);
 }
 
+/* A peer trickling a byte every 40 ms: without deadline mode each wait sees progress and the line completes;
+ * with it the whole read_line call ends at the timeout. */
+static void test_deadline_mode(void **state)
+{
+	(void)state;
+	struct buf line = BUF_INIT(BUF_NOLIMIT);
+
+	for (int mode = 0; mode < 2; mode++) {
+		struct pair p;
+		pid_t pid;
+		int64_t t0, dt;
+
+		pair_open(&p, 300, 300);
+		stream_set_deadline_mode(p.s, mode == 1);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			for (int i = 0; i < 20; i++) {
+				struct timespec ts = { 0, 40 * 1000000L };
+				if (write(p.peer, "x", 1) != 1)
+					_exit(0);
+				nanosleep(&ts, NULL);
+			}
+			if (write(p.peer, "\r\n", 2) != 2)
+				_exit(0);
+			_exit(0);
+		}
+		t0 = ms_now();
+		enum stream_result r = stream_read_line(p.s, &line, 100);
+		dt = ms_now() - t0;
+		if (mode == 0) {
+			assert_int_equal(r, STREAM_OK);
+			assert_int_equal(line.len, 20);
+		} else {
+			assert_int_equal(r, STREAM_TIMEOUT);
+			assert_true(dt >= 290);
+			assert_true(dt < 700);
+			assert_non_null(strstr(stream_error_text(p.s), "deadline"));
+		}
+		pair_close(&p);
+		waitpid(pid, NULL, 0);
+	}
+	buf_free(&line);
+}
+
 static volatile sig_atomic_t alarms;
 static void on_alarm(int sig)
 {
@@ -763,6 +808,7 @@ int main(void)
 		cmocka_unit_test(test_line_limit),
 		cmocka_unit_test(test_read_timeout),
 		cmocka_unit_test(test_eintr),
+		cmocka_unit_test(test_deadline_mode),
 		cmocka_unit_test(test_pending_discard),
 		cmocka_unit_test(test_read_exact),
 		cmocka_unit_test(test_write_printf_counters),
