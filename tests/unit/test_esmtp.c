@@ -233,6 +233,26 @@ static void test_dsn_values(void **state)
 	big[ESMTP_ORCPT_MAX + 1] = '\0';
 	assert_int_equal(esmtp_orcpt(big, &t, &s), ESMTP_ERR_TOO_LONG);
 
+	/* RFC 6533 utf-8 type: \x{HEX} escapes and raw UTF-8 */
+	assert_int_equal(esmtp_orcpt("utf-8;j\\x{F6}rg@b\\x{FC}cher.example", &t, &s), ESMTP_OK);
+	assert_string_equal(t, "utf-8");
+	assert_string_equal(s, "j\xc3\xb6rg@b\xc3\xbc" "cher.example");
+	free(t); free(s);
+	assert_int_equal(esmtp_orcpt("UTF-8;\xe7\x94\xa8\\x{2B}\\x{1F600}@x", &t, &s), ESMTP_OK);
+	assert_string_equal(s, "\xe7\x94\xa8+\xf0\x9f\x98\x80@x");
+	free(t); free(s);
+	assert_int_equal(esmtp_orcpt("utf-8;a+2Bb@x", &t, &s), ESMTP_ERR_XTEXT);         /* xtext '+' not allowed */
+	assert_int_equal(esmtp_orcpt("utf-8;a\\x{D800}@x", &t, &s), ESMTP_ERR_XTEXT);  /* surrogate */
+	assert_int_equal(esmtp_orcpt("utf-8;a\\x{110000}@x", &t, &s), ESMTP_ERR_XTEXT);
+	assert_int_equal(esmtp_orcpt("utf-8;a\\x{0}@x", &t, &s), ESMTP_ERR_XTEXT);
+	assert_int_equal(esmtp_orcpt("utf-8;a\\x{0A}@x", &t, &s), ESMTP_ERR_XTEXT);    /* control */
+	assert_int_equal(esmtp_orcpt("utf-8;a\\x{1000000}@x", &t, &s), ESMTP_ERR_XTEXT);
+	assert_int_equal(esmtp_orcpt("utf-8;a\\x{F6@x", &t, &s), ESMTP_ERR_XTEXT);
+	assert_int_equal(esmtp_orcpt("utf-8;a\\y{F6}@x", &t, &s), ESMTP_ERR_XTEXT);
+	assert_int_equal(esmtp_orcpt("utf-8;a\\", &t, &s), ESMTP_ERR_XTEXT);
+	assert_int_equal(esmtp_orcpt("utf-8;a\xc3@x", &t, &s), ESMTP_ERR_XTEXT);       /* truncated UTF-8 */
+	assert_int_equal(esmtp_orcpt("rfc822;j\xc3\xb6rg@x", &t, &s), ESMTP_ERR_XTEXT); /* rfc822 is ASCII */
+
 	assert_int_equal(esmtp_auth("<>", &s), ESMTP_OK);
 	assert_string_equal(s, "");
 	free(s);
