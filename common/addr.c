@@ -10,7 +10,6 @@
 
 #include "alloc.h"
 #include "buf.h"
-#include "log.h"
 #include "str.h"
 
 bool addr_is_atext(unsigned char c)
