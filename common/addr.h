@@ -99,6 +99,8 @@ const char *addr_strerror(enum addr_err e);
  *   everything else, too long included -> 501 5.1.7 for the sender, 501 5.1.3 for a recipient (X.1.7 / X.1.3
  *     "bad ... address syntax": RFC 3463 has no separate length code and RFC 5321 §4.5.3.1.10 uses 501). */
 const char *addr_reply(enum addr_err e, enum addr_role role);
+/* Just the "501 5.1.3" part of addr_reply(), for replies that add their own text (e.g. the address). */
+const char *addr_status(enum addr_err e, enum addr_role role);
 
 /* ---- RFC 5322 header address lists (addr_hdr.c) ---- */
 

@@ -482,3 +482,17 @@ const char *esmtp_reply(enum esmtp_err e)
 {
 	return (unsigned)e < ESMTP_ERR_COUNT ? esmtp_errs[e][1] : "501 5.5.4 Invalid parameter";
 }
+
+const char *esmtp_status(enum esmtp_err e)
+{
+	switch (e) {
+	case ESMTP_OK:
+		return "250 2.0.0";
+	case ESMTP_ERR_UNKNOWN:
+		return "555 5.5.4";
+	case ESMTP_ERR_SIZE_OVERFLOW:
+		return "552 5.3.4";
+	default:
+		return "501 5.5.4";
+	}
+}

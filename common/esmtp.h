@@ -110,5 +110,7 @@ void esmtp_rcpt_free(struct esmtp_rcpt *r);
 const char *esmtp_strerror(enum esmtp_err e);
 /* Reply for smtpd: "501 5.5.4 ...", "555 5.5.4 ..." or "552 5.3.4 ..." as listed in the enum. */
 const char *esmtp_reply(enum esmtp_err e);
+/* Just the "501 5.5.4" part of esmtp_reply(). */
+const char *esmtp_status(enum esmtp_err e);
 
 #endif

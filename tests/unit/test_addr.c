@@ -401,6 +401,16 @@ static void test_replies(void **state)
 		assert_true(strlen(addr_reply(e, ADDR_ROLE_SENDER)) > 10);
 		assert_true(strlen(addr_reply(e, ADDR_ROLE_RECIPIENT)) > 10);
 	}
+	for (int e = 0; e < ADDR_ERR_COUNT; e++) {
+		for (int r = ADDR_ROLE_SENDER; r <= ADDR_ROLE_RECIPIENT; r++) {
+			const char *st = addr_status(e, r), *rep = addr_reply(e, r);
+			assert_int_equal(strlen(st), 9);
+			assert_int_equal(strncmp(st, rep, 9), 0);
+			assert_int_equal(rep[9], ' ');
+		}
+	}
+	assert_string_equal(addr_status(ADDR_ERR_BAD_UTF8, ADDR_ROLE_SENDER), "501 5.1.7");
+	assert_string_equal(addr_status(ADDR_ERR_DOMAIN_TOO_LONG, ADDR_ROLE_RECIPIENT), "501 5.1.3");
 	assert_string_equal(addr_strerror(ADDR_ERR_COUNT), "unknown address error");
 }
 

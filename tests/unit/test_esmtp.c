@@ -364,6 +364,8 @@ static void test_replies(void **state)
 		assert_true(strlen(esmtp_strerror(e)) > 0);
 		assert_true(esmtp_reply(e)[0] == '5');
 	}
+	for (int e = 0; e < ESMTP_ERR_COUNT; e++)
+		assert_int_equal(strncmp(esmtp_status(e), esmtp_reply(e), 9), 0);
 	assert_string_equal(esmtp_strerror(ESMTP_ERR_COUNT), "unknown ESMTP parameter error");
 }
 
