@@ -22,6 +22,7 @@
 #define ADDR_F_UNBRACKETED 0x02 /* envelope: accept "FROM:a@b" without <> (broken clients; Postfix-like) */
 #define ADDR_F_POSTMASTER 0x04  /* envelope: accept the domainless <Postmaster> (RCPT TO, RFC 5321 §4.5.1) */
 #define ADDR_F_SKIP_BAD 0x08    /* header lists: drop unparsable entries (counted) instead of failing */
+#define ADDR_F_EMPTY_GROUPS 0x10 /* header lists: an empty group ("undisclosed-recipients:;") yields an entry */
 
 /* Why a parse failed. addr_strerror() gives a short English text, addr_reply() the SMTP reply to send. */
 enum addr_err {
@@ -114,6 +115,7 @@ struct addr_mailbox {
 	char *display;
 	char *group;
 	bool nodomain;
+	bool empty_group; /* only with ADDR_F_EMPTY_GROUPS: no address (local, domain, canon all ""), group set */
 };
 
 struct addr_list {

@@ -479,6 +479,27 @@ static void test_header_basic(void **state)
 	assert_true(l.v[3].a.quoted);
 	addr_list_free(&l);
 
+	/* empty groups as marker entries, on request (IMAP ENVELOPE needs them) */
+	in = "undisclosed-recipients:;, a@b, g2: c@d;, (x) Empty (y):(z);, last:";
+	assert_int_equal(hdr(in, ADDR_F_EMPTY_GROUPS, &l), ADDR_OK);
+	assert_int_equal(l.n, 5);
+	assert_int_equal(l.groups, 4);
+	assert_true(l.v[0].empty_group);
+	assert_string_equal(l.v[0].group, "undisclosed-recipients");
+	assert_string_equal(l.v[0].a.canon, "");
+	assert_string_equal(l.v[0].a.local, "");
+	want_mb(&l, 1, "a@b", NULL, NULL);
+	want_mb(&l, 2, "c@d", NULL, "g2");
+	assert_false(l.v[2].empty_group);
+	assert_true(l.v[3].empty_group);
+	assert_string_equal(l.v[3].group, "Empty");
+	assert_true(l.v[4].empty_group);
+	assert_string_equal(l.v[4].group, "last");
+	addr_list_free(&l);
+	assert_int_equal(hdr(in, 0, &l), ADDR_OK);
+	assert_int_equal(l.n, 2);
+	addr_list_free(&l);
+
 	/* obs-local-part: words with CFWS around dots */
 	assert_int_equal(hdr("\"a\" . b . \"c d\" @ x.test", 0, &l), ADDR_OK);
 	want_mb(&l, 0, "\"a.b.c d\"@x.test", NULL, NULL);
