@@ -14,7 +14,8 @@
 #define ADDR_DOMAIN_MAX 255
 #define ADDR_LABEL_MAX 63
 #define ADDR_PATH_MAX 256
-/* Header parser: comment nesting beyond this is refused (a stack-depth and CPU guard, not an RFC limit). */
+/* Header parser: comment nesting beyond this is refused (a guard against hostile input, not an RFC limit).
+ * Header local parts are not held to ADDR_LOCAL_MAX (real mail exceeds it) but to 256 octets. */
 #define ADDR_COMMENT_DEPTH 16
 
 /* Parse flags. */
