@@ -5,7 +5,6 @@
 #include <string.h>
 #include <sysexits.h>
 
-#include "cmd_ctl.h"
 #include "commands.h"
 #include "log.h"
 
@@ -20,6 +19,8 @@ static const struct cli_command commands[] = {
 	{ "reload", cmd_reload, "[-c DIR]  re-read main.cf and master.cf (SIGHUP to master)" },
 	{ "status", cmd_status, "[-c DIR]  services: listeners, busy/idle processes, restarts" },
 	{ "check", cmd_check, "[-c DIR]  check configuration, directories, TLS files and ports" },
+	{ "config", cmd_config, "show [-c DIR] [--non-default] [NAME...] | set [-c DIR] NAME=VALUE...  main.cf" },
+	{ "map", cmd_map, "compile FILE [--aliases] | get FILE KEY   build FILE.lmdb, or look KEY up" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
