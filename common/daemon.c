@@ -299,7 +299,7 @@ int daemon_main(int argc, char **argv, const struct daemon_ops *ops)
 	char **overrides = xcalloc((size_t)argc + 1, sizeof(char *));
 	size_t noverrides = 0;
 	unsigned nlisten = 0;
-	bool debug_flag = false;
+	bool debug_flag = false, from_master = false;
 	pid_t parent = getppid();
 	int c;
 
@@ -314,7 +314,10 @@ int daemon_main(int argc, char **argv, const struct daemon_ops *ops)
 		switch (c) {
 		case 'c': ctx.instance_dir = optarg; break;
 		case 's': ctx.service = optarg; break;
-		case 'n': nlisten = num_arg(ops->name, "n", optarg, DAEMON_MAX_LISTEN); break;
+		case 'n':
+			nlisten = num_arg(ops->name, "n", optarg, DAEMON_MAX_LISTEN);
+			from_master = true;
+			break;
 		case 't':
 			if (!svctab_tls_from_name(optarg, &ctx.tls))
 				fatalx("%s: bad -t value '%s'", ops->name, log_safe(optarg, strlen(optarg), 40));
@@ -344,7 +347,7 @@ int daemon_main(int argc, char **argv, const struct daemon_ops *ops)
 		log_set_debug(1);
 
 	/* The master protocol: status pipe and listeners at fixed numbers (absent when run by hand without -n). */
-	if (nlisten > 0 || fcntl(DAEMON_STATUS_FD, F_GETFD) >= 0) {
+	if (from_master) {
 		if (fcntl(DAEMON_STATUS_FD, F_GETFD) < 0)
 			fatal("status pipe fd %d", DAEMON_STATUS_FD);
 		status_fd = DAEMON_STATUS_FD;

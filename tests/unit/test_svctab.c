@@ -207,6 +207,34 @@ static void test_load_missing(void **state)
 	buf_free(&err);
 }
 
+/* Every prefix of the shipped table (a file cut short anywhere) either parses or fails with FILE:LINE. */
+static void test_every_prefix(void **state)
+{
+	(void)state;
+	struct buf text = BUF_INIT(SVCTAB_FILE_MAX), err = BUF_INIT(4096);
+	FILE *f = fopen("conf/master.cf", "r");
+	char chunk[4096];
+	size_t n, parsed = 0;
+
+	assert_non_null(f);
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		assert_true(buf_append(&text, chunk, n));
+	fclose(f);
+	for (size_t len = 0; len <= text.len; len++) {
+		struct svctab *tab = NULL;
+		buf_reset(&err);
+		if (svctab_parse(text.data, len, "p.cf", &tab, &err)) {
+			parsed++;
+			svctab_free(&tab);
+		} else {
+			assert_int_equal(strncmp(buf_cstr(&err), "p.cf:", 5), 0);
+		}
+	}
+	assert_true(parsed > 0);
+	buf_free(&text);
+	buf_free(&err);
+}
+
 static void test_names(void **state)
 {
 	(void)state;
@@ -229,6 +257,7 @@ int main(void)
 		cmocka_unit_test(test_nul_byte),
 		cmocka_unit_test(test_same_port_different_hosts),
 		cmocka_unit_test(test_load_missing),
+		cmocka_unit_test(test_every_prefix),
 		cmocka_unit_test(test_names),
 	};
 	return cmocka_run_group_tests_name("svctab", tests, NULL, NULL);
