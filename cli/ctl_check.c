@@ -66,14 +66,14 @@ static void check_values(struct checker *c, struct config *cfg)
 	for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
 		buf_reset(&err);
 		if (!config_try_time(cfg, times[i][0], 1, atoll(times[i][1]), &v, &err))
-			problem(c, "%s (a duration such as 30s, 5m; at most %s s)", buf_cstr(&err), times[i][1]);
+			problem(c, "%s", buf_cstr(&err));
 	}
 	buf_reset(&err);
 	if (!config_try_int(cfg, "master_startup_failures", 1, 1000, &v, &err))
-		problem(c, "%s (a number 1..1000)", buf_cstr(&err));
+		problem(c, "%s", buf_cstr(&err));
 	buf_reset(&err);
 	if (!config_try_bool(cfg, "debug", &b, &err))
-		problem(c, "%s (yes or no)", buf_cstr(&err));
+		problem(c, "%s", buf_cstr(&err));
 	buf_free(&err);
 }
 

@@ -23,6 +23,18 @@
 
 struct master_state master;
 
+/* Configuration warnings (unknown parameters), one log line each. */
+static void log_warnings(struct buf *warn)
+{
+	for (char *w = warn->data, *nl; w && *w; w = nl ? nl + 1 : NULL) {
+		if ((nl = strchr(w, '\n')) != NULL)
+			*nl = '\0';
+		if (*w)
+			log_warn("%s", w);
+	}
+	buf_reset(warn);
+}
+
 static int lock_fd = -1;
 static int ready_fd = -1;
 static char *pid_path;
@@ -118,11 +130,19 @@ static void ensure_dir(const char *path, mode_t mode, bool chown_owner)
 	buf_free(&err);
 }
 
-static void read_params(struct config *cfg, unsigned *throttle, unsigned *stop, unsigned *failures)
+static bool read_params(struct config *cfg, unsigned *throttle, unsigned *stop, unsigned *failures,
+                        struct buf *err)
 {
-	*throttle = (unsigned)config_time(cfg, "master_throttle_time", 1, 86400);
-	*stop = (unsigned)config_time(cfg, "master_stop_timeout", 1, 3600);
-	*failures = (unsigned)config_int(cfg, "master_startup_failures", 1, 1000);
+	int64_t t, s, f;
+
+	if (!config_try_time(cfg, "master_throttle_time", 1, 86400, &t, err) ||
+	    !config_try_time(cfg, "master_stop_timeout", 1, 3600, &s, err) ||
+	    !config_try_int(cfg, "master_startup_failures", 1, 1000, &f, err))
+		return false;
+	*throttle = (unsigned)t;
+	*stop = (unsigned)s;
+	*failures = (unsigned)f;
+	return true;
 }
 
 static struct svctab *load_table(struct config *cfg, struct buf *err)
@@ -211,16 +231,15 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	if (master.stopping)
 		return;
 	log_info("reloading configuration");
-	if ((cfg = daemon_config_load(master.dir, &err, &warn)) == NULL || (tab = load_table(cfg, &err)) == NULL) {
+	if ((cfg = daemon_config_load(master.dir, &err, &warn)) == NULL ||
+	    !read_params(cfg, &throttle, &stop, &failures, &err) || (tab = load_table(cfg, &err)) == NULL) {
 		log_error("reload failed, keeping the running configuration: %s", buf_cstr(&err));
 		config_free(&cfg);
 		buf_free(&err);
 		buf_free(&warn);
 		return;
 	}
-	if (warn.len)
-		log_warn("%s", buf_cstr(&warn));
-	read_params(cfg, &throttle, &stop, &failures);
+	log_warnings(&warn);
 	master.old_tabs = xreallocarray(master.old_tabs, master.nold_tabs + 1, sizeof(*master.old_tabs));
 	master.old_tabs[master.nold_tabs++] = master.tab;
 	master.tab = tab;
@@ -306,9 +325,9 @@ int main(int argc, char **argv)
 	master.is_root = privs_is_root();
 	if ((master.cfg = daemon_config_load(master.dir, &err, &warn)) == NULL)
 		fatalx("%s", buf_cstr(&err));
-	if (warn.len)
-		log_warn("%s", buf_cstr(&warn));
-	read_params(master.cfg, &master.throttle_time, &master.stop_timeout, &master.startup_failures);
+	log_warnings(&warn);
+	if (!read_params(master.cfg, &master.throttle_time, &master.stop_timeout, &master.startup_failures, &err))
+		fatalx("%s", buf_cstr(&err));
 	if ((master.tab = load_table(master.cfg, &err)) == NULL)
 		fatalx("%s", buf_cstr(&err));
 	/* until ready, log to stderr: `postern start` shows the reason a start fails */
