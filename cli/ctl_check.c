@@ -254,6 +254,9 @@ int ctl_check_instance(const char *dir, FILE *out)
 		problem(&c, "instance directory %s is writable by group or others; run: chmod go-w %s", dir, dir);
 	if (privs_is_root() && !privs_lookup_user(config_str(cfg, "mail_owner"), &uid, &gid, &err))
 		problem(&c, "mail_owner (set at %s): %s", where(cfg, "mail_owner"), buf_cstr(&err));
+	else if (privs_is_root() && uid == 0)
+		note(&c, "mail_owner %s (set at %s) is uid 0: daemons will keep root; fine for a test instance, "
+		     "not for a server", config_str(cfg, "mail_owner"), where(cfg, "mail_owner"));
 	check_dir(&c, cfg, "config_directory", 022, false);
 	check_dir(&c, cfg, "queue_directory", 022, true);
 	check_dir(&c, cfg, "private_directory", 077, true);

@@ -371,6 +371,13 @@ int main(int argc, char **argv)
 		log_warn("%s", master.deferred_warning);
 		xfree(&master.deferred_warning);
 	}
+	if (master.is_root) {
+		uid_t uid;
+		gid_t gid;
+		if (privs_lookup_user(config_str(master.cfg, "mail_owner"), &uid, &gid, &err) && uid == 0)
+			log_warn("mail_owner is %s (uid 0): daemons keep root; set mail_owner to an unprivileged user",
+			         config_str(master.cfg, "mail_owner"));
+	}
 	if (!master.is_root)
 		log_info("not running as root: every service runs as uid %ld; user columns and mail_owner are ignored",
 		         (long)geteuid());
