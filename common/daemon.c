@@ -346,7 +346,8 @@ int daemon_main(int argc, char **argv, const struct daemon_ops *ops)
 	if (debug_flag)
 		log_set_debug(1);
 
-	/* The master protocol: status pipe and listeners at fixed numbers (absent when run by hand without -n). */
+	/* The master protocol: status pipe and listeners at fixed numbers (absent when run by hand without -n).
+	 * Configuration warnings are master's to log, once, not every child's. */
 	if (from_master) {
 		if (fcntl(DAEMON_STATUS_FD, F_GETFD) < 0)
 			fatal("status pipe fd %d", DAEMON_STATUS_FD);
@@ -380,9 +381,11 @@ int daemon_main(int argc, char **argv, const struct daemon_ops *ops)
 		ops->pre_drop(&ctx);
 	privs_drop(ctx.user ? ctx.user : config_str(ctx.cfg, "mail_owner"), ctx.chroot_dir);
 	/* the drop cleared the parent-death signal; set it again, and catch a master that died meanwhile */
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	if (status_fd >= 0 && getppid() != parent)
-		fatalx("master exited during start-up");
+	if (from_master) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			fatalx("master exited during start-up");
+	}
 	if (ops->mode == DAEMON_EVENT) {
 		ctx.base = event_base_new();
 		if (ctx.base == NULL)
@@ -402,8 +405,6 @@ int daemon_main(int argc, char **argv, const struct daemon_ops *ops)
 		c = run_event(ops, &ctx);
 		event_base_free(ctx.base);
 	}
-	if (warn.len)
-		log_debug("configuration warnings: %s", buf_cstr(&warn));
 	free(ctx.listen_fds);
 	config_free(&ctx.cfg);
 	buf_free(&err);
