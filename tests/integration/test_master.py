@@ -471,3 +471,41 @@ def test_foreground_logs_to_stderr(mi):
     assert p.returncode == 0
     assert 'postern/master' in err and 'started for' in err
     assert 'postern/echo' in err and 'connect from 127.0.0.1' in err
+
+
+def _have_ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(('::1', 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _have_ipv6_loopback(), reason='no IPv6 loopback on this host')
+def test_wildcard_listens_on_ipv4_and_ipv6(mi):
+    port = mi.ports['spare']
+    mi.write_master_cf(f'dual inet *:{port} - - - 2 10 60s echo\n')
+    mi.start()
+    s4 = Session(port, '127.0.0.1')
+    s6 = Session(port, '::1')
+    assert s4.service == s6.service == 'dual'
+    assert s6.echo('v6') == '250 v6'
+    s4.close()
+    s6.close()
+    mi.wait_log(r'connect from ::1 port \d+')
+
+
+def test_idle_process_exits_and_is_not_counted(mi):
+    port = mi.ports['spare']
+    mi.write_master_cf(f'short inet 127.0.0.1:{port} - - - 2 10 1s echo\n')
+    mi.start()
+    s = Session(port)
+    s.close()
+    wait_for(lambda: mi.raw_status()['short']['procs'] == '0', timeout=10, what='idle exit')
+    st = mi.raw_status()['short']
+    assert st['restarts'] == '0' and st['forks'] == '1'
+    # and the next client gets a fresh process
+    s = Session(port)
+    s.close()
+    assert mi.raw_status()['short']['forks'] == '2'
