@@ -209,7 +209,8 @@ static void on_status(evutil_socket_t fd, short what, void *arg)
 	for (size_t i = 0; i < (size_t)r / sizeof(st[0]); i++) {
 		struct master_child *c = find_child((pid_t)st[i].pid);
 		if (c == NULL || c->svc != s) {
-			log_warn("service %s: status from unknown process %lu", svc_label(s), (unsigned long)st[i].pid);
+			/* a last report can arrive after the process was reaped */
+			log_debug("service %s: status from unknown process %lu", svc_label(s), (unsigned long)st[i].pid);
 			continue;
 		}
 		if (st[i].state != DAEMON_STATE_BUSY && st[i].state != DAEMON_STATE_IDLE) {

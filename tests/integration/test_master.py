@@ -261,7 +261,8 @@ def test_maxuse_ends_process(mi):
         s = Session(mi.ports['e2'])
         pids.append(s.pid)
         s.close()
-        time.sleep(0.1)
+        # wait until master has the process back as idle (or gone after its last use)
+        wait_for(lambda: mi.raw_status()['e2']['busy'] == '0', what='e2 idle')
     # e2 has maxuse 2: the first process served two sessions, then a new one took over
     assert pids[0] == pids[1] and pids[2] != pids[0]
 
