@@ -92,6 +92,8 @@ struct config *daemon_config_load(const char *dir, struct buf *err, struct buf *
 	}
 	if (etc_layout)
 		config_set(cfg, "instance_directory", dir, "-c");
+	else if (config_raw(cfg, "config_directory") == NULL)
+		config_set(cfg, "config_directory", dir, "-c");	/* master.cf and aliases sit beside main.cf */
 	free(path);
 	return cfg;
 }

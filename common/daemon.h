@@ -86,8 +86,8 @@ void daemon_report(enum daemon_state state);
 bool daemon_stopping(void);
 
 /* Load the instance configuration: DIR/etc/main.cf with instance_directory = DIR, or DIR/main.cf (installed
- * layout, where main.cf names instance_directory). NULL with "FILE:LINE: ..." in err on failure; warnings
- * (unknown parameters) go to warn when not NULL. */
+ * layout: main.cf names instance_directory, and config_directory defaults to DIR). NULL with "FILE:LINE: ..."
+ * in err on failure; warnings (unknown parameters) go to warn when not NULL. */
 struct config *daemon_config_load(const char *instance_dir, struct buf *err, struct buf *warn);
 /* Path of the main.cf that daemon_config_load() reads for this directory. Caller frees. */
 char *daemon_main_cf_path(const char *instance_dir);

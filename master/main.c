@@ -358,11 +358,13 @@ int main(int argc, char **argv)
 	write_pid_file();
 
 	if (!master.foreground) {
+		/* switch logs to their destination while stderr still reaches `postern start`: a log file that
+		 * cannot be opened is reported there, not lost */
+		daemon_setup_logging(master.cfg);
 		if (write(ready_fd, "1", 1) != 1)
 			log_warn("start-up report to the parent: %s", strerror(errno));
 		close(ready_fd);
 		stdio_to_null(false);
-		daemon_setup_logging(master.cfg);
 	}
 	if (debug)
 		log_set_debug(1);

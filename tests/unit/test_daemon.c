@@ -84,6 +84,8 @@ static void test_config_layouts(void **state)
 	cfg = daemon_config_load(other, &err, NULL);
 	assert_non_null(cfg);
 	assert_string_equal(config_str(cfg, "instance_directory"), "/var/spool/elsewhere");
+	assert_string_equal(config_str(cfg, "config_directory"), other);
+	assert_string_equal(config_str(cfg, "queue_directory"), "/var/spool/elsewhere/queue");
 	config_free(&cfg);
 
 	/* a broken main.cf: NULL and a message naming the file */
