@@ -200,7 +200,7 @@ struct ipc_server;
 struct ipc_req;
 /* Called once per received message. The handler owns rq until it calls ipc_reply()/ipc_reply_error(),
  * now or later (the connection may be gone by then; the reply is then dropped). msg is freed after the
- * handler returns, unless the handler took it with ipc_req_take_msg(). */
+ * handler returns: copy what a deferred answer needs, and take a descriptor with ipc_msg_take_fd(). */
 typedef void ipc_handler_fn(struct ipc_req *rq, struct ipc_msg *msg, void *arg);
 
 struct ipc_server_opts {
@@ -217,7 +217,7 @@ struct ipc_server *ipc_server_new(struct event_base *base, int lfd, const struct
 void ipc_server_free(struct ipc_server **s);
 size_t ipc_server_conn_count(const struct ipc_server *s);
 /* Answer rq with reply (taken over; its id and reply flag are set here) and release rq. For one-way
- * requests (id 0) the reply is dropped. */
+ * requests (id 0) the reply is dropped; reply may be NULL only for them. Call exactly once per rq. */
 void ipc_reply(struct ipc_req *rq, struct ipc_msg *reply);
 void ipc_reply_error(struct ipc_req *rq, uint32_t code, const char *text);
 void ipc_req_peer(const struct ipc_req *rq, uid_t *uid, gid_t *gid, pid_t *pid);
