@@ -212,7 +212,7 @@ ssize_t ipc_reader_read(struct ipc_reader *r, int sock, struct buf *err)
 	mh.msg_control = cbuf.space;
 	mh.msg_controllen = sizeof(cbuf.space);
 	do
-		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -1;
@@ -274,7 +274,7 @@ static bool send_all(int sock, const uint8_t *p, size_t len, int fd, int64_t dea
 			cm->cmsg_len = CMSG_LEN(sizeof(int));
 			memcpy(CMSG_DATA(cm), &fd, sizeof(int));
 		}
-		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n > 0) {
 			off += (size_t)n;
 			continue;
