@@ -190,6 +190,8 @@ bool ipc_hdr_decode(const void *p, size_t max_frame, struct ipc_hdr *h, struct b
 {
 	const uint8_t *b = p;
 
+	if (max_frame == 0)
+		max_frame = IPC_MAX_FRAME_DEFAULT;
 	if (max_frame > IPC_MAX_FRAME_LIMIT)
 		max_frame = IPC_MAX_FRAME_LIMIT;
 	if (b[0] != IPC_MAGIC0 || b[1] != IPC_MAGIC1) {

@@ -103,7 +103,8 @@ struct ipc_hdr {
 	uint64_t id;
 };
 /* Check a frame header (IPC_HDR_LEN bytes) without looking at the payload: magic, version, flags, and the
- * size against max_frame, so an oversized frame is refused before anything is allocated for it. */
+ * size against max_frame (0: IPC_MAX_FRAME_DEFAULT), so an oversized frame is refused before anything is
+ * allocated for it. */
 bool ipc_hdr_decode(const void *p, size_t max_frame, struct ipc_hdr *h, struct buf *err);
 /* Decode exactly one frame occupying all of len bytes (more or fewer is an error) against proto.
  * fd (or -1) is the descriptor that arrived with it; on failure it is closed. */
@@ -212,7 +213,8 @@ struct ipc_server_opts {
 	size_t max_conns;		/* 0: no limit */
 	const struct ipc_peer_policy *policy;	/* NULL: root or our own uid */
 };
-/* Serve the listening socket lfd (made non-blocking; not closed by ipc_server_free). */
+/* Serve the listening socket lfd (made non-blocking; not closed by ipc_server_free). Requests still held by
+ * the daemon when the server is freed must still be answered (the answers are dropped) to free them. */
 struct ipc_server *ipc_server_new(struct event_base *base, int lfd, const struct ipc_server_opts *opts);
 void ipc_server_free(struct ipc_server **s);
 size_t ipc_server_conn_count(const struct ipc_server *s);

@@ -46,38 +46,45 @@ bool ipc_outq_push(struct ipc_outq *q, struct ipc_msg *m)
 	return true;
 }
 
+ssize_t ipc_chan_send(int sock, const void *p, size_t len, int fd)
+{
+	union {
+		struct cmsghdr align;
+		char space[CMSG_SPACE(sizeof(int))];
+	} cbuf;
+	struct iovec iov = { (void *)p, len };
+	struct msghdr mh;
+	ssize_t n;
+
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	if (fd >= 0) {
+		struct cmsghdr *cm;
+
+		memset(&cbuf, 0, sizeof(cbuf));
+		mh.msg_control = cbuf.space;
+		mh.msg_controllen = sizeof(cbuf.space);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	}
+	do
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	return n;
+}
+
 int ipc_outq_flush(struct ipc_outq *q, int sock)
 {
 	struct ipc_outframe *f;
 
 	while ((f = q->head) != NULL) {
-		union {
-			struct cmsghdr align;
-			char space[CMSG_SPACE(sizeof(int))];
-		} cbuf;
-		struct iovec iov = { f->data.data + f->off, f->data.len - f->off };
-		struct msghdr mh;
-		ssize_t n;
+		ssize_t n = ipc_chan_send(sock, f->data.data + f->off, f->data.len - f->off, f->off == 0 ? f->fd : -1);
 
-		memset(&mh, 0, sizeof(mh));
-		mh.msg_iov = &iov;
-		mh.msg_iovlen = 1;
-		if (f->off == 0 && f->fd >= 0) {
-			struct cmsghdr *cm;
-
-			memset(&cbuf, 0, sizeof(cbuf));
-			mh.msg_control = cbuf.space;
-			mh.msg_controllen = sizeof(cbuf.space);
-			cm = CMSG_FIRSTHDR(&mh);
-			cm->cmsg_level = SOL_SOCKET;
-			cm->cmsg_type = SCM_RIGHTS;
-			cm->cmsg_len = CMSG_LEN(sizeof(int));
-			memcpy(CMSG_DATA(cm), &f->fd, sizeof(int));
-		}
-		n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return 0;
 			return -1;

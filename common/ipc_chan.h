@@ -1,5 +1,6 @@
 /* Internal to the ipc module: one non-blocking connection's output queue (frames with their descriptors),
- * shared by the libevent server (ipc_server.c) and client (ipc_client.c). Not for other modules. */
+ * shared by the libevent server (ipc_server.c) and client (ipc_client.c), and the one place that sends a
+ * descriptor. Not for other modules. */
 #ifndef POSTERN_IPC_CHAN_H
 #define POSTERN_IPC_CHAN_H
 
@@ -20,6 +21,9 @@ struct ipc_outq {
 	struct ipc_outframe *head, **tailp;
 	size_t bytes;		/* queued, not yet written */
 };
+
+/* One sendmsg() of p (never blocking, never SIGPIPE), with fd attached when fd >= 0. */
+ssize_t ipc_chan_send(int sock, const void *p, size_t len, int fd);
 
 void ipc_outq_init(struct ipc_outq *q);
 void ipc_outq_free(struct ipc_outq *q);

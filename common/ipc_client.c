@@ -206,8 +206,11 @@ static void timeout_cb(evutil_socket_t fd, short what, void *arg)
 struct ipc_client *ipc_client_new(struct event_base *base, int fd, const struct ipc_proto *proto, size_t max_frame,
                                   ipc_close_fn *on_close, void *arg)
 {
-	struct ipc_client *c = xcalloc(1, sizeof(*c));
+	struct ipc_client *c;
 
+	if (fd < 0 || proto == NULL || proto->name == NULL)
+		panic("ipc_client_new: a socket and a named proto are required");
+	c = xcalloc(1, sizeof(*c));
 	c->base = base;
 	c->fd = fd;
 	c->proto = proto;

@@ -305,8 +305,8 @@ struct ipc_server *ipc_server_new(struct event_base *base, int lfd, const struct
 	struct ipc_server *s = xcalloc(1, sizeof(*s));
 	int fl = fcntl(lfd, F_GETFL);
 
-	if (opts->proto == NULL || opts->handler == NULL)
-		panic("ipc_server_new: proto and handler are required");
+	if (opts->proto == NULL || opts->proto->name == NULL || opts->handler == NULL)
+		panic("ipc_server_new: a named proto and a handler are required");
 	if (fl < 0 || fcntl(lfd, F_SETFL, fl | O_NONBLOCK) < 0)
 		fatal("ipc_server_new: fcntl");
 	s->base = base;

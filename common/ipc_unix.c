@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "ipc_chan.h"
 #include "log.h"
 
 #define IPC_READ_CHUNK 65536
@@ -251,36 +252,12 @@ static bool send_all(int sock, const uint8_t *p, size_t len, int fd, int64_t dea
 	size_t off = 0;
 
 	while (off < len) {
-		union {
-			struct cmsghdr align;
-			char space[CMSG_SPACE(sizeof(int))];
-		} cbuf;
-		struct msghdr mh;
-		struct iovec iov = { (void *)(p + off), len - off };
-		ssize_t n;
+		ssize_t n = ipc_chan_send(sock, p + off, len - off, off == 0 ? fd : -1);
 
-		memset(&mh, 0, sizeof(mh));
-		mh.msg_iov = &iov;
-		mh.msg_iovlen = 1;
-		if (off == 0 && fd >= 0) {
-			struct cmsghdr *cm;
-
-			memset(&cbuf, 0, sizeof(cbuf));
-			mh.msg_control = cbuf.space;
-			mh.msg_controllen = sizeof(cbuf.space);
-			cm = CMSG_FIRSTHDR(&mh);
-			cm->cmsg_level = SOL_SOCKET;
-			cm->cmsg_type = SCM_RIGHTS;
-			cm->cmsg_len = CMSG_LEN(sizeof(int));
-			memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-		}
-		n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n > 0) {
 			off += (size_t)n;
 			continue;
 		}
-		if (n < 0 && errno == EINTR)
-			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			struct pollfd pfd = { sock, POLLOUT, 0 };
 			int rc = poll(&pfd, 1, left_ms(deadline));

@@ -635,6 +635,41 @@ static void test_fd_received_in_process(void **state)
 	assert_int_equal(read(pp[0], &c, 1), 0);	/* our copy was closed: EOF */
 	close(pp[0]);
 
+	/* two descriptors with one frame: refused, both closed */
+	int fds[2];
+	ipc_msg_free(&q);
+	q = ipc_msg_new(T_FD);
+	buf_reset(&b);
+	q->fd = 0;	/* only to get the FD flag into the encoding; not ours to close */
+	assert_true(ipc_msg_encode(q, &b));
+	q->fd = -1;
+	assert_int_equal(pipe(pp), 0);
+	fds[0] = pp[1];
+	fds[1] = dup(pp[1]);
+	union {
+		struct cmsghdr align;
+		char space[CMSG_SPACE(2 * sizeof(int))];
+	} cbuf2;
+	memset(&cbuf2, 0, sizeof(cbuf2));
+	iov.iov_base = b.data;
+	iov.iov_len = b.len;
+	mh.msg_control = cbuf2.space;
+	mh.msg_controllen = sizeof(cbuf2.space);
+	cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(2 * sizeof(int));
+	memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+	if (sendmsg(sv[0], &mh, 0) != (ssize_t)b.len)
+		fail_msg("sendmsg: %s", strerror(errno));
+	close(fds[0]);
+	close(fds[1]);
+	buf_reset(&err);
+	assert_int_equal(ipc_recv(sv[1], &test_proto, 0, 500, &d, &err), -1);
+	assert_non_null(strstr(buf_cstr(&err), "more than one descriptor"));
+	assert_int_equal(read(pp[0], &c, 1), 0);	/* every copy of the write end was closed */
+	close(pp[0]);
+
 	ipc_msg_free(&q);
 	buf_free(&b);
 	ipc_msg_free(&m);
