@@ -178,8 +178,13 @@ static void write_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	c->busy++;
 	rc = ipc_outq_flush(&c->out, fd);
-	if (rc < 0)
-		client_fail(c, strerror(errno));
+	if (rc < 0) {
+		struct buf e = BUF_INIT(256);
+
+		buf_printf(&e, "send: %s", strerror(errno));
+		client_fail(c, buf_cstr(&e));
+		buf_free(&e);
+	}
 	else if (rc == 1)
 		event_del(c->wev);
 	client_leave(c);
