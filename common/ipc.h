@@ -137,7 +137,8 @@ bool ipc_iter_bytes(struct ipc_iter *it, const void **out, size_t *len);
 /* For an IPC_TYPE_ERROR message: its code and text. False for any other message. */
 bool ipc_msg_is_error(const struct ipc_msg *m, uint32_t *code, const char **text);
 
-/* ---- incremental frame reader: bytes (and descriptors) in, whole messages out ---- */
+/* ---- incremental frame reader: bytes (and descriptors) in, whole messages out ----
+ * After any error the byte stream is out of step: drop the connection and free the reader. */
 struct ipc_reader {
 	const struct ipc_proto *proto;
 	size_t max_frame;
@@ -161,8 +162,9 @@ int ipc_reader_next(struct ipc_reader *r, struct ipc_msg **out, struct buf *err)
 ssize_t ipc_reader_read(struct ipc_reader *r, int sock, struct buf *err);
 
 /* ---- UNIX sockets ---- */
-/* Remove a stale socket at path (refusing a non-socket or a socket someone still listens on), bind, chmod to
- * mode, listen. Returns the listening fd (close-on-exec, blocking), or -1 with errno. */
+/* Remove a stale socket at path (refusing a non-socket: EEXIST, or a socket someone still listens on:
+ * EADDRINUSE), bind, chmod to mode, listen. Returns the listening fd (close-on-exec, blocking), or -1 with
+ * errno. Ownership is the caller's (bind as the user that should own it, or chown afterwards). */
 int ipc_listen(const char *path, mode_t mode, int backlog);
 /* Connect within timeout_ms (negative: wait forever). Returns a non-blocking close-on-exec fd, or -1. */
 int ipc_connect(const char *path, int timeout_ms);
@@ -213,8 +215,9 @@ struct ipc_server_opts {
 	size_t max_conns;		/* 0: no limit */
 	const struct ipc_peer_policy *policy;	/* NULL: root or our own uid */
 };
-/* Serve the listening socket lfd (made non-blocking; not closed by ipc_server_free). Requests still held by
- * the daemon when the server is freed must still be answered (the answers are dropped) to free them. */
+/* Serve the listening socket lfd (made non-blocking; not closed by ipc_server_free). Free the server from
+ * outside its handler (e.g. after the loop exits); requests still held by the daemon then must still be
+ * answered (the answers are dropped) to free them. */
 struct ipc_server *ipc_server_new(struct event_base *base, int lfd, const struct ipc_server_opts *opts);
 void ipc_server_free(struct ipc_server **s);
 size_t ipc_server_conn_count(const struct ipc_server *s);

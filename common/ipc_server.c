@@ -134,7 +134,7 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		while ((rc = ipc_reader_next(&c->rd, &m, &err)) == 1) {
 			struct ipc_req *rq;
 
-			if (m->flags & IPC_F_REPLY) {
+			if ((m->flags & IPC_F_REPLY) || m->type == IPC_TYPE_ERROR) {
 				/* clients do not answer us: a reply here is a confused peer */
 				ipc_msg_free(&m);
 				buf_printf(&err, "unexpected reply frame");

@@ -51,9 +51,15 @@ int ipc_listen(const char *path, mode_t mode, int backlog)
 		if (probe < 0)
 			return -1;
 		rc = connect(probe, (struct sockaddr *)&sun, sizeof(sun));
+		saved = errno;
 		close(probe);
 		if (rc == 0) {
 			errno = EADDRINUSE;
+			return -1;
+		}
+		/* only "nobody listens" proves it stale; anything else (EACCES, ...) is for the caller to see */
+		if (saved != ECONNREFUSED && saved != ENOENT) {
+			errno = saved;
 			return -1;
 		}
 		if (unlink(path) < 0 && errno != ENOENT)
@@ -198,6 +204,8 @@ ssize_t ipc_reader_read(struct ipc_reader *r, int sock, struct buf *err)
 	ssize_t n;
 	bool bad = false;
 
+	if (want == 0)
+		panic("ipc_reader_read: a whole frame is waiting; call ipc_reader_next() first");
 	if (want > IPC_READ_CHUNK)
 		want = IPC_READ_CHUNK;
 	if (!buf_reserve(&r->in, want)) {

@@ -202,6 +202,15 @@ static void test_event_server_clients(void **state)
 	ipc_msg_free(&q);
 	close(a);
 
+	/* the ipc layer's own error message is only ever a reply: as a request it is refused */
+	a = ipc_connect(path, 1000);
+	q = ipc_msg_error(NULL, 3, "not a request");
+	buf_reset(&err);
+	assert_false(ipc_call(a, &test_proto, q, &r, 2000, &err));
+	assert_non_null(strstr(buf_cstr(&err), "unexpected reply frame"));
+	ipc_msg_free(&q);
+	close(a);
+
 	/* a handler error travels back as a failed call, and the connection stays usable */
 	q = ipc_msg_new(T_DELIVER);
 	ipc_put_str(q, D_QID, "x");
