@@ -14,7 +14,7 @@ static const struct ipc_field_def error_fields[] = {
 	{ IPC_TAG_ERR_TEXT, IPC_T_STR, IPC_REQUIRED, "text" },
 	{ 0, 0, 0, NULL },
 };
-static const struct ipc_msg_def error_def = { IPC_TYPE_ERROR, "error", error_fields };
+static const struct ipc_msg_def error_def = { IPC_TYPE_ERROR, "error", error_fields, 0 };
 
 static void put_le16(uint8_t *p, uint16_t v)
 {
@@ -275,6 +275,10 @@ bool ipc_payload_decode(const struct ipc_proto *proto, const struct ipc_hdr *h, 
 	if (((h->flags & IPC_F_FD) != 0) != (fd >= 0)) {
 		buf_printf(err, "%s %s: %s", pname, def->name,
 		           fd >= 0 ? "descriptor received but not announced" : "announced descriptor missing");
+		goto fail;
+	}
+	if (fd >= 0 && !(def->flags & IPC_MSG_FD)) {
+		buf_printf(err, "%s %s: a descriptor is not allowed with this message", pname, def->name);
 		goto fail;
 	}
 	if (def->fields)

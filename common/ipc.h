@@ -44,10 +44,14 @@ struct ipc_field_def {
 	const char *name;	/* for error messages */
 };
 
+/* Message flags in the receiver's table. */
+#define IPC_MSG_FD 0x01		/* may carry a descriptor; without it a received descriptor is an error */
+
 struct ipc_msg_def {
 	uint32_t type;				/* 1..0xfffeffff */
 	const char *name;			/* NULL ends the table */
 	const struct ipc_field_def *fields;	/* ends with tag 0; NULL for none */
+	unsigned flags;				/* IPC_MSG_FD */
 };
 
 /* What a receiver understands: one table per protocol (qmgr, auth, ...), replies included. */

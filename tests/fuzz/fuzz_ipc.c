@@ -27,10 +27,10 @@ static const struct ipc_field_def b_fields[] = {
 	{ 0, 0, 0, NULL },
 };
 static const struct ipc_msg_def fuzz_msgs[] = {
-	{ 1, "a", a_fields },
-	{ 2, "b", b_fields },
-	{ 3, "empty", NULL },
-	{ 0, NULL, NULL },
+	{ 1, "a", a_fields, 0 },
+	{ 2, "b", b_fields, IPC_MSG_FD },
+	{ 3, "empty", NULL, 0 },
+	{ 0, NULL, NULL, 0 },
 };
 static const struct ipc_proto fuzz_proto = { "fuzz", fuzz_msgs };
 

@@ -46,13 +46,13 @@ static const struct ipc_field_def deliver_fields[] = {
 	{ 0, 0, 0, NULL },
 };
 static const struct ipc_msg_def test_msgs[] = {
-	{ T_PING, "ping", ping_fields },
-	{ T_PONG, "pong", ping_fields },
-	{ T_DELIVER, "deliver", deliver_fields },
-	{ T_FD, "fd", NULL },
-	{ T_SLOW, "slow", NULL },
-	{ T_QUIT, "quit", NULL },
-	{ 0, NULL, NULL },
+	{ T_PING, "ping", ping_fields, 0 },
+	{ T_PONG, "pong", ping_fields, 0 },
+	{ T_DELIVER, "deliver", deliver_fields, 0 },
+	{ T_FD, "fd", NULL, IPC_MSG_FD },
+	{ T_SLOW, "slow", NULL, 0 },
+	{ T_QUIT, "quit", NULL, 0 },
+	{ 0, NULL, NULL, 0 },
 };
 static const struct ipc_proto test_proto = { "test", test_msgs };
 

@@ -503,6 +503,18 @@ static void test_fd_received_in_process(void **state)
 	assert_int_equal(read(pp[0], &c, 1), 0);	/* our copy was closed: EOF */
 	close(pp[0]);
 
+	/* a descriptor with a message whose table entry does not allow one */
+	ipc_msg_free(&q);
+	q = ipc_msg_new(T_QUIT);
+	assert_int_equal(pipe(pp), 0);
+	ipc_msg_set_fd(q, pp[1]);
+	assert_true(ipc_send(sv[0], q, 500, &err));
+	buf_reset(&err);
+	assert_int_equal(ipc_recv(sv[1], &test_proto, 0, 500, &d, &err), -1);
+	assert_non_null(strstr(buf_cstr(&err), "descriptor is not allowed"));
+	assert_int_equal(read(pp[0], &c, 1), 0);
+	close(pp[0]);
+
 	/* two descriptors with one frame: refused, both closed */
 	int fds[2];
 	ipc_msg_free(&q);
