@@ -1,7 +1,21 @@
 /* The one wire format for every UNIX socket between Postern processes (docs/ARCHITECTURE.md, "IPC"), its
  * sockets, and the clients and servers built on it: the CLI and smtpd use the blocking ipc_call(); resident
  * daemons (qmgr, auth) run an ipc_server and ipc_client on libevent. Decoding is strict and table-driven:
- * the receiver's struct ipc_proto says which message types and fields exist, and anything else is an error. */
+ * the receiver's struct ipc_proto says which message types and fields exist, and anything else is an error.
+ *
+ * A protocol and a call, in short:
+ *   enum { AUTH_CHECK = 1, AUTH_RESULT = 2 };
+ *   static const struct ipc_field_def check_f[] = {
+ *       { 1, IPC_T_STR, IPC_REQUIRED, "user" }, { 2, IPC_T_BYTES, IPC_REQUIRED, "secret" }, { 0 } };
+ *   static const struct ipc_field_def result_f[] = { { 1, IPC_T_U32, IPC_REQUIRED, "ok" }, { 0 } };
+ *   static const struct ipc_msg_def auth_msgs[] = {
+ *       { AUTH_CHECK, "check", check_f, 0 }, { AUTH_RESULT, "result", result_f, 0 }, { 0 } };
+ *   static const struct ipc_proto auth_proto = { "auth", auth_msgs };
+ *
+ *   struct ipc_msg *q = ipc_msg_new(AUTH_CHECK), *r;
+ *   ipc_put_str(q, 1, user); ipc_put_bytes(q, 2, pw, pwlen);
+ *   if (ipc_call(fd, &auth_proto, q, &r, 5000, &err)) { ipc_get_u32(r, 1, &ok); ipc_msg_free(&r); }
+ *   ipc_msg_free(&q); */
 #ifndef POSTERN_IPC_H
 #define POSTERN_IPC_H
 
