@@ -193,6 +193,49 @@ static void test_event_server_clients(void **state)
 	ipc_msg_free(&q);
 	ipc_msg_free(&r);
 
+	/* the same, with the descriptor on the first byte and the frame trickling in a byte at a time */
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(write(p[1], "trickle", 7), 7);
+	close(p[1]);
+	q = ipc_msg_new(T_FD);
+	q->id = 31337;
+	ipc_msg_set_fd(q, p[0]);
+	buf_reset(&frame);
+	assert_true(ipc_msg_encode(q, &frame));
+	{
+		union {
+			struct cmsghdr align;
+			char space[CMSG_SPACE(sizeof(int))];
+		} cbuf;
+		struct iovec iov = { frame.data, 1 };
+		struct msghdr mh = { 0 };
+		struct cmsghdr *cm;
+
+		memset(&cbuf, 0, sizeof(cbuf));
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		mh.msg_control = cbuf.space;
+		mh.msg_controllen = sizeof(cbuf.space);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &p[0], sizeof(int));
+		assert_int_equal(sendmsg(a, &mh, 0), 1);
+	}
+	for (size_t i = 1; i < frame.len; i++) {
+		struct pollfd pfd = { a, POLLIN, 0 };
+		assert_int_equal(write(a, frame.data + i, 1), 1);
+		if (i % 4 == 0)
+			assert_int_equal(poll(&pfd, 1, 1), 0);
+	}
+	assert_int_equal(ipc_recv(a, &test_proto, 0, 2000, &r, &err), 1);
+	assert_int_equal(r->id, 31337);
+	assert_true(ipc_get_str(r, F_TEXT, &s, NULL));
+	assert_string_equal(s, "trickle");
+	ipc_msg_free(&q);	/* closes our copy of the read end */
+	ipc_msg_free(&r);
+
 	/* an unknown type gets an error reply naming it, then the connection is closed */
 	q = ipc_msg_new(77);
 	buf_reset(&err);
