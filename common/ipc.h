@@ -224,6 +224,8 @@ struct ipc_req;
  * handler returns: copy what a deferred answer needs, and take a descriptor with ipc_msg_take_fd(). */
 typedef void ipc_handler_fn(struct ipc_req *rq, struct ipc_msg *msg, void *arg);
 
+#define IPC_MAX_PENDING_DEFAULT 1000
+
 struct ipc_server_opts {
 	const struct ipc_proto *proto;
 	ipc_handler_fn *handler;
@@ -231,6 +233,7 @@ struct ipc_server_opts {
 	size_t max_frame;		/* 0: IPC_MAX_FRAME_DEFAULT */
 	int idle_timeout_ms;		/* 0: none; a connection idle this long is closed */
 	size_t max_conns;		/* 0: no limit */
+	size_t max_pending;		/* requests of one connection the handler may hold; 0: default */
 	const struct ipc_peer_policy *policy;	/* NULL: root or our own uid */
 };
 /* Serve the listening socket lfd (made non-blocking; not closed by ipc_server_free). Free the server from

@@ -83,6 +83,17 @@ static void conn_set_reading(struct sconn *c, bool on)
 	c->reading = on;
 }
 
+/* Read a client only while it is within its limits: requests the daemon still holds, and replies it has not
+ * taken yet (stop above the limit, resume below half of it, so a slow reader does not flap). */
+static void conn_update_reading(struct sconn *c)
+{
+	size_t lim = outq_limit(c->srv);
+	bool on = !c->draining && c->pending < c->srv->opts.max_pending &&
+	          c->out.bytes <= (c->reading ? lim : lim / 2);
+
+	conn_set_reading(c, on);
+}
+
 static void conn_queue(struct sconn *c, struct ipc_msg *m)
 {
 	if (!ipc_outq_push(&c->out, m)) {
@@ -91,8 +102,7 @@ static void conn_queue(struct sconn *c, struct ipc_msg *m)
 	}
 	event_add(c->wev, NULL);
 	/* a client that sends requests but does not read replies stops being read until it catches up */
-	if (c->out.bytes > outq_limit(c->srv))
-		conn_set_reading(c, false);
+	conn_update_reading(c);
 }
 
 static void conn_fail(struct sconn *c, const char *what, struct buf *err)
@@ -150,6 +160,7 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 			c->pending++;
 			s->opts.handler(rq, m, s->opts.arg);
 			ipc_msg_free(&m);
+			conn_update_reading(c);
 			if (!c->reading)
 				break;
 		}
@@ -195,8 +206,7 @@ static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 	}
-	if (!c->draining && c->out.bytes <= outq_limit(c->srv) / 2)
-		conn_set_reading(c, true);
+	conn_update_reading(c);
 }
 
 static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -312,6 +322,8 @@ struct ipc_server *ipc_server_new(struct event_base *base, int lfd, const struct
 	s->base = base;
 	s->lfd = lfd;
 	s->opts = *opts;
+	if (s->opts.max_pending == 0)
+		s->opts.max_pending = IPC_MAX_PENDING_DEFAULT;
 	if (s->opts.max_frame == 0 || s->opts.max_frame > IPC_MAX_FRAME_LIMIT)
 		s->opts.max_frame = s->opts.max_frame ? IPC_MAX_FRAME_LIMIT : IPC_MAX_FRAME_DEFAULT;
 	if (opts->policy) {
@@ -362,6 +374,8 @@ void ipc_reply(struct ipc_req *rq, struct ipc_msg *reply)
 	}
 	c->pending--;
 	free(rq);
+	if (c->srv != NULL)
+		conn_update_reading(c);
 	conn_release(c);
 }
 

@@ -572,6 +572,52 @@ static void test_server_backpressure(void **state)
 	buf_free(&err);
 }
 
+static void test_server_max_pending(void **state)
+{
+	(void)state;
+	char path[128];
+	struct ipc_server_opts o = { .proto = &test_proto, .handler = test_handler, .max_pending = 2 };
+	struct buf err = BUF_INIT(1024);
+	struct ipc_server *s;
+	struct ipc_msg *m;
+	int lfd, fd;
+
+	srv_base = event_base_new();
+	sock_path(path, sizeof(path));
+	lfd = ipc_listen(path, 0600, 8);
+	s = ipc_server_new(srv_base, lfd, &o);
+	fd = ipc_connect(path, 1000);
+	for (uint64_t i = 1; i <= 5; i++) {
+		m = ipc_msg_new(T_SLOW);
+		m->id = i;
+		assert_ok(ipc_send(fd, m, 500, &err), &err);
+		ipc_msg_free(&m);
+	}
+	/* the handler holds two: the rest wait in the socket until it lets go of some */
+	run_for(srv_base, 50);
+	assert_int_equal(nstash, 2);
+	release_stash();
+	run_for(srv_base, 50);
+	assert_int_equal(nstash, 2);
+	release_stash();
+	run_for(srv_base, 50);
+	assert_int_equal(nstash, 1);
+	release_stash();
+	run_for(srv_base, 50);
+	for (uint64_t i = 1; i <= 5; i++) {
+		assert_int_equal(ipc_recv(fd, &test_proto, 0, 500, &m, &err), 1);
+		assert_int_equal(m->id, i);
+		assert_true(ipc_msg_is_error(m, NULL, NULL));
+		ipc_msg_free(&m);
+	}
+	close(fd);
+	ipc_server_free(&s);
+	close(lfd);
+	event_base_free(srv_base);
+	srv_base = NULL;
+	buf_free(&err);
+}
+
 static void test_async_client_protocol_errors(void **state)
 {
 	(void)state;
@@ -654,6 +700,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_async_client, setup_tmp, teardown_tmp),
 		cmocka_unit_test_setup_teardown(test_server_peer_policy, setup_tmp, teardown_tmp),
 		cmocka_unit_test_setup_teardown(test_server_backpressure, setup_tmp, teardown_tmp),
+		cmocka_unit_test_setup_teardown(test_server_max_pending, setup_tmp, teardown_tmp),
 		cmocka_unit_test(test_async_client_protocol_errors),
 	};
 	signal(SIGPIPE, SIG_IGN);
