@@ -123,6 +123,8 @@ int ipc_connect(const char *path, int timeout_ms)
 	/* A non-blocking UNIX connect fails with EAGAIN while the listener's backlog is full (Linux);
 	 * there is nothing to poll on, so retry briefly until the deadline. */
 	while (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		if (errno == EISCONN)	/* an interrupted attempt went through after all */
+			break;
 		if (errno == EINTR)
 			continue;
 		if (errno != EAGAIN || left_ms(deadline) == 0) {
