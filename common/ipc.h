@@ -122,7 +122,7 @@ struct ipc_hdr {
 };
 /* Check a frame header (IPC_HDR_LEN bytes) without looking at the payload: magic, version, flags, and the
  * size against max_frame (0: IPC_MAX_FRAME_DEFAULT), so an oversized frame is refused before anything is
- * allocated for it. */
+ * allocated for it. Once the magic matched, h is filled even on failure (to answer a version mismatch). */
 bool ipc_hdr_decode(const void *p, size_t max_frame, struct ipc_hdr *h, struct buf *err);
 /* Decode exactly one frame occupying all of len bytes (more or fewer is an error) against proto.
  * fd (or -1) is the descriptor that arrived with it; on failure it is closed. */

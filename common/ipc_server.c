@@ -111,6 +111,31 @@ static void conn_fail(struct sconn *c, const char *what, struct buf *err)
 	         (unsigned long)c->uid, what, err && err->len ? ": " : "", err ? buf_cstr(err) : "");
 }
 
+/* Tell the peer why (when it waits for an answer to id), stop reading, and close once that is written. */
+static void conn_reject(struct sconn *c, uint64_t id, struct buf *why)
+{
+	if (id != 0) {
+		struct ipc_msg *e = ipc_msg_new(IPC_TYPE_ERROR);
+
+		e->id = id;
+		e->flags = IPC_F_REPLY;
+		ipc_put_u32(e, IPC_TAG_ERR_CODE, 1);
+		ipc_put_str(e, IPC_TAG_ERR_TEXT, buf_cstr(why));
+		conn_queue(c, e);
+		ipc_msg_free(&e);
+	}
+	c->draining = true;
+	conn_set_reading(c, false);
+	event_add(c->wev, NULL);
+}
+
+/* The reader refused a header that carried our magic: ipc_hdr_decode() then filled hdr (id included) before
+ * it found the fault. */
+static bool hdr_parsed(const struct ipc_reader *r)
+{
+	return r->in.len == IPC_HDR_LEN && r->in.data[0] == IPC_MAGIC0 && r->in.data[1] == IPC_MAGIC1;
+}
+
 static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sconn *c = arg;
@@ -127,6 +152,12 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 			break;
 		if (n < 0 && errno == EPROTO) {
 			conn_fail(c, "bad frame", &err);
+			if (hdr_parsed(&c->rd)) {
+				/* the peer waits on an id we know: say why (a version mismatch is said in our
+				 * version, so the peer's decoder names both) */
+				conn_reject(c, (c->rd.hdr.flags & IPC_F_REPLY) ? 0 : c->rd.hdr.id, &err);
+				goto out;
+			}
 			conn_close(c, "bad frame");
 			goto out;
 		}
@@ -167,19 +198,7 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		if (rc < 0) {
 			/* the frame was well delimited, so the peer can be told why before we hang up */
 			conn_fail(c, "rejected message", &err);
-			if (c->rd.hdr.id != 0 && !(c->rd.hdr.flags & IPC_F_REPLY)) {
-				struct ipc_msg *e = ipc_msg_new(IPC_TYPE_ERROR);
-
-				e->id = c->rd.hdr.id;
-				e->flags = IPC_F_REPLY;
-				ipc_put_u32(e, IPC_TAG_ERR_CODE, 1);
-				ipc_put_str(e, IPC_TAG_ERR_TEXT, buf_cstr(&err));
-				conn_queue(c, e);
-				ipc_msg_free(&e);
-			}
-			c->draining = true;
-			conn_set_reading(c, false);
-			event_add(c->wev, NULL);
+			conn_reject(c, (c->rd.hdr.flags & IPC_F_REPLY) ? 0 : c->rd.hdr.id, &err);
 			break;
 		}
 	}

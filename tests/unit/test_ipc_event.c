@@ -281,24 +281,43 @@ static void test_event_server_limits(void **state)
 	int lfd, a, b, c;
 	pid_t pid;
 	int64_t t0;
+	const char *text;
 
 	sock_path(path, sizeof(path));
 	lfd = ipc_listen(path, 0600, 8);
 	assert_true(lfd >= 0);
 	pid = spawn_event_server(lfd, 150, 4096);
 
-	/* a frame over this server's 4096-byte limit: hung up on after the header */
+	/* a frame over this server's 4096-byte limit: told so after the header, then hung up on */
 	a = ipc_connect(path, 1000);
 	put32(h + 12, 5000);
+	h[16] = 76;
 	assert_int_equal(write(a, h, sizeof(h)), sizeof(h));
+	assert_int_equal(ipc_recv(a, &test_proto, 0, 2000, &m, &err), 1);
+	assert_int_equal(m->id, 76);
+	assert_true(ipc_msg_is_error(m, NULL, &text));
+	assert_non_null(strstr(text, "exceeds the limit of 4096 bytes"));
+	ipc_msg_free(&m);
 	assert_int_equal(ipc_recv(a, &test_proto, 0, 2000, &m, &err), 0);
 	close(a);
 
-	/* a wrong version: hung up on too */
+	/* no magic, nothing to answer: hung up on */
+	a = ipc_connect(path, 1000);
+	assert_int_equal(write(a, "GET / HTTP/1.0\r\n\r\n.....", 24), 24);
+	assert_int_equal(ipc_recv(a, &test_proto, 0, 2000, &m, &err), 0);
+	close(a);
+
+	/* a wrong version: answered in ours, so that peer's decoder can name both versions, then hung up on */
 	b = ipc_connect(path, 1000);
 	put32(h + 12, 0);
 	h[2] = 9;
+	h[16] = 77;
 	assert_int_equal(write(b, h, sizeof(h)), sizeof(h));
+	assert_int_equal(ipc_recv(b, &test_proto, 0, 2000, &m, &err), 1);
+	assert_int_equal(m->id, 77);
+	assert_true(ipc_msg_is_error(m, NULL, &text));
+	assert_non_null(strstr(text, "peer speaks version 9, we speak version 1"));
+	ipc_msg_free(&m);
 	assert_int_equal(ipc_recv(b, &test_proto, 0, 2000, &m, &err), 0);
 	close(b);
 
