@@ -393,8 +393,11 @@ static struct master_service *new_service(struct svc_entry *e)
 	s->throttle_ev = evtimer_new(master.base, on_throttle_end, s);
 	if (s->status_ev == NULL || s->throttle_ev == NULL || event_add(s->status_ev, NULL) < 0)
 		fatalx("cannot create service events");
-	s->next = master.services;
-	master.services = s;
+	/* appended: status lists services in master.cf order */
+	struct master_service **pp = &master.services;
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = s;
 	return s;
 }
 
