@@ -3,6 +3,7 @@
  * instance lock is really held; status reads master's status socket; check inspects an instance at rest. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -100,11 +101,19 @@ int cmd_start(int argc, char **argv)
 	struct config *cfg;
 	struct buf path = BUF_INIT(BUF_NOLIMIT);
 	int rc = parse_opts(argc, argv, true, &o, "[-c DIR] [--foreground]");
+	char real[PATH_MAX];
 	pid_t pid;
 	int status;
 
 	if (rc)
 		return rc;
+	/* master and every child carry -c DIR on their command line: make it the absolute path */
+	if (realpath(o.dir, real) == NULL) {
+		fprintf(stderr, "postern: instance directory %s: %s (create it with: postern init %s)\n", o.dir,
+		        strerror(errno), o.dir);
+		return 1;
+	}
+	o.dir = real;
 	if ((cfg = load_cfg(o.dir)) == NULL)
 		return 1;
 	if ((pid = master_pid(cfg)) != 0) {
