@@ -193,6 +193,7 @@ static int run_single(const struct daemon_ops *ops, struct daemon_ctx *ctx)
 				continue;
 			memset(&peer, 0, sizeof(peer));
 			peer.addrlen = sizeof(peer.addr);
+			/* the connection is blocking for serve(): Linux does not pass O_NONBLOCK on through accept */
 			fd = accept4(ctx->listen_fds[i], (struct sockaddr *)&peer.addr, &peer.addrlen, SOCK_CLOEXEC);
 			if (fd < 0) {
 				if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED ||
