@@ -1,6 +1,6 @@
 /* A built-in test daemon so master and the skeleton can be tested end to end before (and without) the real
  * daemons: master runs it when invoked under the name "echo" (a link in daemon_directory). SINGLE mode greets
- * with its service, pid and uid and echoes lines until QUIT; with the argument "event" it is an EVENT-mode
+ * with its service, pid, uid, tls mode and myhostname (so tests see -o overrides) and echoes lines until QUIT; with the argument "event" it is an EVENT-mode
  * daemon that greets and closes each connection (a stand-in for resident services). */
 #include "master.h"
 
@@ -36,8 +36,8 @@ static bool write_all(int fd, const char *p, size_t n)
 static void greet(int fd, struct daemon_ctx *ctx)
 {
 	struct buf out = BUF_INIT(512);
-	buf_printf(&out, "220 echo service=%s pid=%ld uid=%ld tls=%s\r\n", ctx->service, (long)getpid(),
-	           (long)geteuid(), svctab_tls_name(ctx->tls));
+	buf_printf(&out, "220 echo service=%s pid=%ld uid=%ld tls=%s host=%s\r\n", ctx->service, (long)getpid(),
+	           (long)geteuid(), svctab_tls_name(ctx->tls), config_str(ctx->cfg, "myhostname"));
 	write_all(fd, out.data, out.len);
 	buf_free(&out);
 }

@@ -82,9 +82,10 @@ class Session:
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.f = self.sock.makefile('rwb')
         self.greeting = self.f.readline().decode()
-        m = re.match(r'220 echo service=(\S+) pid=(\d+) uid=(\d+)', self.greeting)
+        m = re.match(r'220 echo service=(\S+) pid=(\d+) uid=(\d+) tls=(\S+) host=(\S+)', self.greeting)
         assert m, f'bad greeting {self.greeting!r}'
         self.service, self.pid, self.uid = m.group(1), int(m.group(2)), int(m.group(3))
+        self.tls, self.host = m.group(4), m.group(5)
 
     def echo(self, text):
         self.f.write(text.encode() + b'\r\n')
@@ -144,7 +145,7 @@ class MasterInstance:
             '# test services\n'
             f'e1   inet 127.0.0.1:{self.ports["e1"]} - - - 3 100 60s echo\n'
             f'e2   inet 127.0.0.1:{self.ports["e2"]} - - - 2 2 60s echo\n'
-            '    -o debug=no\n'
+            '    -o myhostname=e2.example.test\n'
             'res  unix res - - - 1 0 0 echo event\n'
             'gone inet 127.0.0.1:1 - - - 1 1 1s not-installed\n' + extra)
 
@@ -209,8 +210,12 @@ def test_start_status_and_echo(mi):
     mi.start()
     assert (mi.dir / 'pid' / 'master.pid').exists()
     s = Session(mi.ports['e1'])
-    assert s.service == 'e1'
+    assert s.service == 'e1' and s.tls == 'none' and s.host == 'localhost'
     assert s.echo('hello') == '250 hello'
+    # -o in master.cf overrides main.cf for that service only
+    s2 = Session(mi.ports['e2'])
+    assert s2.host == 'e2.example.test'
+    s2.close()
     st = mi.raw_status()
     assert st['e1']['procs'] == '1' and st['e1']['busy'] == '1'
     assert st['res']['resident'] == 'yes' and st['res']['procs'] == '1'
