@@ -522,8 +522,10 @@ void master_reap_children(void)
 		if (current && !master.stopping) {
 			if (abnormal)
 				s->restarts++;
-			/* a resident service must never exit on its own; a quick exit of it is a start-up failure too */
-			bool failed = !external && !c->served && (abnormal || (s->e->resident && lived < 10));
+			/* Exiting cleanly before serving anything is a start-up failure too when it is quick: a resident
+			 * service must never exit on its own, and an on-demand one that leaves at once would otherwise
+			 * be restarted for the same waiting client in a tight loop (idle times are at least 1 s). */
+			bool failed = !external && !c->served && (abnormal || lived < (s->e->resident ? 10.0 : 0.9));
 			if (failed) {
 				s->failures++;
 				if (s->failures >= master.startup_failures && !s->throttled)

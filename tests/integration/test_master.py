@@ -125,6 +125,7 @@ class MasterInstance:
         os.symlink(build_dir() / 'bin' / 'master', self.dir / 'bin' / 'master')
         os.symlink(build_dir() / 'bin' / 'master', self.dir / 'bin' / 'echo')
         os.symlink('/bin/false', self.dir / 'bin' / 'false')
+        os.symlink('/bin/true', self.dir / 'bin' / 'true')
         owner = 'nobody' if IS_ROOT else 'root'
         if IS_ROOT:
             os.chown(self.dir / 'private', 65534, 65534)
@@ -310,17 +311,20 @@ def test_kill9_child_is_logged_and_service_still_answers(mi):
 
 def test_crashing_service_is_throttled(mi):
     bad = mi.ports['spare']
+    quick = free_ports(1)[0]
     mi.write_master_cf(f'bad inet 127.0.0.1:{bad} - - - 5 100 60s false\n'
-                       'badres unix badres - - - 1 0 0 false\n')
+                       'badres unix badres - - - 1 0 0 false\n'
+                       f'quick inet 127.0.0.1:{quick} - - - 5 100 60s true\n')
     mi.start()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(('127.0.0.1', bad), timeout=1) as c:
-                c.settimeout(0.5)
-                c.recv(10)
-        except OSError:
-            pass
+        for port in (bad, quick):
+            try:
+                with socket.create_connection(('127.0.0.1', port), timeout=1) as c:
+                    c.settimeout(0.2)
+                    c.recv(10)
+            except OSError:
+                pass
         time.sleep(0.2)
     log = mi.log()
     bad_exits = len(re.findall(r'service bad/inet: process \d+ exited with status 1', log))
@@ -329,8 +333,11 @@ def test_crashing_service_is_throttled(mi):
     assert 1 <= res_exits <= 4, log
     assert re.search(r'service bad/inet: 3 consecutive start-up failures; no new processes for 60 s', log)
     assert re.search(r'service badres/unix: 3 consecutive start-up failures', log)
+    # a program that exits cleanly at once is not restarted for the same waiting client forever
+    assert re.search(r'service quick/inet: 3 consecutive start-up failures', log)
     st = mi.raw_status()
     assert st['bad']['state'] == 'throttled' and st['badres']['state'] == 'throttled'
+    assert st['quick']['state'] == 'throttled' and int(st['quick']['forks']) <= 4
     # the healthy services are not affected
     s = Session(mi.ports['e1'])
     s.close()
