@@ -267,8 +267,11 @@ static bool starttls(struct sess *s)
 	const char *proto = "?", *cipher = "?";
 	int bits = 0;
 	stream_tls_info(s->s, &proto, &cipher, &bits);
+	struct buf full = BUF_INIT(512);
+	smtp_target_name(s->t, &full);
 	log_info("%s: %s TLS connection established to %s: %s with cipher %s (%d/%d bits)", s->m->queue_id,
-	         verified ? "Verified" : "Untrusted", buf_cstr(&s->name), proto, cipher, bits, bits);
+	         verified ? "Verified" : "Untrusted", buf_cstr(&full), proto, cipher, bits, bits);
+	buf_free(&full);
 	if (o->tls == SMTP_TLS_VERIFY && !verified) {
 		buf_printf(&msg, "Server certificate not verified for %s: %s", buf_cstr(&s->name), buf_cstr(&verr));
 		attempt_set(s->a, 4, "4.7.5", msg.data);
