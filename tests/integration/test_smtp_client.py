@@ -569,3 +569,81 @@ def test_encrypt_requires_starttls(env):
     r = env.deliver(['a@b.test'])
     assert r[0][:2] == (4, '4.7.4'), r
     assert 'TLS is required, but was not offered' in r[0][2]
+
+
+def compile_map(env, name, text):
+    path = env.tmp / 'etc' / name
+    path.write_text(text)
+    subprocess.run([str(build_dir() / 'bin' / 'postern'), 'map', 'compile', str(path)], check=True,
+                   capture_output=True)
+    return path
+
+
+def test_transport_map_overrides_relayhost_and_mx(env):
+    relay = env.server('127.0.0.7', name='relay.test')
+    other = env.server('127.0.0.8', name='other.test')
+    tmap = compile_map(env, 'transport', 'a.test smtp:[127.0.0.8]:%d\n.sub.test smtp:[127.0.0.8]:%d\n'
+                       % (env.port, env.port))
+    env.start('relayhost=[127.0.0.7]:%d' % env.port, 'transport_maps=%s' % tmap)
+    r = env.deliver(['x@a.test', 'y@deep.sub.test', 'z@b.test'])
+    assert [x[0] for x in r] == [2, 2, 2], r
+    assert len(other.messages) == 2     # a.test exactly, deep.sub.test through ".sub.test"
+    assert len(relay.messages) == 1     # b.test is not in the map: relayhost
+    # a table that cannot be read defers, never falls through to another route
+    env.start('transport_maps=%s' % (env.tmp / 'etc' / 'missing'))
+    r = env.deliver(['x@a.test'])
+    assert r[0][:2] == (4, '4.3.0'), r
+
+
+def test_tls_policy_map(env):
+    cert = make_cert(env.tmp, 'mx.tls.test')
+    env.server('127.0.0.5', name='mx.tls.test', tls=cert)
+    plain = env.server('127.0.0.6', name='mx.b.test')
+    pmap = compile_map(env, 'tls_policy', 'tls.test verify\nb.test encrypt\n')
+    env.start('smtp_tls_policy_maps=%s' % pmap, 'smtp_tls_CAfile=%s' % cert[0])
+    r = env.deliver(['x@tls.test', 'y@b.test'])
+    assert r[0][0] == 2, r
+    assert r[1][:2] == (4, '4.7.4'), r
+    assert not plain.messages
+    assert 'Verified TLS connection established to mx.tls.test' in env.logtext()
+
+
+def test_stalled_server_times_out_and_defers(env):
+    # a server that accepts and then never greets
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(('127.0.0.6', env.port))
+    s.listen(5)
+    try:
+        env.start('smtp_helo_timeout=1s')
+        t0 = time.time()
+        r = env.deliver(['x@b.test'])
+        assert time.time() - t0 < 10
+        assert r[0][:2] == (4, '4.4.2'), r
+        assert 'timed out while receiving the initial server greeting' in r[0][2]
+    finally:
+        s.close()
+
+
+def test_bad_requests_are_answered(env):
+    env.start()
+    # a queue file that is not there: every recipient deferred with the reason
+    fields = [(F_QUEUE_ID, T_STR, 'NOSUCHFILE0001'), (F_DIR, T_STR, 'active'), (F_SENDER, T_STR, ''),
+              (F_IDX, T_U32, 3), (F_RCPT, T_STR, 'a@b.test')]
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(20)
+    s.connect(env.sock_path)
+    s.sendall(ipc_frame(LP_DELIVER, fields, 7))
+    mtype, fl = ipc_decode(s)
+    assert mtype == LP_RESULT
+    d = dict(fl)
+    assert d[F_R_IDX] == 3 and d[F_R_CODE] == 4 and 'open queue file' in d[F_R_TEXT]
+    # a path escape attempt in the directory name
+    fields[1] = (F_DIR, T_STR, '../etc')
+    s.sendall(ipc_frame(LP_DELIVER, fields, 8))
+    mtype, fl = ipc_decode(s)
+    assert dict(fl)[F_R_TEXT] == 'bad queue file name in request'
+    s.close()
+    # a recipient without a domain bounces
+    r = env.deliver(['nodomain'])
+    assert r[0][:2] == (5, '5.1.3'), r
