@@ -154,6 +154,14 @@ static void deliver_domain(struct smtp_message *all, const char *domain, double 
 		done = smtp_session_try(&so, &tg.v[i], &m, &at);
 		if (!done)
 			log_info("%s: %s", all->queue_id, buf_cstr(&at.why));
+		if (!done && so.tls == SMTP_TLS_MAY && strcmp(at.dsn, "4.7.5") == 0) {
+			/* opportunistic TLS that failed is no reason to give up: plaintext is what "may" allows */
+			so.tls = SMTP_TLS_NONE;
+			done = smtp_session_try(&so, &tg.v[i], &m, &at);
+			so.tls = SMTP_TLS_MAY;
+			if (!done)
+				log_info("%s: %s", all->queue_id, buf_cstr(&at.why));
+		}
 	}
 	if (!done)
 		smtp_rcpts_fail(&m, at.code, at.dsn, buf_cstr(&at.why));

@@ -647,3 +647,14 @@ def test_bad_requests_are_answered(env):
     # a recipient without a domain bounces
     r = env.deliver(['nodomain'])
     assert r[0][:2] == (5, '5.1.3'), r
+
+
+def test_may_falls_back_to_plaintext_when_the_handshake_fails(env):
+    bad = env.tmp / 'bad.crt'
+    bad.write_text('not a certificate\n')
+    # STARTTLS is offered but the server cannot do TLS (its certificate will not load): "may" delivers in clear
+    srv = env.server('127.0.0.6', name='mx.b.test', tls=(str(bad), str(bad)))
+    r = env.deliver(['x@b.test'])
+    assert r[0][0] == 2, r
+    assert not any(c.startswith('<TLS') for c in srv.messages[0]['cmds'])
+    assert len(srv.sessions) == 2
