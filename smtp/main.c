@@ -67,6 +67,16 @@ static enum table_result map_domain(struct table **t, const char *path, const ch
 	return r;
 }
 
+/* Addresses go into SMTP commands verbatim: a control byte (CR, LF) or an angle bracket would let a crafted
+ * address add commands of its own, so such an address is never sent, whatever the queue file says. */
+static bool addr_sendable(const char *a)
+{
+	for (; *a; a++)
+		if ((unsigned char)*a < 0x20 || *a == 0x7f || *a == '<' || *a == '>')
+			return false;
+	return true;
+}
+
 static const char *rcpt_domain(const char *addr)
 {
 	const char *at = strrchr(addr, '@');
@@ -234,7 +244,9 @@ static struct ipc_msg *handle(struct ipc_msg *req)
 		}
 	}
 	struct smtp_message m = { .queue_id = id, .sender = sender, .fd = fd, .rcpts = rv, .nrcpts = n };
-	if (fail) {
+	if (!fail && !addr_sendable(sender)) {
+		smtp_rcpts_fail(&m, 5, "5.1.7", "sender address contains characters that cannot be sent in SMTP");
+	} else if (fail) {
 		smtp_rcpts_fail(&m, 4, "4.3.0", fail);
 	} else {
 		m.envid = env.envid;
@@ -247,13 +259,24 @@ static struct ipc_msg *handle(struct ipc_msg *req)
 			if (rv[i].code)
 				continue;
 			const char *d = rcpt_domain(rv[i].addr);
+			if (!addr_sendable(rv[i].addr)) {
+				rv[i].code = 5;
+				str_copy(rv[i].dsn, sizeof(rv[i].dsn), "5.1.3");
+				buf_puts(&rv[i].text, "recipient address contains characters that cannot be sent in SMTP");
+				continue;
+			}
 			if (!*d) {
 				rv[i].code = 5;
 				str_copy(rv[i].dsn, sizeof(rv[i].dsn), "5.1.3");
 				buf_puts(&rv[i].text, "recipient address has no domain");
 				continue;
 			}
-			char *dom = xstrdup(d);
+		}
+		/* all checks first: a delivery takes every open recipient of its domain */
+		for (size_t i = 0; i < n; i++) {
+			if (rv[i].code)
+				continue;
+			char *dom = xstrdup(rcpt_domain(rv[i].addr));
 			deliver_domain(&m, dom, env.arrival, NULL);
 			free(dom);
 		}

@@ -306,7 +306,7 @@ static void mail_cmd(struct sess *s, bool eightbit_body, bool utf8)
 	if (utf8)
 		buf_puts(&c, " SMTPUTF8");
 	if (s->caps.dsn) {
-		if (m->ret)
+		if (m->ret && (str_eq_ci(m->ret, "FULL") || str_eq_ci(m->ret, "HDRS")))
 			buf_printf(&c, " RET=%s", m->ret);
 		if (m->envid) {
 			buf_puts(&c, " ENVID=");
@@ -470,7 +470,7 @@ static void transaction(struct sess *s)
 		goto lost;
 	if (c / 100 != 2) {
 		said(s, "MAIL FROM", &text);
-		smtp_rcpts_fail(m, c / 100, reply_dsn(&s->r, "4.0.0", "5.0.0"), text.data);
+		smtp_rcpts_fail(m, c / 100 == 5 ? 5 : 4, reply_dsn(&s->r, "4.0.0", "5.0.0"), text.data);
 		/* pipelined RCPT replies are still coming; QUIT is all that is left */
 		goto quit;
 	}

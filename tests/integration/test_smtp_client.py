@@ -658,3 +658,15 @@ def test_may_falls_back_to_plaintext_when_the_handshake_fails(env):
     assert r[0][0] == 2, r
     assert not any(c.startswith('<TLS') for c in srv.messages[0]['cmds'])
     assert len(srv.sessions) == 2
+
+
+def test_addresses_cannot_inject_commands(env):
+    srv = env.server('127.0.0.6', name='mx.b.test')
+    r = env.deliver(['a@b.test\r\nRSET', 'ok@b.test', 'x>@b.test'])
+    assert r[0][:2] == (5, '5.1.3') and r[2][:2] == (5, '5.1.3'), r
+    assert r[1][0] == 2, r
+    assert [c for c in srv.messages[0]['cmds'] if c.startswith('RCPT')] == ['RCPT TO:<ok@b.test>']
+    assert not any(c.startswith('RSET') for s in srv.sessions for c in s)
+    r = env.deliver(['ok@b.test'], sender='evil@x.test>\r\nRCPT TO:<victim@b.test')
+    assert r[0][:2] == (5, '5.1.7'), r
+    assert len(srv.sessions) == 1
