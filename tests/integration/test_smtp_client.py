@@ -27,6 +27,19 @@ pytestmark = [
 ]
 
 
+def have_v6():
+    try:
+        s = socket.socket(socket.AF_INET6)
+        s.bind(('::1', 0))
+        s.close()
+        return True
+    except OSError:
+        return False
+
+
+HAVE_V6 = have_v6()
+
+
 def build_dir():
     return Path(os.environ.get('POSTERN_BUILD') or SOURCE_ROOT / 'build').resolve()
 
@@ -40,7 +53,7 @@ def free_port(hosts):
         s.close()
         ok = True
         for h in hosts:
-            t = socket.socket()
+            t = socket.socket(socket.AF_INET6 if ':' in h else socket.AF_INET)
             t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 t.bind((h, port))
@@ -127,7 +140,7 @@ class FakeSMTP:
     def __init__(self, host, port, **behaviour):
         self.host, self.port, self.b = host, port, behaviour
         self.sessions, self.messages = [], []
-        self.sock = socket.socket()
+        self.sock = socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.sock.listen(5)
@@ -225,7 +238,7 @@ class FakeSMTP:
 # ---- fixtures ----
 @pytest.fixture
 def env(tmp_path):
-    hosts = ['127.0.0.%d' % i for i in range(2, 9)]
+    hosts = ['127.0.0.%d' % i for i in range(2, 9)] + (['::1'] if HAVE_V6 else [])
     port = free_port(hosts)
     dns_port = free_udp_port()
     zone = [
@@ -236,6 +249,8 @@ def env(tmp_path):
         '--mx-host=tls.test,mx.tls.test,10', '--host-record=mx.tls.test,127.0.0.5',
         '--mx-host=loop.test,postern.test,10',
         '--mx-host=b.test,mx.b.test,10', '--host-record=mx.b.test,127.0.0.6',
+        '--mx-host=v6.test,mx.v6.test,10', '--host-record=mx.v6.test,::1',
+        '--mx-host=dual.test,mx.dual.test,10', '--host-record=mx.dual.test,127.0.0.8,::1',
     ]
     dns = subprocess.Popen([DNSMASQ, '-k', '--port=%d' % dns_port, '--listen-address=127.0.0.1', '--bind-interfaces',
                             '--no-resolv', '--no-hosts', '--user=root', '--pid-file=', '--local=/test/',
@@ -670,3 +685,48 @@ def test_addresses_cannot_inject_commands(env):
     r = env.deliver(['ok@b.test'], sender='evil@x.test>\r\nRCPT TO:<victim@b.test')
     assert r[0][:2] == (5, '5.1.7'), r
     assert len(srv.sessions) == 1
+
+
+@pytest.mark.skipif(not HAVE_V6, reason='no IPv6 loopback')
+def test_ipv6_mx_and_fallback_between_families(env):
+    srv = env.server('::1', name='mx.v6.test')
+    r = env.deliver(['a@v6.test'])
+    assert r[0][0] == 2, r
+    assert len(srv.messages) == 1
+    assert re.search(r'relay=mx\.v6\.test\[::1\]:\d+, .*status=sent', env.logtext())
+    # IPv4 address refuses: the same host's IPv6 address takes it
+    r = env.deliver(['b@dual.test'])
+    assert r[0][0] == 2, r
+    assert len(srv.messages) == 2
+    assert 'connect to mx.dual.test[127.0.0.8]' in env.logtext()
+
+
+def test_connection_lost_after_rcpt_defers(env):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(('127.0.0.6', env.port))
+    s.listen(5)
+
+    def serve():
+        c, _ = s.accept()
+        f = c.makefile('rwb')
+        f.write(b'220-mx.b.test multi-line\r\n220 greeting\r\n')
+        f.flush()
+        f.readline()
+        f.write(b'250-mx.b.test\r\n250 PIPELINING\r\n')
+        f.flush()
+        f.readline()
+        f.readline()
+        f.write(b'250 ok\r\n250 ok\r\n')
+        f.flush()
+        f.readline()   # DATA
+        c.close()
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        r = env.deliver(['a@b.test'])
+        assert r[0][:2] == (4, '4.4.2'), r
+        assert 'lost connection with mx.b.test[127.0.0.6] while receiving the DATA reply' in r[0][2]
+    finally:
+        t.join(5)
+        s.close()
