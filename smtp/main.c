@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -39,7 +41,24 @@ static struct {
 	SSL_CTX *tls_ctx;
 	struct ipc_peer_policy peers;
 	uid_t owner_uid;
+	int reuse_ms;			/* 0: no connection reuse */
+	struct smtp_conn *conn;		/* kept open after the last delivery */
+	struct timespec conn_since;
 } S;
+
+static int64_t ms_since(const struct timespec *t)
+{
+	struct timespec n;
+	clock_gettime(CLOCK_MONOTONIC, &n);
+	return (int64_t)(n.tv_sec - t->tv_sec) * 1000 + (n.tv_nsec - t->tv_nsec) / 1000000;
+}
+
+/* Drop the kept connection once it has been idle for the reuse time: servers do not wait for us forever. */
+static void conn_expire(bool now_anyway)
+{
+	if (S.conn && (now_anyway || ms_since(&S.conn_since) >= S.reuse_ms))
+		smtp_conn_close(&S.conn, &S.sopts);
+}
 
 static struct dns_result *lookup(enum dns_type type, const char *name, void *arg)
 {
@@ -158,16 +177,26 @@ static void deliver_domain(struct smtp_message *all, const char *domain, double 
 	so.tls_ctx = S.tls_ctx;
 	struct smtp_attempt at = { 4, "4.4.1", BUF_INIT(2048) };
 	bool done = false;
-	for (size_t i = 0; i < tg.n && !done; i++) {
+	struct smtp_conn **cache = S.reuse_ms > 0 ? &S.conn : NULL;
+	conn_expire(false);
+	/* a connection kept from the last delivery goes first when it is to one of this destination's addresses */
+	size_t first = 0;
+	for (size_t i = 0; S.conn && i < tg.n; i++)
+		if (smtp_conn_for(S.conn, &tg.v[i], level)) {
+			first = i;
+			break;
+		}
+	for (size_t k = 0; k < tg.n && !done; k++) {
+		size_t i = k == 0 ? first : k <= first ? k - 1 : k;
 		buf_reset(&relay);
 		smtp_target_name(&tg.v[i], &relay);
-		done = smtp_session_try(&so, &tg.v[i], &m, &at);
+		done = smtp_session_try(&so, &tg.v[i], &m, &at, cache);
 		if (!done)
 			log_info("%s: %s", all->queue_id, buf_cstr(&at.why));
 		if (!done && so.tls == SMTP_TLS_MAY && strcmp(at.dsn, "4.7.5") == 0) {
 			/* opportunistic TLS that failed is no reason to give up: plaintext is what "may" allows */
 			so.tls = SMTP_TLS_NONE;
-			done = smtp_session_try(&so, &tg.v[i], &m, &at);
+			done = smtp_session_try(&so, &tg.v[i], &m, &at, cache);
 			so.tls = SMTP_TLS_MAY;
 			if (!done)
 				log_info("%s: %s", all->queue_id, buf_cstr(&at.why));
@@ -175,6 +204,8 @@ static void deliver_domain(struct smtp_message *all, const char *domain, double 
 	}
 	if (!done)
 		smtp_rcpts_fail(&m, at.code, at.dsn, buf_cstr(&at.why));
+	if (S.conn)
+		clock_gettime(CLOCK_MONOTONIC, &S.conn_since);
 	buf_free(&at.why);
 out:
 	for (size_t j = 0; j < m.nrcpts; j++) {
@@ -312,6 +343,13 @@ static void serve(int fd, const struct daemon_peer *peer, struct daemon_ctx *ctx
 	for (;;) {
 		struct ipc_msg *req = NULL;
 		buf_reset(&err);
+		if (S.conn) {
+			/* wait for the next request no longer than the kept connection may idle */
+			int64_t left = S.reuse_ms - ms_since(&S.conn_since);
+			struct pollfd p = { fd, POLLIN, 0 };
+			if (left <= 0 || poll(&p, 1, (int)left) == 0)
+				conn_expire(true);
+		}
 		int r = ipc_recv(fd, &qproto_local, 0, SMTP_IDLE_MS, &req, &err);
 		if (r <= 0) {
 			if (r < 0)
@@ -327,7 +365,14 @@ static void serve(int fd, const struct daemon_peer *peer, struct daemon_ctx *ctx
 			break;
 		}
 	}
+	/* the kept connection outlives this qmgr connection (qmgr connects once per job): the next request to this
+	 * process may use it, and conn_expire() closes it once it is too old */
 	buf_free(&err);
+}
+
+static void close_at_exit(void)
+{
+	conn_expire(true);
 }
 
 static int ms(struct config *cfg, const char *name)
@@ -347,6 +392,8 @@ static void init(struct daemon_ctx *ctx)
 	S.helo_name = xstrdup(config_str(cfg, "smtp_helo_name"));
 	S.port = (unsigned)config_int(cfg, "smtp_port", 1, 65535);
 	S.max_addrs = (size_t)config_int(cfg, "smtp_mx_address_limit", 1, 1000);
+	S.reuse_ms = (int)config_time(cfg, "smtp_connection_reuse_time", 0, 300) * 1000;
+	atexit(close_at_exit);
 	dns_options_from_config(cfg, &S.dns);
 	const char *lvl = config_str(cfg, "smtp_tls_security_level");
 	if (!smtp_tls_level_parse(lvl, &S.level))

@@ -35,6 +35,20 @@ struct sess {
 	struct smtp_reply r;
 	struct smtp_caps caps;
 	struct buf line, name, err;
+	bool want_keep;		/* the caller caches connections: end with RSET, not QUIT */
+	bool keep;		/* RSET succeeded: the connection can take another message */
+	bool reused;		/* this conversation continues a cached connection */
+	bool stale;		/* ... which the server had closed: retry on a fresh connection */
+};
+
+struct smtp_conn {
+	struct stream *s;
+	struct smtp_caps caps;
+	struct buf name;
+	char *host;
+	struct dns_addr addr;
+	unsigned port;
+	enum smtp_tls_level tls;
 };
 
 bool smtp_tls_level_parse(const char *s, enum smtp_tls_level *out)
@@ -464,10 +478,10 @@ static void transaction(struct sess *s)
 		for (size_t i = 0; i < m->nrcpts; i++)
 			rcpt_cmd(s, &m->rcpts[i]);
 	if (!flush(s, "sending MAIL FROM"))
-		goto lost;
+		goto lost_mail;
 	int c = read_reply(s, o->mail_ms, "receiving the MAIL FROM reply");
 	if (c < 0)
-		goto lost;
+		goto lost_mail;
 	if (c / 100 != 2) {
 		said(s, "MAIL FROM", &text);
 		smtp_rcpts_fail(m, c / 100 == 5 ? 5 : 4, reply_dsn(&s->r, "4.0.0", "5.0.0"), text.data);
@@ -521,11 +535,24 @@ static void transaction(struct sess *s)
 	buf_free(&first);
 	smtp_rcpts_fail(m, c / 100 == 2 ? 2 : c / 100 == 5 ? 5 : 4, reply_dsn(&s->r, "4.0.0", "5.0.0"), text.data);
 quit:
-	send_cmd(s, o->quit_ms, "QUIT");
-	if (flush(s, "sending QUIT"))
-		(void)read_reply(s, o->quit_ms, "receiving the QUIT reply");
+	if (s->want_keep) {
+		send_cmd(s, o->quit_ms, "RSET");
+		if (flush(s, "sending RSET") && read_reply(s, o->quit_ms, "receiving the RSET reply") / 100 == 2)
+			s->keep = true;
+	}
+	if (!s->keep) {
+		send_cmd(s, o->quit_ms, "QUIT");
+		if (flush(s, "sending QUIT"))
+			(void)read_reply(s, o->quit_ms, "receiving the QUIT reply");
+	}
 	smtp_rcpts_fail(m, 4, "4.0.0", "no reply from the server");	/* cannot happen: every path answered */
 	goto out;
+lost_mail:
+	if (s->reused) {
+		/* a cached connection the server has meanwhile closed says nothing about this message */
+		s->stale = true;
+		goto out;
+	}
 lost:
 	smtp_rcpts_fail(m, 4, "4.4.2", buf_cstr(&s->err));
 out:
@@ -533,10 +560,42 @@ out:
 	buf_free(&conv);
 }
 
-bool smtp_session_try(const struct smtp_session_opts *o, const struct smtp_target *t, struct smtp_message *m,
-                      struct smtp_attempt *a)
+static bool conn_matches(const struct smtp_conn *c, const struct smtp_target *t, enum smtp_tls_level tls)
 {
-	struct sess s = { .o = o, .t = t, .m = m, .a = a };
+	return c->tls == tls && c->port == t->port && c->addr.family == t->addr.family &&
+	       memcmp(&c->addr.u, &t->addr.u, t->addr.family == AF_INET ? 4 : 16) == 0 && str_eq_ci(c->host, t->host);
+}
+
+bool smtp_conn_for(const struct smtp_conn *c, const struct smtp_target *t, enum smtp_tls_level tls)
+{
+	return c && conn_matches(c, t, tls);
+}
+
+void smtp_conn_close(struct smtp_conn **cp, const struct smtp_session_opts *o)
+{
+	struct smtp_conn *c = *cp;
+	if (!c)
+		return;
+	*cp = NULL;
+	stream_set_timeouts(c->s, o->quit_ms, o->quit_ms);
+	stream_puts(c->s, "QUIT\r\n");
+	if (stream_flush(c->s) == STREAM_OK) {
+		struct buf line = BUF_INIT(SMTP_REPLY_LINE_MAX + 1);
+		/* the reply does not matter, only that the server saw QUIT before the close */
+		(void)stream_read_line(c->s, &line, SMTP_REPLY_LINE_MAX);
+		buf_free(&line);
+	}
+	stream_free(&c->s);
+	smtp_caps_free(&c->caps);
+	buf_free(&c->name);
+	free(c->host);
+	free(c);
+}
+
+bool smtp_session_try(const struct smtp_session_opts *o, const struct smtp_target *t, struct smtp_message *m,
+                      struct smtp_attempt *a, struct smtp_conn **cache)
+{
+	struct sess s = { .o = o, .t = t, .m = m, .a = a, .want_keep = cache != NULL };
 	smtp_reply_init(&s.r);
 	smtp_caps_init(&s.caps);
 	buf_init(&s.line, SMTP_REPLY_LINE_MAX + 1);
@@ -547,6 +606,29 @@ bool smtp_session_try(const struct smtp_session_opts *o, const struct smtp_targe
 
 	for (size_t i = 0; i < m->nrcpts; i++)
 		m->rcpts[i].accepted = false;
+	if (cache && *cache && !conn_matches(*cache, t, o->tls))
+		smtp_conn_close(cache, o);
+	if (cache && *cache) {
+		struct smtp_conn *c = *cache;
+		*cache = NULL;
+		smtp_caps_free(&s.caps);
+		buf_free(&s.name);
+		s.s = c->s;
+		s.caps = c->caps;
+		s.name = c->name;
+		free(c->host);
+		free(c);
+		s.reused = true;
+		log_debug("%s: reusing the connection to %s", m->queue_id, buf_cstr(&s.name));
+		transaction(&s);
+		if (!s.stale) {
+			done = true;
+			goto out;
+		}
+		stream_free(&s.s);
+		s.reused = s.stale = s.keep = false;
+		buf_reset(&s.name);
+	}
 	buf_puts(&s.name, t->host);
 	buf_putc(&s.name, '[');
 	{
@@ -601,6 +683,20 @@ bool smtp_session_try(const struct smtp_session_opts *o, const struct smtp_targe
 	transaction(&s);
 	done = true;
 out:
+	if (s.keep && done && s.s) {
+		struct smtp_conn *kc = xcalloc(1, sizeof(*kc));
+		kc->s = s.s;
+		kc->caps = s.caps;
+		kc->name = s.name;
+		kc->host = xstrdup(t->host);
+		kc->addr = t->addr;
+		kc->port = t->port;
+		kc->tls = o->tls;
+		*cache = kc;
+		s.s = NULL;
+		smtp_caps_init(&s.caps);
+		buf_init(&s.name, 512);
+	}
 	if (s.s)
 		stream_free(&s.s);
 	smtp_reply_free(&s.r);

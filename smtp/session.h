@@ -54,12 +54,22 @@ struct smtp_attempt {
 	struct buf why;
 };
 
+/* A connection kept open after a delivery (RSET instead of QUIT), for the next message to the same address. */
+struct smtp_conn;
+/* true when c is a connection to t made under TLS level tls. */
+bool smtp_conn_for(const struct smtp_conn *c, const struct smtp_target *t, enum smtp_tls_level tls);
+/* QUIT and free; *c becomes NULL (no-op when already NULL). */
+void smtp_conn_close(struct smtp_conn **c, const struct smtp_session_opts *o);
+
 /* Parse a TLS level word ("none", "may", "encrypt", "verify"); false when unknown. */
 bool smtp_tls_level_parse(const char *s, enum smtp_tls_level *out);
 /* Set code/dsn/text of every open recipient. */
 void smtp_rcpts_fail(struct smtp_message *m, int code, const char *dsn, const char *text);
-/* Talk to t. true: every recipient has its answer (code != 0). false: try the next address; a holds why. */
+/* Talk to t. true: every recipient has its answer (code != 0). false: try the next address; a holds why.
+ * cache NULL: one connection per call, ended with QUIT. Otherwise a cached connection to t (same TLS level) is
+ * used first (a fresh one replaces it when the server has closed it), a cached connection to anywhere else is
+ * closed, and after a clean transaction the connection is left in *cache. */
 bool smtp_session_try(const struct smtp_session_opts *o, const struct smtp_target *t, struct smtp_message *m,
-                      struct smtp_attempt *a);
+                      struct smtp_attempt *a, struct smtp_conn **cache);
 
 #endif

@@ -228,6 +228,10 @@ class FakeSMTP:
                     data += l
                 self.messages.append({'cmds': list(cmds), 'data': data})
                 say(b.get('data_end', '250 2.0.0 queued as FAKE1'))
+            elif verb == 'RSET':
+                say(b.get('rset', '250 2.0.0 ok'))
+                if b.get('close_after_rset'):
+                    return
             elif verb == 'QUIT':
                 say('221 bye')
                 return
@@ -389,6 +393,7 @@ def test_mx_order_and_failover_when_first_mx_is_down(env):
 def test_first_mx_preferred_and_4xx_greeting_moves_on(env):
     mx1 = env.server('127.0.0.2', name='mx1.a.test')
     mx2 = env.server('127.0.0.3', name='mx2.a.test')
+    env.start('smtp_connection_reuse_time=0')   # every delivery greets anew
     assert env.deliver(['user@a.test'])[0][0] == 2
     assert len(mx1.messages) == 1 and not mx2.messages
     mx1.b['greeting'] = '421 4.3.2 busy'
@@ -681,7 +686,7 @@ def test_addresses_cannot_inject_commands(env):
     assert r[0][:2] == (5, '5.1.3') and r[2][:2] == (5, '5.1.3'), r
     assert r[1][0] == 2, r
     assert [c for c in srv.messages[0]['cmds'] if c.startswith('RCPT')] == ['RCPT TO:<ok@b.test>']
-    assert not any(c.startswith('RSET') for s in srv.sessions for c in s)
+    assert not any('a@b.test' in c for s in srv.sessions for c in s)
     r = env.deliver(['ok@b.test'], sender='evil@x.test>\r\nRCPT TO:<victim@b.test')
     assert r[0][:2] == (5, '5.1.7'), r
     assert len(srv.sessions) == 1
@@ -730,3 +735,46 @@ def test_connection_lost_after_rcpt_defers(env):
     finally:
         t.join(5)
         s.close()
+
+
+def test_connection_reuse(env):
+    srv = env.server('127.0.0.6', name='mx.b.test')
+    assert env.deliver(['a@b.test'])[0][0] == 2
+    assert env.deliver(['c@b.test'])[0][0] == 2
+    # one connection, two transactions separated by RSET
+    assert len(srv.sessions) == 1 and len(srv.messages) == 2
+    assert 'RSET' in srv.sessions[0]
+    # a server that refuses RSET is not reused
+    srv.b['rset'] = '502 no'
+    assert env.deliver(['d@b.test'])[0][0] == 2
+    assert env.deliver(['e@b.test'])[0][0] == 2
+    assert len(srv.sessions) == 2 and len(srv.messages) == 4
+
+
+def test_reused_connection_closed_by_server_is_replaced(env):
+    srv = env.server('127.0.0.6', name='mx.b.test', close_after_rset=True)
+    assert env.deliver(['a@b.test'])[0][0] == 2
+    time.sleep(0.2)
+    r = env.deliver(['c@b.test'])
+    assert r[0][0] == 2, r
+    assert len(srv.sessions) == 2 and len(srv.messages) == 2
+
+
+def test_reuse_time_limits_idle_connection(env):
+    srv = env.server('127.0.0.6', name='mx.b.test')
+    env.start('smtp_connection_reuse_time=1s')
+    assert env.deliver(['a@b.test'])[0][0] == 2
+    time.sleep(1.5)
+    # too old: closed with QUIT before the next delivery opens a new one
+    assert env.deliver(['c@b.test'])[0][0] == 2
+    assert len(srv.sessions) == 2
+    assert srv.sessions[0][-1] == 'QUIT'
+    # the daemon says QUIT to a kept connection when it exits
+    env.stop()
+    time.sleep(0.2)
+    assert srv.sessions[1][-1] == 'QUIT'
+    env.start('smtp_connection_reuse_time=0')
+    assert env.deliver(['d@b.test'])[0][0] == 2
+    assert env.deliver(['e@b.test'])[0][0] == 2
+    assert len(srv.sessions) == 4
+    assert all('RSET' not in s for s in srv.sessions[2:])
