@@ -69,6 +69,8 @@ const struct config_param config_params[] = {
 	{ "smtp_tls_security_level", "may", "none, may (opportunistic STARTTLS), encrypt, or verify (chain and MX name)" },
 	{ "smtp_tls_policy_maps", "", "table: domain (or .parent) -> none|may|encrypt|verify, overriding the level" },
 	{ "smtp_tls_CAfile", "", "trusted roots (PEM) for verify; empty: the system store" },
+	{ "smtp_sasl_password_maps", "", "root-only table: [host]:port, host or domain -> user:password for client AUTH" },
+	{ "smtp_sasl_tls_required", "yes", "send AUTH credentials only over TLS" },
 
 	/* ---- pop3d and imapd ---- */
 

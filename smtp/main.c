@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "alloc.h"
 #include "config.h"
 #include "daemon.h"
@@ -31,8 +33,8 @@
 #define SMTP_IDLE_MS 60000	/* a qmgr connection with no request for this long is closed */
 
 static struct {
-	char *queue_dir, *relayhost, *transport_path, *policy_path, *cafile, *myhostname, *helo_name;
-	struct table *transport, *policy;
+	char *queue_dir, *relayhost, *transport_path, *policy_path, *cafile, *myhostname, *helo_name, *sasl_path;
+	struct table *transport, *policy, *sasl;
 	struct dns_options dns;
 	struct smtp_session_opts sopts;
 	unsigned port;
@@ -175,6 +177,29 @@ static void deliver_domain(struct smtp_message *all, const char *domain, double 
 	struct smtp_session_opts so = S.sopts;
 	so.tls = level;
 	so.tls_ctx = S.tls_ctx;
+	struct buf cred = BUF_INIT(4096);
+	if (S.sasl) {
+		/* credentials by the next hop as written ("[relay]:587"), then its host, then the domain */
+		enum table_result cr = TABLE_NOTFOUND;
+		const char *keys[3] = { sp, nh.host, domain };
+		for (int k = 0; k < 3 && cr == TABLE_NOTFOUND; k++)
+			if (*keys[k])
+				cr = table_lookup(S.sasl, keys[k], &cred);
+		if (cr == TABLE_ERROR) {
+			log_warn("smtp_sasl_password_maps: %s", table_error(S.sasl));
+			smtp_rcpts_fail(&m, 4, "4.3.0", "password table not available");
+			buf_free(&cred);
+			goto out;
+		}
+		char *colon = cr == TABLE_FOUND ? strchr(cred.data, ':') : NULL;
+		if (colon) {
+			*colon = '\0';
+			so.auth_user = cred.data;
+			so.auth_pass = colon + 1;
+		} else if (cr == TABLE_FOUND) {
+			log_warn("smtp_sasl_password_maps: the entry for %s is not user:password", domain);
+		}
+	}
 	struct smtp_attempt at = { 4, "4.4.1", BUF_INIT(2048) };
 	bool done = false;
 	struct smtp_conn **cache = S.reuse_ms > 0 ? &S.conn : NULL;
@@ -204,6 +229,9 @@ static void deliver_domain(struct smtp_message *all, const char *domain, double 
 	}
 	if (!done)
 		smtp_rcpts_fail(&m, at.code, at.dsn, buf_cstr(&at.why));
+	if (cred.data)
+		OPENSSL_cleanse(cred.data, cred.len);
+	buf_free(&cred);
 	if (S.conn)
 		clock_gettime(CLOCK_MONOTONIC, &S.conn_since);
 	buf_free(&at.why);
@@ -370,6 +398,18 @@ static void serve(int fd, const struct daemon_peer *peer, struct daemon_ctx *ctx
 	buf_free(&err);
 }
 
+/* The password map is readable by root only: open it before the privilege drop. */
+static void pre_drop(struct daemon_ctx *ctx)
+{
+	const char *path = config_str(ctx->cfg, "smtp_sasl_password_maps");
+	if (!*path)
+		return;
+	struct buf err = BUF_INIT(512);
+	if (!(S.sasl = table_open(path, &err)))
+		fatalx("smtp_sasl_password_maps: %s", buf_cstr(&err));
+	buf_free(&err);
+}
+
 static void close_at_exit(void)
 {
 	conn_expire(true);
@@ -410,6 +450,7 @@ static void init(struct daemon_ctx *ctx)
 		.starttls_ms = ms(cfg, "smtp_starttls_timeout"), .mail_ms = ms(cfg, "smtp_mail_timeout"),
 		.rcpt_ms = ms(cfg, "smtp_rcpt_timeout"), .data_ms = ms(cfg, "smtp_data_init_timeout"),
 		.data_done_ms = ms(cfg, "smtp_data_done_timeout"), .quit_ms = ms(cfg, "smtp_quit_timeout"),
+		.auth_tls_required = config_bool(cfg, "smtp_sasl_tls_required"),
 	};
 	const char *owner = config_str(cfg, "mail_owner");
 	struct passwd *pw = getpwnam(owner);
@@ -421,7 +462,7 @@ static void init(struct daemon_ctx *ctx)
 int main(int argc, char **argv)
 {
 	static const struct daemon_ops ops = {
-		.name = "smtp", .mode = DAEMON_SINGLE, .init = init, .serve = serve,
+		.name = "smtp", .mode = DAEMON_SINGLE, .pre_drop = pre_drop, .init = init, .serve = serve,
 	};
 	return daemon_main(argc, argv, &ops);
 }

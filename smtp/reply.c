@@ -146,6 +146,21 @@ void smtp_caps_parse(struct smtp_caps *c, const struct smtp_reply *r)
 			c->starttls = true;
 		} else if (word_is(w, wn, "CHUNKING")) {
 			c->chunking = true;
+		} else if (word_is(w, wn, "AUTH")) {
+			/* "AUTH PLAIN LOGIN", or the old "AUTH=PLAIN LOGIN" */
+			const char *v = we;
+			while (v < le) {
+				while (v < le && (*v == ' ' || *v == '='))
+					v++;
+				const char *ve = v;
+				while (ve < le && *ve != ' ')
+					ve++;
+				if (word_is(v, (size_t)(ve - v), "PLAIN"))
+					c->auth_plain = true;
+				else if (word_is(v, (size_t)(ve - v), "LOGIN"))
+					c->auth_login = true;
+				v = ve;
+			}
 		} else if (word_is(w, wn, "SIZE")) {
 			c->size_given = true;
 			c->size = 0;

@@ -34,6 +34,7 @@ const char *smtp_reply_first_line(const struct smtp_reply *r, struct buf *out);
 /* What the server said it can do in its EHLO reply. */
 struct smtp_caps {
 	bool pipelining, eightbitmime, smtputf8, dsn, starttls, chunking, size_given;
+	bool auth_plain, auth_login;	/* AUTH mechanisms we can use */
 	uint64_t size;		/* SIZE limit; 0 with size_given = no fixed limit */
 	struct buf name;	/* the name the server gave on the first line (capped, printable) */
 };

@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #if __has_include("mime.h")
 #include "mime.h"
 #define SMTP_HAVE_MIME 1
@@ -301,6 +303,85 @@ static bool starttls(struct sess *s)
 		return false;
 	}
 	return true;
+}
+
+static void put_base64(struct buf *b, const void *p, size_t n)
+{
+	if (n > 3 * 1024)
+		return;	/* credentials are short; a longer one is a broken map entry, and the server will say no */
+	unsigned char out[4 * 1024 + 4];
+	int len = EVP_EncodeBlock(out, p, (int)n);
+	buf_append(b, out, (size_t)len);
+}
+
+/* One AUTH step: send line, expect a reply in class want (3 or 2). */
+static bool auth_step(struct sess *s, const struct buf *line, int want, struct buf *msg)
+{
+	stream_set_timeouts(s->s, s->o->helo_ms, s->o->helo_ms);
+	stream_write(s->s, line->data, line->len);
+	stream_puts(s->s, "\r\n");
+	int c = flush(s, "sending AUTH") ? read_reply(s, s->o->helo_ms, "receiving the AUTH reply") : -1;
+	if (c < 0) {
+		buf_puts(msg, buf_cstr(&s->err));
+		return false;
+	}
+	if (c / 100 != want) {
+		said(s, "AUTH", msg);
+		return false;
+	}
+	return true;
+}
+
+/* Client SMTP AUTH. true to go on (also when the server offers no mechanism we know: the server decides whether
+ * it relays for us); false: next address (a set). */
+static bool authenticate(struct sess *s)
+{
+	const struct smtp_session_opts *o = s->o;
+	if (!o->auth_user)
+		return true;
+	if (!s->caps.auth_plain && !s->caps.auth_login) {
+		log_warn("%s: host %s offers no AUTH mechanism we support; sending without authentication",
+		         s->m->queue_id, buf_cstr(&s->name));
+		return true;
+	}
+	struct buf msg = BUF_INIT(1024), line = BUF_INIT(8192);
+	bool ok = false;
+	if (o->auth_tls_required && !stream_is_tls(s->s)) {
+		buf_printf(&msg, "refusing to send credentials to %s without TLS", buf_cstr(&s->name));
+		goto out;
+	}
+	if (s->caps.auth_plain) {
+		struct buf raw = BUF_INIT(4096);
+		buf_putc(&raw, '\0');
+		buf_puts(&raw, o->auth_user);
+		buf_putc(&raw, '\0');
+		buf_puts(&raw, o->auth_pass);
+		buf_puts(&line, "AUTH PLAIN ");
+		put_base64(&line, raw.data, raw.len);
+		/* the secret must not stay in freed memory longer than needed */
+		OPENSSL_cleanse(raw.data, raw.len);
+		buf_free(&raw);
+		ok = auth_step(s, &line, 2, &msg);
+	} else {
+		buf_puts(&line, "AUTH LOGIN");
+		ok = auth_step(s, &line, 3, &msg);
+		buf_reset(&line);
+		put_base64(&line, o->auth_user, strlen(o->auth_user));
+		ok = ok && auth_step(s, &line, 3, &msg);
+		buf_reset(&line);
+		put_base64(&line, o->auth_pass, strlen(o->auth_pass));
+		ok = ok && auth_step(s, &line, 2, &msg);
+	}
+	if (line.data)
+		OPENSSL_cleanse(line.data, line.len);
+	if (!ok)
+		buf_printf(&msg, "%sSASL authentication failed", msg.len ? "; " : "");
+out:
+	if (!ok)
+		attempt_set(s->a, 4, "4.7.0", msg.data);
+	buf_free(&line);
+	buf_free(&msg);
+	return ok;
 }
 
 static void put_xtext(struct buf *b, const char *s)
@@ -678,7 +759,7 @@ bool smtp_session_try(const struct smtp_session_opts *o, const struct smtp_targe
 		done = true;
 		goto out;
 	}
-	if (!starttls(&s))
+	if (!starttls(&s) || !authenticate(&s))
 		goto out;
 	transaction(&s);
 	done = true;

@@ -45,6 +45,9 @@ struct smtp_session_opts {
 	int connect_ms, helo_ms, starttls_ms, mail_ms, rcpt_ms, data_ms, data_done_ms, quit_ms;
 	enum smtp_tls_level tls;
 	SSL_CTX *tls_ctx;		/* needed unless tls is NONE */
+	const char *auth_user;		/* client SMTP AUTH (PLAIN, else LOGIN) when not NULL */
+	const char *auth_pass;
+	bool auth_tls_required;		/* never send credentials over a connection without TLS */
 };
 
 /* Why an attempt did not reach the recipients, kept for when every address fails. */

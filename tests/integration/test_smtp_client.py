@@ -228,6 +228,19 @@ class FakeSMTP:
                     data += l
                 self.messages.append({'cmds': list(cmds), 'data': data})
                 say(b.get('data_end', '250 2.0.0 queued as FAKE1'))
+            elif verb == 'AUTH':
+                import base64
+                parts = cmd.split(' ')
+                if parts[1].upper() == 'PLAIN':
+                    cred = base64.b64decode(parts[2]).split(b'\0')
+                    self.auth = ('PLAIN', cred[1].decode(), cred[2].decode())
+                else:
+                    say('334 VXNlcm5hbWU6')
+                    u = base64.b64decode(f.readline().strip()).decode()
+                    say('334 UGFzc3dvcmQ6')
+                    p = base64.b64decode(f.readline().strip()).decode()
+                    self.auth = ('LOGIN', u, p)
+                say(b.get('auth_reply', '235 2.7.0 ok'))
             elif verb == 'RSET':
                 say(b.get('rset', '250 2.0.0 ok'))
                 if b.get('close_after_rset'):
@@ -778,3 +791,33 @@ def test_reuse_time_limits_idle_connection(env):
     assert env.deliver(['e@b.test'])[0][0] == 2
     assert len(srv.sessions) == 4
     assert all('RSET' not in s for s in srv.sessions[2:])
+
+
+def test_client_auth_from_password_map(env):
+    cert = make_cert(env.tmp, 'relay.test')
+    relay = env.server('127.0.0.7', name='relay.test', tls=cert, ehlo=['PIPELINING', 'AUTH PLAIN LOGIN'])
+    relay.auth = None
+    pw = compile_map(env, 'sasl_passwd', '[127.0.0.7]:%d user@x.test:s3cret:with:colons\n' % env.port)
+    os.chmod(pw, 0o600)
+    os.chmod(str(pw) + '.lmdb', 0o600)
+    env.start('relayhost=[127.0.0.7]:%d' % env.port, 'smtp_sasl_password_maps=%s' % pw)
+    r = env.deliver(['a@b.test'])
+    assert r[0][0] == 2, r
+    assert relay.auth == ('PLAIN', 'user@x.test', 's3cret:with:colons')
+    assert 's3cret' not in env.logtext()
+    # LOGIN when PLAIN is not offered; a refused AUTH defers with the server's words
+    relay.b['ehlo'] = ['AUTH LOGIN']
+    relay.b['auth_reply'] = '535 5.7.8 bad credentials'
+    env.start('relayhost=[127.0.0.7]:%d' % env.port, 'smtp_sasl_password_maps=%s' % pw)
+    r = env.deliver(['a@b.test'])
+    assert relay.auth == ('LOGIN', 'user@x.test', 's3cret:with:colons')
+    assert r[0][:2] == (4, '4.7.0'), r
+    assert '535 5.7.8 bad credentials' in r[0][2] and 'SASL authentication failed' in r[0][2]
+    # no credentials over a connection without TLS
+    relay.b['tls'] = None
+    relay.b['auth_reply'] = '235 ok'
+    relay.auth = None
+    env.start('relayhost=[127.0.0.7]:%d' % env.port, 'smtp_sasl_password_maps=%s' % pw)
+    r = env.deliver(['a@b.test'])
+    assert r[0][:2] == (4, '4.7.0'), r
+    assert relay.auth is None

@@ -150,6 +150,17 @@ static void test_caps(void **state)
 	static const char *const sz2[] = { "250-x", "250 SIZE 12abc", NULL };
 	parse_caps(&c, sz2);
 	assert_int_equal(c.size, 0);
+	static const char *const auth1[] = { "250-x", "250 AUTH CRAM-MD5 login", NULL };
+	parse_caps(&c, auth1);
+	assert_true(c.auth_login);
+	assert_false(c.auth_plain);
+	static const char *const auth2[] = { "250-x", "250 AUTH=PLAIN", NULL };
+	parse_caps(&c, auth2);
+	assert_true(c.auth_plain);
+	assert_false(c.auth_login);
+	static const char *const auth3[] = { "250-x", "250 AUTH PLAINX XLOGIN", NULL };
+	parse_caps(&c, auth3);
+	assert_false(c.auth_plain || c.auth_login);
 	smtp_caps_free(&c);
 }
 
