@@ -207,7 +207,7 @@ static void deliver_domain(struct smtp_message *all, const char *domain, double 
 	/* a connection kept from the last delivery goes first when it is to one of this destination's addresses */
 	size_t first = 0;
 	for (size_t i = 0; S.conn && i < tg.n; i++)
-		if (smtp_conn_for(S.conn, &tg.v[i], level)) {
+		if (smtp_conn_for(S.conn, &tg.v[i], level, so.auth_user)) {
 			first = i;
 			break;
 		}

@@ -51,6 +51,7 @@ struct smtp_conn {
 	struct dns_addr addr;
 	unsigned port;
 	enum smtp_tls_level tls;
+	char *auth_user;	/* who we authenticated as, NULL for nobody: a connection is only reused as the same */
 };
 
 bool smtp_tls_level_parse(const char *s, enum smtp_tls_level *out)
@@ -641,15 +642,19 @@ out:
 	buf_free(&conv);
 }
 
-static bool conn_matches(const struct smtp_conn *c, const struct smtp_target *t, enum smtp_tls_level tls)
+static bool conn_matches(const struct smtp_conn *c, const struct smtp_target *t, enum smtp_tls_level tls,
+                         const char *auth_user)
 {
+	if ((c->auth_user == NULL) != (auth_user == NULL) || (auth_user && strcmp(c->auth_user, auth_user) != 0))
+		return false;
 	return c->tls == tls && c->port == t->port && c->addr.family == t->addr.family &&
 	       memcmp(&c->addr.u, &t->addr.u, t->addr.family == AF_INET ? 4 : 16) == 0 && str_eq_ci(c->host, t->host);
 }
 
-bool smtp_conn_for(const struct smtp_conn *c, const struct smtp_target *t, enum smtp_tls_level tls)
+bool smtp_conn_for(const struct smtp_conn *c, const struct smtp_target *t, enum smtp_tls_level tls,
+                   const char *auth_user)
 {
-	return c && conn_matches(c, t, tls);
+	return c && conn_matches(c, t, tls, auth_user);
 }
 
 void smtp_conn_close(struct smtp_conn **cp, const struct smtp_session_opts *o)
@@ -670,6 +675,7 @@ void smtp_conn_close(struct smtp_conn **cp, const struct smtp_session_opts *o)
 	smtp_caps_free(&c->caps);
 	buf_free(&c->name);
 	free(c->host);
+	free(c->auth_user);
 	free(c);
 }
 
@@ -687,7 +693,7 @@ bool smtp_session_try(const struct smtp_session_opts *o, const struct smtp_targe
 
 	for (size_t i = 0; i < m->nrcpts; i++)
 		m->rcpts[i].accepted = false;
-	if (cache && *cache && !conn_matches(*cache, t, o->tls))
+	if (cache && *cache && !conn_matches(*cache, t, o->tls, o->auth_user))
 		smtp_conn_close(cache, o);
 	if (cache && *cache) {
 		struct smtp_conn *c = *cache;
@@ -698,6 +704,7 @@ bool smtp_session_try(const struct smtp_session_opts *o, const struct smtp_targe
 		s.caps = c->caps;
 		s.name = c->name;
 		free(c->host);
+		free(c->auth_user);
 		free(c);
 		s.reused = true;
 		log_debug("%s: reusing the connection to %s", m->queue_id, buf_cstr(&s.name));
@@ -773,6 +780,7 @@ out:
 		kc->addr = t->addr;
 		kc->port = t->port;
 		kc->tls = o->tls;
+		kc->auth_user = o->auth_user ? xstrdup(o->auth_user) : NULL;
 		*cache = kc;
 		s.s = NULL;
 		smtp_caps_init(&s.caps);

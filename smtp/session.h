@@ -59,8 +59,9 @@ struct smtp_attempt {
 
 /* A connection kept open after a delivery (RSET instead of QUIT), for the next message to the same address. */
 struct smtp_conn;
-/* true when c is a connection to t made under TLS level tls. */
-bool smtp_conn_for(const struct smtp_conn *c, const struct smtp_target *t, enum smtp_tls_level tls);
+/* true when c is a connection to t made under TLS level tls, authenticated as auth_user (NULL: not at all). */
+bool smtp_conn_for(const struct smtp_conn *c, const struct smtp_target *t, enum smtp_tls_level tls,
+                   const char *auth_user);
 /* QUIT and free; *c becomes NULL (no-op when already NULL). */
 void smtp_conn_close(struct smtp_conn **c, const struct smtp_session_opts *o);
 
