@@ -437,8 +437,41 @@ out:
 	return res;
 }
 
+/* Refuse what the decoder would refuse, so a record written is always a record that reads back. */
+static bool user_valid(const struct accounts_user *u, struct buf *err)
+{
+	struct buf norm = BUF_INIT(ACCOUNTS_ADDRESS_MAX);
+	bool ok = u->address && accounts_normalize(u->address, &norm, err) && strcmp(norm.data, u->address) == 0;
+
+	buf_free(&norm);
+	if (!ok) {
+		buf_puts(err, " (account address must be valid and normalized)");
+		return false;
+	}
+	if (u->password_hash == NULL || strlen(u->password_hash) > ACCOUNTS_HASH_MAX) {
+		buf_puts(err, "bad password hash");
+		return false;
+	}
+	for (const char *p = u->password_hash; *p; p++)
+		if (*p < 0x20 || *p > 0x7e) {
+			buf_puts(err, "bad password hash");
+			return false;
+		}
+	if (u->maildir == NULL || u->maildir[0] != '/' || strlen(u->maildir) > ACCOUNTS_PATH_MAX) {
+		buf_puts(err, "maildir must be an absolute path of at most 4095 bytes");
+		return false;
+	}
+	if (u->apop_secret && (u->apop_secret[0] == '\0' || strlen(u->apop_secret) > ACCOUNTS_SECRET_MAX)) {
+		buf_puts(err, "APOP secret must be 1 to 255 bytes");
+		return false;
+	}
+	return true;
+}
+
 enum accounts_result accounts_put(struct accounts *db, const struct accounts_user *u, struct buf *err)
 {
+	if (!user_valid(u, err))
+		return ACCOUNTS_ERROR;
 	return write_record(db, u, false, err);
 }
 
@@ -558,7 +591,7 @@ enum accounts_result accounts_add(struct accounts *db, const char *address, cons
 	u.gid = opts->gid;
 	u.quota = opts->quota;
 	u.enabled = !opts->disabled;
-	res = write_record(db, &u, true, err);
+	res = user_valid(&u, err) ? write_record(db, &u, true, err) : ACCOUNTS_ERROR;
 	if (res == ACCOUNTS_EXISTS)
 		buf_printf(err, "%s: account exists", key.data);
 	explicit_bzero(u.password_hash, strlen(u.password_hash));
