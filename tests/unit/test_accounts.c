@@ -414,6 +414,25 @@ static void test_open_errors(void **state)
 	buf_free(&err);
 }
 
+static void test_system_users(void **state)
+{
+	(void)state;
+	struct accounts_user u;
+	struct buf err = BUF_INIT(1024);
+	assert_int_equal(accounts_system_get("root", &u, &err), ACCOUNTS_OK);
+	assert_string_equal(u.address, "root");
+	assert_int_equal(u.uid, 0);
+	assert_true(u.enabled);
+	assert_non_null(strstr(u.maildir, "/Maildir/"));
+	assert_non_null(u.password_hash);	/* "" when shadow is unreadable: no login, never a crash */
+	accounts_user_free(&u);
+	assert_int_equal(accounts_system_get("no-such-user-here", &u, &err), ACCOUNTS_NOTFOUND);
+	assert_int_equal(accounts_system_get("root@x.org", &u, &err), ACCOUNTS_NOTFOUND);
+	assert_int_equal(accounts_system_get("../root", &u, &err), ACCOUNTS_NOTFOUND);
+	assert_int_equal(accounts_system_get("", &u, &err), ACCOUNTS_NOTFOUND);
+	buf_free(&err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -427,6 +446,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_foreach_and_corrupt_in_db, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dummy_verify_costs_like_real, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+		cmocka_unit_test(test_system_users),
 	};
 	return cmocka_run_group_tests_name("accounts", tests, NULL, NULL);
 }
