@@ -281,10 +281,16 @@ struct accounts *accounts_open(const char *path, bool writable, struct buf *err)
 		mdb_err(err, "open", path, rc);
 		goto fail;
 	}
-	if ((rc = mdb_txn_begin(db->env, NULL, writable ? 0 : MDB_RDONLY, &txn)) != 0 ||
-	    (rc = mdb_dbi_open(txn, NULL, 0, &db->dbi)) != 0 || (rc = mdb_txn_commit(txn)) != 0) {
-		if (txn && rc != 0)
-			mdb_txn_abort(txn);
+	if ((rc = mdb_txn_begin(db->env, NULL, writable ? 0 : MDB_RDONLY, &txn)) != 0) {
+		mdb_err(err, "open", path, rc);
+		goto fail;
+	}
+	if ((rc = mdb_dbi_open(txn, NULL, 0, &db->dbi)) != 0) {
+		mdb_txn_abort(txn);
+		mdb_err(err, "open", path, rc);
+		goto fail;
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0) {	/* frees txn even on failure */
 		mdb_err(err, "open", path, rc);
 		goto fail;
 	}
@@ -411,17 +417,20 @@ static enum accounts_result write_record(struct accounts *db, const struct accou
 		accounts_record_encode(&copy, &rec);
 		v.mv_data = rec.data;
 		v.mv_size = rec.len;
-		if ((rc = mdb_put(txn, db->dbi, &k, &v, 0)) == 0 && (rc = mdb_txn_commit(txn)) == 0) {
+		/* a failed commit frees the transaction itself; a failed put leaves it to us */
+		if ((rc = mdb_put(txn, db->dbi, &k, &v, 0)) == 0)
+			rc = mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
+		txn = NULL;
+		if (rc == 0) {
 			res = ACCOUNTS_OK;
 			goto out;
 		}
 		if (rc != MDB_MAP_FULL) {
-			mdb_txn_abort(txn);
 			mdb_err(err, "write", db->path, rc);
 			goto out;
 		}
-		/* commit failures free the txn; put failures do not */
-		mdb_txn_abort(txn);
 		MDB_envinfo info;
 		mdb_env_info(db->env, &info);
 		if (info.me_mapsize >= ACCOUNTS_MAPSIZE_MAX || mdb_env_set_mapsize(db->env, info.me_mapsize * 2) != 0) {
