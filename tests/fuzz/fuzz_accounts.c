@@ -1,6 +1,9 @@
-/* Fuzz the account record decoder: any bytes decode or fail cleanly; what decodes re-encodes to the same bytes. */
+/* Fuzz the account record decoder: any bytes decode or fail cleanly; what decodes re-encodes to the same bytes.
+ * The same bytes, as a string, go through address normalization: accepted names are lower case, keep their
+ * length, and never hold '/' or a ".." that could climb out of the mail directory. */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "accounts.h"
@@ -23,5 +26,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	buf_free(&err);
 	buf_free(&again);
+
+	char *s = malloc(size + 1);
+	struct buf norm = BUF_INIT(ACCOUNTS_ADDRESS_MAX), nerr = BUF_INIT(1024);
+	memcpy(s, data, size);
+	s[size] = '\0';
+	if (accounts_normalize(s, &norm, &nerr)) {
+		const char *at = strrchr(norm.data, '@');
+		if (norm.len != strlen(s) || at == NULL || memchr(norm.data, '/', (size_t)(at - norm.data)) ||
+		    strstr(norm.data, "..") || norm.data[0] == '.' || at[-1] == '.' || strchr(at + 1, '/'))
+			__builtin_trap();
+		for (size_t i = 0; i < norm.len; i++)
+			if (norm.data[i] >= 'A' && norm.data[i] <= 'Z')
+				__builtin_trap();
+	} else if (nerr.len == 0) {
+		__builtin_trap();
+	}
+	buf_free(&norm);
+	buf_free(&nerr);
+	free(s);
 	return 0;
 }
