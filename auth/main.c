@@ -127,22 +127,34 @@ static void auth_start(struct daemon_ctx *ctx)
 	daemon_report(DAEMON_STATE_IDLE);
 }
 
-static void auth_stop(struct daemon_ctx *ctx)
+/* Last step of a stop, a moment after auth_stop: the released replies have been written by then. */
+static void finish_stop(evutil_socket_t fd, short what, void *arg)
 {
+	struct daemon_ctx *ctx = arg;
 	struct auth_app *app = ctx->app;
+	(void)fd;
+	(void)what;
 
-	/* answer what is held back at once rather than leave clients hanging */
-	while (app->held)
-		release(app->held);
 	for (size_t i = 0; i < app->nipc; i++)
 		ipc_server_free(&app->ipc[i]);
 	free(app->ipc);
-	app->ipc = NULL;
-	app->nipc = 0;
 	auth_server_free(&app->server);
 	free(app);
 	ctx->app = NULL;
 	event_base_loopexit(ctx->base, NULL);
+}
+
+static void auth_stop(struct daemon_ctx *ctx)
+{
+	struct auth_app *app = ctx->app;
+	struct timeval tv = { .tv_sec = 0, .tv_usec = 200 * 1000 };
+
+	/* Answer what is held back at once rather than leave clients hanging; requests arriving meanwhile are
+	 * answered without delay (daemon_stopping()). */
+	while (app->held)
+		release(app->held);
+	if (event_base_once(ctx->base, -1, EV_TIMEOUT, finish_stop, ctx, &tv) != 0)
+		finish_stop(-1, 0, ctx);
 }
 
 int main(int argc, char **argv)
