@@ -14,66 +14,16 @@
 #include "daemon.h"
 #include "ipc.h"
 #include "log.h"
-
-struct held_reply {
-	struct held_reply *next, **prevp;
-	struct ipc_req *rq;
-	struct ipc_msg *reply;
-	struct event *ev;
-};
+#include "service.h"
 
 struct auth_app {
 	struct auth_server *server;
+	struct auth_service *service;
 	struct ipc_server **ipc;
 	size_t nipc;
 	struct ipc_peer_policy policy;
 	uid_t uids[2];
-	struct held_reply *held;
-	struct event_base *base;
 };
-
-static void release(struct held_reply *h)
-{
-	ipc_reply(h->rq, h->reply);
-	*h->prevp = h->next;
-	if (h->next)
-		h->next->prevp = h->prevp;
-	event_free(h->ev);
-	free(h);
-}
-
-static void held_timeout(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	release(arg);
-}
-
-static void on_request(struct ipc_req *rq, struct ipc_msg *msg, void *arg)
-{
-	struct auth_app *app = arg;
-	unsigned delay = 0;
-	struct ipc_msg *reply = auth_server_handle(app->server, msg, &delay);
-	struct held_reply *h;
-
-	if (delay == 0 || daemon_stopping()) {
-		ipc_reply(rq, reply);
-		return;
-	}
-	h = xcalloc(1, sizeof *h);
-	h->rq = rq;
-	h->reply = reply;
-	h->ev = evtimer_new(app->base, held_timeout, h);
-	if (h->ev == NULL)
-		fatalx("auth: evtimer_new failed");
-	h->next = app->held;
-	h->prevp = &app->held;
-	if (app->held)
-		app->held->prevp = &h->next;
-	app->held = h;
-	struct timeval tv = { .tv_sec = delay, .tv_usec = 0 };
-	evtimer_add(h->ev, &tv);
-}
 
 static void auth_init(struct daemon_ctx *ctx)
 {
@@ -110,12 +60,12 @@ static void auth_start(struct daemon_ctx *ctx)
 
 	memset(&opts, 0, sizeof opts);
 	opts.proto = &accounts_auth_proto;
-	opts.handler = on_request;
-	opts.arg = app;
+	app->service = auth_service_new(ctx->base, app->server);
+	opts.handler = auth_service_handler;
+	opts.arg = app->service;
 	opts.max_frame = 64 * 1024;
 	opts.idle_timeout_ms = 0;
 	opts.policy = &app->policy;
-	app->base = ctx->base;
 	app->nipc = ctx->nlisten;
 	app->ipc = xcalloc(ctx->nlisten ? ctx->nlisten : 1, sizeof *app->ipc);
 	for (size_t i = 0; i < ctx->nlisten; i++)
@@ -138,6 +88,7 @@ static void finish_stop(evutil_socket_t fd, short what, void *arg)
 	for (size_t i = 0; i < app->nipc; i++)
 		ipc_server_free(&app->ipc[i]);
 	free(app->ipc);
+	auth_service_free(&app->service);
 	auth_server_free(&app->server);
 	free(app);
 	ctx->app = NULL;
@@ -151,8 +102,7 @@ static void auth_stop(struct daemon_ctx *ctx)
 
 	/* Answer what is held back at once rather than leave clients hanging; requests arriving meanwhile are
 	 * answered without delay (daemon_stopping()). */
-	while (app->held)
-		release(app->held);
+	auth_service_release_all(app->service);
 	if (event_base_once(ctx->base, -1, EV_TIMEOUT, finish_stop, ctx, &tv) != 0)
 		finish_stop(-1, 0, ctx);
 }
