@@ -144,12 +144,33 @@ static const char *read_verify(const struct ipc_msg *req, struct verify_in *in, 
 	return "unknown mechanism";
 }
 
+/* Log fields are parsed by fail2ban-style tools: besides control bytes, '<', '>', space and backslash in a
+ * client-chosen name are escaped too, so "x> rip=10.0.0.1" cannot plant a second rip= in the line. */
+#define FIELD_SLOTS 4
+static const char *field(const char *s, size_t cap)
+{
+	static struct buf slots[FIELD_SLOTS] = { BUF_INIT(2048), BUF_INIT(2048), BUF_INIT(2048), BUF_INIT(2048) };
+	static unsigned next;
+	struct buf *b = &slots[next++ % FIELD_SLOTS];
+	size_t n = strnlen(s, cap + 1);
+
+	buf_reset(b);
+	for (size_t i = 0; i < n && i < cap; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x21 || c > 0x7e || c == '<' || c == '>' || c == '\\')
+			buf_printf(b, "\\x%02x", c);
+		else
+			buf_putc(b, c);
+	}
+	if (n > cap)
+		buf_puts(b, "...");
+	return buf_cstr(b);
+}
+
 static void log_failure(const struct verify_in *in, const char *reason)
 {
-	const char *user = in->user ? in->user : "";
-	log_warn("auth failed: user=<%s> rip=%s mech=%s service=%s reason=%s", log_safe(user, strlen(user), 100),
-	         log_safe(in->rip, strlen(in->rip), 64), log_safe(in->mech, strlen(in->mech), 16),
-	         log_safe(in->service, strlen(in->service), 32), reason);
+	log_warn("auth failed: user=<%s> rip=%s mech=%s service=%s reason=%s", field(in->user ? in->user : "", 100),
+	         field(in->rip, 64), field(in->mech, 16), field(in->service, 32), reason);
 }
 
 static struct ipc_msg *handle_verify(struct auth_server *s, const struct ipc_msg *req, unsigned *delay)
@@ -186,7 +207,7 @@ static struct ipc_msg *handle_verify(struct auth_server *s, const struct ipc_msg
 
 	r = find_user(s, in.user, &u, &err);
 	if (r == ACCOUNTS_ERROR) {
-		log_error("auth: cannot check user=<%s>: %s", log_safe(in.user, strlen(in.user), 100), buf_cstr(&err));
+		log_error("auth: cannot check user=<%s>: %s", field(in.user, 100), buf_cstr(&err));
 		reply = result(req, ACCOUNTS_AUTH_TEMPFAIL, NULL, "account database error");
 		*delay = 0;
 		goto out;
@@ -214,8 +235,8 @@ static struct ipc_msg *handle_verify(struct auth_server *s, const struct ipc_msg
 	if (ok) {
 		throttle_success(s->by_ip, in.rip);
 		throttle_success(s->by_user, buf_cstr(&key));
-		log_info("auth ok: user=<%s> rip=%s mech=%s service=%s", log_safe(u.address, strlen(u.address), 100),
-		         log_safe(in.rip, strlen(in.rip), 64), in.mech, log_safe(in.service, strlen(in.service), 32));
+		log_info("auth ok: user=<%s> rip=%s mech=%s service=%s", field(u.address, 100), field(in.rip, 64),
+		         field(in.mech, 16), field(in.service, 32));
 		reply = result(req, ACCOUNTS_AUTH_OK, &u, NULL);
 	} else {
 		throttle_failure(s->by_ip, in.rip);
@@ -246,7 +267,7 @@ static struct ipc_msg *handle_lookup(struct auth_server *s, const struct ipc_msg
 	} else if (r == ACCOUNTS_NOTFOUND) {
 		reply = result(req, ACCOUNTS_AUTH_NOTFOUND, NULL, "no such account");
 	} else {
-		log_error("auth: lookup user=<%s>: %s", log_safe(user, strlen(user), 100), buf_cstr(&err));
+		log_error("auth: lookup user=<%s>: %s", field(user, 100), buf_cstr(&err));
 		reply = result(req, ACCOUNTS_AUTH_TEMPFAIL, NULL, "account database error");
 	}
 	accounts_user_free(&u);

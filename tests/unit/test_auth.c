@@ -164,7 +164,11 @@ static void test_verify_password(void **state)
 	/* hostile user names are escaped in the log */
 	assert_int_equal(verify(f, "PLAIN", "evil\nauth ok: user=<x>", "x", "192.0.2.5", true, NULL),
 	                 ACCOUNTS_AUTH_FAIL);
-	assert_true(log_has(f, "user=<evil\\nauth ok: user=<x>>"));
+	assert_true(log_has(f, "user=<evil\\x0aauth\\x20ok:\\x20user=\\x3cx\\x3e> rip=192.0.2.5"));
+	/* no second rip= can be planted for fail2ban */
+	assert_int_equal(verify(f, "PLAIN", "x> rip=10.9.9.9", "x", "192.0.2.6", true, NULL), ACCOUNTS_AUTH_FAIL);
+	assert_false(log_has(f, " rip=10.9.9.9"));
+	assert_true(log_has(f, "user=<x\\x3e\\x20rip=10.9.9.9> rip=192.0.2.6 "));
 	buf_free(&reason);
 }
 
