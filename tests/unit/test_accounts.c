@@ -394,9 +394,10 @@ static void test_dummy_verify_costs_like_real(void **state)
 		assert_int_equal(accounts_verify(db, "ghost@x.org", "wrong", NULL, &err), ACCOUNTS_NOTFOUND);
 	clock_gettime(CLOCK_MONOTONIC, &t2);
 	double known = elapsed(t0, t1), unknown = elapsed(t1, t2);
-	/* a real hash check; without the dummy an unknown user would take microseconds */
-	assert_true(unknown > known / 3);
-	assert_true(unknown < known * 3);
+	/* a real hash check; without the dummy an unknown user would take microseconds, a thousand times less.
+	 * The bounds are loose so a busy machine does not make the test flaky. */
+	assert_true(unknown > known / 10);
+	assert_true(unknown < known * 10);
 	accounts_close(&db);
 	buf_free(&err);
 }
