@@ -1,0 +1,308 @@
+/* mime tree, ENVELOPE, BODY/BODYSTRUCTURE and sections against the corpus in tests/data/mime: every NAME.eml has
+ * NAME.bs (BODYSTRUCTURE), NAME.body (BODY) and NAME.env (ENVELOPE) holding the expected strings. Run with
+ * MIME_REGEN=1 to rewrite the expectation files after a reviewed change. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "buf.h"
+#include "imap_body.h"
+#include "mime.h"
+
+#define DATA "tests/data/mime/"
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	struct buf b = BUF_INIT(BUF_NOLIMIT);
+	char tmp[4096];
+	size_t n;
+	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
+		buf_append(&b, tmp, n);
+	fclose(f);
+	buf_putc(&b, '\0');
+	b.len--;
+	return buf_steal(&b, len);
+}
+
+static void check_file(const char *name, const char *ext, const struct buf *got)
+{
+	char path[512];
+	snprintf(path, sizeof(path), DATA "%s.%s", name, ext);
+	if (getenv("MIME_REGEN")) {
+		FILE *f = fopen(path, "wb");
+		assert_non_null(f);
+		fwrite(buf_cstr(got), 1, got->len, f);
+		fputc('\n', f);
+		fclose(f);
+		return;
+	}
+	size_t len;
+	char *want = slurp(path, &len);
+	if (!want)
+		fail_msg("missing expectation %s", path);
+	if (len > 0 && want[len - 1] == '\n')
+		want[--len] = '\0';
+	if (len != got->len || memcmp(want, buf_cstr(got), len) != 0)
+		fail_msg("%s.%s differs:\n got: %s\nwant: %s", name, ext, buf_cstr(got), want);
+	free(want);
+}
+
+static void test_corpus(void **state)
+{
+	(void)state;
+	DIR *d = opendir(DATA);
+	assert_non_null(d);
+	struct dirent *de;
+	int count = 0;
+	while ((de = readdir(d)) != NULL) {
+		size_t l = strlen(de->d_name);
+		if (l < 5 || strcmp(de->d_name + l - 4, ".eml") != 0)
+			continue;
+		char name[256];
+		snprintf(name, sizeof(name), "%.*s", (int)(l - 4), de->d_name);
+		char path[512];
+		snprintf(path, sizeof(path), DATA "%s", de->d_name);
+		size_t len;
+		char *msg = slurp(path, &len);
+		assert_non_null(msg);
+		struct mime_message m;
+		mime_message_parse(&m, msg, len);
+		struct buf b = BUF_INIT(BUF_NOLIMIT);
+		assert_true(imap_bodystructure(&m, true, &b));
+		check_file(name, "bs", &b);
+		buf_reset(&b);
+		assert_true(imap_bodystructure(&m, false, &b));
+		check_file(name, "body", &b);
+		buf_reset(&b);
+		struct mime_header h = MIME_HEADER_INIT;
+		mime_part_header(&m, m.root, &h);
+		assert_true(imap_envelope(&h, &b));
+		check_file(name, "env", &b);
+		mime_header_free(&h);
+		buf_free(&b);
+		mime_message_free(&m);
+		free(msg);
+		count++;
+	}
+	closedir(d);
+	assert_true(count >= 10);
+}
+
+/* Sizes, line counts and offsets by hand on a small message. */
+static void test_offsets(void **state)
+{
+	(void)state;
+	const char *msg = "Subject: s\n"
+	                  "Content-Type: multipart/mixed; boundary=b\n"
+	                  "\n"
+	                  "pre\n"
+	                  "--b\n"
+	                  "\n"
+	                  "one\n"
+	                  "\n"
+	                  "--b\n"
+	                  "Content-Type: text/plain\n"
+	                  "\n"
+	                  "two\n"
+	                  "--b--\n"
+	                  "epi\n";
+	struct mime_message m;
+	mime_message_parse(&m, msg, strlen(msg));
+	const struct mime_part *r = m.root;
+	assert_int_equal(r->hdr_off, 0);
+	assert_int_equal(r->hdr_size, 11 + 42 + 1);
+	assert_int_equal(r->hdr_lines, 3);
+	assert_int_equal(r->hdr_size_crlf, r->hdr_size + 3);
+	assert_int_equal(r->body_off, r->hdr_size);
+	assert_int_equal(r->body_size, strlen(msg) - r->hdr_size);
+	assert_int_equal(r->nchildren, 2);
+	assert_true(r->flags & MIME_PART_MULTIPART);
+	assert_false(r->flags & MIME_PART_NO_END);
+	const struct mime_part *c1 = r->children, *c2 = c1->next;
+	/* part 1: empty header (just the blank line), body "one\n" (the LF before the boundary is the boundary's) */
+	assert_int_equal(c1->hdr_size, 1);
+	assert_int_equal(c1->body_size, 4);
+	assert_memory_equal(msg + c1->body_off, "one\n", 4);
+	assert_int_equal(c1->body_size_crlf, 5);
+	assert_int_equal(c1->body_lines, 1);
+	assert_true(mime_part_is(c1, "text", "plain"));
+	assert_int_equal(c2->body_size, 3);
+	assert_memory_equal(msg + c2->body_off, "two", 3);
+	assert_int_equal(c2->body_lines, 0);
+	assert_int_equal(mime_crlf_size("a\nb\r\nc\n", 7), 9);
+	mime_message_free(&m);
+}
+
+static void test_depth_limit(void **state)
+{
+	(void)state;
+	size_t len;
+	char *msg = slurp(DATA "deep.eml", &len);
+	assert_non_null(msg);
+	struct mime_message m;
+	mime_message_parse(&m, msg, len);
+	const struct mime_part *p = m.root;
+	unsigned depth = 0;
+	while (p->children) {
+		p = p->children;
+		depth++;
+	}
+	assert_int_equal(depth, MIME_MAX_DEPTH);
+	assert_true(p->flags & MIME_PART_TOO_DEEP);
+	mime_message_free(&m);
+	free(msg);
+}
+
+/* A million tiny parts: the part cap holds and the work stays linear. */
+static void test_many_parts(void **state)
+{
+	(void)state;
+	struct buf b = BUF_INIT(BUF_NOLIMIT);
+	buf_puts(&b, "Content-Type: multipart/mixed; boundary=x\n\n");
+	for (int i = 0; i < 200000; i++)
+		buf_puts(&b, "--x\n\n");
+	struct mime_message m;
+	mime_message_parse(&m, b.data, b.len);
+	assert_true(m.nparts <= MIME_MAX_PARTS);
+	assert_true(m.root->flags & MIME_PART_TOO_DEEP);
+	struct buf out = BUF_INIT(BUF_NOLIMIT);
+	assert_true(imap_bodystructure(&m, true, &out));
+	buf_free(&out);
+	mime_message_free(&m);
+	buf_free(&b);
+}
+
+static void fetch_str(const struct mime_message *m, const char *section, const char *want)
+{
+	struct imap_section sec;
+	if (!imap_section_parse(section, strlen(section), &sec))
+		fail_msg("section %s did not parse", section);
+	struct imap_section_data d;
+	bool ok = imap_section_fetch(m, &sec, &d);
+	if (!want) {
+		if (ok)
+			fail_msg("section %s should not exist", section);
+		imap_section_free(&sec);
+		return;
+	}
+	if (!ok)
+		fail_msg("section %s not found", section);
+	struct buf got = BUF_INIT(BUF_NOLIMIT);
+	if (d.built)
+		buf_append(&got, d.data.data, d.data.len);
+	else
+		buf_append(&got, m->data + d.off, d.len);
+	if (strcmp(buf_cstr(&got), want) != 0)
+		fail_msg("BODY[%s]: got \"%s\", want \"%s\"", section, buf_cstr(&got), want);
+	buf_free(&got);
+	imap_section_data_free(&d);
+	imap_section_free(&sec);
+}
+
+static void test_sections(void **state)
+{
+	(void)state;
+	size_t len;
+	char *msg = slurp(DATA "nested.eml", &len);
+	struct mime_message m;
+	mime_message_parse(&m, msg, len);
+	fetch_str(&m, "1", "hi\n");
+	fetch_str(&m, "1.MIME", "Content-Type: text/x-custom; charset=us-ascii; q=\"a\\\"b\"\n"
+	                        "Content-Language: en, de\nContent-Location: http://example.com/x.txt\n"
+	                        "Content-MD5: Q2hlY2sgSW50ZWdyaXR5IQ==\nContent-Disposition: inline; foo=bar\n\n");
+	fetch_str(&m, "2.HEADER.FIELDS (subject FROM)", "From: inner@domain.org\nSubject: inner\n\n");
+	fetch_str(&m, "2.HEADER.FIELDS.NOT (Content-Type To Date)", "From: inner@domain.org\nSubject: inner\n\n");
+	fetch_str(&m, "2.1", "<b>x</b>");
+	fetch_str(&m, "2.2", "plain");
+	fetch_str(&m, "2.2.MIME", "Content-Type: text/plain\nContent-Transfer-Encoding: ?bogus\n\n");
+	fetch_str(&m, "2.TEXT", "--in1\nContent-Type: text/html\nContent-Transfer-Encoding: 8bit\n\n<b>x</b>\n"
+	                        "--in1\nContent-Type: text/plain\nContent-Transfer-Encoding: ?bogus\n\nplain\n"
+	                        "--in1--\nInner epilogue\n");
+	fetch_str(&m, "HEADER.FIELDS (Date)", "Date: Sat, 24 Mar 2007 23:00:00 +0200\n\n");
+	fetch_str(&m, "3", NULL);
+	fetch_str(&m, "1.HEADER", NULL);   /* not a message/rfc822 part */
+	fetch_str(&m, "2.3", NULL);
+	fetch_str(&m, "1.1", NULL);
+	struct imap_section sec;
+	assert_true(imap_section_parse("", 0, &sec));
+	struct imap_section_data d;
+	assert_true(imap_section_fetch(&m, &sec, &d));
+	assert_int_equal(d.off, 0);
+	assert_int_equal(d.len, len);
+	mime_message_free(&m);
+	free(msg);
+
+	/* a non-multipart message has one part: its body */
+	const char *simple = "Subject: x\n\nbody\n";
+	mime_message_parse(&m, simple, strlen(simple));
+	fetch_str(&m, "1", "body\n");
+	fetch_str(&m, "TEXT", "body\n");
+	fetch_str(&m, "HEADER", "Subject: x\n\n");
+	fetch_str(&m, "1.MIME", "Subject: x\n\n");
+	fetch_str(&m, "2", NULL);
+	mime_message_free(&m);
+}
+
+static void test_section_syntax(void **state)
+{
+	(void)state;
+	static const char *const bad[] = { "0", "1.", ".1", "1..2", "MIME", "HEADER.FIELDS", "HEADER.FIELDS ()",
+	                                   "HEADER.FIELDS (a:b)", "TEXTX", "1.2.FOO", "header.fields(From)",
+	                                   "HEADER.FIELDS (From", "01", "99999999999" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct imap_section sec;
+		if (imap_section_parse(bad[i], strlen(bad[i]), &sec))
+			fail_msg("section \"%s\" accepted", bad[i]);
+	}
+	struct imap_section sec;
+	assert_true(imap_section_parse("4.2.header.fields.not (X-A \"Y-B\")", 33, &sec));
+	assert_int_equal(sec.npath, 2);
+	assert_int_equal(sec.path[0], 4);
+	assert_int_equal(sec.kind, IMAP_SECTION_HEADER_FIELDS_NOT);
+	assert_int_equal(sec.nfields, 2);
+	assert_string_equal(sec.fields[1], "Y-B");
+	imap_section_free(&sec);
+}
+
+static void test_strings(void **state)
+{
+	(void)state;
+	struct buf b = BUF_INIT(BUF_NOLIMIT);
+	imap_append_string(&b, "a\"b\\c", 5);
+	assert_string_equal(buf_cstr(&b), "\"a\\\"b\\\\c\"");
+	buf_reset(&b);
+	imap_append_string(&b, "caf\xc3\xa9", 5);
+	assert_string_equal(buf_cstr(&b), "{5}\r\ncaf\xc3\xa9");
+	buf_reset(&b);
+	imap_append_string(&b, "a\0b\nc", 5);
+	assert_int_equal(b.len, 9);
+	assert_memory_equal(b.data, "{4}\r\nab\nc", 9);
+	buf_reset(&b);
+	imap_append_nstring(&b, NULL);
+	assert_string_equal(buf_cstr(&b), "NIL");
+	buf_free(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_corpus),
+		cmocka_unit_test(test_offsets),
+		cmocka_unit_test(test_depth_limit),
+		cmocka_unit_test(test_many_parts),
+		cmocka_unit_test(test_sections),
+		cmocka_unit_test(test_section_syntax),
+		cmocka_unit_test(test_strings),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
