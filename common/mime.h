@@ -61,6 +61,9 @@ char *mime_header_get(const struct mime_header *h, const char *name);
  * zones, missing seconds, comments anywhere). *t gets UTC seconds, *tz_minutes (may be NULL) the zone offset
  * east of UTC. Unknown zones count as -0000 (UTC). False when the text is not a date. */
 bool mime_date_parse(const char *s, size_t len, time_t *t, int *tz_minutes);
+/* Append t as an RFC 5322 date in the zone tz_minutes east of UTC: "Mon, 23 Nov 2026 14:42:50 +0000".
+ * Day and month names are English whatever the locale. */
+bool mime_date_format(time_t t, int tz_minutes, struct buf *out);
 
 /* ---- Content-* values (mime_ctype.c) ---- */
 

@@ -333,3 +333,18 @@ bool mime_date_parse(const char *s, size_t len, time_t *t, int *tz_minutes)
 		*tz_minutes = tz;
 	return true;
 }
+
+bool mime_date_format(time_t t, int tz_minutes, struct buf *out)
+{
+	static const char *const days[7] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+	static const char *const mon[12] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	struct tm tm;
+	time_t local = t + (time_t)tz_minutes * 60;
+	if (!gmtime_r(&local, &tm))
+		return false;
+	int z = tz_minutes < 0 ? -tz_minutes : tz_minutes;
+	return buf_printf(out, "%s, %d %s %04d %02d:%02d:%02d %c%02d%02d", days[tm.tm_wday], tm.tm_mday,
+	                  mon[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	                  tz_minutes < 0 ? '-' : '+', z / 60, z % 60);
+}
