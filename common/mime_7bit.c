@@ -47,7 +47,7 @@ static void collect(const struct mime_part *p, struct targets *t)
 	}
 }
 
-/* Quoted-printable suits text that is mostly ASCII; anything else (or text with many 8-bit bytes) is base64. */
+/* Quoted-printable suits text that is mostly ASCII (at most a third 8-bit bytes: accented Latin text); anything else (or text with many 8-bit bytes) is base64. */
 static bool use_qp(const struct mime_part *p, const char *body, size_t n)
 {
 	if (!mime_part_is(p, "text", NULL) || (p->flags & MIME_PART_NUL))
@@ -55,7 +55,7 @@ static bool use_qp(const struct mime_part *p, const char *body, size_t n)
 	size_t high = 0;
 	for (size_t i = 0; i < n; i++)
 		high += (unsigned char)body[i] >= 0x80;
-	return high * 5 <= n;
+	return high * 3 <= n;
 }
 
 static bool encode_body(const struct mime_part *p, const char *body, size_t n, bool qp, struct buf *out)
