@@ -239,7 +239,9 @@ static bool qp_put(struct mime_qp_enc *e, unsigned char c, bool force, struct bu
 			return false;
 		e->col = 0;
 	}
-	if (e->col == 0 && (c == '.' || c == 'F')) {   /* "." and "From " at a line start get mangled in transit */
+	/* "." and "From " at a line start get mangled in transit; "-" so that no line (after a soft break either)
+	 * can look like a MIME boundary */
+	if (e->col == 0 && (c == '.' || c == 'F' || c == '-')) {
 		enc = true;
 		len = 3;
 	}

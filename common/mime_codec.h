@@ -51,7 +51,8 @@ struct mime_qp_enc {
 	bool cr;            /* text mode: a CR held back, dropped if LF follows */
 };
 /* Text mode: LF and CRLF are hard line breaks (written as LF), trailing white space is encoded, lines are kept
- * within 76 characters with soft breaks, "From " and "." at a line start are encoded so no MTA mangles them. */
+ * within 76 characters with soft breaks, "From ", "." and "-" at a line start are encoded so no MTA mangles
+ * them and no line looks like a MIME boundary. */
 void mime_qp_enc_init(struct mime_qp_enc *e, bool binary);
 bool mime_qp_encode(struct mime_qp_enc *e, const void *in, size_t n, struct buf *out);
 bool mime_qp_enc_final(struct mime_qp_enc *e, struct buf *out);
