@@ -109,6 +109,7 @@ const struct mime_param *mime_ctype_find(const struct mime_ctype *ct, const char
  * the body of a part inside a multipart excludes the line end before the next boundary (RFC 2046 §5.1.1). */
 struct mime_part {
 	struct mime_part *parent, *children, *next;
+	struct mime_part *last_child;   /* for appending in constant time */
 	size_t nchildren;
 	unsigned flags;
 	unsigned depth;

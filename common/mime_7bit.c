@@ -33,14 +33,17 @@ static bool needs_conversion(const struct mime_part *p)
 
 struct targets {
 	const struct mime_part **v;
-	size_t n;
+	size_t n, cap;
 };
 
 static void collect(const struct mime_part *p, struct targets *t)
 {
 	for (; p; p = p->next) {
 		if (needs_conversion(p)) {
-			t->v = xreallocarray(t->v, t->n + 1, sizeof(*t->v));
+			if (t->n == t->cap) {
+				t->cap = t->cap ? t->cap * 2 : 16;
+				t->v = xreallocarray(t->v, t->cap, sizeof(*t->v));
+			}
 			t->v[t->n++] = p;
 		}
 		collect(p->children, t);
@@ -133,7 +136,7 @@ bool mime_7bit_convert(const char *data, size_t len, struct buf *out, bool *chan
 		return buf_append(out, data, len);
 	struct mime_message m;
 	mime_message_parse(&m, data, len);
-	struct targets t = { NULL, 0 };
+	struct targets t = { NULL, 0, 0 };
 	collect(m.root, &t);
 	bool ok = true;
 	if (t.n == 0) {

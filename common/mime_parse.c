@@ -152,10 +152,11 @@ static struct mime_part *part_new(struct ctx *c, struct mime_part *parent, size_
 	np->hdr_off = off;
 	c->m->nparts++;
 	if (parent) {
-		struct mime_part **pp = &parent->children;
-		while (*pp)
-			pp = &(*pp)->next;
-		*pp = np;
+		if (parent->last_child)
+			parent->last_child->next = np;
+		else
+			parent->children = np;
+		parent->last_child = np;
 		parent->nchildren++;
 	}
 	return np;

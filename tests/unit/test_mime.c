@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "alloc.h"
 #include "buf.h"
@@ -293,6 +294,67 @@ static void test_strings(void **state)
 	buf_free(&b);
 }
 
+static void envelope_of(const char *hdr, const char *want)
+{
+	struct mime_header h = MIME_HEADER_INIT;
+	mime_header_parse(&h, hdr, strlen(hdr));
+	struct buf b = BUF_INIT(BUF_NOLIMIT);
+	assert_true(imap_envelope(&h, &b));
+	if (strcmp(buf_cstr(&b), want) != 0)
+		fail_msg("envelope of \"%s\":\n got: %s\nwant: %s", hdr, buf_cstr(&b), want);
+	buf_free(&b);
+	mime_header_free(&h);
+}
+
+static void test_envelope_cases(void **state)
+{
+	(void)state;
+	/* Sender given: Reply-To still defaults to From */
+	envelope_of("From: a@x\nSender: s@x\n\n",
+	            "(NIL NIL ((NIL NIL \"a\" \"x\")) ((NIL NIL \"s\" \"x\")) ((NIL NIL \"a\" \"x\")) NIL NIL NIL NIL NIL)");
+	/* encoded words stay encoded; 8-bit text goes as a literal; a domainless mailbox has host "" */
+	envelope_of("From: =?utf-8?q?J=C3=B6rg?= <j@x>\nSubject: caf\xc3\xa9\nTo: root\n\n",
+	            "(NIL {5}\r\ncaf\xc3\xa9 ((\"=?utf-8?q?J=C3=B6rg?=\" NIL \"j\" \"x\")) "
+	            "((\"=?utf-8?q?J=C3=B6rg?=\" NIL \"j\" \"x\")) ((\"=?utf-8?q?J=C3=B6rg?=\" NIL \"j\" \"x\")) "
+	            "((NIL NIL \"root\" \"\")) NIL NIL NIL NIL)");
+	/* unparsable entries are dropped, the rest kept; a list with nothing valid is NIL */
+	envelope_of("To: <<bad>>, good@x\nCc: <<<\nBcc: \"Q \\\" B\" <q@x>\n\n",
+	            "(NIL NIL NIL NIL NIL ((NIL NIL \"good\" \"x\")) NIL ((\"Q \\\" B\" NIL \"q\" \"x\")) NIL NIL)");
+	/* two groups, one empty-ended */
+	envelope_of("To: A: a@x;, B: b@x, c@x;\n\n",
+	            "(NIL NIL NIL NIL NIL ((NIL NIL \"A\" NIL)(NIL NIL \"a\" \"x\")(NIL NIL NIL NIL)"
+	            "(NIL NIL \"B\" NIL)(NIL NIL \"b\" \"x\")(NIL NIL \"c\" \"x\")(NIL NIL NIL NIL)) NIL NIL NIL NIL)");
+	/* empty Subject is "", absent is NIL; first of repeated fields wins */
+	envelope_of("Subject:\nMessage-ID: <1@x>\nMessage-ID: <2@x>\n\n",
+	            "(NIL \"\" NIL NIL NIL NIL NIL NIL NIL \"<1@x>\")");
+}
+
+/* Work stays linear: deep nesting with many lines that start like boundaries but are not. */
+static void test_linear_time(void **state)
+{
+	(void)state;
+	struct buf b = BUF_INIT(BUF_NOLIMIT);
+	for (int k = 0; k < MIME_MAX_DEPTH; k++)
+		buf_printf(&b, "Content-Type: multipart/mixed; boundary=boundary-%d\n\n--boundary-%d\n", k, k);
+	buf_puts(&b, "\n");
+	for (int i = 0; i < 300000; i++)
+		buf_puts(&b, "--boundary-1x not a boundary line\n");
+	clock_t t0 = clock();
+	struct mime_message m;
+	mime_message_parse(&m, b.data, b.len);
+	struct buf out = BUF_INIT(BUF_NOLIMIT);
+	assert_true(imap_bodystructure(&m, true, &out));
+	double secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
+	assert_true(secs < 10.0);
+	const struct mime_part *p = m.root;
+	while (p->children)
+		p = p->children;
+	assert_int_equal(p->body_lines, 300000);
+	buf_free(&out);
+	mime_message_free(&m);
+	buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -303,6 +365,8 @@ int main(void)
 		cmocka_unit_test(test_sections),
 		cmocka_unit_test(test_section_syntax),
 		cmocka_unit_test(test_strings),
+		cmocka_unit_test(test_envelope_cases),
+		cmocka_unit_test(test_linear_time),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -145,6 +145,7 @@ static void test_qp(void **state)
 	qp_enc("crlf\r\nline", "crlf\nline");
 	qp_enc(".\nFrom me", "=2E\n=46rom me");
 	qp_enc("lone\rcr", "lone=0Dcr");
+	qp_enc("-- \nsig\n--boundary", "=2D-=20\nsig\n=2D-boundary");   /* no line can look like a boundary */
 	/* long lines get soft breaks at 76 */
 	char longl[300];
 	memset(longl, 'a', 299);
