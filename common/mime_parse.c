@@ -237,6 +237,43 @@ static bool encoding_is_identity(const struct mime_part *p)
 	       str_eq_ci(p->encoding, "binary");
 }
 
+/* Take the bytes [from, to) off the end of a range and its counts. */
+static void drop_tail(const char *p, size_t from, size_t to, size_t *size, size_t *crlf, size_t *lines)
+{
+	for (size_t k = from; k < to; k++) {
+		(*size)--;
+		(*crlf)--;
+		if (p[k] == '\n') {
+			(*lines)--;
+			if (k == 0 || p[k - 1] != '\r')
+				(*crlf)--;
+		}
+	}
+}
+
+/* A last child whose header ended with a blank line right before an enclosing boundary reaches over the line
+ * end that belongs to that boundary (at most two bytes): cut it, and its own last children, back to end. */
+static void clamp_last(const struct ctx *c, struct mime_part *part, size_t end)
+{
+	for (; part; part = part->last_child) {
+		size_t bend = part->body_off + part->body_size;
+		if (bend <= end)
+			return;
+		if (part->hdr_off >= end) {
+			/* a part that began at the boundary line itself: empty, placed at the end */
+			part->hdr_off = part->body_off = end;
+			part->hdr_size = part->hdr_size_crlf = part->hdr_lines = 0;
+			part->body_size = part->body_size_crlf = part->body_lines = 0;
+		} else if (part->body_off > end) {
+			drop_tail(c->p, end, part->body_off, &part->hdr_size, &part->hdr_size_crlf, &part->hdr_lines);
+			part->body_off = end;
+			part->body_size = part->body_size_crlf = part->body_lines = 0;
+		} else {
+			drop_tail(c->p, end, bend, &part->body_size, &part->body_size_crlf, &part->body_lines);
+		}
+	}
+}
+
 /* Parse the entity (header + body) starting at part->hdr_off. Returns the position where it ends: the start of
  * the boundary line that ended it (c->hit set), or len. */
 static size_t parse_entity(struct ctx *c, struct mime_part *part)
@@ -342,6 +379,7 @@ static size_t parse_entity(struct ctx *c, struct mime_part *part)
 		end = end_before(c, stop, i);
 		part->flags |= body_flags(c->p + i, end - i);
 	}
+	clamp_last(c, part->last_child, end);
 	part->body_size = end - i;
 	struct cnt c2 = counts_at(c, end);
 	part->body_lines = c2.lines - c1.lines;

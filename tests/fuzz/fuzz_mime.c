@@ -58,6 +58,10 @@ static void walk(const struct mime_message *m, const struct mime_part *p, unsign
 		if (p->hdr_size_crlf < p->hdr_size || p->body_size_crlf < p->body_size ||
 		    p->body_lines > p->body_size || p->depth > MIME_MAX_DEPTH)
 			__builtin_trap();
+		/* children stay inside their parent's body */
+		if (p->parent && (p->hdr_off < p->parent->body_off ||
+		                  p->body_off + p->body_size > p->parent->body_off + p->parent->body_size))
+			__builtin_trap();
 		if (p->flags & MIME_PART_MESSAGE) {
 			struct mime_header h = MIME_HEADER_INIT;
 			struct buf b = BUF_INIT(BUF_NOLIMIT);

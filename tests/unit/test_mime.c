@@ -355,6 +355,88 @@ static void test_linear_time(void **state)
 	buf_free(&b);
 }
 
+static void bodystructure_of(const char *msg, size_t len, const char *want)
+{
+	struct mime_message m;
+	mime_message_parse(&m, msg, len);
+	struct buf b = BUF_INIT(BUF_NOLIMIT);
+	assert_true(imap_bodystructure(&m, false, &b));
+	if (strcmp(buf_cstr(&b), want) != 0)
+		fail_msg("BODY:\n got: %s\nwant: %s", buf_cstr(&b), want);
+	buf_free(&b);
+	mime_message_free(&m);
+}
+
+static void test_limits(void **state)
+{
+	(void)state;
+	/* a boundary over the limit: the multipart is not split, and still gets a valid BODY */
+	struct buf b = BUF_INIT(BUF_NOLIMIT);
+	buf_puts(&b, "Content-Type: multipart/mixed; boundary=");
+	for (int i = 0; i <= MIME_MAX_BOUNDARY; i++)
+		buf_putc(&b, 'b');
+	buf_puts(&b, "\n\n--");
+	for (int i = 0; i <= MIME_MAX_BOUNDARY; i++)
+		buf_putc(&b, 'b');
+	buf_puts(&b, "\n\nx\n");
+	bodystructure_of(b.data, b.len, "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0) \"mixed\"");
+	/* no boundary parameter at all */
+	const char *nob = "Content-Type: multipart/alternative\n\nbody\n";
+	bodystructure_of(nob, strlen(nob), "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0) \"alternative\"");
+	/* an encoded message/rfc822 is not parsed as a message (RFC 2046 5.2.1 allows only identity encodings) */
+	const char *enc = "Content-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\nU3ViamVjdDogeAoKeQo=\n";
+	bodystructure_of(enc, strlen(enc), "\"message\" \"rfc822\" NIL NIL NIL \"base64\" 22 "
+	                 "(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
+	                 "\"7bit\" 0 0) 1");
+	/* a header over the size limit: the rest is body */
+	buf_reset(&b);
+	while (b.len <= MIME_MAX_HEADER)
+		buf_puts(&b, "X-Filler: 0123456789012345678901234567890123456789012345678901234567890123456789\n");
+	buf_puts(&b, "\nbody\n");
+	struct mime_message m;
+	mime_message_parse(&m, b.data, b.len);
+	assert_true(m.root->flags & MIME_PART_HDR_TRUNC);
+	assert_true(m.root->hdr_size <= MIME_MAX_HEADER + 100);
+	assert_int_equal(m.root->hdr_size + m.root->body_size, b.len);
+	mime_message_free(&m);
+	/* a part whose header ends right at the next boundary: no bytes counted twice or lost */
+	const char *tight = "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822\n\n"
+	                    "Subject: x\n\n--b\nContent-Type: text/plain\n--b--\n";
+	mime_message_parse(&m, tight, strlen(tight));
+	assert_int_equal(m.root->nchildren, 2);
+	const struct mime_part *c1 = m.root->children, *c2 = c1->next;
+	assert_true(c1->flags & MIME_PART_MESSAGE);
+	assert_int_equal(c1->children->hdr_size, 11);   /* the last LF belongs to the boundary */
+	assert_int_equal(c1->children->hdr_lines, 1);
+	assert_int_equal(c1->children->hdr_size_crlf, 12);
+	assert_int_equal(c1->body_size, 11);
+	assert_int_equal(c1->children->body_size, 0);
+	assert_int_equal(c2->hdr_size, 25);
+	assert_int_equal(c2->body_size, 0);
+	assert_int_equal(c2->body_lines, 0);
+	mime_message_free(&m);
+	/* an inner part cut off by the outer boundary before its header started */
+	const char *cut = "Content-Type: multipart/mixed; boundary=o\n\n--o\nContent-Type: multipart/mixed; boundary=i\n\n"
+	                  "--i\n--o--\n";
+	mime_message_parse(&m, cut, strlen(cut));
+	c1 = m.root->children;
+	assert_true(c1->flags & MIME_PART_NO_END);
+	assert_int_equal(c1->nchildren, 1);
+	assert_int_equal(c1->body_size, 3);
+	assert_int_equal(c1->children->hdr_off, c1->body_off + 3);
+	assert_int_equal(c1->children->hdr_size, 0);
+	assert_int_equal(c1->children->body_size, 0);
+	mime_message_free(&m);
+	/* NUL and 8-bit flags */
+	const char *nul = "Subject: \xff\n\na\0b";
+	mime_message_parse(&m, nul, 17);
+	assert_true(m.root->flags & MIME_PART_NUL);
+	assert_true(m.root->flags & MIME_PART_HDR_8BIT);
+	assert_false(m.root->flags & MIME_PART_8BIT);
+	mime_message_free(&m);
+	buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -367,6 +449,7 @@ int main(void)
 		cmocka_unit_test(test_strings),
 		cmocka_unit_test(test_envelope_cases),
 		cmocka_unit_test(test_linear_time),
+		cmocka_unit_test(test_limits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
