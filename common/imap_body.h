@@ -14,7 +14,7 @@
 
 /* Append an IMAP string: a quoted string when the bytes are short printable ASCII, else a literal
  * "{n}\r\n" followed by the bytes (8-bit text, CR, LF, or very long values). NUL bytes cannot be sent in a
- * string, so they are dropped. */
+ * string, so each becomes U+FFFD (as Dovecot does). */
 bool imap_append_string(struct buf *out, const char *s, size_t n);
 /* As imap_append_string, NIL when s is NULL. */
 bool imap_append_nstring(struct buf *out, const char *s);

@@ -20,12 +20,12 @@ bool imap_append_string(struct buf *out, const char *s, size_t n)
 		else if (c >= 0x80 || c == '\r' || c == '\n')
 			quoted = false;
 	}
+	if (nul > 0)
+		quoted = false;
 	if (quoted) {
 		if (!buf_putc(out, '"'))
 			return false;
 		for (size_t i = 0; i < n; i++) {
-			if (s[i] == 0)
-				continue;
 			if ((s[i] == '"' || s[i] == '\\') && !buf_putc(out, '\\'))
 				return false;
 			if (!buf_putc(out, s[i]))
@@ -33,12 +33,13 @@ bool imap_append_string(struct buf *out, const char *s, size_t n)
 		}
 		return buf_putc(out, '"');
 	}
-	if (!buf_printf(out, "{%zu}\r\n", n - nul))
+	/* NUL cannot be sent: each becomes U+FFFD (3 bytes), as Dovecot does */
+	if (!buf_printf(out, "{%zu}\r\n", n + 2 * nul))
 		return false;
 	if (nul == 0)
 		return buf_append(out, s, n);
 	for (size_t i = 0; i < n; i++)
-		if (s[i] != 0 && !buf_putc(out, s[i]))
+		if (!(s[i] == 0 ? buf_puts(out, "\xEF\xBF\xBD") : buf_putc(out, s[i])))
 			return false;
 	return true;
 }

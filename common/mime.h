@@ -13,7 +13,7 @@
 #include "buf.h"
 
 /* Limits against hostile input. */
-#define MIME_MAX_DEPTH 64           /* nesting of multiparts and message/rfc822 */
+#define MIME_MAX_DEPTH 100          /* nesting of multiparts and message/rfc822 (as Dovecot) */
 #define MIME_MAX_PARTS 10000        /* nodes in one tree; later parts are folded into their parent's body */
 #define MIME_MAX_FIELDS 2000        /* header fields kept per header block; the rest are skipped */
 #define MIME_MAX_HEADER (1u << 20)  /* bytes of one header block; past it the rest is treated as body */

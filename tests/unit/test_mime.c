@@ -286,8 +286,8 @@ static void test_strings(void **state)
 	assert_string_equal(buf_cstr(&b), "{5}\r\ncaf\xc3\xa9");
 	buf_reset(&b);
 	imap_append_string(&b, "a\0b\nc", 5);
-	assert_int_equal(b.len, 9);
-	assert_memory_equal(b.data, "{4}\r\nab\nc", 9);
+	assert_int_equal(b.len, 12);
+	assert_memory_equal(b.data, "{7}\r\na\xEF\xBF\xBD" "b\nc", 12);
 	buf_reset(&b);
 	imap_append_nstring(&b, NULL);
 	assert_string_equal(buf_cstr(&b), "NIL");
