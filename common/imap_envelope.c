@@ -89,6 +89,9 @@ static char *empty_group_name(const char *s, size_t n)
 	return buf_steal(&b, NULL);
 }
 
+/* A mailbox without a domain ("To: root") gets the host MISSING_DOMAIN, as Dovecot sends: NIL would mean a group
+ * and "" makes clients show "root@". Source routes and comments are not kept by the address parser, so the adl
+ * is always NIL and a comment never becomes the name. */
 static bool put_addrs(const struct mime_header *h, const char *name, struct buf *out)
 {
 	const struct mime_field *f = mime_header_find(h, name, 0);
@@ -120,7 +123,7 @@ static bool put_addrs(const struct mime_header *h, const char *name, struct buf 
 			}
 			ok = ok && buf_putc(out, '(') && imap_append_nstring(out, mb->display) && buf_puts(out, " NIL ") &&
 			     imap_append_nstring(out, mb->a.local ? mb->a.local : "") && buf_putc(out, ' ') &&
-			     imap_append_nstring(out, mb->a.domain ? mb->a.domain : "") && buf_putc(out, ')');
+			     imap_append_nstring(out, mb->nodomain ? "MISSING_DOMAIN" : mb->a.domain) && buf_putc(out, ')');
 		}
 		if (group)
 			ok = ok && buf_puts(out, "(NIL NIL NIL NIL)");

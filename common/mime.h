@@ -67,7 +67,8 @@ bool mime_date_format(time_t t, int tz_minutes, struct buf *out);
 
 /* ---- Content-* values (mime_ctype.c) ---- */
 
-/* A parameter after RFC 2231 reassembly. name is lowercased. When any section was extended ("name*=" or
+/* A parameter after RFC 2231 reassembly. name keeps the case of its first appearance (IMAP clients see it as
+ * written; lookups ignore case). When any section was extended ("name*=" or
  * "name*N*="), name ends in '*' and value is "charset'language'percent-encoded" joined from all sections (the
  * form IMAP sends); otherwise value is the plain joined value. */
 struct mime_param {
@@ -84,13 +85,14 @@ struct mime_ctype {
 
 /* Parse "type/subtype; a=b; c*0=..." (also a Content-Disposition value: then subtype stays NULL). Comments are
  * dropped; a value may be a token or a quoted-string; sections of an RFC 2231 parameter may come in any order
- * (a gap ends the value). Duplicate parameters: the first wins. */
+ * (a gap ends the value). Duplicate parameters: the first wins. Plain parameters come first, then the RFC 2231
+ * ones, each group in order of appearance. */
 void mime_ctype_parse(const char *s, size_t len, bool with_subtype, struct mime_ctype *ct);
 void mime_ctype_free(struct mime_ctype *ct);
 /* The value of parameter name (lowercase, without '*'): the plain value, or for an RFC 2231 extended one the
  * percent-decoded bytes converted from its charset to UTF-8 (*out gets a new string). NULL when absent. */
 char *mime_ctype_param(const struct mime_ctype *ct, const char *name);
-/* The raw parameter (name as stored, with '*' when extended). */
+/* The raw parameter (name compared ignoring ASCII case, with '*' when extended). */
 const struct mime_param *mime_ctype_find(const struct mime_ctype *ct, const char *name);
 
 /* ---- the MIME tree (mime_parse.c) ---- */

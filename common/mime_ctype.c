@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "alloc.h"
 #include "str.h"
@@ -81,7 +82,7 @@ static void quoted(struct lex *L, struct buf *b)
 static int raw_cmp(const void *a, const void *b)
 {
 	const struct raw_param *x = a, *y = b;
-	int c = strcmp(x->base, y->base);
+	int c = strcasecmp(x->base, y->base);
 	if (c)
 		return c;
 	if (x->section != y->section)
@@ -97,7 +98,7 @@ static bool attr_char(unsigned char c)
 static void add_param(struct mime_ctype *ct, char *name, char *value)
 {
 	for (size_t i = 0; i < ct->nparams; i++)
-		if (strcmp(ct->params[i].name, name) == 0) {
+		if (strcasecmp(ct->params[i].name, name) == 0) {
 			free(name);
 			free(value);
 			return;
@@ -245,7 +246,6 @@ void mime_ctype_parse(const char *s, size_t len, bool with_subtype, struct mime_
 			continue;
 		}
 		rp.base = xstrndup(a, bn);
-		str_lower(rp.base);
 		rp.value = buf_steal(&val, NULL);
 		raw = xreallocarray(raw, nraw + 1, sizeof(*raw));
 		raw[nraw++] = rp;
@@ -258,25 +258,29 @@ void mime_ctype_parse(const char *s, size_t len, bool with_subtype, struct mime_
 			raw[i].idx = i;
 			size_t k;
 			for (k = 0; k < nnames; k++)
-				if (strcmp(names[k], raw[i].base) == 0)
+				if (strcasecmp(names[k], raw[i].base) == 0)
 					break;
 			if (k == nnames)
 				names[nnames++] = raw[i].base;
 		}
 		qsort(raw, nraw, sizeof(*raw), raw_cmp);
-		for (size_t k = 0; k < nnames; k++) {
-			for (size_t i = 0; i < nraw;) {
-				size_t j = i + 1;
-				while (j < nraw && strcmp(raw[j].base, raw[i].base) == 0)
-					j++;
-				if (strcmp(raw[i].base, names[k]) == 0) {
-					size_t p = i;
-					for (; p < j && raw[p].section < 0; p++)
-						assemble(ct, raw, p, p + 1);
-					if (p < j)
-						assemble(ct, raw, p, j);
+		/* plain parameters first, then the RFC 2231 ones, each in order of appearance (as Dovecot sends them) */
+		for (int pass = 0; pass < 2; pass++) {
+			for (size_t k = 0; k < nnames; k++) {
+				for (size_t i = 0; i < nraw;) {
+					size_t j = i + 1;
+					while (j < nraw && strcasecmp(raw[j].base, raw[i].base) == 0)
+						j++;
+					if (strcasecmp(raw[i].base, names[k]) == 0) {
+						size_t p = i;
+						for (; p < j && raw[p].section < 0; p++)
+							if (raw[p].ext == (pass == 1))
+								assemble(ct, raw, p, p + 1);
+						if (p < j && pass == 1)
+							assemble(ct, raw, p, j);
+					}
+					i = j;
 				}
-				i = j;
 			}
 		}
 		free(names);
@@ -303,7 +307,7 @@ void mime_ctype_free(struct mime_ctype *ct)
 const struct mime_param *mime_ctype_find(const struct mime_ctype *ct, const char *name)
 {
 	for (size_t i = 0; i < ct->nparams; i++)
-		if (strcmp(ct->params[i].name, name) == 0)
+		if (strcasecmp(ct->params[i].name, name) == 0)
 			return &ct->params[i];
 	return NULL;
 }

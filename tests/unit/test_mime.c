@@ -312,11 +312,11 @@ static void test_envelope_cases(void **state)
 	/* Sender given: Reply-To still defaults to From */
 	envelope_of("From: a@x\nSender: s@x\n\n",
 	            "(NIL NIL ((NIL NIL \"a\" \"x\")) ((NIL NIL \"s\" \"x\")) ((NIL NIL \"a\" \"x\")) NIL NIL NIL NIL NIL)");
-	/* encoded words stay encoded; 8-bit text goes as a literal; a domainless mailbox has host "" */
+	/* encoded words stay encoded; 8-bit text goes as a literal; a domainless mailbox has host MISSING_DOMAIN */
 	envelope_of("From: =?utf-8?q?J=C3=B6rg?= <j@x>\nSubject: caf\xc3\xa9\nTo: root\n\n",
 	            "(NIL {5}\r\ncaf\xc3\xa9 ((\"=?utf-8?q?J=C3=B6rg?=\" NIL \"j\" \"x\")) "
 	            "((\"=?utf-8?q?J=C3=B6rg?=\" NIL \"j\" \"x\")) ((\"=?utf-8?q?J=C3=B6rg?=\" NIL \"j\" \"x\")) "
-	            "((NIL NIL \"root\" \"\")) NIL NIL NIL NIL)");
+	            "((NIL NIL \"root\" \"MISSING_DOMAIN\")) NIL NIL NIL NIL)");
 	/* unparsable entries are dropped, the rest kept; a list with nothing valid is NIL */
 	envelope_of("To: <<bad>>, good@x\nCc: <<<\nBcc: \"Q \\\" B\" <q@x>\n\n",
 	            "(NIL NIL NIL NIL NIL ((NIL NIL \"good\" \"x\")) NIL ((\"Q \\\" B\" NIL \"q\" \"x\")) NIL NIL)");

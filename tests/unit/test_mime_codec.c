@@ -313,7 +313,7 @@ static void test_ctype(void **state)
 {
 	(void)state;
 	ctype("text/plain", "text", "plain", "");
-	ctype(" Text/HTML ; Charset=\"UTF-8\" (comment)", "Text", "HTML", "charset=UTF-8");
+	ctype(" Text/HTML ; Charset=\"UTF-8\" (comment)", "Text", "HTML", "Charset=UTF-8");
 	ctype("multipart/mixed; boundary=----=_NextPart_000_0001", "multipart", "mixed",
 	      "boundary=----=_NextPart_000_0001");
 	ctype("text/plain; a=1; a=2; b=\"x;y\"", "text", "plain", "a=1|b=x;y");
@@ -325,10 +325,11 @@ static void test_ctype(void **state)
 	      "title*0*=us-ascii'en'This%20is%20even%20more%20",
 	      "application", "x-stuff", "title*=us-ascii'en'This%20is%20even%20more%20%2A%2A%2Afun%2A%2A%2A%20isn%27t%20it!");
 	ctype("message/external-body; URL*0=\"ftp://\"; URL*1=\"cs.utk.edu/pub\"", "message", "external-body",
-	      "url=ftp://cs.utk.edu/pub");
+	      "URL=ftp://cs.utk.edu/pub");
 	ctype("text/plain; x*0=a; x*2=c", "text", "plain", "x=a");       /* gap ends the value */
 	ctype("text/plain; x*1=b", "text", "plain", "");                 /* no section 0 */
 	ctype("a/b; name=\"plain\"; name*=utf-8''%E2%82%AC", "a", "b", "name=plain|name*=utf-8''%E2%82%AC");
+	ctype("a/b; x*=us-ascii''a; y=1; z*0=q; w=2", "a", "b", "y=1|w=2|x*=us-ascii''a|z=q");
 
 	struct mime_ctype ct;
 	const char *s = "attachment; filename*0*=iso-8859-1''Gr%FC; filename*1=\"sse.txt\"";
