@@ -84,8 +84,10 @@ static bool put_part(const struct mime_message *m, const struct mime_part *p, bo
 static bool put_multipart(const struct mime_message *m, const struct mime_part *p, bool ext, struct buf *out)
 {
 	bool ok = true;
-	if (!p->children)
-		ok = buf_puts(out, empty_part);
+	if (!p->children) {
+		ok = buf_putc(out, '(') && buf_append(out, empty_part + 1, sizeof(empty_part) - 3) &&
+		     (!ext || buf_puts(out, " NIL NIL NIL NIL")) && buf_putc(out, ')');
+	}
 	for (const struct mime_part *c = p->children; c && ok; c = c->next)
 		ok = buf_putc(out, '(') && put_part(m, c, ext, out) && buf_putc(out, ')');
 	ok = ok && buf_putc(out, ' ') && imap_append_nstring(out, mime_part_subtype(p));
