@@ -1,7 +1,7 @@
 /* Fuzz the MIME tree parser and everything built on it: BODYSTRUCTURE, BODY, ENVELOPE of every message node,
  * every section of every part, 7-bit conversion. Besides memory safety, checks the tree's offsets stay inside
- * the input, the IMAP strings are well formed (balanced parentheses outside strings and literals), and 7-bit
- * conversion keeps the structure. */
+ * the input, the IMAP strings are well formed (balanced parentheses outside strings and literals), 7-bit
+ * conversion keeps the structure, and a DSN carrying the input keeps its own. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -10,6 +10,7 @@
 #include "buf.h"
 #include "imap_body.h"
 #include "mime.h"
+#include "mime_dsn.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -133,6 +134,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			__builtin_trap();
 		mime_message_free(&m2);
 	}
+	/* a DSN returning this message keeps its three parts whatever the message holds */
+	buf_reset(&b);
+	struct mime_dsn_rcpt r = { "u@example.org", NULL, MIME_DSN_FAILED, "5.1.1", NULL, "550 no", 0, 0 };
+	struct mime_dsn d = { "mx.example.org", "MAILER-DAEMON@mx.example.org", "s@example.com", NULL, "QID", NULL,
+	                      0, 1795444970, &r, 1, size & 1, 0, msg, size };
+	if (!mime_dsn_build(&d, &b, NULL))
+		__builtin_trap();
+	struct mime_message m3;
+	mime_message_parse(&m3, b.data, b.len);
+	if (m3.root->nchildren != 3 || (m3.root->flags & MIME_PART_NO_END))
+		__builtin_trap();
+	const struct mime_part *p3 = m3.root->children->next->next;
+	if (p3->body_size > size + 1)
+		__builtin_trap();
+	if ((size & 1) && (p3->body_size < size || memcmp(b.data + p3->body_off, msg, size) != 0))
+		__builtin_trap();
+	mime_message_free(&m3);
 	buf_free(&b);
 	mime_message_free(&m);
 	return 0;
