@@ -1,12 +1,15 @@
 /* Fuzz the transfer encodings and RFC 2047 words: decoders on arbitrary bytes in arbitrary chunks, and
  * encode-then-decode round trips that must give the input back. The first byte picks the case and the chunk
- * size. Decoded header text must always be valid UTF-8. */
+ * size. Decoded header text must always be valid UTF-8; dates must survive format-and-parse. */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "addr.h"
 #include "buf.h"
+#include "mime.h"
 #include "mime_codec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -20,8 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
-	unsigned sel = data[0] & 7;
-	size_t chunk = 1 + (data[0] >> 3);
+	unsigned sel = data[0] % 10;
+	size_t chunk = 1 + data[0] / 10;
 	data++;
 	size--;
 	struct buf a = BUF_INIT(BUF_NOLIMIT), b = BUF_INIT(BUF_NOLIMIT);
@@ -109,6 +112,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		mime_charset_to_utf8(cs[chunk % 8], data, size, &a);
 		if (!addr_utf8_valid(a.data ? a.data : "", a.len))
 			__builtin_trap();
+		break;
+	}
+	case 8: {   /* dates: what parses formats and parses back to the same instant and zone */
+		time_t t, t2;
+		int tz, tz2;
+		if (!mime_date_parse((const char *)data, size, &t, &tz))
+			break;
+		if (tz <= -6000 || tz >= 6000)
+			__builtin_trap();
+		if (mime_date_format(t, tz, &a) && mime_date_parse(a.data, a.len, &t2, &tz2) && (t2 != t || tz2 != tz))
+			__builtin_trap();
+		break;
+	}
+	case 9: {   /* Content-Type parameters: names are tokens, decoded values valid UTF-8 */
+		struct mime_ctype ct;
+		mime_ctype_parse((const char *)data, size, chunk & 1, &ct);
+		for (size_t i = 0; i < ct.nparams; i++) {
+			if (!ct.params[i].name[0])
+				__builtin_trap();
+			char *name = strdup(ct.params[i].name);
+			size_t nl = strlen(name);
+			if (nl && name[nl - 1] == '*')
+				name[nl - 1] = '\0';
+			char *v = mime_ctype_param(&ct, name);
+			if (!v || !addr_utf8_valid(v, strlen(v)))
+				__builtin_trap();
+			free(v);
+			free(name);
+		}
+		mime_ctype_free(&ct);
 		break;
 	}
 	}
