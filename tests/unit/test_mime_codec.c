@@ -214,6 +214,42 @@ static void test_qp_roundtrip(void **state)
 	}
 }
 
+/* Decoders fed one byte at a time give what one call gives, for inputs with state at every boundary. */
+static void test_decode_byte_at_a_time(void **state)
+{
+	(void)state;
+	static const char *const qp[] = { "a=\r\nb", "x=4", "trail \t\r\nnext", "=3D=3d==41", "end =", "  \n",
+	                                  "=\n=\n", "=ZZ=4G", "long                                            spaces" };
+	for (size_t i = 0; i < sizeof(qp) / sizeof(qp[0]); i++) {
+		struct buf one = BUF_INIT(BUF_NOLIMIT), bytes = BUF_INIT(BUF_NOLIMIT);
+		mime_qp_decode_all(qp[i], strlen(qp[i]), &one);
+		struct mime_qp_dec d;
+		mime_qp_dec_init(&d);
+		for (size_t k = 0; qp[i][k]; k++)
+			assert_true(mime_qp_decode(&d, qp[i] + k, 1, &bytes));
+		assert_true(mime_qp_dec_final(&d, &bytes));
+		if (one.len != bytes.len || (one.len && memcmp(one.data, bytes.data, one.len) != 0))
+			fail_msg("qp \"%s\": one call \"%s\", byte at a time \"%s\"", qp[i], buf_cstr(&one), buf_cstr(&bytes));
+		buf_free(&one);
+		buf_free(&bytes);
+	}
+	static const char *const b64[] = { "Zm9v\r\nYmFy", "Z g = =", "Zm9vY", "!Zm9v!", "Zg==Zm9v" };
+	for (size_t i = 0; i < sizeof(b64) / sizeof(b64[0]); i++) {
+		struct buf one = BUF_INIT(BUF_NOLIMIT), bytes = BUF_INIT(BUF_NOLIMIT);
+		bool r1 = mime_b64_decode_all(b64[i], strlen(b64[i]), &one);
+		struct mime_b64_dec d;
+		mime_b64_dec_init(&d);
+		for (size_t k = 0; b64[i][k]; k++)
+			assert_true(mime_b64_decode(&d, b64[i] + k, 1, &bytes));
+		assert_int_equal(r1, mime_b64_dec_final(&d));
+		assert_int_equal(one.len, bytes.len);
+		if (one.len)
+			assert_memory_equal(one.data, bytes.data, one.len);
+		buf_free(&one);
+		buf_free(&bytes);
+	}
+}
+
 static void words(const char *in, const char *want)
 {
 	struct buf b = BUF_INIT(BUF_NOLIMIT);
@@ -456,6 +492,7 @@ int main(void)
 		cmocka_unit_test(test_b64_roundtrip_chunked),
 		cmocka_unit_test(test_qp),
 		cmocka_unit_test(test_qp_roundtrip),
+		cmocka_unit_test(test_decode_byte_at_a_time),
 		cmocka_unit_test(test_rfc2047),
 		cmocka_unit_test(test_charset),
 		cmocka_unit_test(test_ctype),
