@@ -152,7 +152,10 @@ size_t mime_crlf_size(const char *p, size_t len);
  * quoted-printable when it is text that is mostly ASCII, as base64 otherwise, with its Content-Transfer-Encoding
  * field replaced; everything else, all other header fields included, is copied byte for byte. A message without
  * MIME-Version that needs converting gets "MIME-Version: 1.0" and a text/plain Content-Type added.
- * Returns false when out's cap was hit. *changed (may be NULL) tells whether anything was converted. */
+ * Returns false when out's cap was hit. *changed (may be NULL) tells whether anything was converted. Header
+ * fields are never changed, so a message with 8-bit header text (or an 8-bit part that may not be encoded:
+ * multipart, message) stays 8-bit: check mime_is_7bit() on the result before sending it without 8BITMIME.
+ * Parts inside multipart/signed are converted like any other (as Postfix does), which breaks such signatures. */
 bool mime_7bit_convert(const char *data, size_t len, struct buf *out, bool *changed);
 /* True when the message has no byte >= 0x80 and no NUL (nothing to convert). */
 bool mime_is_7bit(const char *data, size_t len);

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "log.h"
 #include "str.h"
 
 struct bstack {
