@@ -250,8 +250,8 @@ static void drop_tail(const char *p, size_t from, size_t to, size_t *size, size_
 	}
 }
 
-/* A last child whose header ended with a blank line right before an enclosing boundary reaches over the line
- * end that belongs to that boundary (at most two bytes): cut it, and its own last children, back to end. */
+/* Move an empty last child that began at the boundary line (past end, by the line end before the boundary)
+ * back to end. */
 static void clamp_last(const struct ctx *c, struct mime_part *part, size_t end)
 {
 	for (; part; part = part->last_child) {
@@ -347,15 +347,19 @@ static size_t parse_entity(struct ctx *c, struct mime_part *part)
 				part->flags |= child->flags & (MIME_PART_8BIT | MIME_PART_NUL);
 			}
 			if (c->hit == me && c->hit_close) {
-				/* epilogue: up to an enclosing boundary or the end */
+				/* epilogue: up to an enclosing boundary or the end. When there is none, the line end
+				 * of the close delimiter stays with this part (as Dovecot counts it). */
 				c->nstack = me;
-				at = scan_to_boundary(c, next_line(c, at));
+				size_t epi = next_line(c, at);
+				at = scan_to_boundary(c, epi);
+				stop = at;
+				end = at == epi ? at : end_before(c, stop, i);
 			} else {
 				part->flags |= MIME_PART_NO_END;
 				c->nstack = me;
+				stop = at;
+				end = end_before(c, stop, i);
 			}
-			stop = at;
-			end = end_before(c, stop, i);
 		}
 	} else if (mime_part_is(part, "message", "rfc822") || mime_part_is(part, "message", "global")) {
 		if (limits_ok && encoding_is_identity(part)) {
@@ -378,7 +382,14 @@ static size_t parse_entity(struct ctx *c, struct mime_part *part)
 		end = end_before(c, stop, i);
 		part->flags |= body_flags(c->p + i, end - i);
 	}
-	clamp_last(c, part->last_child, end);
+	/* A last child whose header ended with its blank line right before the enclosing boundary owns that line
+	 * end (as in a part with an empty body, and as Dovecot counts it): the parent grows to cover it. A child
+	 * that began at the boundary line itself is empty and is moved back inside. */
+	struct mime_part *last = part->last_child;
+	if (last && last->hdr_off >= end)
+		clamp_last(c, last, end);
+	else if (last && last->body_off + last->body_size > end)
+		end = last->body_off + last->body_size;
 	part->body_size = end - i;
 	struct cnt c2 = counts_at(c, end);
 	part->body_lines = c2.lines - c1.lines;

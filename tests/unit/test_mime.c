@@ -406,10 +406,10 @@ static void test_limits(void **state)
 	assert_int_equal(m.root->nchildren, 2);
 	const struct mime_part *c1 = m.root->children, *c2 = c1->next;
 	assert_true(c1->flags & MIME_PART_MESSAGE);
-	assert_int_equal(c1->children->hdr_size, 11);   /* the last LF belongs to the boundary */
-	assert_int_equal(c1->children->hdr_lines, 1);
-	assert_int_equal(c1->children->hdr_size_crlf, 12);
-	assert_int_equal(c1->body_size, 11);
+	assert_int_equal(c1->children->hdr_size, 12);   /* the header keeps its blank line, the part grows */
+	assert_int_equal(c1->children->hdr_lines, 2);
+	assert_int_equal(c1->children->hdr_size_crlf, 14);
+	assert_int_equal(c1->body_size, 12);
 	assert_int_equal(c1->children->body_size, 0);
 	assert_int_equal(c2->hdr_size, 25);
 	assert_int_equal(c2->body_size, 0);

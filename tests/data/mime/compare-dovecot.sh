@@ -7,10 +7,10 @@
 #   tests/data/mime/compare-dovecot.sh [DIR]        (DIR defaults to this directory)
 # Differences we keep on purpose (see docs of common/mime.h and imap_body.h):
 #   - "--bx" is not a boundary line for boundary "b" (RFC 2046 grammar); Dovecot matches prefixes.
-#   - The line end before a boundary always belongs to the boundary, also after a header without body or a
-#     close delimiter; Dovecot counts it into the part (sizes differ by 2).
 #   - Content-* fields of a part without Content-Type are honoured; Dovecot then sends the bare default.
-#   - An invalid Content-Type means text/plain (RFC 2045 5.2); an encoded message/rfc822 is not parsed.
+#   - An invalid Content-Type means text/plain (RFC 2045 5.2).
+#   - A message/rfc822 part with a transfer encoding other than 7bit/8bit/binary (RFC 2046 5.2.1 forbids it) is
+#     not parsed as a message: its ENVELOPE is all NIL; Dovecot parses the encoded bytes.
 #   - Non-extended sections of an RFC 2231 value are percent-encoded when joined to extended ones.
 #   - Beyond the nesting limit we send an empty text/plain part; quoted strings are escaped rather than sent
 #     as literals; source routes and comment names in addresses are not reported.
