@@ -108,7 +108,9 @@ const struct mime_param *mime_ctype_find(const struct mime_ctype *ct, const char
 
 /* One node. Offsets are into the parsed message. Sizes come twice: as stored and as IMAP counts them (every bare
  * LF as CRLF, RFC 3501 "size in octets"). Lines are LF counts. The header of a part includes its blank line;
- * the body of a part inside a multipart excludes the line end before the next boundary (RFC 2046 §5.1.1). */
+ * the body of a part inside a multipart excludes the line end before the next boundary (RFC 2046 §5.1.1), except
+ * where that line end already ended a header or a close delimiter: then it stays with the part (Dovecot counts
+ * the same way, so sizes agree with what clients have seen). Every part lies inside its parent's body. */
 struct mime_part {
 	struct mime_part *parent, *children, *next;
 	struct mime_part *last_child;   /* for appending in constant time */

@@ -146,7 +146,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (m3.root->nchildren != 3 || (m3.root->flags & MIME_PART_NO_END))
 		__builtin_trap();
 	const struct mime_part *p3 = m3.root->children->next->next;
-	if (p3->body_size > size + 1)
+	/* the builder may add a line end; a message without a blank line then reads the one before the closing
+	 * boundary as the end of its header */
+	if (p3->body_size > size + 2)
 		__builtin_trap();
 	if ((size & 1) && (p3->body_size < size || memcmp(b.data + p3->body_off, msg, size) != 0))
 		__builtin_trap();
