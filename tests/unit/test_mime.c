@@ -142,6 +142,16 @@ static void test_offsets(void **state)
 	assert_int_equal(c2->body_lines, 0);
 	assert_int_equal(mime_crlf_size("a\nb\r\nc\n", 7), 9);
 	mime_message_free(&m);
+
+	/* a close delimiter right before the enclosing boundary keeps its line end (Dovecot counts it so) */
+	const char *closed = "Content-Type: multipart/mixed; boundary=o\n\n--o\n"
+	                     "Content-Type: multipart/alternative; boundary=i\n\n--i\n\nx\n--i--\n--o--\n";
+	mime_message_parse(&m, closed, strlen(closed));
+	const struct mime_part *inner = m.root->children;
+	assert_int_equal(inner->body_size, strlen("--i\n\nx\n--i--\n"));
+	assert_int_equal(inner->body_lines, 4);
+	assert_int_equal(inner->children->body_size, 1);   /* "x": its line end belongs to "--i--" */
+	mime_message_free(&m);
 }
 
 static void test_depth_limit(void **state)
