@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "addr.h"
+#include "alloc.h"
 #include "buf.h"
 #include "mime.h"
 #include "mime_codec.h"
@@ -131,7 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < ct.nparams; i++) {
 			if (!ct.params[i].name[0])
 				__builtin_trap();
-			char *name = strdup(ct.params[i].name);
+			char *name = xstrdup(ct.params[i].name);
 			size_t nl = strlen(name);
 			if (nl && name[nl - 1] == '*')
 				name[nl - 1] = '\0';

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "buf.h"
 #include "mime.h"
 #include "mime_codec.h"
@@ -68,7 +69,7 @@ static void test_b64_roundtrip_chunked(void **state)
 	(void)state;
 	for (int round = 0; round < 50; round++) {
 		size_t n = rnd() % 3000;
-		unsigned char *data = malloc(n + 1);
+		unsigned char *data = xmalloc(n + 1);
 		for (size_t i = 0; i < n; i++)
 			data[i] = (unsigned char)rnd();
 		struct buf enc = BUF_INIT(BUF_NOLIMIT), dec = BUF_INIT(BUF_NOLIMIT), one = BUF_INIT(BUF_NOLIMIT);
@@ -169,7 +170,7 @@ static void test_qp_roundtrip(void **state)
 	(void)state;
 	for (int round = 0; round < 100; round++) {
 		size_t n = rnd() % 2000;
-		unsigned char *data = malloc(n + 1);
+		unsigned char *data = xmalloc(n + 1);
 		bool binary = round & 1;
 		for (size_t i = 0; i < n; i++) {
 			uint32_t r = rnd() % 10;
