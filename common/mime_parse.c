@@ -190,10 +190,11 @@ static void read_fields(struct ctx *c, struct mime_part *part)
 		}
 		if (mime_field_is(&h, f, "content-transfer-encoding")) {
 			if (!part->encoding) {
-				char *e = str_trim(xstrdup(buf_cstr(&v)));
+				char *copy = xstrdup(buf_cstr(&v));
+				char *e = str_trim(copy);   /* points into copy */
 				if (token_ok(e))
 					part->encoding = xstrdup(e);
-				free(e);
+				free(copy);
 			}
 			continue;
 		}

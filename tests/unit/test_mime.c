@@ -437,6 +437,11 @@ static void test_limits(void **state)
 	assert_int_equal(c1->children->hdr_size, 0);
 	assert_int_equal(c1->children->body_size, 0);
 	mime_message_free(&m);
+	/* a folded transfer encoding (leading white space after unfolding) */
+	const char *folded = "Content-Type: text/plain\nContent-Transfer-Encoding:\n  Quoted-Printable \n\nx=3D\n";
+	mime_message_parse(&m, folded, strlen(folded));
+	assert_string_equal(m.root->encoding, "Quoted-Printable");
+	mime_message_free(&m);
 	/* NUL and 8-bit flags */
 	const char *nul = "Subject: \xff\n\na\0b";
 	mime_message_parse(&m, nul, 15);
