@@ -90,7 +90,8 @@ struct mime_ctype {
 void mime_ctype_parse(const char *s, size_t len, bool with_subtype, struct mime_ctype *ct);
 void mime_ctype_free(struct mime_ctype *ct);
 /* The value of parameter name (lowercase, without '*'): the plain value, or for an RFC 2231 extended one the
- * percent-decoded bytes converted from its charset to UTF-8 (*out gets a new string). NULL when absent. */
+ * percent-decoded bytes converted from its charset to UTF-8; a plain value has RFC 2047 words decoded (some
+ * clients send filename="=?utf-8?...?="). Returns a new string (free it), NULL when absent. */
 char *mime_ctype_param(const struct mime_ctype *ct, const char *name);
 /* The raw parameter (name compared ignoring ASCII case, with '*' when extended). */
 const struct mime_param *mime_ctype_find(const struct mime_ctype *ct, const char *name);
