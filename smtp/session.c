@@ -11,14 +11,11 @@
 
 #include <openssl/evp.h>
 
-#if __has_include("mime.h")
-#include "mime.h"
-#define SMTP_HAVE_MIME 1
-#endif
 #include "alloc.h"
 #include "dotstream.h"
 #include "esmtp.h"
 #include "log.h"
+#include "mime.h"
 #include "qfile.h"
 #include "reply.h"
 #include "session.h"
@@ -527,7 +524,7 @@ static void transaction(struct sess *s)
 	}
 	bool eightbit_body = m->eightbit && s->caps.eightbitmime;
 	if (m->eightbit && !s->caps.eightbitmime) {
-#ifdef SMTP_HAVE_MIME
+		/* RFC 6152 downgrade: re-encode 8-bit parts; a message that cannot be made 7-bit bounces */
 		struct buf raw = BUF_INIT(BUF_NOLIMIT);
 		if (!read_content(m, &raw, &text)) {
 			smtp_rcpts_fail(m, 4, "4.3.0", text.data);
@@ -544,13 +541,6 @@ static void transaction(struct sess *s)
 		}
 		buf_free(&raw);
 		use_conv = true;
-#else
-		(void)read_content;
-		buf_printf(&text, "host %s does not support 8BITMIME and 7-bit conversion is not available in this build",
-		           buf_cstr(&s->name));
-		smtp_rcpts_fail(m, 4, "4.6.3", text.data);
-		goto out;
-#endif
 	}
 
 	/* MAIL and the RCPTs: one write with PIPELINING, otherwise one at a time */
