@@ -557,7 +557,9 @@ static void transaction(struct sess *s)
 	if (c / 100 != 2) {
 		said(s, "MAIL FROM", &text);
 		smtp_rcpts_fail(m, c / 100 == 5 ? 5 : 4, reply_dsn(&s->r, "4.0.0", "5.0.0"), text.data);
-		/* pipelined RCPT replies are still coming; QUIT is all that is left */
+		/* pipelined RCPT replies are still coming, so the conversation is out of step: QUIT, never keep it */
+		if (pipe)
+			s->want_keep = false;
 		goto quit;
 	}
 	size_t accepted = 0;

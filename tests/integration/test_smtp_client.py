@@ -504,9 +504,11 @@ def test_data_failure_applies_to_all_accepted(env):
 
 
 def test_mail_from_4xx_defers_everyone(env):
-    env.server('127.0.0.6', name='mx.b.test', mail='451 4.3.0 local problem')
+    srv = env.server('127.0.0.6', name='mx.b.test', mail='451 4.3.0 local problem')
     r = env.deliver(['a@b.test', 'c@b.test'])
     assert all(x[:2] == (4, '4.3.0') for x in r), r
+    # the pipelined RCPT replies were never read: that connection is not kept for the next message
+    assert srv.sessions[0][-1] == 'QUIT' and 'RSET' not in srv.sessions[0]
 
 
 def test_dot_stuffing_and_crlf(env):
