@@ -1,8 +1,10 @@
 /* The message text on its way from stdin to the submit socket: the classic input rules (CRLF or LF lines, a
  * lone "." ending input unless -i), the header section (-t recipients, Bcc removed, From/Date/Message-ID
  * added when missing) and the SMTP DATA encoding. Everything here is pure, for unit tests and the fuzzer. */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -261,10 +263,13 @@ void sendmail_missing_headers(const struct sendmail_headers *h, const char *logi
 	}
 	if (!h->has_msgid) {
 		struct tm g;
+		uint32_t rnd = 0;
+		if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+			rnd = (uint32_t)random();	/* uniqueness still comes from the time and pid */
 		if (!gmtime_r(&t, &g))
 			memset(&g, 0, sizeof(g));
 		buf_printf(out, "Message-ID: <%04d%02d%02d%02d%02d%02d.%ld.%08lx@%s>\n", g.tm_year + 1900, g.tm_mon + 1,
-		           g.tm_mday, g.tm_hour, g.tm_min, g.tm_sec, (long)getpid(), (unsigned long)random() & 0xffffffffUL,
+		           g.tm_mday, g.tm_hour, g.tm_min, g.tm_sec, (long)getpid(), (unsigned long)rnd,
 		           hostname);
 	}
 }
