@@ -1,6 +1,6 @@
 /* Fuzz the sendmail -t path: stdin filter, header section bounds, To/Cc/Bcc extraction with Bcc removal, and the
- * SMTP encoding. Invariants: the kept header text never grows, no recipient is empty or holds a line break, and
- * the encoded text never carries a line that is a lone "." before its terminator. */
+ * SMTP encoding. Invariants: the filter never adds bytes, the kept header text never grows, no recipient is empty
+ * or holds a line break, and the encoded text has no lone "." line before its terminator. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -25,9 +25,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sendmail_filter(&f, (const char *)data + 1, cut ? cut - 1 : 0, &text);
 	sendmail_filter(&f, (const char *)data + (cut ? cut : 1), size - (cut ? cut : 1), &text);
 	sendmail_filter_end(&f, &text);
-	for (size_t i = 0; i + 1 < text.len; i++)
-		if (text.data[i] == '\r' && text.data[i + 1] == '\n')
-			__builtin_trap();
+	/* the filter only removes bytes (CRs of line ends, the lone dot and what follows it) */
+	if (text.len > size)
+		__builtin_trap();
 	end = sendmail_header_end(buf_cstr(&text), text.len, true, &blank);
 	if (end > text.len)
 		__builtin_trap();
