@@ -41,7 +41,7 @@ static void put_u64(struct buf *b, uint64_t v)
 	put_u32(b, (uint32_t)v);
 }
 
-/* Record v1: version(1) status(1) idx(4) attempts(4) next_try(8) last_try(8) parent(4)
+/* Record v1: version(1) status(1) flags(1) idx(4) attempts(4) next_try(8) last_try(8) parent(4)
  *            dsn_len(1) dsn  text_len(2) text  addr_len(2) addr */
 void qstate_encode(const struct qstate_rcpt *r, struct buf *out)
 {
@@ -55,6 +55,7 @@ void qstate_encode(const struct qstate_rcpt *r, struct buf *out)
 		panic("qstate_encode: address longer than %d", QSTATE_ADDR_MAX);
 	buf_putc(out, QSTATE_VERSION);
 	buf_putc(out, r->status);
+	buf_putc(out, r->flags);
 	put_u32(out, r->idx);
 	put_u32(out, r->attempts);
 	put_u64(out, r->next_try);
@@ -121,7 +122,7 @@ static bool valid_status(uint64_t s)
 bool qstate_decode(const void *data, size_t len, struct qstate_rcpt *out, struct buf *err)
 {
 	struct rd r = { data, len };
-	uint64_t v, st, idx, att, nt, lt, par;
+	uint64_t v, st, fl, idx, att, nt, lt, par;
 	char *dsn = NULL;
 
 	memset(out, 0, sizeof(*out));
@@ -129,12 +130,12 @@ bool qstate_decode(const void *data, size_t len, struct qstate_rcpt *out, struct
 		buf_puts(err, "unknown state record version");
 		return false;
 	}
-	if (!get_uint(&r, 1, &st) || !get_uint(&r, 4, &idx) || !get_uint(&r, 4, &att) || !get_uint(&r, 8, &nt) ||
+	if (!get_uint(&r, 1, &st) || !get_uint(&r, 1, &fl) || !get_uint(&r, 4, &idx) || !get_uint(&r, 4, &att) || !get_uint(&r, 8, &nt) ||
 	    !get_uint(&r, 8, &lt) || !get_uint(&r, 4, &par)) {
 		buf_puts(err, "truncated state record");
 		return false;
 	}
-	if (!valid_status(st) || idx > QSTATE_IDX_MAX || (par != QSTATE_NO_PARENT && par >= idx)) {
+	if (!valid_status(st) || (fl & ~(uint64_t)QSTATE_F_KNOWN) || idx > QSTATE_IDX_MAX || (par != QSTATE_NO_PARENT && par >= idx)) {
 		buf_puts(err, "bad state record fields");
 		return false;
 	}
@@ -150,6 +151,7 @@ bool qstate_decode(const void *data, size_t len, struct qstate_rcpt *out, struct
 		goto fail;
 	}
 	out->status = (uint8_t)st;
+	out->flags = (uint8_t)fl;
 	out->idx = (uint32_t)idx;
 	out->attempts = (uint32_t)att;
 	out->next_try = nt;

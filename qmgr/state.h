@@ -16,6 +16,8 @@
 #define QSTATE_TEXT_MAX 1000	/* last error text, cut (by qstate_rcpt_set_error) beyond this */
 #define QSTATE_IDX_MAX 999999	/* recipient indexes are written as six digits in keys */
 #define QSTATE_NO_PARENT UINT32_MAX
+#define QSTATE_F_NOTIFIED 0x01u	/* the sender has been sent the DSN this recipient's status calls for */
+#define QSTATE_F_KNOWN QSTATE_F_NOTIFIED
 
 enum qstate_status {
 	QSTATE_PENDING = 'P',	/* not yet tried, or due again */
@@ -31,6 +33,7 @@ struct qstate_rcpt {
 	uint32_t attempts;
 	uint64_t next_try;	/* milliseconds since the epoch */
 	uint64_t last_try;	/* milliseconds since the epoch, 0 = never */
+	uint8_t flags;		/* QSTATE_F_* */
 	uint32_t parent;	/* for an added recipient: the envelope recipient it came from, else QSTATE_NO_PARENT */
 	char dsn[QSTATE_DSN_MAX + 1];	/* enhanced status of the last attempt, "" before any */
 	char *text;		/* last error or result text (owned), never NULL after decode */

@@ -31,6 +31,7 @@ static void test_roundtrip(void **state)
 	struct buf b = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(1024);
 	sample(&r, 7, "alice@example.com");
 	r.parent = 2;
+	r.flags = QSTATE_F_NOTIFIED;
 	qstate_encode(&r, &b);
 	assert_true(qstate_decode(b.data, b.len, &d, &err));
 	assert_int_equal(d.idx, 7);
@@ -39,6 +40,7 @@ static void test_roundtrip(void **state)
 	assert_true(d.next_try == r.next_try);
 	assert_true(d.last_try == r.last_try);
 	assert_int_equal(d.parent, 2);
+	assert_int_equal(d.flags, QSTATE_F_NOTIFIED);
 	assert_string_equal(d.dsn, "4.4.1");
 	assert_string_equal(d.text, "connection refused");
 	assert_string_equal(d.addr, "alice@example.com");
@@ -68,6 +70,9 @@ static void test_decode_strict(void **state)
 	b.data[1] = 'Q';	/* status */
 	assert_false(qstate_decode(b.data, b.len, &d, &err));
 	b.data[1] = QSTATE_SENT;
+	b.data[2] = 0x80;	/* unknown flag */
+	assert_false(qstate_decode(b.data, b.len, &d, &err));
+	b.data[2] = 0;
 	assert_true(qstate_decode(b.data, b.len, &d, &err));
 	qstate_rcpt_free(&d);
 	/* a parent must precede the child */
