@@ -16,5 +16,6 @@ const char *cli_instance_dir(const char *opt);
 
 int cmd_config(int argc, char **argv);	/* cli/cmd_config.c */
 int cmd_map(int argc, char **argv);	/* cli/cmd_map.c */
+int cmd_queue(int argc, char **argv);	/* cli/cmd_queue.c */
 
 #endif

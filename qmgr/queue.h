@@ -13,7 +13,7 @@
 #include "qfile.h"
 #include "route.h"
 #include "sched.h"
-#include "state.h"
+#include "qstate.h"
 
 struct qmgr_params {
 	const char *queue_dir;

@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../../qmgr/state.h"
+#include "qstate.h"
 #include "buf.h"
 #include "qfile.h"
 

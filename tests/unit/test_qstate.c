@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../qmgr/state.h"
+#include "qstate.h"
 #include "alloc.h"
 
 static void sample(struct qstate_rcpt *r, uint32_t idx, const char *addr)

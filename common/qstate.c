@@ -9,7 +9,7 @@
 #include "alloc.h"
 #include "log.h"
 #include "qfile.h"
-#include "state.h"
+#include "qstate.h"
 #include "str.h"
 
 #define QSTATE_MAP_SIZE ((size_t)1 << 30)	/* sparse: only what is used takes disk space */

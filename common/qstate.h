@@ -1,8 +1,8 @@
 /* Per-recipient delivery state of queued messages, kept in queue/state.lmdb and written only by qmgr (the CLI
  * may open it read-only). Queue files are never modified, so everything that changes during delivery lives here:
  * status, attempt count, next attempt time, last error, and recipients added by alias expansion. */
-#ifndef POSTERN_QMGR_STATE_H
-#define POSTERN_QMGR_STATE_H
+#ifndef POSTERN_QSTATE_H
+#define POSTERN_QSTATE_H
 
 #include <stdbool.h>
 #include <stddef.h>

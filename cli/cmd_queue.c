@@ -1,0 +1,195 @@
+/* postern queue: look at and act on the mail queue.
+ *   postern queue list [-c DIR]                      every queued message with its recipients' state
+ *   postern queue inject [-c DIR] -f SENDER RCPT...  queue the message on standard input (tests, scripts)
+ * list reads the queue directory and state.lmdb directly (read-only; LMDB allows that while qmgr writes), so it
+ * works whether or not Postern runs. Commands that change state go through qmgr (see qmgr/proto.h). */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "qstate.h"
+#include "alloc.h"
+#include "buf.h"
+#include "commands.h"
+#include "config.h"
+#include "qfile.h"
+
+static const struct cli_command queue_cmd = { "queue", cmd_queue,
+	                                      "list [-c DIR] | inject [-c DIR] -f SENDER RCPT... < MESSAGE" };
+
+static struct config *load(const char *dir)
+{
+	struct config *cfg = config_new();
+	struct buf err = BUF_INIT(BUF_NOLIMIT), warn = BUF_INIT(BUF_NOLIMIT);
+	if (!config_load_dir(cfg, cli_instance_dir(dir), NULL, &err, &warn)) {
+		fprintf(stderr, "postern queue: %s\n", buf_cstr(&err));
+		config_free(&cfg);
+	}
+	buf_free(&err);
+	buf_free(&warn);
+	return cfg;
+}
+
+static void list_one(const char *qdir, const char *sub, const char *id, struct qstate *db)
+{
+	struct buf path = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(1024);
+	struct qfile_envelope env;
+	buf_printf(&path, "%s/%s/%s", qdir, sub, id);
+	int fd = open(path.data, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || !qfile_read_envelope(fd, &env, &err)) {
+		if (fd >= 0)
+			printf("%-16s %-9s (unreadable: %s)\n", id, sub, buf_cstr(&err));
+		if (fd >= 0)
+			close(fd);
+		buf_free(&path);
+		buf_free(&err);
+		return;
+	}
+	close(fd);
+	char when[64] = "";
+	time_t t = (time_t)env.arrival;
+	struct tm tm;
+	if (localtime_r(&t, &tm))
+		strftime(when, sizeof(when), "%a %b %e %H:%M:%S", &tm);
+	printf("%-16s %-9s %8llu %s  <%s>\n", id, sub, (unsigned long long)env.content_len, when, env.sender);
+	struct qstate_rcpt *st = NULL;
+	size_t n = 0;
+	if (db)
+		qstate_get_msg(db, id, &st, &n, &err);
+	for (size_t i = 0; i < (n ? n : env.nrcpts); i++) {
+		if (n) {
+			printf("    %-40s %s", st[i].addr, qstate_status_name(st[i].status));
+			if (st[i].dsn[0])
+				printf(" %s (%s)", st[i].dsn, st[i].text);
+			printf("\n");
+		} else {
+			printf("    %-40s new\n", env.rcpts[i].addr);
+		}
+	}
+	qstate_free_list(&st, n);
+	qfile_envelope_free(&env);
+	buf_free(&path);
+	buf_free(&err);
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int queue_list(const char *qdir)
+{
+	static const char *subs[] = { "incoming", "active", "deferred", "hold", "corrupt" };
+	struct buf path = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(1024);
+	buf_printf(&path, "%s/state.lmdb", qdir);
+	struct qstate *db = access(path.data, F_OK) == 0 ? qstate_open(path.data, false, &err) : NULL;
+	size_t total = 0;
+
+	for (size_t s = 0; s < sizeof(subs) / sizeof(subs[0]); s++) {
+		buf_reset(&path);
+		buf_printf(&path, "%s/%s", qdir, subs[s]);
+		DIR *d = opendir(path.data);
+		struct dirent *e;
+		char **names = NULL;
+		size_t n = 0;
+		while (d && (e = readdir(d))) {
+			if (!qfile_id_valid(e->d_name))
+				continue;
+			names = xreallocarray(names, n + 1, sizeof(*names));
+			names[n++] = xstrdup(e->d_name);
+		}
+		if (d)
+			closedir(d);
+		qsort(names, n, sizeof(*names), cmp_name);
+		for (size_t i = 0; i < n; i++) {
+			if (strcmp(subs[s], "corrupt") == 0)
+				printf("%-16s corrupt\n", names[i]);
+			else
+				list_one(qdir, subs[s], names[i], db);
+			free(names[i]);
+		}
+		free(names);
+		total += n;
+	}
+	printf(total ? "-- %zu message%s\n" : "Mail queue is empty\n", total, total == 1 ? "" : "s");
+	qstate_close(&db);
+	buf_free(&path);
+	buf_free(&err);
+	return 0;
+}
+
+static int queue_inject(const char *qdir, const char *sender, char **rcpts, int nrcpts)
+{
+	struct buf err = BUF_INIT(4096);
+	struct qfile_writer *w = qfile_create(qdir, &err);
+	if (!w) {
+		fprintf(stderr, "postern queue: %s\n", buf_cstr(&err));
+		buf_free(&err);
+		return EX_CANTCREAT;
+	}
+	bool ok = qfile_put_str(w, QREC_SENDER, sender) && qfile_put_str(w, QREC_PROTOCOL, "LOCAL") &&
+	          qfile_put_str(w, QREC_ORIGIN, "sendmail");
+	for (int i = 0; ok && i < nrcpts; i++)
+		ok = qfile_put_rcpt(w, rcpts[i], 0, NULL);
+	char chunk[65536];
+	ssize_t k;
+	while (ok && (k = read(0, chunk, sizeof(chunk))) > 0)
+		ok = qfile_write(w, chunk, (size_t)k);
+	if (!ok) {
+		fprintf(stderr, "postern queue: %s\n", qfile_writer_error(w));
+		qfile_abort(&w);
+		buf_free(&err);
+		return EX_IOERR;
+	}
+	char *id = xstrdup(qfile_writer_id(w));
+	if (!qfile_commit(&w, &err)) {
+		fprintf(stderr, "postern queue: %s\n", buf_cstr(&err));
+		free(id);
+		buf_free(&err);
+		return EX_IOERR;
+	}
+	printf("%s\n", id);
+	free(id);
+	buf_free(&err);
+	return 0;
+}
+
+int cmd_queue(int argc, char **argv)
+{
+	const char *dir = NULL, *sender = NULL;
+	int i = 2;
+
+	if (argc < 2)
+		return cli_usage(&queue_cmd);
+	const char *sub = argv[1];
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+			dir = argv[++i];
+		else if (strcmp(argv[i], "-f") == 0 && i + 1 < argc)
+			sender = argv[++i];
+		else if (strcmp(argv[i], "--") == 0) {
+			i++;
+			break;
+		} else
+			return cli_usage(&queue_cmd);
+	}
+	struct config *cfg = load(dir);
+	if (!cfg)
+		return EX_CONFIG;
+	char *qdir = xstrdup(config_str(cfg, "queue_directory"));
+	int rc;
+	if (strcmp(sub, "list") == 0 && i == argc)
+		rc = queue_list(qdir);
+	else if (strcmp(sub, "inject") == 0 && sender && i < argc)
+		rc = queue_inject(qdir, sender, argv + i, argc - i);
+	else
+		rc = cli_usage(&queue_cmd);
+	free(qdir);
+	config_free(&cfg);
+	return rc;
+}
