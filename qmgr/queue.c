@@ -619,6 +619,7 @@ static struct qjob *job_new(struct qmgr *q, struct qmsg *m, const char *transpor
 	j->msg = m;
 	j->queue_id = m->id;
 	j->queue_path = qpath(q, m->dir, m->id);
+	j->dir = m->dir;
 	j->sender = m->env.sender;
 	j->transport = xstrdup(transport);
 	j->dest = xstrdup(dest);

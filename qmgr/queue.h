@@ -42,6 +42,7 @@ struct qjob {
 	struct qmsg *msg;
 	const char *queue_id;
 	const char *queue_path;		/* the file, for the transport to open */
+	const char *dir;		/* its queue subdirectory ("active") */
 	const char *sender;
 	char *transport;
 	char *dest;
