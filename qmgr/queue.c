@@ -48,6 +48,7 @@ struct qmgr {
 	size_t nmsgs;
 	struct dest *dests;
 	unsigned jobs;
+	bool rescan;			/* we queued a notification: take it in without waiting for the scan */
 };
 
 /* ---- paths and files ---- */
@@ -522,8 +523,10 @@ static bool notify(struct qmgr *q, struct qmsg *m, uint64_t now)
 			char *nid = NULL;
 			bool eight = m->env.body && !str_eq_ci(m->env.body, "7BIT");
 			ok = bounce_queue(q->p.queue_dir, to, origin, eight, &msg, &nid, &err);
-			if (ok)
+			if (ok) {
 				log_info("%s: sender non-delivery notification: %s", m->id, nid);
+				q->rescan = true;
+			}
 			else
 				log_error("%s: cannot queue non-delivery notification: %s", m->id, buf_cstr(&err));
 			free(nid);
@@ -784,6 +787,11 @@ static bool schedule_msg(struct qmgr *q, struct qmsg *m, uint64_t now)
 uint64_t qmgr_run(struct qmgr *q, uint64_t now)
 {
 	uint64_t next = 0;
+
+	if (q->rescan) {
+		q->rescan = false;
+		qmgr_scan(q, now);
+	}
 	struct qmsg *m = q->msgs;
 
 	while (m) {

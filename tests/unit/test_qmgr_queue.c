@@ -105,7 +105,7 @@ static size_t count_dir(const char *dir)
 }
 
 /* The one file in incoming/ (a bounce), parsed; its content in content. */
-static char *incoming_one(struct qfile_envelope *env, struct buf *content)
+static char *incoming_one(struct qfile_envelope *env, struct buf *content, bool keep)
 {
 	char p[256];
 	snprintf(p, sizeof(p), "%s/incoming", qdir);
@@ -122,7 +122,8 @@ static char *incoming_one(struct qfile_envelope *env, struct buf *content)
 	assert_true(fsutil_read_file(p, 1 << 20, &data));
 	assert_true(qfile_parse(data.data, data.len, env, &err));
 	buf_append(content, data.data + env->content_offset, (size_t)env->content_len);
-	unlink(p);
+	if (!keep)
+		unlink(p);
 	buf_free(&data);
 	buf_free(&err);
 	return id;
@@ -176,9 +177,10 @@ static void test_flow(void **state)
 	/* the bounce: from the null sender to the sender, a multipart/report naming bad@ only */
 	struct qfile_envelope env;
 	struct buf content = BUF_INIT(BUF_NOLIMIT);
-	char *bid = incoming_one(&env, &content);
+	char *bid = incoming_one(&env, &content, true);
 	assert_string_equal(env.sender, "");
 	assert_string_equal(env.rcpts[0].addr, "sender@remote.test");
+
 	assert_string_equal(env.origin, "bounce");
 	assert_non_null(strstr(content.data, "multipart/report"));
 	assert_non_null(strstr(content.data, "Final-Recipient: rfc822; bad@local.test"));
@@ -187,6 +189,17 @@ static void test_flow(void **state)
 	qfile_envelope_free(&env);
 	free(bid);
 	buf_reset(&content);
+	/* the notification is taken in by the next run, without waiting for a scan, and is a job of its own */
+	assert_int_equal(count_dir("incoming"), 1);
+	qmgr_run(q, now);
+	assert_int_equal(count_dir("incoming"), 0);
+	assert_int_equal(qmgr_count(q), 2);
+	assert_int_equal(njobs, 1);
+	j = take_job();
+	assert_string_equal(j->sender, "");
+	qmgr_job_result(j, 0, 2, "2.0.0", "delivered");
+	qmgr_job_done(j, now, NULL);
+	assert_int_equal(qmgr_count(q), 1);
 	/* waiting for a retry: the file sits in deferred/ */
 	assert_true(exists("deferred", id));
 	assert_int_equal(qmgr_run(q, now + 1000) >= now + 300000, 1);
@@ -199,7 +212,7 @@ static void test_flow(void **state)
 	get_state(id, &st, &n);
 	assert_int_equal(n, 0);
 	assert_int_equal(qmgr_count(q), 0);
-	bid = incoming_one(&env, &content);
+	bid = incoming_one(&env, &content, false);
 	assert_non_null(strstr(content.data, "Final-Recipient: rfc822; far@remote.test"));
 	assert_non_null(strstr(content.data, "delivery time expired"));
 	qfile_envelope_free(&env);
@@ -295,7 +308,7 @@ static void test_double_bounce(void **state)
 	assert_int_equal(count_dir("incoming"), 1);
 	struct qfile_envelope env;
 	struct buf content = BUF_INIT(BUF_NOLIMIT);
-	char *bid = incoming_one(&env, &content);
+	char *bid = incoming_one(&env, &content, false);
 	assert_string_equal(env.rcpts[0].addr, "postmaster@local.test");
 	assert_string_equal(env.origin, "double-bounce");
 	qfile_envelope_free(&env);
