@@ -146,7 +146,7 @@ static void test_flow(void **state)
 	(void)state;
 	struct qmgr *q = new_qmgr();
 	const char *r[] = { "ok@local.test", "bad@local.test", "far@remote.test" };
-	char *id = queue_msg("sender@remote.test", r, 3, 0, NULL);
+	char *id = queue_msg("sender@local.test", r, 3, 0, NULL);
 	uint64_t now = qsched_now();
 	qmgr_start(q, now);
 	assert_true(exists("active", id));
@@ -179,7 +179,7 @@ static void test_flow(void **state)
 	struct buf content = BUF_INIT(BUF_NOLIMIT);
 	char *bid = incoming_one(&env, &content, true);
 	assert_string_equal(env.sender, "");
-	assert_string_equal(env.rcpts[0].addr, "sender@remote.test");
+	assert_string_equal(env.rcpts[0].addr, "sender@local.test");
 
 	assert_string_equal(env.origin, "bounce");
 	assert_non_null(strstr(content.data, "multipart/report"));
