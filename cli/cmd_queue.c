@@ -1,9 +1,12 @@
 /* postern queue: look at and act on the mail queue.
  *   postern queue list [-c DIR]                      every queued message with its recipients' state
  *   postern queue inject [-c DIR] -f SENDER RCPT...  queue the message on standard input (tests, scripts)
+ *   postern queue flush|hold|release|requeue [-c DIR] [ID]   all messages, or one
+ *   postern queue delete [-c DIR] ID
  * list reads the queue directory and state.lmdb directly (read-only; LMDB allows that while qmgr writes), so it
- * works whether or not Postern runs. Commands that change state go through qmgr (see qmgr/proto.h). */
+ * works whether or not Postern runs. Commands that change state ask qmgr on private/qmgr (common/qproto.h). */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,10 +20,69 @@
 #include "buf.h"
 #include "commands.h"
 #include "config.h"
+#include "ipc.h"
 #include "qfile.h"
+#include "qproto.h"
 
 static const struct cli_command queue_cmd = { "queue", cmd_queue,
-	                                      "list [-c DIR] | inject [-c DIR] -f SENDER RCPT... < MESSAGE" };
+	                                      "list | flush|hold|release|requeue [ID] | delete ID | "
+	                                      "inject -f SENDER RCPT... < MESSAGE   [-c DIR]" };
+
+#define QMGR_TIMEOUT_MS 10000
+
+static char *qmgr_socket(struct config *cfg)
+{
+	struct buf b = BUF_INIT(BUF_NOLIMIT);
+	buf_printf(&b, "%s/qmgr", config_str(cfg, "private_directory"));
+	return buf_steal(&b, NULL);
+}
+
+/* Tell qmgr new mail is waiting; it also scans on its own, so failing here only delays delivery. */
+static void wakeup(struct config *cfg)
+{
+	char *path = qmgr_socket(cfg);
+	struct buf err = BUF_INIT(1024);
+	int fd = ipc_connect(path, 1000);
+	if (fd >= 0) {
+		struct ipc_msg *m = ipc_msg_new(QP_WAKEUP);
+		ipc_send(fd, m, 1000, &err);
+		ipc_msg_free(&m);
+		close(fd);
+	}
+	buf_free(&err);
+	free(path);
+}
+
+static int ask_qmgr(struct config *cfg, uint32_t type, const char *id)
+{
+	char *path = qmgr_socket(cfg);
+	struct buf err = BUF_INIT(1024);
+	struct ipc_msg *req = ipc_msg_new(type), *reply = NULL;
+	int rc = 0;
+	int fd = ipc_connect(path, 2000);
+
+	if (id)
+		ipc_put_str(req, QP_F_ID, id);
+	if (fd < 0) {
+		fprintf(stderr, "postern queue: cannot reach qmgr at %s: %s (is Postern running?)\n", path,
+		        strerror(errno));
+		rc = EX_UNAVAILABLE;
+	} else if (!ipc_call(fd, &qproto_qmgr_reply, req, &reply, QMGR_TIMEOUT_MS, &err)) {
+		fprintf(stderr, "postern queue: %s\n", buf_cstr(&err));
+		rc = strstr(buf_cstr(&err), "no such message") ? EX_NOINPUT : EX_SOFTWARE;
+	} else {
+		uint32_t n = 0;
+		ipc_get_u32(reply, QP_F_COUNT, &n);
+		printf("%u message%s\n", n, n == 1 ? "" : "s");
+	}
+	if (fd >= 0)
+		close(fd);
+	ipc_msg_free(&req);
+	ipc_msg_free(&reply);
+	buf_free(&err);
+	free(path);
+	return rc;
+}
 
 static struct config *load(const char *dir)
 {
@@ -123,7 +185,7 @@ static int queue_list(const char *qdir)
 	return 0;
 }
 
-static int queue_inject(const char *qdir, const char *sender, char **rcpts, int nrcpts)
+static int queue_inject(struct config *cfg, const char *qdir, const char *sender, char **rcpts, int nrcpts)
 {
 	struct buf err = BUF_INIT(4096);
 	struct qfile_writer *w = qfile_create(qdir, &err);
@@ -156,6 +218,7 @@ static int queue_inject(const char *qdir, const char *sender, char **rcpts, int 
 	printf("%s\n", id);
 	free(id);
 	buf_free(&err);
+	wakeup(cfg);
 	return 0;
 }
 
@@ -186,7 +249,14 @@ int cmd_queue(int argc, char **argv)
 	if (strcmp(sub, "list") == 0 && i == argc)
 		rc = queue_list(qdir);
 	else if (strcmp(sub, "inject") == 0 && sender && i < argc)
-		rc = queue_inject(qdir, sender, argv + i, argc - i);
+		rc = queue_inject(cfg, qdir, sender, argv + i, argc - i);
+	else if (strcmp(sub, "delete") == 0 && i + 1 == argc)
+		rc = ask_qmgr(cfg, QP_DELETE, argv[i]);
+	else if (i + 1 >= argc && (strcmp(sub, "flush") == 0 || strcmp(sub, "hold") == 0 ||
+	                           strcmp(sub, "release") == 0 || strcmp(sub, "requeue") == 0)) {
+		uint32_t t = sub[0] == 'f' ? QP_FLUSH : sub[0] == 'h' ? QP_HOLD : sub[2] == 'l' ? QP_RELEASE : QP_REQUEUE;
+		rc = ask_qmgr(cfg, t, i < argc ? argv[i] : NULL);
+	}
 	else
 		rc = cli_usage(&queue_cmd);
 	free(qdir);

@@ -16,7 +16,7 @@ static const struct cli_command commands[] = {
 	{ "help", cmd_help, "[COMMAND]  list commands, or show one command's usage" },
 	{ "config", cmd_config, "show [-c DIR] [--non-default] [NAME...] | set [-c DIR] NAME=VALUE...  main.cf" },
 	{ "map", cmd_map, "compile FILE [--aliases] | get FILE KEY   build FILE.lmdb, or look KEY up" },
-	{ "queue", cmd_queue, "list | inject -f SENDER RCPT...   show the queue, or queue a message from stdin" },
+	{ "queue", cmd_queue, "list | flush|hold|release|requeue [ID] | delete ID | inject -f SENDER RCPT...  the queue" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
