@@ -225,41 +225,50 @@ static int queue_inject(struct config *cfg, const char *qdir, const char *sender
 int cmd_queue(int argc, char **argv)
 {
 	const char *dir = NULL, *sender = NULL;
-	int i = 2;
+	char **args = xcalloc((size_t)argc + 1, sizeof(*args));
+	int nargs = 0;
+	bool opts = true;
 
-	if (argc < 2)
+	if (argc < 2) {
+		free(args);
 		return cli_usage(&queue_cmd);
+	}
 	const char *sub = argv[1];
-	for (; i < argc && argv[i][0] == '-'; i++) {
-		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+	/* options may come anywhere (the CLI convention puts -c DIR last); "--" ends them */
+	for (int i = 2; i < argc; i++) {
+		if (opts && strcmp(argv[i], "-c") == 0 && i + 1 < argc)
 			dir = argv[++i];
-		else if (strcmp(argv[i], "-f") == 0 && i + 1 < argc)
+		else if (opts && strcmp(argv[i], "-f") == 0 && i + 1 < argc)
 			sender = argv[++i];
-		else if (strcmp(argv[i], "--") == 0) {
-			i++;
-			break;
-		} else
+		else if (opts && strcmp(argv[i], "--") == 0)
+			opts = false;
+		else if (opts && argv[i][0] == '-') {
+			free(args);
 			return cli_usage(&queue_cmd);
+		} else
+			args[nargs++] = argv[i];
 	}
 	struct config *cfg = load(dir);
-	if (!cfg)
+	if (!cfg) {
+		free(args);
 		return EX_CONFIG;
+	}
 	char *qdir = xstrdup(config_str(cfg, "queue_directory"));
 	int rc;
-	if (strcmp(sub, "list") == 0 && i == argc)
+	if (strcmp(sub, "list") == 0 && nargs == 0)
 		rc = queue_list(qdir);
-	else if (strcmp(sub, "inject") == 0 && sender && i < argc)
-		rc = queue_inject(cfg, qdir, sender, argv + i, argc - i);
-	else if (strcmp(sub, "delete") == 0 && i + 1 == argc)
-		rc = ask_qmgr(cfg, QP_DELETE, argv[i]);
-	else if (i + 1 >= argc && (strcmp(sub, "flush") == 0 || strcmp(sub, "hold") == 0 ||
-	                           strcmp(sub, "release") == 0 || strcmp(sub, "requeue") == 0)) {
+	else if (strcmp(sub, "inject") == 0 && sender && nargs > 0)
+		rc = queue_inject(cfg, qdir, sender, args, nargs);
+	else if (strcmp(sub, "delete") == 0 && nargs == 1)
+		rc = ask_qmgr(cfg, QP_DELETE, args[0]);
+	else if (nargs <= 1 && (strcmp(sub, "flush") == 0 || strcmp(sub, "hold") == 0 ||
+	                        strcmp(sub, "release") == 0 || strcmp(sub, "requeue") == 0)) {
 		uint32_t t = sub[0] == 'f' ? QP_FLUSH : sub[0] == 'h' ? QP_HOLD : sub[2] == 'l' ? QP_RELEASE : QP_REQUEUE;
-		rc = ask_qmgr(cfg, t, i < argc ? argv[i] : NULL);
-	}
-	else
+		rc = ask_qmgr(cfg, t, nargs ? args[0] : NULL);
+	} else
 		rc = cli_usage(&queue_cmd);
 	free(qdir);
+	free(args);
 	config_free(&cfg);
 	return rc;
 }

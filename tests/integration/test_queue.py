@@ -38,7 +38,7 @@ def _demo(inst):
 
 def _queued(inst, sender, rcpts, subject, body='hello\n', extra=''):
     msg = f'From: <{sender}>\nTo: <{rcpts[0]}>\nSubject: {subject}\n{extra}\n{body}'
-    r = inst.cli('queue', 'inject', '-f', sender, '--', *rcpts, input=msg, check=True)
+    r = inst.cli('queue', 'inject', '-f', sender, *rcpts, input=msg, check=True)
     qid = r.stdout.strip()
     assert re.fullmatch(r'[0-9A-Z]+', qid), r.stdout
     return qid
