@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <stdnoreturn.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -195,15 +196,56 @@ static enum ldeliver_status deliver_as(const struct ldeliver_msg *m, const char 
 	return st;
 }
 
+/* Receipt name: recipient number and a hash of the mailbox path (one recipient may have several mailboxes). */
+static void receipt_path(const struct ldeliver_msg *m, const char *maildir, struct buf *out)
+{
+	uint64_t h = 1469598103934665603ull;	/* FNV-1a */
+	for (const unsigned char *p = (const unsigned char *)maildir; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	buf_printf(out, "%s/%u-%016llx", m->receipt_dir, (unsigned)m->rcpt_idx, (unsigned long long)h);
+}
+
+/* Written after the Maildir commit and before the answer; not fsynced: it guards against crashed processes,
+ * and after a power loss a duplicate is the lesser evil. */
+static void write_receipt(const struct ldeliver_msg *m, const char *path)
+{
+	if (mkdir(m->receipt_dir, 0700) != 0 && errno != EEXIST) {
+		log_warn("%s: receipt directory %s: %s", m->queue_id, m->receipt_dir, strerror(errno));
+		return;
+	}
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		log_warn("%s: receipt %s: %s", m->queue_id, path, strerror(errno));
+	else
+		close(fd);
+}
+
 enum ldeliver_status ldeliver_maildir(const struct ldeliver_msg *m, const char *rcpt, const char *maildir,
                                       bool switch_user, uid_t uid, gid_t gid, struct buf *dsn, struct buf *text)
 {
+	struct buf receipt = BUF_INIT(BUF_NOLIMIT);
+	enum ldeliver_status st;
+
+	if (m->receipt_dir) {
+		receipt_path(m, maildir, &receipt);
+		if (access(receipt.data, F_OK) == 0) {
+			buf_puts(dsn, "2.0.0");
+			buf_puts(text, "delivered to maildir (before a restart)");
+			buf_free(&receipt);
+			return LDELIVER_OK;
+		}
+	}
 	if (ldeliver_has_loop(m, rcpt)) {
 		buf_puts(dsn, "5.4.6");
 		buf_printf(text, "mail forwarding loop for %s", rcpt);
-		return LDELIVER_FAIL;
+		st = LDELIVER_FAIL;
+	} else if (switch_user && geteuid() == 0) {
+		st = deliver_as(m, rcpt, maildir, uid, gid, dsn, text);
+	} else {
+		st = write_maildir(m, rcpt, maildir, dsn, text);
 	}
-	if (switch_user && geteuid() == 0)
-		return deliver_as(m, rcpt, maildir, uid, gid, dsn, text);
-	return write_maildir(m, rcpt, maildir, dsn, text);
+	if (st == LDELIVER_OK && m->receipt_dir)
+		write_receipt(m, receipt.data);
+	buf_free(&receipt);
+	return st;
 }

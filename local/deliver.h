@@ -14,6 +14,11 @@
 
 struct ldeliver_msg {
 	const char *queue_id;
+	uint32_t rcpt_idx;	/* the recipient's number in qmgr's state */
+	/* Where delivery receipts of this message live (queue/receipts/ID), NULL for none: a delivery already
+	 * receipted is reported as done without writing the mailbox again, so a qmgr that died before recording a
+	 * result does not make local deliver twice. qmgr removes the directory with the message. */
+	const char *receipt_dir;
 	const char *sender;	/* envelope sender, "" for the null sender */
 	int fd;			/* the queue file (read with pread: the offset is not used) */
 	uint64_t content_offset;

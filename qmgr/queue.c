@@ -81,6 +81,22 @@ static void to_corrupt(struct qmgr *q, const char *id, const char *dir, const ch
 	move_file(q, id, dir, "corrupt");
 }
 
+/* local's delivery receipts of a message (see local/deliver.h): removed once the message is gone. */
+static void remove_receipts(struct qmgr *q, const char *id)
+{
+	char *dir = qpath(q, "receipts", id);
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	while (d && (e = readdir(d)))
+		if (e->d_name[0] != '.')
+			unlinkat(dirfd(d), e->d_name, 0);
+	if (d)
+		closedir(d);
+	if (rmdir(dir) != 0 && errno != ENOENT)
+		log_warn("%s: remove %s: %s", id, dir, strerror(errno));
+	free(dir);
+}
+
 /* ---- messages in memory ---- */
 
 static void msg_free(struct qmsg *m)
@@ -235,7 +251,7 @@ struct qmgr *qmgr_new(const struct qmgr_params *p, qmgr_dispatch_fn *dispatch, v
 		q->p.dest_limit = 20;
 	if (!q->p.rcpt_limit)
 		q->p.rcpt_limit = 50;
-	static const char *dirs[] = { "tmp", "incoming", "active", "deferred", "hold", "corrupt" };
+	static const char *dirs[] = { "tmp", "incoming", "active", "deferred", "hold", "corrupt", "receipts" };
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		char *d = qpath(q, dirs[i], NULL);
 		bool ok = fsutil_mkdir_p(d, 0700);
@@ -387,6 +403,14 @@ void qmgr_start(struct qmgr *q, uint64_t now)
 	struct buf err = BUF_INIT(1024);
 	if (!qstate_foreach_id(q->db, drop_orphan, &all, &err))
 		log_error("state reconciliation: %s", buf_cstr(&err));
+	size_t nr;
+	char **rv = list_dir(q, "receipts", &nr);
+	for (size_t i = 0; i < nr; i++) {
+		const char *key = rv[i];
+		if (!bsearch(&key, all.v, all.n, sizeof(*all.v), cmp_str))
+			remove_receipts(q, rv[i]);
+	}
+	free_names(rv, nr);
 	buf_free(&err);
 	free_names(all.v, all.n);
 	qmgr_scan(q, now);
@@ -566,6 +590,7 @@ static void finish(struct qmgr *q, struct qmsg *m)
 			log_warn("%s: fsync %s: %s", m->id, dir, strerror(errno));
 		if (!qstate_delete_msg(q->db, m->id, &err))
 			log_warn("%s: %s (dropped at next start)", m->id, buf_cstr(&err));
+		remove_receipts(q, m->id);
 		log_info("%s: removed", m->id);
 		forget(q, m);
 	}
@@ -907,6 +932,7 @@ static bool op_delete(struct qmgr *q, struct qmsg *m, uint64_t now)
 		fsutil_fsync_dir(dir);
 		if (!qstate_delete_msg(q->db, m->id, &err))
 			log_warn("%s: %s", m->id, buf_cstr(&err));
+		remove_receipts(q, m->id);
 		log_info("%s: removed by the administrator", m->id);
 		forget(q, m);
 	} else {

@@ -165,10 +165,13 @@ def _pids(inst, prog):
 def test_kill9_during_delivery_loses_nothing(qinst):
     user, maildir = _demo(qinst)
     n = 200
+    # queued while stopped, so that all of the delivery happens under the kills
+    qinst.stop()
     ids = [_queued(qinst, 'sender@remote.test', [user], f'bulk {i}') for i in range(n)]
+    qinst.start()
     killed = 0
-    deadline = time.monotonic() + 8
-    while time.monotonic() < deadline and killed < 6:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and killed < 12:
         for prog in ('qmgr', 'local'):
             for pid in _pids(qinst, prog):
                 try:
@@ -176,7 +179,7 @@ def test_kill9_during_delivery_loses_nothing(qinst):
                     killed += 1
                 except ProcessLookupError:
                     pass
-        time.sleep(0.3)
+        time.sleep(0.15)
 
     def all_delivered():
         seen = {}

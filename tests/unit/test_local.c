@@ -230,7 +230,8 @@ static void test_deliver(void **state)
 	(void)state;
 	const char *content = "Subject: hi\nDelivered-To: other@local.test\n\nbody\n";
 	int fd = make_queue_file(content);
-	struct ldeliver_msg m = { "0ABCDEFGHIJ1", "sender@remote.test", fd, 8, strlen(content) };
+	struct ldeliver_msg m = { .queue_id = "0ABCDEFGHIJ1", .sender = "sender@remote.test", .fd = fd,
+		                  .content_offset = 8, .content_len = strlen(content) };
 	char md[128];
 	snprintf(md, sizeof(md), "%s/mail/alice/", tmpdir);
 	struct buf dsn = BUF_INIT(64), text = BUF_INIT(4096), path = BUF_INIT(1024), data = BUF_INIT(1 << 20);
@@ -277,6 +278,55 @@ static void test_deliver(void **state)
 	buf_free(&data);
 }
 
+static size_t count_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t n = 0;
+	while (d && (e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static void test_receipts(void **state)
+{
+	(void)state;
+	const char *content = "Subject: r\n\nbody\n";
+	int fd = make_queue_file(content);
+	char rdir[128], md[128], md2[128], newdir[160];
+	snprintf(rdir, sizeof(rdir), "%s/receipts-0ABCDEFGHIJ1", tmpdir);
+	snprintf(md, sizeof(md), "%s/mail/r1/", tmpdir);
+	snprintf(md2, sizeof(md2), "%s/mail/r2/", tmpdir);
+	struct ldeliver_msg m = { .queue_id = "0ABCDEFGHIJ1", .rcpt_idx = 3, .receipt_dir = rdir, .sender = "",
+		                  .fd = fd, .content_offset = 8, .content_len = strlen(content) };
+	struct buf dsn = BUF_INIT(64), text = BUF_INIT(4096);
+	assert_int_equal(ldeliver_maildir(&m, "r@local.test", md, false, 0, 0, &dsn, &text), LDELIVER_OK);
+	assert_int_equal(count_files(rdir), 1);
+	/* the same delivery again (qmgr restarted before it recorded the result): no second copy */
+	buf_reset(&text);
+	assert_int_equal(ldeliver_maildir(&m, "r@local.test", md, false, 0, 0, &dsn, &text), LDELIVER_OK);
+	assert_non_null(strstr(text.data, "before a restart"));
+	snprintf(newdir, sizeof(newdir), "%snew", md);
+	assert_int_equal(count_files(newdir), 1);
+	/* another mailbox of the same recipient, or another recipient, is delivered */
+	assert_int_equal(ldeliver_maildir(&m, "r@local.test", md2, false, 0, 0, &dsn, &text), LDELIVER_OK);
+	m.rcpt_idx = 4;
+	assert_int_equal(ldeliver_maildir(&m, "r@local.test", md, false, 0, 0, &dsn, &text), LDELIVER_OK);
+	assert_int_equal(count_files(newdir), 2);
+	assert_int_equal(count_files(rdir), 3);
+	/* a failed delivery leaves no receipt */
+	m.rcpt_idx = 5;
+	assert_int_equal(ldeliver_maildir(&m, "r@local.test", "/proc/nonexistent/", false, 0, 0, &dsn, &text),
+	                 LDELIVER_TEMPFAIL);
+	assert_int_equal(count_files(rdir), 3);
+	close(fd);
+	buf_free(&dsn);
+	buf_free(&text);
+}
+
 static void test_deliver_as_user(void **state)
 {
 	(void)state;
@@ -284,7 +334,8 @@ static void test_deliver_as_user(void **state)
 		skip();
 	const char *content = "Subject: hi\n\nbody\n";
 	int fd = make_queue_file(content);
-	struct ldeliver_msg m = { "0ABCDEFGHIJ1", "", fd, 8, strlen(content) };
+	struct ldeliver_msg m = { .queue_id = "0ABCDEFGHIJ1", .sender = "", .fd = fd, .content_offset = 8,
+		                  .content_len = strlen(content) };
 	char home[128], md[160];
 	snprintf(home, sizeof(home), "%s/home", tmpdir);
 	assert_int_equal(mkdir(home, 0755), 0);
@@ -330,6 +381,7 @@ int main(void)
 		cmocka_unit_test(test_resolve_aliases),
 		cmocka_unit_test(test_split),
 		cmocka_unit_test(test_deliver),
+		cmocka_unit_test(test_receipts),
 		cmocka_unit_test(test_deliver_as_user),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -368,8 +368,19 @@ static void test_corrupt_and_reconcile(void **state)
 	struct timeval tv[2] = { { time(NULL) - 2 * 86400, 0 }, { time(NULL) - 2 * 86400, 0 } };
 	assert_int_equal(utimes(stale, tv), 0);
 
+	/* receipts of a message that is gone, and of one that is still queued */
+	char rc1[256], rc2[256];
+	snprintf(rc1, sizeof(rc1), "%s/receipts/0ORPHAN00001", qdir);
+	assert_true(fsutil_mkdir_p(rc1, 0700));
+	snprintf(rc1, sizeof(rc1), "%s/receipts/0ORPHAN00001/0-1", qdir);
+	assert_true(fsutil_write_atomic(rc1, "", 0, 0600, &err));
+	snprintf(rc2, sizeof(rc2), "%s/receipts/%s", qdir, id);
+	assert_true(fsutil_mkdir_p(rc2, 0700));
 	q = new_qmgr();
 	qmgr_start(q, now);
+	snprintf(rc1, sizeof(rc1), "%s/receipts/0ORPHAN00001", qdir);
+	assert_int_equal(access(rc1, F_OK), -1);
+	assert_int_equal(access(rc2, F_OK), 0);
 	assert_int_equal(access(stale, F_OK), -1);
 	assert_int_equal(access(fresh, F_OK), 0);
 	unlink(fresh);
@@ -387,6 +398,7 @@ static void test_corrupt_and_reconcile(void **state)
 	qmgr_job_done(j, now, NULL);
 	assert_int_equal(qmgr_count(q), 0);
 	assert_false(exists("active", id));
+	assert_int_equal(access(rc2, F_OK), -1);	/* removed with the message */
 	qmgr_free(&q);
 	/* state.lmdb deleted while stopped: rebuilt from the envelope */
 	const char *r2[] = { "c@local.test" };
