@@ -178,6 +178,8 @@ bool qstate_key_parse(const void *key, size_t len, char id[], size_t idsize, uin
 
 	if (len < 8 || k[len - 7] != '/' || len - 7 >= idsize)
 		return false;
+	if (memchr(k, '\0', len - 7))
+		return false;
 	memcpy(id, k, len - 7);
 	id[len - 7] = '\0';
 	if (!qfile_id_valid(id) || !str_to_u64n(k + len - 6, 6, QSTATE_IDX_MAX, &v))

@@ -239,7 +239,7 @@ enum ldeliver_status ldeliver_maildir(const struct ldeliver_msg *m, const char *
 		buf_puts(dsn, "5.4.6");
 		buf_printf(text, "mail forwarding loop for %s", rcpt);
 		st = LDELIVER_FAIL;
-	} else if (switch_user && geteuid() == 0) {
+	} else if (switch_user && geteuid() == 0 && !(uid == geteuid() && gid == getegid())) {
 		st = deliver_as(m, rcpt, maildir, uid, gid, dsn, text);
 	} else {
 		st = write_maildir(m, rcpt, maildir, dsn, text);

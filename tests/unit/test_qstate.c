@@ -114,6 +114,8 @@ static void test_keys(void **state)
 	assert_false(qstate_key_parse("0ABCDEFGHIJ5-000042", 19, id, sizeof(id), &idx));
 	assert_false(qstate_key_parse("0ABCDEFGHIJ5/00004x", 19, id, sizeof(id), &idx));
 	assert_false(qstate_key_parse("/000042", 7, id, sizeof(id), &idx));
+	/* found by fuzzing: a NUL inside the ID part must not shorten it */
+	assert_false(qstate_key_parse("0ABCDEFGHIJ5\0XYZ/000042", 23, id, sizeof(id), &idx));
 	assert_false(qstate_key_parse("0ABCDEFGHIJ5/000042", 19, id, 5, &idx));
 	buf_free(&k);
 }
