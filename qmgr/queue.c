@@ -514,24 +514,45 @@ static void read_content(struct qmgr *q, struct qmsg *m, struct buf *out)
 	close(fd);
 }
 
-/* Send one DSN for every bounced recipient not yet notified. false when it must be tried again. */
+static bool any_failed(const struct bounce_rcpt *br, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(br[i].action, "failed") == 0)
+			return true;
+	return false;
+}
+
+/* Send one DSN for every bounced recipient not yet notified, and for delivered ones that asked
+ * (NOTIFY=SUCCESS). false when it must be tried again. */
 static bool notify(struct qmgr *q, struct qmsg *m, uint64_t now)
 {
 	struct bounce_rcpt *br = xcalloc(m->nst ? m->nst : 1, sizeof(*br));
 	size_t n = 0;
 	bool changed = false, ok = true;
 
+	bool *inc = xcalloc(m->nst ? m->nst : 1, sizeof(*inc));
+	bool has_sender = m->env.sender && m->env.sender[0];
 	for (size_t i = 0; i < m->nst; i++) {
 		struct qstate_rcpt *r = &m->st[i];
-		if (r->status != QSTATE_BOUNCED || (r->flags & QSTATE_F_NOTIFIED))
+		if (r->flags & QSTATE_F_NOTIFIED)
 			continue;
 		const struct qfile_rcpt *er = env_rcpt(m, i);
 		unsigned nf = er ? er->notify : 0;
-		if (nf == 0 || (nf & QFILE_NOTIFY_FAILURE))
-			br[n++] = (struct bounce_rcpt){ r->addr, er ? er->orcpt : NULL, "failed", r->dsn, r->text,
+		if (r->status == QSTATE_BOUNCED) {
+			/* RFC 3461: without NOTIFY a failure is reported; NOTIFY=NEVER or without FAILURE it is not */
+			if (nf == 0 || (nf & QFILE_NOTIFY_FAILURE)) {
+				br[n++] = (struct bounce_rcpt){ r->addr, er ? er->orcpt : NULL, "failed", r->dsn, r->text,
+				                                r->last_try / 1000 };
+				inc[i] = true;
+			} else {
+				r->flags |= QSTATE_F_NOTIFIED, m->dirty[i] = true, changed = true;
+			}
+		} else if (r->status == QSTATE_SENT && (nf & QFILE_NOTIFY_SUCCESS) && has_sender && r->parent ==
+		           QSTATE_NO_PARENT) {
+			br[n++] = (struct bounce_rcpt){ r->addr, er ? er->orcpt : NULL, "delivered", r->dsn, r->text,
 			                                r->last_try / 1000 };
-		else
-			r->flags |= QSTATE_F_NOTIFIED, m->dirty[i] = true, changed = true;
+			inc[i] = true;
+		}
 	}
 	if (n > 0) {
 		const char *origin;
@@ -548,7 +569,8 @@ static bool notify(struct qmgr *q, struct qmsg *m, uint64_t now)
 			bool eight = m->env.body && !str_eq_ci(m->env.body, "7BIT");
 			ok = bounce_queue(q->p.queue_dir, to, origin, eight, &msg, &nid, &err);
 			if (ok) {
-				log_info("%s: sender non-delivery notification: %s", m->id, nid);
+				log_info("%s: sender %s notification: %s", m->id,
+				         any_failed(br, n) ? "non-delivery" : "delivery status", nid);
 				q->rescan = true;
 			}
 			else
@@ -560,9 +582,10 @@ static bool notify(struct qmgr *q, struct qmsg *m, uint64_t now)
 		}
 		if (ok)
 			for (size_t i = 0; i < m->nst; i++)
-				if (m->st[i].status == QSTATE_BOUNCED && !(m->st[i].flags & QSTATE_F_NOTIFIED))
+				if (inc[i])
 					m->st[i].flags |= QSTATE_F_NOTIFIED, m->dirty[i] = true, changed = true;
 	}
+	free(inc);
 	free(br);
 	if (changed && !commit(q, m))
 		ok = false;

@@ -320,6 +320,43 @@ static void test_double_bounce(void **state)
 	qmgr_free(&q);
 }
 
+static void test_notify_success(void **state)
+{
+	(void)state;
+	struct qmgr *q = new_qmgr();
+	const char *r[] = { "asked@local.test" };
+	char *id = queue_msg("s@local.test", r, 1, QFILE_NOTIFY_SUCCESS | QFILE_NOTIFY_FAILURE, NULL);
+	const char *r2[] = { "plain@local.test" };
+	char *id2 = queue_msg("s@local.test", r2, 1, 0, NULL);
+	uint64_t now = qsched_now();
+	qmgr_start(q, now);
+	qmgr_run(q, now);
+	assert_int_equal(njobs, 2);
+	for (int i = 0; i < 2; i++) {
+		struct qjob *j = take_job();
+		qmgr_job_result(j, 0, 2, "2.0.0", "delivered to maildir");
+		qmgr_job_done(j, now, NULL);
+	}
+	assert_int_equal(qmgr_count(q), 0);
+	/* one report, for the recipient that asked; headers only */
+	assert_int_equal(count_dir("incoming"), 1);
+	struct qfile_envelope env;
+	struct buf content = BUF_INIT(BUF_NOLIMIT);
+	char *bid = incoming_one(&env, &content, false);
+	assert_string_equal(env.rcpts[0].addr, "s@local.test");
+	assert_non_null(strstr(content.data, "Subject: Successful Mail Delivery Report\n"));
+	assert_non_null(strstr(content.data, "Final-Recipient: rfc822; asked@local.test\nAction: delivered\n"
+	                                     "Status: 2.0.0\n"));
+	assert_non_null(strstr(content.data, "text/rfc822-headers"));
+	assert_null(strstr(content.data, "\nhello\n"));
+	qfile_envelope_free(&env);
+	free(bid);
+	buf_free(&content);
+	free(id);
+	free(id2);
+	qmgr_free(&q);
+}
+
 static void test_corrupt_and_reconcile(void **state)
 {
 	(void)state;
@@ -448,6 +485,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_defer_and_added, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_double_bounce, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_notify_success, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_and_reconcile, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
