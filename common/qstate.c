@@ -289,8 +289,10 @@ bool qstate_get_msg(struct qstate *db, const char *id, struct qstate_rcpt **out,
 		return false;
 	}
 	buf_printf(&prefix, "%s/", id);
-	if ((rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn)) != 0)
+	if ((rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn)) != 0) {
+		buf_free(&prefix);
 		return lmdb_fail(err, "begin", rc);
+	}
 	if ((rc = mdb_cursor_open(txn, db->dbi, &cur)) != 0) {
 		mdb_txn_abort(txn);
 		buf_free(&prefix);

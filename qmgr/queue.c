@@ -1003,6 +1003,11 @@ void qmgr_list(struct qmgr *q, void (*fn)(const struct qmgr_list_entry *e, void 
 	}
 }
 
+struct qstate *qmgr_state(struct qmgr *q)
+{
+	return q->db;
+}
+
 size_t qmgr_count(const struct qmgr *q)
 {
 	return q->nmsgs;

@@ -93,6 +93,9 @@ struct qmgr_list_entry {
 };
 void qmgr_list(struct qmgr *q, void (*fn)(const struct qmgr_list_entry *e, void *arg), void *arg);
 size_t qmgr_count(const struct qmgr *q);
+/* The state database qmgr writes (tests read it through this: LMDB allows one environment per file and
+ * process). */
+struct qstate *qmgr_state(struct qmgr *q);
 size_t qmgr_inflight(const struct qmgr *q);
 
 #endif
