@@ -186,11 +186,18 @@ static int deliver_rcpt(const struct ldeliver_msg *m, const char *rcpt, struct b
 	buf_reset(dsn);
 	buf_reset(text);
 	buf_puts(dsn, "2.0.0");
+	size_t remote = 0;
+	for (size_t i = 0; i < res->n; i++)
+		remote += res->v[i].kind == LRES_REMOTE;
 	if (delivered == 1 && res->n == 1)
 		buf_puts(text, "delivered to maildir");
+	else if (remote == 0)
+		buf_printf(text, "delivered to %d maildirs", delivered);
+	else if (delivered == 0)
+		buf_printf(text, "alias expanded to %zu remote address%s", remote, remote == 1 ? "" : "es");
 	else
-		buf_printf(text, "delivered to %d maildir%s%s", delivered, delivered == 1 ? "" : "s",
-		           delivered < (int)res->n ? ", forwarded elsewhere" : "");
+		buf_printf(text, "delivered to %d maildir%s, %zu remote address%s added", delivered,
+		           delivered == 1 ? "" : "s", remote, remote == 1 ? "" : "es");
 	return 2;
 }
 
@@ -301,7 +308,9 @@ static void init(struct daemon_ctx *ctx)
 	struct config *cfg = ctx->cfg;
 	L.cfg = cfg;
 	L.queue_dir = xstrdup(config_str(cfg, "queue_directory"));
-	L.accounts_path = xstrdup(config_str(cfg, "accounts_database"));	/* "" until accounts is merged */
+#ifdef LOCAL_HAVE_ACCOUNTS
+	L.accounts_path = xstrdup(config_str(cfg, "accounts_database"));
+#endif
 	L.aliases_path = xstrdup(config_str(cfg, "alias_maps"));
 	L.delims = xstrdup(config_str(cfg, "recipient_delimiter"));
 	L.postmaster_maildir = xstrdup(config_str(cfg, "local_postmaster_maildir"));

@@ -231,6 +231,14 @@ enum lres_status lres_resolve(const struct lres_ops *ops, const char *rcpt, stru
 	for (size_t i = 0; i < c.nchain; i++)
 		free(c.chain[i]);
 	free(c.chain);
+	/* postmaster must always reach someone (RFC 5321 4.5.1): a broken alias chain falls back to the mailbox */
+	const char *at = strrchr(rcpt, '@');
+	char *local = xstrndup(rcpt, at ? (size_t)(at - rcpt) : strlen(rcpt));
+	if (res->n == 0 && c.have_fail && c.status == LRES_FAIL && is_postmaster(local) && ops->postmaster_maildir) {
+		c.have_fail = false;
+		add_target(&c, LRES_MAILDIR, rcpt, ops->postmaster_maildir, false, 0, 0);
+	}
+	free(local);
 	/* Deliver to what did resolve; fail only when nothing did, or when a retry could change the answer. */
 	if (c.have_fail && (res->n == 0 || c.status == LRES_TEMPFAIL)) {
 		lres_result_free(res);

@@ -30,6 +30,7 @@ static const char *ALIASES[][2] = {
 	{ "broken@local.test", "\"unclosed" },
 	{ "dup@local.test", "alice, alice@local.test, ALICE" },
 	{ "err@local.test", NULL },
+	{ "postmaster@local.test", "nosuchadmin" },
 };
 
 static int alias(const char *addr, struct buf *value, void *arg, struct buf *err)
@@ -132,6 +133,11 @@ static void test_resolve_basic(void **state)
 	assert_string_equal(r.v[0].maildir, "/mail/postmaster/");
 	lres_result_free(&r);
 	assert_int_equal(res("MAILER-DAEMON", &r, d, sizeof(d)), LRES_OK);
+	lres_result_free(&r);
+	/* postmaster aliased to nobody that exists still reaches the postmaster mailbox */
+	assert_int_equal(res("postmaster@local.test", &r, d, sizeof(d)), LRES_OK);
+	assert_int_equal(r.n, 1);
+	assert_string_equal(r.v[0].maildir, "/mail/postmaster/");
 	lres_result_free(&r);
 }
 
