@@ -849,9 +849,8 @@ uint64_t qmgr_run(struct qmgr *q, uint64_t now)
 			for (size_t i = 0; i < m->nst; i++)
 				if (!qstate_final(m->st[i].status) && !m->busy[i] && m->st[i].next_try <= now)
 					due = true;
-			if (due && (q->jobs >= q->p.global_limit || !schedule_msg(q, m, now))) {
-				next = now + 1;	/* come back when a job ends; the timer is a safety net */
-			}
+			if (due && q->jobs < q->p.global_limit)
+				schedule_msg(q, m, now);
 			if (!due && m->jobs == 0 && all_final(m))
 				settle(q, m, now);	/* left over from a failed notification or removal */
 		}
@@ -862,7 +861,9 @@ uint64_t qmgr_run(struct qmgr *q, uint64_t now)
 			continue;
 		for (size_t i = 0; i < m->nst; i++)
 			if (!qstate_final(m->st[i].status) && !m->busy[i]) {
-				uint64_t t = m->st[i].next_try > now ? m->st[i].next_try : now + 1;
+				/* due but not started (concurrency limits): the end of a job runs the schedule again; the
+				 * timer is only a safety net, never a busy loop */
+				uint64_t t = m->st[i].next_try > now ? m->st[i].next_try : now + 1000;
 				if (next == 0 || t < next)
 					next = t;
 			}

@@ -49,12 +49,14 @@ static struct qjob *take_job(void)
 
 static char *local_domains[] = { "local.test" };
 
+static unsigned global_limit = 10;
+
 static struct qmgr *new_qmgr(void)
 {
 	struct qmgr_params p = {
 		.queue_dir = qdir, .hostname = "mx.local.test", .postmaster = "postmaster@local.test",
 		.sched = { 300000, 3600000, 5ull * 86400000, 1 }, .bounce_size_limit = 50000,
-		.global_limit = 10, .dest_limit = 10, .rcpt_limit = 50,
+		.global_limit = global_limit, .dest_limit = 10, .rcpt_limit = 2,
 		.route = { local_domains, 1, NULL, 0, NULL, NULL },
 	};
 	struct buf err = BUF_INIT(1024);
@@ -367,6 +369,44 @@ static void test_notify_success(void **state)
 	cur_q = NULL;
 }
 
+static void test_limits(void **state)
+{
+	(void)state;
+	global_limit = 2;
+	struct qmgr *q = new_qmgr();
+	global_limit = 10;
+	const char *r[] = { "a@local.test", "b@local.test", "c@local.test" };
+	char *ids[4];
+	for (int i = 0; i < 4; i++)
+		ids[i] = queue_msg("s@remote.test", r, 3, 0, NULL);
+	uint64_t now = qsched_now();
+	qmgr_start(q, now);
+	uint64_t next = qmgr_run(q, now);
+	/* recipients split by the per-job limit (2), jobs capped by the global limit (2) */
+	assert_int_equal(njobs, 2);
+	assert_int_equal(qmgr_inflight(q), 2);
+	assert_int_equal(jobs[0]->n, 2);
+	assert_int_equal(jobs[1]->n, 1);
+	assert_ptr_equal(jobs[0]->msg, jobs[1]->msg);
+	/* saturated: no busy loop, the timer is a safety net */
+	assert_true(next >= now + 1000);
+	assert_int_equal(qmgr_run(q, now), next);
+	assert_int_equal(njobs, 2);
+	while (njobs || qmgr_count(q)) {
+		struct qjob *j = take_job();
+		for (size_t i = 0; i < j->n; i++)
+			qmgr_job_result(j, j->rcpts[i].idx, 2, "2.0.0", "delivered");
+		qmgr_job_done(j, now, NULL);
+		qmgr_run(q, now);
+		assert_true(qmgr_inflight(q) <= 2);
+	}
+	assert_int_equal(qmgr_count(q), 0);
+	for (int i = 0; i < 4; i++)
+		free(ids[i]);
+	qmgr_free(&q);
+	cur_q = NULL;
+}
+
 static void test_corrupt_and_reconcile(void **state)
 {
 	(void)state;
@@ -501,6 +541,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_defer_and_added, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_double_bounce, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notify_success, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_and_reconcile, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
