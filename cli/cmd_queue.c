@@ -167,7 +167,8 @@ static int queue_list(const char *qdir)
 		}
 		if (d)
 			closedir(d);
-		qsort(names, n, sizeof(*names), cmp_name);
+		if (n > 1)
+			qsort(names, n, sizeof(*names), cmp_name);
 		for (size_t i = 0; i < n; i++) {
 			if (strcmp(subs[s], "corrupt") == 0)
 				printf("%-16s corrupt\n", names[i]);

@@ -362,11 +362,16 @@ struct id_set {
 	struct qmgr *q;
 };
 
+static bool in_set(const struct id_set *s, const char *id)
+{
+	const char *key = id;
+	return s->n > 0 && bsearch(&key, s->v, s->n, sizeof(*s->v), cmp_str) != NULL;
+}
+
 static bool drop_orphan(const char *id, void *arg)
 {
 	struct id_set *s = arg;
-	const char *key = id;
-	if (bsearch(&key, s->v, s->n, sizeof(*s->v), cmp_str))
+	if (in_set(s, id))
 		return true;
 	struct buf err = BUF_INIT(1024);
 	if (qstate_delete_msg(s->q->db, id, &err))
@@ -405,11 +410,9 @@ void qmgr_start(struct qmgr *q, uint64_t now)
 		log_error("state reconciliation: %s", buf_cstr(&err));
 	size_t nr;
 	char **rv = list_dir(q, "receipts", &nr);
-	for (size_t i = 0; i < nr; i++) {
-		const char *key = rv[i];
-		if (!bsearch(&key, all.v, all.n, sizeof(*all.v), cmp_str))
+	for (size_t i = 0; i < nr; i++)
+		if (!in_set(&all, rv[i]))
 			remove_receipts(q, rv[i]);
-	}
 	free_names(rv, nr);
 	buf_free(&err);
 	free_names(all.v, all.n);
