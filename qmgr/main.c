@@ -1,6 +1,7 @@
 /* qmgr: the resident queue manager (DAEMON_EVENT). Drives the engine in queue.c from libevent: wakeups and
  * administrative requests arrive on private/qmgr, a periodic scan of incoming/ catches lost wakeups, a timer
- * runs the schedule, and each job is one IPC request to local over its own connection to private/local. */
+ * runs the schedule, and each job is one LP_DELIVER request over its own connection to private/local or
+ * private/smtp (both transports speak the protocol in qproto.h). */
 #include <errno.h>
 #include <event2/event.h>
 #include <stdio.h>
@@ -22,7 +23,7 @@ struct app {
 	struct qmgr_params p;
 	char **mydest, **vdomains;
 	size_t nmydest, nvdomains;
-	char *local_socket;
+	char *local_socket, *smtp_socket;
 	int delivery_timeout_ms;
 	struct ipc_server *server;
 	struct event *run_ev, *scan_ev;
@@ -84,7 +85,7 @@ static void on_local_reply(struct ipc_msg *reply, const char *err, void *arg)
 	struct buf reason = BUF_INIT(1024);
 
 	if (!reply) {
-		buf_printf(&reason, "local delivery failed: %s", err ? err : "no answer");
+		buf_printf(&reason, "%s delivery failed: %s", job->transport, err ? err : "no answer");
 		why = reason.data;
 	} else {
 		struct ipc_iter ii, ic, id, it;
@@ -120,13 +121,23 @@ static void on_local_close(const char *why, void *arg)
 static bool dispatch(struct qjob *job, void *arg)
 {
 	(void)arg;
-	int fd = ipc_connect(app.local_socket, 2000);
+	bool smtp = strcmp(job->transport, "smtp") == 0;
+	const char *path = smtp ? app.smtp_socket : app.local_socket;
+	int fd = ipc_connect(path, 2000);
 	if (fd < 0) {
-		log_warn("%s: connect %s: %s", job->queue_id, app.local_socket, strerror(errno));
+		if (smtp && (errno == ENOENT || errno == ECONNREFUSED)) {
+			/* master creates the socket only when the smtp program is installed */
+			job->fail_dsn = "4.4.1";
+			job->fail_text = "no smtp transport available for remote delivery";
+		} else {
+			log_warn("%s: connect %s: %s", job->queue_id, path, strerror(errno));
+			job->fail_text = smtp ? "smtp transport unavailable" : "local transport unavailable";
+		}
 		return false;
 	}
 	struct conn *c = xcalloc(1, sizeof(*c));
 	c->job = job;
+	/* smtp speaks the same delivery protocol as local */
 	c->client = ipc_client_new(app.ctx->base, fd, &qproto_local_reply, 0, on_local_close, c);
 	struct ipc_msg *req = ipc_msg_new(LP_DELIVER);
 	/* the directory name only: local builds the path from its own queue_directory */
@@ -239,6 +250,8 @@ static void init(struct daemon_ctx *ctx)
 	struct buf sock = BUF_INIT(BUF_NOLIMIT);
 	buf_printf(&sock, "%s/local", config_str(cfg, "private_directory"));
 	app.local_socket = buf_steal(&sock, NULL);
+	buf_printf(&sock, "%s/smtp", config_str(cfg, "private_directory"));
+	app.smtp_socket = buf_steal(&sock, NULL);
 	app.q = qmgr_new(&app.p, dispatch, NULL, &err);
 	if (!app.q)
 		fatalx("%s", buf_cstr(&err));

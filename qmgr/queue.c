@@ -748,7 +748,8 @@ static void job_done(struct qjob *job, uint64_t now, const char *why, bool do_se
 	for (size_t i = 0; i < job->n; i++) {
 		struct qjob_rcpt *jr = &job->rcpts[i];
 		if (!jr->done && !m->removed)
-			record(q, m, jr->idx, 4, "4.3.0", why ? why : "no result from transport", job->transport, now);
+			record(q, m, jr->idx, 4, job->fail_dsn ? job->fail_dsn : "4.3.0",
+			       why ? why : "no result from transport", job->transport, now);
 		if (jr->idx < m->nst)
 			m->busy[jr->idx] = false;
 	}
@@ -774,7 +775,7 @@ void qmgr_job_done(struct qjob *job, uint64_t now, const char *why)
 }
 
 /* false when the transport refused it (the recipients are then deferred; the caller settles the message). */
-static bool start_job(struct qmgr *q, struct qjob *j, struct dest *d)
+static bool start_job(struct qmgr *q, struct qjob *j, struct dest *d, uint64_t now)
 {
 	struct qmsg *m = j->msg;
 	m->jobs++;
@@ -784,7 +785,7 @@ static bool start_job(struct qmgr *q, struct qjob *j, struct dest *d)
 		m->busy[j->rcpts[i].idx] = true;
 	if (q->dispatch(j, q->arg))
 		return true;
-	job_done(j, qsched_now(), "transport unavailable", false);
+	job_done(j, now, j->fail_text ? j->fail_text : "transport unavailable", false);
 	return false;
 }
 
@@ -794,45 +795,59 @@ static void add_job_rcpt(struct qjob *j, struct qmsg *m, size_t i)
 	j->rcpts[j->n++] = (struct qjob_rcpt){ (uint32_t)i, xstrdup(m->st[i].addr), false };
 }
 
-/* Schedule one message's due recipients. false when the global limit stopped it. */
-static bool schedule_msg(struct qmgr *q, struct qmsg *m, uint64_t now)
+/* Schedule one message's due recipients: one job per destination ("local", or the recipient domain for
+ * smtp), at most rcpt_limit recipients each, within the global and per-destination limits. */
+static void schedule_msg(struct qmgr *q, struct qmsg *m, uint64_t now)
 {
 	bool need_settle = false;
-	struct qjob *j = NULL;
-	struct dest *d = get_dest(q, "local");
+	struct qjob **open = NULL;	/* jobs being filled, one per destination */
+	size_t nopen = 0;
 
 	if (strcmp(m->dir, "deferred") == 0 && !move_file(q, m->id, "deferred", "active"))
-		return true;
+		return;
 	m->dir = "active";
 	for (size_t i = 0; i < m->nst; i++) {
 		struct qstate_rcpt *r = &m->st[i];
 		if (qstate_final(r->status) || m->busy[i] || r->next_try > now)
 			continue;
-		if (qroute_recipient(&q->p.route, r->addr) == QROUTE_SMTP) {
-			/* No smtp client exists yet: keep the mail and say why. */
-			record(q, m, i, 4, "4.4.1", "no smtp transport available for remote delivery", "none", now);
-			need_settle = true;
-			continue;
-		}
-		if (!j) {
-			if (q->jobs >= q->p.global_limit || d->jobs >= q->p.dest_limit)
+		bool smtp = qroute_recipient(&q->p.route, r->addr) == QROUTE_SMTP;
+		char *dname = smtp ? qroute_destination(&q->p.route, r->addr) : xstrdup("local");
+		struct qjob *j = NULL;
+		size_t k;
+		for (k = 0; k < nopen; k++)
+			if (strcmp(open[k]->dest, dname) == 0) {
+				j = open[k];
 				break;
-			j = job_new(q, m, "local", "local", now);
+			}
+		if (!j) {
+			struct dest *d = get_dest(q, dname);
+			/* count the jobs being filled too: they start below */
+			if (q->jobs + nopen >= q->p.global_limit || d->jobs + 1 > q->p.dest_limit) {
+				free(dname);
+				continue;
+			}
+			j = job_new(q, m, smtp ? "smtp" : "local", dname, now);
+			open = xreallocarray(open, nopen + 1, sizeof(*open));
+			open[nopen++] = j;
+			k = nopen - 1;
 		}
+		free(dname);
 		add_job_rcpt(j, m, i);
+		m->busy[i] = true;	/* not picked twice before its job starts */
 		if (j->n >= q->p.rcpt_limit) {
-			if (!start_job(q, j, d))
+			if (!start_job(q, j, get_dest(q, j->dest), now))
 				need_settle = true;
-			j = NULL;
+			open[k] = open[--nopen];
 		}
 	}
-	if (j && !start_job(q, j, d))
-		need_settle = true;
+	for (size_t k = 0; k < nopen; k++)
+		if (!start_job(q, open[k], get_dest(q, open[k]->dest), now))
+			need_settle = true;
+	free(open);
 	if (need_settle) {
 		commit(q, m);
 		settle(q, m, now);
 	}
-	return q->jobs < q->p.global_limit;
 }
 
 uint64_t qmgr_run(struct qmgr *q, uint64_t now)

@@ -50,9 +50,12 @@ struct qjob {
 	size_t n;
 	uint64_t started;
 	void *data;			/* the driver's */
+	/* Set by a dispatch function that refuses the job: the status its recipients are deferred with. */
+	const char *fail_dsn, *fail_text;
 };
 
-/* Start a job: false when the transport cannot take it now (the recipients are deferred). Results come later
+/* Start a job (transport "local" or "smtp"): false when the transport cannot take it now (the recipients are
+ * deferred, with fail_dsn/fail_text when the function set them). Results come later
  * through qmgr_job_result()/qmgr_job_done(), never before this returns (call them from the event loop). */
 typedef bool qmgr_dispatch_fn(struct qjob *job, void *arg);
 

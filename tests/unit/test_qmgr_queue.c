@@ -29,9 +29,19 @@ static size_t njobs;
 static bool refuse;
 static struct qmgr *cur_q;
 
+static size_t smtp_jobs;
+static bool smtp_ok;
+
 static bool fake_dispatch(struct qjob *job, void *arg)
 {
 	(void)arg;
+	if (strcmp(job->transport, "smtp") == 0 && !smtp_ok) {
+		/* as qmgr/main.c does while no smtp service exists */
+		smtp_jobs++;
+		job->fail_dsn = "4.4.1";
+		job->fail_text = "no smtp transport available for remote delivery";
+		return false;
+	}
 	if (refuse)
 		return false;
 	assert_true(njobs < 64);
@@ -162,6 +172,7 @@ static void test_flow(void **state)
 	uint64_t next = qmgr_run(q, now);
 	/* one local job with both local recipients; the remote one deferred with 4.4.1 at once */
 	assert_int_equal(njobs, 1);
+	assert_int_equal(smtp_jobs, 1);
 	struct qjob *j = take_job();
 	assert_int_equal(j->n, 2);
 	assert_string_equal(j->rcpts[0].addr, "ok@local.test");
@@ -407,6 +418,43 @@ static void test_limits(void **state)
 	cur_q = NULL;
 }
 
+static void test_smtp_grouping(void **state)
+{
+	(void)state;
+	struct qmgr *q = new_qmgr();
+	const char *r[] = { "a@one.test", "x@local.test", "b@ONE.test", "c@two.test" };
+	char *id = queue_msg("s@local.test", r, 4, 0, NULL);
+	uint64_t now = qsched_now();
+	smtp_ok = true;
+	qmgr_start(q, now);
+	qmgr_run(q, now);
+	/* one job per destination: local, one.test (a and b), two.test */
+	assert_int_equal(njobs, 3);
+	size_t seen = 0;
+	while (njobs) {
+		struct qjob *j = take_job();
+		if (strcmp(j->dest, "one.test") == 0) {
+			assert_string_equal(j->transport, "smtp");
+			assert_int_equal(j->n, 2);
+			seen |= 1;
+		} else if (strcmp(j->dest, "two.test") == 0) {
+			assert_int_equal(j->n, 1);
+			seen |= 2;
+		} else {
+			assert_string_equal(j->transport, "local");
+			seen |= 4;
+		}
+		for (size_t i = 0; i < j->n; i++)
+			qmgr_job_result(j, j->rcpts[i].idx, 2, "2.0.0", "250 ok");
+		qmgr_job_done(j, now, NULL);
+	}
+	assert_int_equal(seen, 7);
+	assert_int_equal(qmgr_count(q), 0);
+	free(id);
+	qmgr_free(&q);
+	cur_q = NULL;
+}
+
 static void test_corrupt_and_reconcile(void **state)
 {
 	(void)state;
@@ -521,6 +569,8 @@ static int setup(void **state)
 	snprintf(qdir, sizeof(qdir), "/tmp/test_qmgr.XXXXXX");
 	assert_non_null(mkdtemp(qdir));
 	njobs = 0;
+	smtp_jobs = 0;
+	smtp_ok = false;
 	cur_q = NULL;
 	return 0;
 }
@@ -542,6 +592,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_double_bounce, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notify_success, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_smtp_grouping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_and_reconcile, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
