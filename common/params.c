@@ -64,6 +64,7 @@ const struct config_param config_params[] = {
 	{ "alias_maps", "$config_directory/aliases.lmdb", "the compiled aliases table (postern map compile --aliases)" },
 	{ "recipient_delimiter", "+", "characters that start an address extension (user+ext); empty for none" },
 	{ "local_system_users", "yes", "deliver to system (passwd) users of mydestination domains in ~/Maildir" },
+	{ "local_forward_files", "yes", "honour a system user's ~/.forward (addresses only, for now)" },
 	{ "local_postmaster_maildir", "$mail_directory/postmaster/", "postmaster mail when no alias or account takes it" },
 	{ "local_alias_depth_limit", "20", "nesting limit of alias expansion" },
 

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,7 @@ static struct {
 	char *queue_dir, *accounts_path, *aliases_path, *delims, *postmaster_maildir, *myhostname;
 	char **mydest, **vdomains;
 	size_t nmydest, nvdomains;
-	bool system_users;
+	bool system_users, forward;
 	unsigned depth;
 #ifdef LOCAL_HAVE_ACCOUNTS
 	struct accounts *accounts;
@@ -128,13 +129,75 @@ static int lookup_system(const char *name, char **home, uid_t *uid, gid_t *gid, 
 	return 1;
 }
 
+#define LOCAL_FORWARD_MAX 65536
+
+/* ~/.forward of a system user: only a regular file owned by the user (or root) and writable by nobody else is
+ * honoured; any other is ignored with a warning, so mail still reaches the mailbox. */
+static int lookup_forward(const char *home, uid_t uid, struct buf *value, void *arg, struct buf *err)
+{
+	(void)arg;
+	struct buf path = BUF_INIT(BUF_NOLIMIT), data = BUF_INIT(LOCAL_FORWARD_MAX);
+	int r = 0;
+	buf_printf(&path, "%s/.forward", home);
+	int fd = open(path.data, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	struct stat st;
+	if (fd < 0) {
+		if (errno != ENOENT && errno != ENOTDIR) {
+			if (errno == ELOOP)
+				log_warn("%s: a symbolic link: ignored", path.data);
+			else {
+				buf_printf(err, "open %s: %s", path.data, strerror(errno));
+				r = -1;
+			}
+		}
+		goto out;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_uid != uid && st.st_uid != 0) ||
+	    (st.st_mode & (S_IWGRP | S_IWOTH)) || st.st_size > LOCAL_FORWARD_MAX) {
+		log_warn("%s: not a regular file of its user, writable by others, or too large: ignored", path.data);
+		goto out;
+	}
+	char chunk[4096];
+	ssize_t k;
+	while ((k = read(fd, chunk, sizeof(chunk))) > 0)
+		if (!buf_append(&data, chunk, (size_t)k))
+			break;
+	if (k < 0) {
+		buf_printf(err, "read %s: %s", path.data, strerror(errno));
+		r = -1;
+		goto out;
+	}
+	buf_reset(value);
+	/* one target list: lines joined with commas, comment lines dropped */
+	for (char *line = data.data; line && *line;) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		char *t = str_trim(line);
+		if (*t && *t != '#') {
+			if (value->len)
+				buf_putc(value, ',');
+			buf_puts(value, t);
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	r = 1;
+out:
+	if (fd >= 0)
+		close(fd);
+	buf_free(&path);
+	buf_free(&data);
+	return r;
+}
+
 /* Deliver one recipient; code 2/4/5 with dsn and text, remote targets appended to remote. */
 static int deliver_rcpt(const struct ldeliver_msg *m, const char *rcpt, struct buf *dsn, struct buf *text,
                         struct lres_result *res)
 {
 	struct lres_ops ops = {
 		.account = lookup_account, .alias = lookup_alias,
-		.system_user = L.system_users ? lookup_system : NULL, .is_local_domain = is_local_domain,
+		.system_user = L.system_users ? lookup_system : NULL, .forward = L.forward ? lookup_forward : NULL,
+		.is_local_domain = is_local_domain,
 		.myhostname = L.myhostname, .postmaster_maildir = L.postmaster_maildir, .delims = L.delims,
 		.max_depth = L.depth,
 	};
@@ -316,6 +379,7 @@ static void init(struct daemon_ctx *ctx)
 	L.postmaster_maildir = xstrdup(config_str(cfg, "local_postmaster_maildir"));
 	L.myhostname = xstrdup(config_str(cfg, "myhostname"));
 	L.system_users = config_bool(cfg, "local_system_users");
+	L.forward = config_bool(cfg, "local_forward_files");
 	L.depth = (unsigned)config_int(cfg, "local_alias_depth_limit", 1, 1000);
 	L.mydest = config_list(cfg, "mydestination", &L.nmydest);
 	L.vdomains = config_list(cfg, "virtual_mailbox_domains", &L.nvdomains);

@@ -102,6 +102,44 @@ static bool is_postmaster(const char *local)
 	return str_eq_ci(local, "postmaster") || str_eq_ci(local, "mailer-daemon");
 }
 
+/* A system user's ~/.forward replaces delivery to the user's mailbox (a target naming the user itself delivers
+ * there: the chain makes it a self-reference). true when the forward file decided. */
+static bool forward(struct ctx *c, const char *addr, const char *domain, const char *home, uid_t uid)
+{
+	const struct lres_ops *ops = c->ops;
+	size_t max_depth = ops->max_depth ? ops->max_depth : LRES_MAX_DEPTH_DEFAULT;
+	struct buf val = BUF_INIT(1u << 20), err = BUF_INIT(1024);
+	bool decided = false;
+
+	if (!ops->forward || in_chain(c, addr))
+		return false;
+	int r = ops->forward(home, uid, &val, ops->arg, &err);
+	if (r < 0) {
+		set_fail(c, LRES_TEMPFAIL, "4.3.0", ".forward: %s", buf_cstr(&err));
+		decided = true;
+	} else if (r > 0) {
+		decided = true;
+		if (c->depth >= max_depth) {
+			set_fail(c, LRES_FAIL, "5.4.6", "forwarding too deep for %s (a loop?)", addr);
+		} else {
+			c->chain = xreallocarray(c->chain, c->nchain + 1, sizeof(*c->chain));
+			c->chain[c->nchain++] = xstrdup(addr);
+			c->depth++;
+			size_t before = c->res->n;
+			struct split_arg sa = { c, domain };
+			if (!lres_split_targets(buf_cstr(&val), one_target, &sa))
+				set_fail(c, LRES_TEMPFAIL, "4.3.5", "bad .forward of %s (unclosed quote)", addr);
+			else if (c->res->n == before && !c->have_fail)
+				decided = false;	/* an empty .forward: deliver normally */
+			c->depth--;
+			free(c->chain[--c->nchain]);
+		}
+	}
+	buf_free(&val);
+	buf_free(&err);
+	return decided;
+}
+
 /* Mailboxes for addr itself, aliases not considered: account (full, then without the extension), system
  * user, postmaster. 1 found, 0 not, -1 error (already recorded). */
 static int mailbox(struct ctx *c, const char *addr, const char *local, const char *domain)
@@ -137,7 +175,7 @@ static int mailbox(struct ctx *c, const char *addr, const char *local, const cha
 		gid_t g;
 		r = ops->system_user(name, &home, &u, &g, ops->arg, &err);
 		free(name);
-		if (r > 0) {
+		if (r > 0 && !forward(c, addr, domain, home, u)) {
 			char *md = home_maildir(home);
 			add_target(c, LRES_MAILDIR, addr, md, true, u, g);
 			free(md);
@@ -200,7 +238,7 @@ static void resolve(struct ctx *c, const char *addr_in)
 			c->chain[c->nchain++] = xstrdup(addr.data);
 			c->depth++;
 			struct split_arg sa = { c, domain };
-			if (!lres_split_targets(val.data, one_target, &sa))
+			if (!lres_split_targets(buf_cstr(&val), one_target, &sa))
 				set_fail(c, LRES_TEMPFAIL, "4.3.5", "bad alias entry for %s (unclosed quote)", addr.data);
 			c->depth--;
 			free(c->chain[--c->nchain]);

@@ -42,6 +42,9 @@ struct lres_ops {
 	int (*alias)(const char *addr, struct buf *value, void *arg, struct buf *err);
 	/* A login name from passwd: home directory (malloc'ed), uid, gid. NULL: no system users. */
 	int (*system_user)(const char *name, char **home, uid_t *uid, gid_t *gid, void *arg, struct buf *err);
+	/* A system user's ~/.forward: its targets (comma or newline separated, '#' comment lines removed) in value.
+	 * NULL: no .forward files. The callback checks ownership and permissions. */
+	int (*forward)(const char *home, uid_t uid, struct buf *value, void *arg, struct buf *err);
 	bool (*is_local_domain)(const char *domain, void *arg);
 	void *arg;
 	const char *myhostname;		/* domain of addresses without one */

@@ -83,6 +83,26 @@ static int sysuser(const char *name, char **home, uid_t *uid, gid_t *gid, void *
 	return 1;
 }
 
+static const char *fwd_value;	/* NULL: no .forward; "ERR": unreadable */
+
+static int fwd(const char *home, uid_t uid, struct buf *value, void *arg, struct buf *err)
+{
+	(void)arg;
+	assert_string_equal(home, "/home/sys");
+	assert_int_equal(uid, 1234);
+	if (!fwd_value)
+		return 0;
+	if (strcmp(fwd_value, "ERR") == 0) {
+		buf_puts(err, "group writable");
+		return -1;
+	}
+	buf_free(value);
+	buf_init(value, 1u << 20);
+	if (*fwd_value)
+		buf_puts(value, fwd_value);
+	return 1;
+}
+
 static bool is_local(const char *domain, void *arg)
 {
 	(void)arg;
@@ -90,7 +110,7 @@ static bool is_local(const char *domain, void *arg)
 }
 
 static const struct lres_ops OPS = {
-	.account = account, .alias = alias, .system_user = sysuser, .is_local_domain = is_local,
+	.account = account, .alias = alias, .system_user = sysuser, .forward = fwd, .is_local_domain = is_local,
 	.myhostname = "local.test", .postmaster_maildir = "/mail/postmaster/", .delims = "+",
 };
 
@@ -175,6 +195,36 @@ static void test_resolve_aliases(void **state)
 	assert_int_equal(res("dup@local.test", &r, d, sizeof(d)), LRES_OK);
 	assert_int_equal(r.n, 1);
 	lres_result_free(&r);
+}
+
+static void test_forward(void **state)
+{
+	(void)state;
+	struct lres_result r;
+	char d[4200];
+	fwd_value = "alice, far@remote.test";
+	assert_int_equal(res("sys@local.test", &r, d, sizeof(d)), LRES_OK);
+	assert_int_equal(r.n, 2);
+	assert_string_equal(r.v[0].addr, "alice@local.test");
+	assert_int_equal(r.v[1].kind, LRES_REMOTE);
+	lres_result_free(&r);
+	/* keeping a copy: the user itself in its .forward means its own mailbox */
+	fwd_value = "sys, alice";
+	assert_int_equal(res("sys@local.test", &r, d, sizeof(d)), LRES_OK);
+	assert_int_equal(r.n, 2);
+	assert_string_equal(r.v[0].maildir, "/home/sys/Maildir/");
+	lres_result_free(&r);
+	fwd_value = "";	/* the callback leaves value empty (never appended to): deliver normally */
+	assert_int_equal(res("sys@local.test", &r, d, sizeof(d)), LRES_OK);
+	assert_int_equal(r.n, 1);
+	assert_string_equal(r.v[0].maildir, "/home/sys/Maildir/");
+	lres_result_free(&r);
+	fwd_value = "ERR";
+	assert_int_equal(res("sys@local.test", &r, d, sizeof(d)), LRES_TEMPFAIL);
+	assert_true(strncmp(d, "4.3.0 .forward: group writable", 30) == 0);
+	fwd_value = "\"|/usr/bin/procmail\"";
+	assert_int_equal(res("sys@local.test", &r, d, sizeof(d)), LRES_TEMPFAIL);
+	fwd_value = NULL;
 }
 
 static bool collect(const char *t, void *arg)
@@ -385,6 +435,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_resolve_basic),
 		cmocka_unit_test(test_resolve_aliases),
+		cmocka_unit_test(test_forward),
 		cmocka_unit_test(test_split),
 		cmocka_unit_test(test_deliver),
 		cmocka_unit_test(test_receipts),
