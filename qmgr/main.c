@@ -109,6 +109,8 @@ static void on_local_reply(struct ipc_msg *reply, const char *err, void *arg)
 	qmgr_job_done(job, qsched_now(), why);
 	buf_free(&reason);
 	event_base_once(app.ctx->base, -1, EV_TIMEOUT, free_conn_cb, c, NULL);
+	if (app.stopping && qmgr_inflight(app.q) == 0)
+		event_base_loopexit(app.ctx->base, NULL);
 	kick();
 }
 
@@ -274,13 +276,24 @@ static void start(struct daemon_ctx *ctx)
 	kick();
 }
 
+#define QMGR_STOP_WAIT_S 5	/* within master_stop_timeout's default */
+
 static void stop(struct daemon_ctx *ctx)
 {
 	app.stopping = true;
 	ipc_server_free(&app.server);
-	/* Jobs still running lose their answers: their recipients are retried at the next start, as after a
-	 * crash. Waiting could be added here; stopping promptly matters more to master's stop timeout. */
-	event_base_loopexit(ctx->base, NULL);
+	evtimer_del(app.run_ev);
+	evtimer_del(app.scan_ev);
+	/* Let running deliveries report, for a few seconds: a result lost here is only retried at the next start
+	 * (local's receipts keep that from delivering twice), but recording it now is cleaner. */
+	if (qmgr_inflight(app.q) == 0) {
+		event_base_loopexit(ctx->base, NULL);
+		return;
+	}
+	log_info("stopping: waiting up to %d s for %zu deliveries in progress", QMGR_STOP_WAIT_S,
+	         qmgr_inflight(app.q));
+	struct timeval tv = { QMGR_STOP_WAIT_S, 0 };
+	event_base_loopexit(ctx->base, &tv);
 }
 
 int main(int argc, char **argv)
