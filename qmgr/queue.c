@@ -16,53 +16,23 @@
 #include "fsutil.h"
 #include "log.h"
 #include "queue.h"
+#include "queue_impl.h"
 #include "str.h"
 
 #define TMP_MAX_AGE 86400	/* seconds: a tmp/ file this old was left by a crashed writer */
 
-struct qmsg {
-	char *id;
-	const char *dir;		/* "active", "deferred", "hold" */
-	struct qfile_envelope env;
-	struct qstate_rcpt *st;
-	size_t nst;
-	bool *busy;			/* per state record: in a running job */
-	bool *dirty;
-	unsigned jobs;
-	bool removed;			/* deleted while jobs ran: free when the last ends */
-	struct qmsg *next;
-};
-
-struct dest {
-	char *name;
-	unsigned jobs;
-	struct dest *next;
-};
-
-struct qmgr {
-	struct qmgr_params p;
-	struct qstate *db;
-	qmgr_dispatch_fn *dispatch;
-	void *arg;
-	struct qmsg *msgs, *tail;
-	size_t nmsgs;
-	struct dest *dests;
-	unsigned jobs;
-	bool rescan;			/* we queued a notification: take it in without waiting for the scan */
-};
-
 /* ---- paths and files ---- */
 
-static char *qpath(const struct qmgr *q, const char *dir, const char *id)
+char *qmgr_path(const struct qmgr *q, const char *dir, const char *id)
 {
 	struct buf b = BUF_INIT(BUF_NOLIMIT);
 	buf_printf(&b, "%s/%s%s%s", q->p.queue_dir, dir, id ? "/" : "", id ? id : "");
 	return buf_steal(&b, NULL);
 }
 
-static bool move_file(struct qmgr *q, const char *id, const char *from, const char *to)
+bool qmgr_move_file(struct qmgr *q, const char *id, const char *from, const char *to)
 {
-	char *a = qpath(q, from, id), *b = qpath(q, to, id), *da = qpath(q, from, NULL), *db = qpath(q, to, NULL);
+	char *a = qmgr_path(q, from, id), *b = qmgr_path(q, to, id), *da = qmgr_path(q, from, NULL), *db = qmgr_path(q, to, NULL);
 	bool ok = rename(a, b) == 0;
 	if (!ok)
 		log_error("%s: move %s to %s: %s", id, from, to, strerror(errno));
@@ -78,13 +48,13 @@ static bool move_file(struct qmgr *q, const char *id, const char *from, const ch
 static void to_corrupt(struct qmgr *q, const char *id, const char *dir, const char *why)
 {
 	log_error("%s: corrupt queue file in %s (%s): moved to corrupt/", id, dir, why);
-	move_file(q, id, dir, "corrupt");
+	qmgr_move_file(q, id, dir, "corrupt");
 }
 
 /* local's delivery receipts of a message (see local/deliver.h): removed once the message is gone. */
-static void remove_receipts(struct qmgr *q, const char *id)
+void qmgr_remove_receipts(struct qmgr *q, const char *id)
 {
-	char *dir = qpath(q, "receipts", id);
+	char *dir = qmgr_path(q, "receipts", id);
 	DIR *d = opendir(dir);
 	struct dirent *e;
 	while (d && (e = readdir(d)))
@@ -109,7 +79,7 @@ static void msg_free(struct qmsg *m)
 	free(m);
 }
 
-static struct qmsg *find_msg(struct qmgr *q, const char *id)
+struct qmsg *qmgr_find_msg(struct qmgr *q, const char *id)
 {
 	for (struct qmsg *m = q->msgs; m; m = m->next)
 		if (!m->removed && strcmp(m->id, id) == 0)
@@ -144,7 +114,7 @@ static void grow_state(struct qmsg *m, size_t n)
 	m->nst = n;
 }
 
-static bool commit(struct qmgr *q, struct qmsg *m)
+bool qmgr_commit(struct qmgr *q, struct qmsg *m)
 {
 	struct qstate_rcpt *recs = xcalloc(m->nst ? m->nst : 1, sizeof(*recs));
 	struct buf err = BUF_INIT(1024);
@@ -166,7 +136,7 @@ static bool commit(struct qmgr *q, struct qmsg *m)
 /* Open and parse dir/id, match it with its state (building what is missing), add it to the list. */
 static struct qmsg *load_msg(struct qmgr *q, const char *id, const char *dir, uint64_t now)
 {
-	char *path = qpath(q, dir, id);
+	char *path = qmgr_path(q, dir, id);
 	struct buf err = BUF_INIT(1024);
 	struct qmsg *m = xcalloc(1, sizeof(*m));
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -221,7 +191,7 @@ static struct qmsg *load_msg(struct qmgr *q, const char *id, const char *dir, ui
 			qstate_rcpt_set(r, m->env.rcpts[i].addr, "", "");
 			m->dirty[i] = true;
 		}
-		commit(q, m);
+		qmgr_commit(q, m);
 	}
 	if (q->tail)
 		q->tail->next = m;
@@ -253,7 +223,7 @@ struct qmgr *qmgr_new(const struct qmgr_params *p, qmgr_dispatch_fn *dispatch, v
 		q->p.rcpt_limit = 50;
 	static const char *dirs[] = { "tmp", "incoming", "active", "deferred", "hold", "corrupt", "receipts" };
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		char *d = qpath(q, dirs[i], NULL);
+		char *d = qmgr_path(q, dirs[i], NULL);
 		bool ok = fsutil_mkdir_p(d, 0700);
 		if (!ok)
 			buf_printf(err, "mkdir %s: %s", d, strerror(errno));
@@ -263,7 +233,7 @@ struct qmgr *qmgr_new(const struct qmgr_params *p, qmgr_dispatch_fn *dispatch, v
 			return NULL;
 		}
 	}
-	char *path = qpath(q, "state.lmdb", NULL);
+	char *path = qmgr_path(q, "state.lmdb", NULL);
 	q->db = qstate_open(path, true, err);
 	free(path);
 	if (!q->db) {
@@ -301,7 +271,7 @@ static int cmp_str(const void *a, const void *b)
 /* Names in dir that are queue IDs, sorted (arrival order). */
 static char **list_dir(struct qmgr *q, const char *dir, size_t *count)
 {
-	char *path = qpath(q, dir, NULL);
+	char *path = qmgr_path(q, dir, NULL);
 	DIR *d = opendir(path);
 	char **v = NULL;
 	size_t n = 0;
@@ -336,7 +306,7 @@ static void free_names(char **v, size_t n)
 
 static void sweep_tmp(struct qmgr *q)
 {
-	char *path = qpath(q, "tmp", NULL);
+	char *path = qmgr_path(q, "tmp", NULL);
 	DIR *d = opendir(path);
 	struct dirent *e;
 	time_t now = time(NULL);
@@ -412,7 +382,7 @@ void qmgr_start(struct qmgr *q, uint64_t now)
 	char **rv = list_dir(q, "receipts", &nr);
 	for (size_t i = 0; i < nr; i++)
 		if (!in_set(&all, rv[i]))
-			remove_receipts(q, rv[i]);
+			qmgr_remove_receipts(q, rv[i]);
 	free_names(rv, nr);
 	buf_free(&err);
 	free_names(all.v, all.n);
@@ -425,12 +395,12 @@ size_t qmgr_scan(struct qmgr *q, uint64_t now)
 	char **v = list_dir(q, "incoming", &n);
 
 	for (size_t i = 0; i < n; i++) {
-		if (find_msg(q, v[i])) {
+		if (qmgr_find_msg(q, v[i])) {
 			/* the same ID in two directories cannot come from our writers */
 			log_error("%s: queue ID already active; left in incoming/", v[i]);
 			continue;
 		}
-		if (!move_file(q, v[i], "incoming", "active"))
+		if (!qmgr_move_file(q, v[i], "incoming", "active"))
 			continue;
 		struct qmsg *m = load_msg(q, v[i], "active", now);
 		if (!m)
@@ -501,7 +471,7 @@ static const struct qfile_rcpt *env_rcpt(const struct qmsg *m, size_t i)
 
 static void read_content(struct qmgr *q, struct qmsg *m, struct buf *out)
 {
-	char *path = qpath(q, m->dir, m->id);
+	char *path = qmgr_path(q, m->dir, m->id);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	free(path);
 	if (fd < 0)
@@ -590,12 +560,12 @@ static bool notify(struct qmgr *q, struct qmsg *m, uint64_t now)
 	}
 	free(inc);
 	free(br);
-	if (changed && !commit(q, m))
+	if (changed && !qmgr_commit(q, m))
 		ok = false;
 	return ok;
 }
 
-static void forget(struct qmgr *q, struct qmsg *m)
+void qmgr_forget(struct qmgr *q, struct qmsg *m)
 {
 	unlink_msg(q, m);
 	if (m->jobs)
@@ -607,7 +577,7 @@ static void forget(struct qmgr *q, struct qmsg *m)
 /* Remove the file, then its state. */
 static void finish(struct qmgr *q, struct qmsg *m)
 {
-	char *path = qpath(q, m->dir, m->id), *dir = qpath(q, m->dir, NULL);
+	char *path = qmgr_path(q, m->dir, m->id), *dir = qmgr_path(q, m->dir, NULL);
 	struct buf err = BUF_INIT(1024);
 	if (unlink(path) != 0 && errno != ENOENT) {
 		log_error("%s: remove %s: %s", m->id, path, strerror(errno));
@@ -616,9 +586,9 @@ static void finish(struct qmgr *q, struct qmsg *m)
 			log_warn("%s: fsync %s: %s", m->id, dir, strerror(errno));
 		if (!qstate_delete_msg(q->db, m->id, &err))
 			log_warn("%s: %s (dropped at next start)", m->id, buf_cstr(&err));
-		remove_receipts(q, m->id);
+		qmgr_remove_receipts(q, m->id);
 		log_info("%s: removed", m->id);
-		forget(q, m);
+		qmgr_forget(q, m);
 	}
 	free(path);
 	free(dir);
@@ -648,7 +618,7 @@ static void settle(struct qmgr *q, struct qmsg *m, uint64_t now)
 	for (size_t i = 0; i < m->nst; i++)
 		if (!qstate_final(m->st[i].status) && m->st[i].next_try <= now)
 			due = true;
-	if (!due && strcmp(m->dir, "active") == 0 && move_file(q, m->id, "active", "deferred"))
+	if (!due && strcmp(m->dir, "active") == 0 && qmgr_move_file(q, m->id, "active", "deferred"))
 		m->dir = "deferred";
 }
 
@@ -672,7 +642,7 @@ static struct qjob *job_new(struct qmgr *q, struct qmsg *m, const char *transpor
 	j->q = q;
 	j->msg = m;
 	j->queue_id = m->id;
-	j->queue_path = qpath(q, m->dir, m->id);
+	j->queue_path = qmgr_path(q, m->dir, m->id);
 	j->dir = m->dir;
 	j->sender = m->env.sender;
 	j->transport = xstrdup(transport);
@@ -754,7 +724,7 @@ static void job_done(struct qjob *job, uint64_t now, const char *why, bool do_se
 			m->busy[jr->idx] = false;
 	}
 	if (!m->removed)
-		commit(q, m);
+		qmgr_commit(q, m);
 	m->jobs--;
 	struct dest *d = get_dest(q, job->dest);
 	d->jobs--;
@@ -803,7 +773,7 @@ static void schedule_msg(struct qmgr *q, struct qmsg *m, uint64_t now)
 	struct qjob **open = NULL;	/* jobs being filled, one per destination */
 	size_t nopen = 0;
 
-	if (strcmp(m->dir, "deferred") == 0 && !move_file(q, m->id, "deferred", "active"))
+	if (strcmp(m->dir, "deferred") == 0 && !qmgr_move_file(q, m->id, "deferred", "active"))
 		return;
 	m->dir = "active";
 	for (size_t i = 0; i < m->nst; i++) {
@@ -845,7 +815,7 @@ static void schedule_msg(struct qmgr *q, struct qmsg *m, uint64_t now)
 			need_settle = true;
 	free(open);
 	if (need_settle) {
-		commit(q, m);
+		qmgr_commit(q, m);
 		settle(q, m, now);
 	}
 }
@@ -894,145 +864,3 @@ uint64_t qmgr_run(struct qmgr *q, uint64_t now)
 	return next;
 }
 
-/* ---- administration ---- */
-
-typedef bool msg_op(struct qmgr *q, struct qmsg *m, uint64_t now);
-
-static int apply(struct qmgr *q, const char *id, msg_op *op, uint64_t now)
-{
-	int n = 0;
-	if (id) {
-		struct qmsg *m = find_msg(q, id);
-		if (!m)
-			return -1;
-		return op(q, m, now) ? 1 : 0;
-	}
-	for (struct qmsg *m = q->msgs, *nx; m; m = nx) {
-		nx = m->next;
-		if (!m->removed && op(q, m, now))
-			n++;
-	}
-	return n;
-}
-
-static bool op_flush(struct qmgr *q, struct qmsg *m, uint64_t now)
-{
-	(void)q;
-	bool any = false;
-	if (strcmp(m->dir, "hold") == 0)
-		return false;
-	for (size_t i = 0; i < m->nst; i++)
-		if (!qstate_final(m->st[i].status) && m->st[i].next_try > now) {
-			m->st[i].next_try = now;
-			any = true;
-		}
-	return any;
-}
-
-int qmgr_flush(struct qmgr *q, const char *id, uint64_t now)
-{
-	return apply(q, id, op_flush, now);
-}
-
-static bool op_hold(struct qmgr *q, struct qmsg *m, uint64_t now)
-{
-	(void)now;
-	if (strcmp(m->dir, "hold") == 0 || !move_file(q, m->id, m->dir, "hold"))
-		return false;
-	m->dir = "hold";
-	log_info("%s: held", m->id);
-	return true;
-}
-
-int qmgr_hold(struct qmgr *q, const char *id)
-{
-	return apply(q, id, op_hold, 0);
-}
-
-static bool op_release(struct qmgr *q, struct qmsg *m, uint64_t now)
-{
-	if (strcmp(m->dir, "hold") != 0 || !move_file(q, m->id, "hold", "active"))
-		return false;
-	m->dir = "active";
-	op_flush(q, m, now);
-	log_info("%s: released from hold", m->id);
-	return true;
-}
-
-int qmgr_release(struct qmgr *q, const char *id, uint64_t now)
-{
-	return apply(q, id, op_release, now);
-}
-
-static bool op_delete(struct qmgr *q, struct qmsg *m, uint64_t now)
-{
-	(void)now;
-	char *path = qpath(q, m->dir, m->id), *dir = qpath(q, m->dir, NULL);
-	struct buf err = BUF_INIT(1024);
-	bool ok = unlink(path) == 0 || errno == ENOENT;
-	if (ok) {
-		fsutil_fsync_dir(dir);
-		if (!qstate_delete_msg(q->db, m->id, &err))
-			log_warn("%s: %s", m->id, buf_cstr(&err));
-		remove_receipts(q, m->id);
-		log_info("%s: removed by the administrator", m->id);
-		forget(q, m);
-	} else {
-		log_error("%s: remove %s: %s", m->id, path, strerror(errno));
-	}
-	free(path);
-	free(dir);
-	buf_free(&err);
-	return ok;
-}
-
-int qmgr_delete(struct qmgr *q, const char *id)
-{
-	return apply(q, id, op_delete, 0);
-}
-
-static bool op_requeue(struct qmgr *q, struct qmsg *m, uint64_t now)
-{
-	bool any = false;
-	for (size_t i = 0; i < m->nst; i++)
-		if (!qstate_final(m->st[i].status) && !m->busy[i]) {
-			m->st[i].status = QSTATE_PENDING;
-			m->st[i].attempts = 0;
-			m->st[i].next_try = now;
-			m->dirty[i] = true;
-			any = true;
-		}
-	if (any)
-		commit(q, m);
-	return any;
-}
-
-int qmgr_requeue(struct qmgr *q, const char *id, uint64_t now)
-{
-	return apply(q, id, op_requeue, now);
-}
-
-void qmgr_list(struct qmgr *q, void (*fn)(const struct qmgr_list_entry *e, void *arg), void *arg)
-{
-	for (struct qmsg *m = q->msgs; m; m = m->next) {
-		if (m->removed)
-			continue;
-		struct qmgr_list_entry e = { m->id, m->dir, &m->env, m->st, m->nst };
-		fn(&e, arg);
-	}
-}
-
-struct qstate *qmgr_state(struct qmgr *q)
-{
-	return q->db;
-}
-
-size_t qmgr_count(const struct qmgr *q)
-{
-	return q->nmsgs;
-}
-
-size_t qmgr_inflight(const struct qmgr *q)
-{
-	return q->jobs;
-}
