@@ -11,12 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The accounts module is merged separately; until it is, local knows no accounts (aliases, system users and the
- * postmaster still work). Remove this guard once common/accounts.h is on main. */
-#if __has_include("accounts.h")
 #include "accounts.h"
-#define LOCAL_HAVE_ACCOUNTS 1
-#endif
 #include "alloc.h"
 #include "config.h"
 #include "daemon.h"
@@ -38,9 +33,7 @@ static struct {
 	size_t nmydest, nvdomains;
 	bool system_users, forward;
 	unsigned depth;
-#ifdef LOCAL_HAVE_ACCOUNTS
 	struct accounts *accounts;
-#endif
 	struct table *aliases;
 	uid_t vuid;	/* the virtual-mail user (mail_owner), used when running as root */
 	gid_t vgid;
@@ -65,10 +58,6 @@ static bool is_local_domain(const char *domain, void *arg)
 static int lookup_account(const char *addr, char **maildir, uint32_t *uid, uint32_t *gid, void *arg, struct buf *err)
 {
 	(void)arg;
-#ifndef LOCAL_HAVE_ACCOUNTS
-	(void)addr, (void)maildir, (void)uid, (void)gid, (void)err;
-	return 0;
-#else
 	if (!L.accounts) {
 		if (access(L.accounts_path, F_OK) != 0)
 			return 0;	/* no account database: nobody has an account */
@@ -93,7 +82,6 @@ static int lookup_account(const char *addr, char **maildir, uint32_t *uid, uint3
 	*gid = u.gid;
 	accounts_user_free(&u);
 	return 1;
-#endif
 }
 
 static int lookup_alias(const char *addr, struct buf *value, void *arg, struct buf *err)
@@ -371,9 +359,7 @@ static void init(struct daemon_ctx *ctx)
 	struct config *cfg = ctx->cfg;
 	L.cfg = cfg;
 	L.queue_dir = xstrdup(config_str(cfg, "queue_directory"));
-#ifdef LOCAL_HAVE_ACCOUNTS
 	L.accounts_path = xstrdup(config_str(cfg, "accounts_database"));
-#endif
 	L.aliases_path = xstrdup(config_str(cfg, "alias_maps"));
 	L.delims = xstrdup(config_str(cfg, "recipient_delimiter"));
 	L.postmaster_maildir = xstrdup(config_str(cfg, "local_postmaster_maildir"));
