@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "accounts.h"
 #include "alloc.h"
 #include "config.h"
 #include "daemon.h"
@@ -31,6 +33,79 @@ struct app {
 };
 
 static struct app app;
+
+/* Domains that have accounts, so that mail for them is local even when they are in neither mydestination nor
+ * virtual_mailbox_domains. Read from the account database and read again when the file changes. */
+static struct {
+	char *path;
+	char **domains;
+	size_t n;
+	struct timespec mtime;
+	off_t size;
+	ino_t ino;
+	bool warned;
+} acd;
+
+static bool collect_domain(const struct accounts_user *u, void *arg)
+{
+	(void)arg;
+	const char *at = strrchr(u->address, '@');
+	if (!at)
+		return true;
+	for (size_t i = 0; i < acd.n; i++)
+		if (strcmp(acd.domains[i], at + 1) == 0)
+			return true;
+	acd.domains = xreallocarray(acd.domains, acd.n + 1, sizeof(*acd.domains));
+	acd.domains[acd.n++] = xstrdup(at + 1);
+	return true;
+}
+
+static void account_domains_refresh(void)
+{
+	struct stat st;
+	if (stat(acd.path, &st) != 0) {
+		for (size_t i = 0; i < acd.n; i++)
+			free(acd.domains[i]);
+		acd.n = 0;
+		return;
+	}
+	if (st.st_ino == acd.ino && st.st_size == acd.size && st.st_mtim.tv_sec == acd.mtime.tv_sec &&
+	    st.st_mtim.tv_nsec == acd.mtime.tv_nsec)
+		return;
+	struct buf err = BUF_INIT(1024);
+	struct accounts *db = accounts_open(acd.path, false, &err);
+	if (!db) {
+		if (!acd.warned)
+			log_warn("account domains: %s (mail for them needs mydestination or virtual_mailbox_domains)",
+			         buf_cstr(&err));
+		acd.warned = true;
+		buf_free(&err);
+		return;
+	}
+	for (size_t i = 0; i < acd.n; i++)
+		free(acd.domains[i]);
+	acd.n = 0;
+	if (accounts_foreach(db, collect_domain, NULL, &err) != ACCOUNTS_OK)
+		log_warn("account domains: %s", buf_cstr(&err));
+	accounts_close(&db);
+	acd.ino = st.st_ino;
+	acd.size = st.st_size;
+	acd.mtime = st.st_mtim;
+	buf_free(&err);
+}
+
+static bool is_account_domain(const char *addr, void *arg)
+{
+	(void)arg;
+	const char *at = strrchr(addr, '@');
+	if (!at)
+		return false;
+	account_domains_refresh();
+	for (size_t i = 0; i < acd.n; i++)
+		if (str_eq_ci(acd.domains[i], at + 1))
+			return true;
+	return false;
+}
 
 struct conn {
 	struct qjob *job;
@@ -248,7 +323,8 @@ static void init(struct daemon_ctx *ctx)
 		str_lower(app.mydest[i]);
 	for (size_t i = 0; i < app.nvdomains; i++)
 		str_lower(app.vdomains[i]);
-	app.p.route = (struct qroute){ app.mydest, app.nmydest, app.vdomains, app.nvdomains, NULL, NULL };
+	acd.path = xstrdup(config_str(cfg, "accounts_database"));
+	app.p.route = (struct qroute){ app.mydest, app.nmydest, app.vdomains, app.nvdomains, is_account_domain, NULL };
 	struct buf sock = BUF_INIT(BUF_NOLIMIT);
 	buf_printf(&sock, "%s/local", config_str(cfg, "private_directory"));
 	app.local_socket = buf_steal(&sock, NULL);

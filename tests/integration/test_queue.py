@@ -227,3 +227,13 @@ def test_postmaster_always_resolves(qinst):
     found = [f for f in qinst.path('mail').rglob('*') if f.is_file() and '/new/' in str(f)
              and 'Subject: to postmaster' in f.read_text(errors='replace')]
     assert found
+
+
+def test_account_domain_is_local(qinst):
+    _demo(qinst)     # skips when this build has no accounts
+    user = 'someone@accounts-only.test'     # a domain in neither mydestination nor virtual_mailbox_domains
+    qinst.cli('user', 'add', user, '--password-stdin', input='pw-for-someone\n', check=True)
+    qid = _queued(qinst, 'sender@remote.test', [user], 'account domain')
+    qinst.wait_log(rf'{qid}: to=<{re.escape(user)}>, relay=local, .*status=sent')
+    maildir = qinst.path('mail', 'accounts-only.test', 'someone')
+    assert any('Subject: account domain' in f.read_text() for f in _maildir_files(maildir))
