@@ -315,8 +315,9 @@ static bool init_parse(int argc, char **argv, struct init_opts *o)
 		}
 		/* --name VALUE or --name=VALUE */
 		if ((eq = strchr(a, '=')) != NULL) {
-			if (!str_copy(name, sizeof(name), a) || (size_t)(eq - a) >= sizeof(name))
+			if ((size_t)(eq - a) >= sizeof(name))
 				goto unknown;
+			memcpy(name, a, (size_t)(eq - a));
 			name[eq - a] = '\0';
 			val = eq + 1;
 		} else {

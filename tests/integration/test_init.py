@@ -1,0 +1,244 @@
+"""postern init: the instance layout, the generated configuration, the certificate, refusals."""
+import os
+import re
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import SERVICES, Instance, build_dir, free_ports, postern_bin
+
+DIR_MODES = {
+    '.': 0o755,
+    'etc': 0o755,
+    'etc/tls': 0o755,
+    'queue': 0o700,
+    'queue/tmp': 0o700,
+    'queue/incoming': 0o700,
+    'queue/active': 0o700,
+    'queue/deferred': 0o700,
+    'queue/hold': 0o700,
+    'queue/corrupt': 0o700,
+    'private': 0o700,
+    'public': 0o711,
+    'data': 0o700,
+    'mail': 0o700,
+    'log': 0o750,
+    'pid': 0o755,
+}
+
+
+def mode(path):
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def postern(*args, cwd=None):
+    return subprocess.run([str(postern_bin()), *map(str, args)], cwd=cwd, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=60)
+
+
+def master_cf_services(inst):
+    rows = {}
+    for line in inst.path('etc', 'master.cf').read_text().splitlines():
+        if line.strip() and not line.startswith('#'):
+            fields = line.split()
+            rows[fields[0]] = fields
+    return rows
+
+
+def test_layout_and_modes(make_instance):
+    inst = make_instance()
+    for rel, want in DIR_MODES.items():
+        p = inst.path(rel)
+        assert p.is_dir() and not p.is_symlink(), rel
+        assert mode(p) == want, f'{rel}: {oct(mode(p))} != {oct(want)}'
+    for rel in ('etc/main.cf', 'etc/master.cf', 'etc/aliases', 'etc/tls/cert.pem'):
+        assert inst.path(rel).is_file(), rel
+        assert mode(inst.path(rel)) == 0o644, rel
+    assert mode(inst.path('etc/tls/key.pem')) == 0o600
+    # no temporary files left behind by the crash-safe writes
+    leftovers = [str(p) for p in inst.dir.rglob('*') if '.tmp' in p.name]
+    assert leftovers == []
+
+
+def test_main_cf(make_instance):
+    inst = make_instance(domain='example.org', hostname='mx1.example.org')
+    cf = inst.main_cf()
+    assert cf['instance_directory'] == str(inst.dir)
+    assert cf['myhostname'] == 'mx1.example.org'
+    assert cf['mydomain'] == 'example.org'
+    assert '$mydomain' in cf['mydestination'] and '$myhostname' in cf['mydestination']
+    # never an open relay: loopback only
+    assert [n.strip() for n in cf['mynetworks'].split(',')] == ['127.0.0.0/8', '[::1]/128']
+    assert cf['log_destination'] == '$instance_directory/log/postern.log'
+    assert cf['tls_cert_file'] == '$config_directory/tls/cert.pem'
+    assert cf['tls_key_file'] == '$config_directory/tls/key.pem'
+    # the daemons of the build that ran init
+    assert Path(cf['daemon_directory']) == build_dir() / 'bin'
+    expected_owner = os.environ.get('POSTERN_TEST_USER') or __import__('pwd').getpwuid(os.geteuid()).pw_name
+    assert cf['mail_owner'] == expected_owner
+
+
+def test_master_cf_ports(make_instance):
+    inst = make_instance()
+    rows = master_cf_services(inst)
+    for name in SERVICES:
+        assert rows[name][1] == 'inet'
+        assert rows[name][2] == f'127.0.0.1:{inst.port(name)}', rows[name]
+    assert rows['smtps'][3] == 'tls' and rows['imaps'][3] == 'tls' and rows['pop3s'][3] == 'tls'
+    assert rows['smtp'][3] == 'starttls'
+    assert 'smtpd_auth_required=yes' in ' '.join(rows['submission'])
+    for internal in ('qmgr', 'auth', 'local', 'smtp-out'):
+        assert rows[internal][1] == 'unix', internal
+    # every line has at least the ten columns
+    assert all(len(f) >= 10 for f in rows.values())
+
+
+def test_default_dev_ports(tmp_path):
+    d = tmp_path / 'inst'
+    r = postern('init', d, '--dev')
+    assert r.returncode == 0, r.stderr
+    rows = master_cf_services(Instance(d, {}, '', ''))
+    want = {'smtp': 2525, 'submission': 2587, 'smtps': 2465, 'pop3': 1110, 'pop3s': 1995, 'imap': 1143,
+            'imaps': 1993}
+    for name, port in want.items():
+        assert rows[name][2] == f'127.0.0.1:{port}'
+
+
+def test_certificate_names(make_instance):
+    inst = make_instance(hostname='mx.example.net', domain='example.net')
+    cert = inst.path('etc/tls/cert.pem')
+    r = subprocess.run(['openssl', 'x509', '-in', str(cert), '-noout', '-subject', '-ext', 'subjectAltName',
+                        '-enddate'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=True)
+    assert re.search(r'subject=.*CN ?= ?mx\.example\.net', r.stdout), r.stdout
+    assert 'DNS:mx.example.net' in r.stdout
+    assert 'DNS:localhost' in r.stdout
+    assert 'IP Address:127.0.0.1' in r.stdout
+    # still valid in 800 days, no longer in 830
+    assert subprocess.run(['openssl', 'x509', '-in', str(cert), '-noout', '-checkend', str(800 * 86400)]).returncode == 0
+    assert subprocess.run(['openssl', 'x509', '-in', str(cert), '-noout', '-checkend', str(830 * 86400)],
+                          stdout=subprocess.DEVNULL).returncode != 0
+
+
+def test_key_matches_certificate(make_instance):
+    inst = make_instance()
+    pub_from_cert = subprocess.run(['openssl', 'x509', '-in', str(inst.path('etc/tls/cert.pem')), '-noout',
+                                    '-pubkey'], stdout=subprocess.PIPE, check=True).stdout
+    pub_from_key = subprocess.run(['openssl', 'pkey', '-in', str(inst.path('etc/tls/key.pem')), '-pubout'],
+                                  stdout=subprocess.PIPE, check=True).stdout
+    assert pub_from_cert == pub_from_key
+
+
+def test_aliases_postmaster(make_instance):
+    inst = make_instance(domain='example.com', hostname='mail.example.com')
+    text = inst.path('etc/aliases').read_text()
+    assert re.search(r'^postmaster:\s*demo@example\.com$', text, re.M)
+
+
+def test_demo_password_printed(make_instance):
+    a = make_instance()
+    assert a.demo_user == 'demo@example.test'
+    assert re.fullmatch(r'[A-Za-z0-9]{16}', a.demo_password)
+    b = make_instance()
+    assert a.demo_password != b.demo_password
+    # the password is printed, never stored in clear text in the configuration
+    for f in a.dir.rglob('*'):
+        if f.is_file():
+            assert a.demo_password.encode() not in f.read_bytes(), f
+
+
+def test_refuses_non_empty_dir(tmp_path):
+    d = tmp_path / 'inst'
+    d.mkdir()
+    (d / 'precious').write_text('keep me\n')
+    r = postern('init', d)
+    assert r.returncode != 0
+    assert 'not empty' in r.stderr
+    assert sorted(p.name for p in d.iterdir()) == ['precious']
+    assert (d / 'precious').read_text() == 'keep me\n'
+
+
+def test_refuses_existing_instance(make_instance):
+    inst = make_instance()
+    before = inst.path('etc/main.cf').read_text()
+    r = postern('init', inst.dir, '--dev')
+    assert r.returncode != 0 and 'not empty' in r.stderr
+    assert inst.path('etc/main.cf').read_text() == before
+
+
+def test_refuses_a_file(tmp_path):
+    f = tmp_path / 'file'
+    f.write_text('x')
+    r = postern('init', f)
+    assert r.returncode != 0 and 'not a directory' in r.stderr
+
+
+def test_empty_existing_dir_accepted(tmp_path):
+    d = tmp_path / 'empty'
+    d.mkdir(mode=0o700)
+    r = postern('init', d, '--dev')
+    assert r.returncode == 0, r.stderr
+    assert mode(d) == 0o755
+    assert (d / 'etc/main.cf').is_file()
+
+
+def test_creates_missing_parents(tmp_path):
+    d = tmp_path / 'a' / 'b' / 'inst'
+    r = postern('init', d, '--dev')
+    assert r.returncode == 0, r.stderr
+    assert (d / 'queue/incoming').is_dir()
+
+
+def test_relative_dir_made_absolute(tmp_path):
+    # like `make run`, which passes a directory inside the source tree
+    r = postern('init', 'run/', '--dev', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    cf = (tmp_path / 'run/etc/main.cf').read_text()
+    assert f'instance_directory = {tmp_path}/run\n' in cf
+
+
+@pytest.mark.parametrize('args,message', [
+    (['--port', 'smtp=0'], '1 to 65535'),
+    (['--port', 'smtp=65536'], '1 to 65535'),
+    (['--port', 'smtp=25x'], '1 to 65535'),
+    (['--port', 'bogus=25'], 'NAME one of'),
+    (['--port', 'smtp'], 'NAME one of'),
+    (['--port', 'smtp=3000', '--port', 'imap=3000'], 'both use port 3000'),
+    (['--hostname', 'bad host'], 'not a valid domain name'),
+    (['--hostname', 'a,DNS:evil.example'], 'not a valid domain name'),
+    (['--domain', '-x.example'], 'not a valid domain name'),
+    (['--frobnicate', 'x'], 'unknown option'),
+    (['--domain'], 'needs a value'),
+])
+def test_bad_arguments(tmp_path, args, message):
+    d = tmp_path / 'inst'
+    r = postern('init', d, '--dev', *args)
+    assert r.returncode != 0
+    assert message in r.stderr, r.stderr
+    assert not d.exists()
+
+
+@pytest.mark.parametrize('name', ['with space', 'dollar$x', 'hash#x', 'comma,x'])
+def test_bad_dir_names(tmp_path, name):
+    r = postern('init', tmp_path / name, '--dev')
+    assert r.returncode != 0
+    assert 'must not contain' in r.stderr
+    assert not (tmp_path / name).exists()
+
+
+def test_no_dir_is_a_usage_error():
+    r = postern('init')
+    assert r.returncode == 64     # EX_USAGE
+    assert 'usage: postern init' in r.stderr
+
+
+def test_port_option_forms(tmp_path):
+    d = tmp_path / 'inst'
+    p1, p2 = free_ports(2)
+    r = postern('init', d, '--dev', f'--port=smtp={p1}', '--port', f'imaps={p2}', '--domain=example.org')
+    assert r.returncode == 0, r.stderr
+    rows = master_cf_services(Instance(d, {}, '', ''))
+    assert rows['smtp'][2] == f'127.0.0.1:{p1}'
+    assert rows['imaps'][2] == f'127.0.0.1:{p2}'
+    assert 'mydomain = example.org\n' in (d / 'etc/main.cf').read_text()
