@@ -21,6 +21,7 @@
 #include "alloc.h"
 #include "buf.h"
 #include "commands.h"
+#include "fsutil.h"
 #include "log.h"
 #include "str.h"
 #include "x509.h"
@@ -387,7 +388,6 @@ unknown:
  * DIR was created here, 0 when it existed empty, -1 (message printed) when it cannot be used. */
 static int init_prepare_dir(const char *dir)
 {
-	struct buf b = BUF_INIT(PATH_MAX);
 	struct dirent *e;
 	struct stat st;
 	DIR *d;
@@ -417,20 +417,10 @@ static int init_prepare_dir(const char *dir)
 		return -1;
 	}
 	/* Missing parents are created as with mkdir -p; the last component is the instance. */
-	buf_puts(&b, dir);
-	for (size_t i = 1; i <= b.len; i++) {
-		if (i < b.len && b.data[i] != '/')
-			continue;
-		char save = b.data[i];
-		b.data[i] = '\0';
-		if (mkdir(b.data, 0755) < 0 && (errno != EEXIST || i == b.len)) {
-			fprintf(stderr, "postern init: mkdir %s: %s\n", b.data, strerror(errno));
-			buf_free(&b);
-			return -1;
-		}
-		b.data[i] = save;
+	if (!fsutil_mkdir_p(dir, 0755)) {
+		fprintf(stderr, "postern init: mkdir %s: %s\n", dir, strerror(errno));
+		return -1;
 	}
-	buf_free(&b);
 	return 1;
 }
 
@@ -477,52 +467,16 @@ static bool init_mkdirs(const struct init_opts *o)
 	return ok;
 }
 
-/* Crash-safe: temporary file beside the target, fsync, rename, fsync the directory. */
 static bool init_write_file(const struct init_opts *o, const char *rel, const struct buf *content, mode_t mode)
 {
-	struct buf path = BUF_INIT(PATH_MAX), tmp = BUF_INIT(PATH_MAX), dir = BUF_INIT(PATH_MAX);
-	const char *p = buf_cstr(content);
-	size_t left = content->len;
-	int fd = -1, dfd = -1;
-	bool ok = false;
+	struct buf path = BUF_INIT(PATH_MAX), err = BUF_INIT(BUF_NOLIMIT);
+	bool ok;
 
 	buf_printf(&path, "%s/%s", o->dir, rel);
-	buf_printf(&tmp, "%s.tmp", buf_cstr(&path));
-	buf_append(&dir, buf_cstr(&path), (size_t)(strrchr(buf_cstr(&path), '/') - buf_cstr(&path)));
-	if ((fd = open(buf_cstr(&tmp), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0 ||
-	    fchmod(fd, mode) < 0)
-		goto fail;
-	while (left > 0) {
-		ssize_t w = write(fd, p, left);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			goto fail;
-		p += w;
-		left -= (size_t)w;
-	}
-	if (fsync(fd) < 0 || close(fd) < 0) {
-		fd = -1;
-		goto fail;
-	}
-	fd = -1;
-	if (rename(buf_cstr(&tmp), buf_cstr(&path)) < 0)
-		goto fail;
-	if ((dfd = open(buf_cstr(&dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fsync(dfd) < 0)
-		goto fail;
-	ok = true;
-	goto out;
-fail:
-	fprintf(stderr, "postern init: write %s: %s\n", buf_cstr(&path), strerror(errno));
-	(void)unlink(buf_cstr(&tmp));
-out:
-	if (fd >= 0)
-		close(fd);
-	if (dfd >= 0)
-		close(dfd);
+	if (!(ok = fsutil_write_atomic(buf_cstr(&path), buf_cstr(content), content->len, mode, &err)))
+		fprintf(stderr, "postern init: %s\n", buf_cstr(&err));
 	buf_free(&path);
-	buf_free(&tmp);
-	buf_free(&dir);
+	buf_free(&err);
 	return ok;
 }
 

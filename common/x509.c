@@ -19,6 +19,7 @@
 #include <openssl/x509v3.h>
 
 #include "alloc.h"
+#include "fsutil.h"
 #include "log.h"
 #include "str.h"
 
@@ -309,37 +310,12 @@ out:
 	return ok;
 }
 
-/* Read a whole file (capped) into a buf so the PEM parsers see a bounded memory buffer. */
 static bool read_file(const char *path, struct buf *out, struct buf *err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	char chunk[4096];
-	ssize_t n;
-
-	if (fd < 0) {
-		buf_printf(err, "%s: %s", path, strerror(errno));
-		return false;
-	}
-	for (;;) {
-		n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		if (!buf_append(out, chunk, (size_t)n)) {
-			buf_printf(err, "%s: larger than %d bytes", path, X509_FILE_MAX);
-			close(fd);
-			OPENSSL_cleanse(chunk, sizeof(chunk));
-			return false;
-		}
-	}
-	OPENSSL_cleanse(chunk, sizeof(chunk));
-	close(fd);
-	if (n < 0) {
-		buf_printf(err, "%s: %s", path, strerror(errno));
-		return false;
-	}
-	return true;
+	if (fsutil_read_file(path, X509_FILE_MAX, out))
+		return true;
+	buf_printf(err, "%s: %s", path, errno == EFBIG ? "file too large" : strerror(errno));
+	return false;
 }
 
 static X509 *parse_cert(const void *pem, size_t len, const char *what, struct buf *err)
