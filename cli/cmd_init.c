@@ -96,6 +96,7 @@ struct init_opts {
 	char *user;
 	bool dev;
 	bool root;
+	bool no_system_user;	/* root, but no "postern" user yet: fell back to a development instance */
 	int ports[INIT_NSERVICES];
 	uid_t owner_uid;
 	gid_t owner_gid;
@@ -266,11 +267,7 @@ static bool init_choose_owner(struct init_opts *o)
 		if (o->dev) {
 			pw = getpwuid(geteuid());
 		} else if ((pw = getpwnam("postern")) == NULL) {
-			fprintf(stderr,
-			        "postern init: warning: user 'postern' does not exist, so this is a development instance "
-			        "run by root on loopback ports; for a system instance create the user first (make install "
-			        "does) or pass --user\n");
-			o->dev = true;
+			o->dev = o->no_system_user = true;
 			pw = getpwuid(geteuid());
 		}
 		if (!pw) {
@@ -609,6 +606,10 @@ static void init_report(const struct init_opts *o)
 	printf("demo account: demo@%s password: %s\n", o->domain, o->password);
 	printf("  (the password is shown only this once)\n");
 	printf("start it with: postern start -c %s\n", o->dir);
+	if (o->no_system_user)
+		fprintf(stderr, "postern init: warning: user 'postern' does not exist, so this is a development instance "
+		        "run by root on loopback ports; for a system instance create the user first (make install "
+		        "does) or pass --user\n");
 }
 
 int cmd_init(int argc, char **argv)

@@ -242,3 +242,86 @@ def test_port_option_forms(tmp_path):
     assert rows['smtp'][2] == f'127.0.0.1:{p1}'
     assert rows['imaps'][2] == f'127.0.0.1:{p2}'
     assert 'mydomain = example.org\n' in (d / 'etc/main.cf').read_text()
+
+
+def _no_user(name):
+    import pwd
+    try:
+        pwd.getpwnam(name)
+        return False
+    except KeyError:
+        return True
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='needs root')
+def test_root_system_instance(tmp_path):
+    """root with --user: a system instance (standard ports, syslog), run by that user, key readable by its group."""
+    import grp
+    import pwd
+    d = tmp_path / 'sys'
+    r = postern('init', d, '--user', 'nobody')
+    assert r.returncode == 0, r.stderr
+    nobody = pwd.getpwnam('nobody')
+    cf = Instance(d, {}, '', '').main_cf()
+    assert cf['mail_owner'] == 'nobody'
+    assert cf['log_destination'] == 'syslog'
+    rows = master_cf_services(Instance(d, {}, '', ''))
+    assert [rows[s][2] for s in SERVICES] == ['25', '587', '465', '110', '995', '143', '993']
+    for rel in ('queue', 'queue/incoming', 'private', 'public', 'data', 'mail', 'log'):
+        st = os.stat(d / rel)
+        assert (st.st_uid, st.st_gid) == (nobody.pw_uid, nobody.pw_gid), rel
+    for rel in ('.', 'etc', 'etc/tls', 'pid'):
+        assert os.stat(d / rel).st_uid == 0, rel
+    key = os.stat(d / 'etc/tls/key.pem')
+    assert stat.S_IMODE(key.st_mode) == 0o640
+    assert (key.st_uid, key.st_gid) == (0, nobody.pw_gid)
+    assert grp.getgrgid(key.st_gid)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not _no_user('postern'), reason='needs root and no postern user')
+def test_root_without_postern_user_falls_back_to_dev(tmp_path):
+    d = tmp_path / 'run'
+    r = postern('init', d)
+    assert r.returncode == 0, r.stderr
+    assert "user 'postern' does not exist" in r.stderr
+    rows = master_cf_services(Instance(d, {}, '', ''))
+    assert rows['smtp'][2] == '127.0.0.1:2525'
+    assert Instance(d, {}, '', '').main_cf()['mail_owner'] == 'root'
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='needs root to switch to an unprivileged user')
+def test_unprivileged_user_gets_dev_instance():
+    """Run init as nobody: the instance is run by the invoking user, and --user cannot name another one."""
+    import pwd
+    import shutil
+    import tempfile
+    nobody = pwd.getpwnam('nobody')
+    top = tempfile.mkdtemp(prefix='postern-unpriv-')
+    try:
+        os.chmod(top, 0o755)
+        os.chown(top, nobody.pw_uid, nobody.pw_gid)
+
+        def drop():
+            os.setgroups([])
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+
+        def run(*args):
+            return subprocess.run([str(postern_bin()), *args], preexec_fn=drop, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, timeout=60, cwd=top)
+
+        if run('help').returncode != 0:
+            pytest.skip('the build is not executable by nobody')
+        r = run('init', f'{top}/inst', '--user', 'root')
+        assert r.returncode != 0 and 'only root' in r.stderr
+        r = run('init', f'{top}/inst')
+        assert r.returncode == 0, r.stderr
+        cf = Instance(f'{top}/inst', {}, '', '').main_cf()
+        assert cf['mail_owner'] == 'nobody'
+        assert cf['log_destination'] == '$instance_directory/log/postern.log'
+        assert os.stat(f'{top}/inst/etc/tls/key.pem').st_uid == nobody.pw_uid
+        assert mode(f'{top}/inst/etc/tls/key.pem') == 0o600
+        rows = master_cf_services(Instance(f'{top}/inst', {}, '', ''))
+        assert rows['submission'][2] == '127.0.0.1:2587'
+    finally:
+        shutil.rmtree(top)
