@@ -35,34 +35,35 @@ struct init_service {
 	const char *name;
 	int dev_port;
 	int std_port;
-	const char *tls;	/* starttls: offered after connect; tls: TLS from the first byte */
+	const char *tls;	/* starttls: offered after the greeting; implicit: TLS from the first byte */
 	const char *command;
+	const char *override;	/* one -o name=value, or NULL */
 };
 
 static const struct init_service init_services[] = {
-	{ "smtp", 2525, 25, "starttls", "smtpd" },
-	{ "submission", 2587, 587, "starttls", "smtpd -o smtpd_auth_required=yes" },
-	{ "smtps", 2465, 465, "tls", "smtpd -o smtpd_auth_required=yes" },
-	{ "pop3", 1110, 110, "starttls", "pop3d" },
-	{ "pop3s", 1995, 995, "tls", "pop3d" },
-	{ "imap", 1143, 143, "starttls", "imapd" },
-	{ "imaps", 1993, 993, "tls", "imapd" },
+	{ "smtp", 2525, 25, "starttls", "smtpd", NULL },
+	{ "submission", 2587, 587, "starttls", "smtpd", "smtpd_auth_required=yes" },
+	{ "smtps", 2465, 465, "implicit", "smtpd", "smtpd_auth_required=yes" },
+	{ "pop3", 1110, 110, "starttls", "pop3d", NULL },
+	{ "pop3s", 1995, 995, "implicit", "pop3d", NULL },
+	{ "imap", 1143, 143, "starttls", "imapd", NULL },
+	{ "imaps", 1993, 993, "implicit", "imapd", NULL },
 };
 #define INIT_NSERVICES (sizeof(init_services) / sizeof(init_services[0]))
 
 /* Internal services: UNIX sockets in private/, named like the service. */
 struct init_internal {
 	const char *name;
-	const char *socket;
+	const char *system_user;	/* user column of a system instance; a dev instance runs everything as one */
 	const char *maxproc, *maxuse, *idle;
 	const char *command;
 };
 
 static const struct init_internal init_internal[] = {
-	{ "qmgr", "qmgr", "1", "0", "0", "qmgr" },
-	{ "auth", "auth", "1", "0", "0", "auth" },
-	{ "local", "local", "20", "100", "60", "local" },
-	{ "smtp-out", "smtp", "20", "100", "60", "smtp" },
+	{ "qmgr", "-", "1", "0", "0", "qmgr" },
+	{ "auth", "-", "1", "0", "0", "auth" },
+	{ "smtp", "-", "50", "100", "100s", "smtp" },
+	{ "local", "root", "20", "100", "100s", "local" },	/* switches to the recipient itself */
 };
 
 struct init_dir {
@@ -509,24 +510,25 @@ static void init_master_cf(const struct init_opts *o, struct buf *b)
 {
 	struct buf listen = BUF_INIT(64);
 
-	buf_puts(b, "# Postern master.cf: one service per line, read by master. \"-\" takes the default.\n"
-	            "# listen: address:port of an inet service, or the socket name (in private/) of a unix one.\n"
-	            "# tls: starttls (offered after the greeting), tls (from the first byte), or - (none).\n");
-	buf_puts(b, "# service  type  listen            tls       user  chroot  maxproc maxuse idle  command [args]\n");
+	buf_puts(b, "# Postern master.cf: the services master runs. \"-\" takes the default; see docs/ARCHITECTURE.md.\n"
+	            "# type inet: listen = host:port (*:port for every address); type unix: a socket name in private/.\n"
+	            "# tls: none, starttls (offered after the greeting) or implicit (TLS from the first byte).\n"
+	            "# Lines starting with white space continue the previous entry.\n#\n");
+	buf_puts(b, "# service    type listen            tls       user chroot maxproc maxuse idle command\n");
 	for (size_t i = 0; i < INIT_NSERVICES; i++) {
 		const struct init_service *s = &init_services[i];
 		buf_reset(&listen);
-		if (o->dev)
-			buf_printf(&listen, "127.0.0.1:%d", o->ports[i]);
-		else
-			buf_printf(&listen, "%d", o->ports[i]);
-		buf_printf(b, "%-10s inet  %-17s %-9s -     n       100     100    60    %s\n", s->name, buf_cstr(&listen),
+		buf_printf(&listen, "%s:%d", o->dev ? "127.0.0.1" : "*", o->ports[i]);
+		buf_printf(b, "%-12s inet %-17s %-9s -    -      100     100    100s %s\n", s->name, buf_cstr(&listen),
 		           s->tls, s->command);
+		if (s->override)
+			buf_printf(b, "    -o %s\n", s->override);
 	}
+	buf_puts(b, "# internal services (UNIX sockets in private/)\n");
 	for (size_t i = 0; i < sizeof(init_internal) / sizeof(init_internal[0]); i++) {
 		const struct init_internal *u = &init_internal[i];
-		buf_printf(b, "%-10s unix  %-17s -         -     n       %-7s %-6s %-5s %s\n", u->name, u->socket,
-		           u->maxproc, u->maxuse, u->idle, u->command);
+		buf_printf(b, "%-12s unix %-17s -         %-4s -      %-7s %-6s %-4s %s\n", u->name, u->name,
+		           o->dev ? "-" : u->system_user, u->maxproc, u->maxuse, u->idle, u->command);
 	}
 	buf_free(&listen);
 }
@@ -598,7 +600,7 @@ static void init_report(const struct init_opts *o)
 {
 	printf("created a %s instance in %s\n", o->dev ? "development" : "system", o->dir);
 	printf("  hostname %s, domain %s, daemons run as %s\n", o->hostname, o->domain, o->user);
-	printf("  listening on %s:", o->dev ? "127.0.0.1" : "all addresses");
+	printf("  listening on %s:", o->dev ? "127.0.0.1" : "every address");
 	for (size_t i = 0; i < INIT_NSERVICES; i++)
 		printf(" %s=%d", init_services[i].name, o->ports[i]);
 	printf("\n  self-signed certificate for %s in %s/etc/tls/ (replace it with a real one for public use)\n",

@@ -39,12 +39,23 @@ def postern(*args, cwd=None):
 
 
 def master_cf_services(inst):
-    rows = {}
+    """{(service, type): [columns..., continuation words...]} of etc/master.cf."""
+    rows, last = {}, None
     for line in inst.path('etc', 'master.cf').read_text().splitlines():
-        if line.strip() and not line.startswith('#'):
-            fields = line.split()
-            rows[fields[0]] = fields
+        if not line.strip() or line.startswith('#'):
+            continue
+        if line[0].isspace():
+            rows[last] += line.split()
+            continue
+        fields = line.split()
+        last = (fields[0], fields[1])
+        assert last not in rows, f'duplicate service {last}'
+        rows[last] = fields
     return rows
+
+
+def inet(rows, name):
+    return rows[(name, 'inet')]
 
 
 def test_layout_and_modes(make_instance):
@@ -84,15 +95,18 @@ def test_master_cf_ports(make_instance):
     inst = make_instance()
     rows = master_cf_services(inst)
     for name in SERVICES:
-        assert rows[name][1] == 'inet'
-        assert rows[name][2] == f'127.0.0.1:{inst.port(name)}', rows[name]
-    assert rows['smtps'][3] == 'tls' and rows['imaps'][3] == 'tls' and rows['pop3s'][3] == 'tls'
-    assert rows['smtp'][3] == 'starttls'
-    assert 'smtpd_auth_required=yes' in ' '.join(rows['submission'])
-    for internal in ('qmgr', 'auth', 'local', 'smtp-out'):
-        assert rows[internal][1] == 'unix', internal
-    # every line has at least the ten columns
-    assert all(len(f) >= 10 for f in rows.values())
+        assert inet(rows, name)[2] == f'127.0.0.1:{inst.port(name)}', inet(rows, name)
+    assert [inet(rows, n)[3] for n in ('smtps', 'pop3s', 'imaps')] == ['implicit'] * 3
+    assert [inet(rows, n)[3] for n in ('smtp', 'submission', 'pop3', 'imap')] == ['starttls'] * 4
+    assert inet(rows, 'submission')[-2:] == ['-o', 'smtpd_auth_required=yes']
+    assert inet(rows, 'smtps')[-2:] == ['-o', 'smtpd_auth_required=yes']
+    assert inet(rows, 'smtp')[-1] == 'smtpd'
+    for internal in ('qmgr', 'auth', 'local', 'smtp'):
+        row = rows[(internal, 'unix')]
+        assert row[2] == internal and row[9] == internal, row
+        assert row[4] == '-', 'a development instance runs every daemon as one user'
+    # ten columns each; no chroot in a generated instance
+    assert all(len(f) >= 10 and f[5] == '-' for f in rows.values())
 
 
 def test_default_dev_ports(tmp_path):
@@ -103,7 +117,7 @@ def test_default_dev_ports(tmp_path):
     want = {'smtp': 2525, 'submission': 2587, 'smtps': 2465, 'pop3': 1110, 'pop3s': 1995, 'imap': 1143,
             'imaps': 1993}
     for name, port in want.items():
-        assert rows[name][2] == f'127.0.0.1:{port}'
+        assert inet(rows, name)[2] == f'127.0.0.1:{port}'
 
 
 def test_certificate_names(make_instance):
@@ -239,8 +253,8 @@ def test_port_option_forms(tmp_path):
     r = postern('init', d, '--dev', f'--port=smtp={p1}', '--port', f'imaps={p2}', '--domain=example.org')
     assert r.returncode == 0, r.stderr
     rows = master_cf_services(Instance(d, {}, '', ''))
-    assert rows['smtp'][2] == f'127.0.0.1:{p1}'
-    assert rows['imaps'][2] == f'127.0.0.1:{p2}'
+    assert inet(rows, 'smtp')[2] == f'127.0.0.1:{p1}'
+    assert inet(rows, 'imaps')[2] == f'127.0.0.1:{p2}'
     assert 'mydomain = example.org\n' in (d / 'etc/main.cf').read_text()
 
 
@@ -266,7 +280,8 @@ def test_root_system_instance(tmp_path):
     assert cf['mail_owner'] == 'nobody'
     assert cf['log_destination'] == 'syslog'
     rows = master_cf_services(Instance(d, {}, '', ''))
-    assert [rows[s][2] for s in SERVICES] == ['25', '587', '465', '110', '995', '143', '993']
+    assert [inet(rows, s)[2] for s in SERVICES] == ['*:25', '*:587', '*:465', '*:110', '*:995', '*:143', '*:993']
+    assert rows[('local', 'unix')][4] == 'root'
     for rel in ('queue', 'queue/incoming', 'private', 'public', 'data', 'mail', 'log'):
         st = os.stat(d / rel)
         assert (st.st_uid, st.st_gid) == (nobody.pw_uid, nobody.pw_gid), rel
@@ -285,7 +300,7 @@ def test_root_without_postern_user_falls_back_to_dev(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "user 'postern' does not exist" in r.stderr
     rows = master_cf_services(Instance(d, {}, '', ''))
-    assert rows['smtp'][2] == '127.0.0.1:2525'
+    assert inet(rows, 'smtp')[2] == '127.0.0.1:2525'
     assert Instance(d, {}, '', '').main_cf()['mail_owner'] == 'root'
 
 
@@ -322,6 +337,6 @@ def test_unprivileged_user_gets_dev_instance():
         assert os.stat(f'{top}/inst/etc/tls/key.pem').st_uid == nobody.pw_uid
         assert mode(f'{top}/inst/etc/tls/key.pem') == 0o600
         rows = master_cf_services(Instance(f'{top}/inst', {}, '', ''))
-        assert rows['submission'][2] == '127.0.0.1:2587'
+        assert inet(rows, 'submission')[2] == '127.0.0.1:2587'
     finally:
         shutil.rmtree(top)
