@@ -581,8 +581,10 @@ static bool init_create(struct init_opts *o)
 		goto out;
 	buf_printf(&cert, "%s/etc/tls/cert.pem", o->dir);
 	buf_printf(&key, "%s/etc/tls/key.pem", o->dir);
+	/* The daemons that terminate TLS run as mail_owner: when root creates the instance for another user, that
+	 * user's group may read the key (root keeps ownership so a daemon cannot rewrite it). */
 	if (!x509_create_selfsigned(buf_cstr(&cert), buf_cstr(&key), o->hostname, X509_SELFSIGNED_DAYS,
-	                            o->root && !o->dev ? o->owner_gid : (gid_t)-1, &err)) {
+	                            o->root && o->owner_uid != 0 ? o->owner_gid : (gid_t)-1, &err)) {
 		fprintf(stderr, "postern init: %s\n", buf_cstr(&err));
 		goto out;
 	}

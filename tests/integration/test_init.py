@@ -340,3 +340,20 @@ def test_unprivileged_user_gets_dev_instance():
         assert inet(rows, 'submission')[2] == '127.0.0.1:2587'
     finally:
         shutil.rmtree(top)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='needs root')
+def test_root_dev_instance_for_another_user(tmp_path):
+    """root --dev --user nobody: loopback dev ports and file logging, but the daemons (nobody) can read the key."""
+    import pwd
+    nobody = pwd.getpwnam('nobody')
+    d = tmp_path / 'dev'
+    r = postern('init', d, '--dev', '--user', 'nobody')
+    assert r.returncode == 0, r.stderr
+    inst = Instance(d, {}, '', '')
+    assert inst.main_cf()['mail_owner'] == 'nobody'
+    assert inst.main_cf()['log_destination'] == '$instance_directory/log/postern.log'
+    assert inet(master_cf_services(inst), 'smtp')[2] == '127.0.0.1:2525'
+    key = os.stat(d / 'etc/tls/key.pem')
+    assert stat.S_IMODE(key.st_mode) == 0o640 and key.st_gid == nobody.pw_gid
+    assert os.stat(d / 'log').st_uid == nobody.pw_uid
