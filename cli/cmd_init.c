@@ -105,8 +105,6 @@ struct init_opts {
 	char password[INIT_PASSWORD_LEN + 1];
 };
 
-int cmd_init(int argc, char **argv);
-
 static const struct cli_command init_cmd = {
 	"init", cmd_init,
 	"DIR [--domain D] [--hostname H] [--port NAME=PORT]... [--user USER] [--dev]  create a new instance in DIR"

@@ -14,4 +14,7 @@ int cli_usage(const struct cli_command *cmd);	/* prints "usage: postern NAME USA
 /* The instance directory: -c DIR if given, else $POSTERN_DIR, else the installed default. */
 const char *cli_instance_dir(const char *opt);
 
+int cmd_config(int argc, char **argv);	/* cli/cmd_config.c */
+int cmd_init(int argc, char **argv);	/* cli/cmd_init.c */
+
 #endif

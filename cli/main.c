@@ -11,10 +11,10 @@
 #define POSTERN_DEFAULT_DIR "/etc/postern"
 
 static int cmd_help(int argc, char **argv);
-int cmd_init(int argc, char **argv);
 
 static const struct cli_command commands[] = {
 	{ "help", cmd_help, "[COMMAND]  list commands, or show one command's usage" },
+	{ "config", cmd_config, "show [-c DIR] [--non-default] [NAME...] | set [-c DIR] NAME=VALUE...  main.cf" },
 	{ "init", cmd_init, "DIR [--domain D] [--hostname H] [--port NAME=PORT]... [--user USER] [--dev]  create an instance" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -357,3 +357,16 @@ def test_root_dev_instance_for_another_user(tmp_path):
     key = os.stat(d / 'etc/tls/key.pem')
     assert stat.S_IMODE(key.st_mode) == 0o640 and key.st_gid == nobody.pw_gid
     assert os.stat(d / 'log').st_uid == nobody.pw_uid
+
+
+def test_config_module_reads_main_cf(make_instance):
+    """The generated main.cf parses without warnings, and its $-references expand to the instance's paths."""
+    inst = make_instance(hostname='MX.Example.TEST', domain='Example.TEST')
+    r = inst.cli('config', 'show', '--non-default')
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ''
+    shown = dict(line.split(' = ', 1) for line in r.stdout.splitlines() if ' = ' in line)
+    assert shown['myhostname'] == 'mx.example.test'     # lower-cased by init
+    assert shown['mydestination'] == 'mx.example.test, example.test, localhost.example.test, localhost'
+    assert shown['tls_key_file'] == f'{inst.dir}/etc/tls/key.pem'
+    assert shown['log_destination'] == f'{inst.dir}/log/postern.log'
