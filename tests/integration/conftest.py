@@ -27,6 +27,8 @@ import pytest
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
 # Public services in the order `postern init --port NAME=PORT` knows them.
 SERVICES = ('smtp', 'submission', 'smtps', 'pop3', 'pop3s', 'imap', 'imaps')
+SERVICE_PROGRAMS = {'smtp': 'smtpd', 'submission': 'smtpd', 'smtps': 'smtpd', 'pop3': 'pop3d', 'pop3s': 'pop3d',
+                    'imap': 'imapd', 'imaps': 'imapd'}
 LOOPBACK = '127.0.0.1'
 START_TIMEOUT = float(os.environ.get('POSTERN_START_TIMEOUT', '30'))
 STOP_TIMEOUT = 20
@@ -200,8 +202,9 @@ class Instance:
 
     # ---- lifecycle
     def start(self):
-        """`postern start -c DIR`, then wait until the SMTP port accepts connections. Skips the test when this
-        build has no master program yet."""
+        """`postern start -c DIR` (which returns once master has bound every listener), then wait until each
+        public service whose program this build has accepts connections. Skips the test when the build has no
+        master program yet."""
         if not (build_dir() / 'bin' / 'master').exists():
             pytest.skip(f'{build_dir()}/bin/master does not exist yet: the instance cannot be started')
         result = self.run('start', '-c', self.dir, timeout=START_TIMEOUT)
@@ -210,11 +213,23 @@ class Instance:
             raise AssertionError(f'postern start exited {result.returncode}\nstdout:\n{result.stdout}\n'
                                  f'stderr:\n{result.stderr}\nlog tail:\n{self.log_tail()}')
         deadline = time.monotonic() + START_TIMEOUT
-        while not port_accepts(self.port('smtp')):
-            if time.monotonic() >= deadline:
-                raise AssertionError(f'SMTP port {self.port("smtp")} did not accept within {START_TIMEOUT}s; '
-                                     f'log tail:\n{self.log_tail()}')
-            time.sleep(0.05)
+        for service in self.available_services():
+            while not port_accepts(self.port(service)):
+                if time.monotonic() >= deadline:
+                    raise AssertionError(f'{service} port {self.port(service)} did not accept within '
+                                         f'{START_TIMEOUT}s; log tail:\n{self.log_tail()}')
+                time.sleep(0.05)
+
+    def available_services(self):
+        """Public services whose daemon exists in this build (master skips the others)."""
+        return [s for s in SERVICES if (build_dir() / 'bin' / SERVICE_PROGRAMS[s]).exists()]
+
+    def require(self, *services):
+        """Skip the test unless this build has the daemons behind services."""
+        missing = sorted({SERVICE_PROGRAMS[s] for s in services} - {SERVICE_PROGRAMS[s] for s in
+                                                                   self.available_services()})
+        if missing:
+            pytest.skip(f'not built yet: {", ".join(missing)}')
 
     def stop(self):
         """`postern stop -c DIR`, then the last resort: kill whatever still names the instance directory.

@@ -62,8 +62,27 @@ def test_cli_runs_against_the_instance(make_instance):
 
 def test_instance_starts_and_stops(instance):
     # skipped until this build has a master program
-    assert port_accepts(instance.port('smtp'))
     status = instance.cli('status')
     assert status.returncode == 0, status.stderr
-    assert instance.stop() == []
-    assert not port_accepts(instance.port('smtp'))
+    master = instance.wait_log(r'postern/master\[(\d+)\]: info: started')
+    assert int(master.group(1)) in processes_mentioning(instance.dir)
+    for service in instance.available_services():
+        assert port_accepts(instance.port(service)), service
+    assert instance.stop() == [], 'postern stop left processes behind'
+    assert processes_mentioning(instance.dir) == []
+    for service in instance.available_services():
+        assert not port_accepts(instance.port(service)), service
+
+
+def test_second_start_refused(instance):
+    r = instance.cli('start')
+    assert r.returncode != 0
+    assert 'already running' in r.stderr
+
+
+def test_smtp_greeting(instance):
+    instance.require('smtp')
+    import smtplib
+    with smtplib.SMTP(LOOPBACK, instance.port('smtp'), timeout=10) as s:
+        code, _ = s.noop()
+        assert code == 250

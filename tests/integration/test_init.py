@@ -370,3 +370,11 @@ def test_config_module_reads_main_cf(make_instance):
     assert shown['mydestination'] == 'mx.example.test, example.test, localhost.example.test, localhost'
     assert shown['tls_key_file'] == f'{inst.dir}/etc/tls/key.pem'
     assert shown['log_destination'] == f'{inst.dir}/log/postern.log'
+
+
+def test_postern_check_accepts_fresh_instance(make_instance):
+    inst = make_instance()
+    r = inst.cli('check')
+    if 'unknown command' in r.stderr:
+        pytest.skip('this build has no `postern check` yet')
+    assert r.returncode == 0, r.stdout + r.stderr
