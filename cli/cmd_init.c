@@ -23,6 +23,7 @@
 #include "commands.h"
 #include "fsutil.h"
 #include "log.h"
+#include "maildir.h"
 #include "str.h"
 #include "x509.h"
 
@@ -558,6 +559,44 @@ static void init_password(char *out, size_t len)
 	explicit_bzero(rnd, sizeof(rnd));
 }
 
+/* The demo account's Maildir (the accounts module's default place, mail/DOMAIN/demo/), so POP3 and IMAP show an
+ * empty mailbox before the first delivery. Owned by mail_owner, which reads and delivers virtual mail. */
+static bool init_demo_maildir(const struct init_opts *o)
+{
+	static const char *const sub[] = { "", "/tmp", "/new", "/cur" };
+	struct buf domain = BUF_INIT(PATH_MAX), root = BUF_INIT(PATH_MAX), p = BUF_INIT(PATH_MAX),
+	           err = BUF_INIT(BUF_NOLIMIT);
+	bool ok = true;
+
+	buf_printf(&domain, "%s/mail/%s", o->dir, o->domain);
+	buf_printf(&root, "%s/demo", buf_cstr(&domain));
+	if (!maildir_make(buf_cstr(&root), 0700, &err)) {
+		fprintf(stderr, "postern init: %s\n", buf_cstr(&err));
+		ok = false;
+	}
+	if (ok && chmod(buf_cstr(&domain), 0700) < 0) {
+		fprintf(stderr, "postern init: chmod %s: %s\n", buf_cstr(&domain), strerror(errno));
+		ok = false;
+	}
+	for (size_t i = 0; ok && o->root && i <= sizeof(sub) / sizeof(sub[0]); i++) {
+		buf_reset(&p);
+		/* the Maildir and its subdirectories, then the domain directory above it */
+		if (i < sizeof(sub) / sizeof(sub[0]))
+			buf_printf(&p, "%s%s", buf_cstr(&root), sub[i]);
+		else
+			buf_puts(&p, buf_cstr(&domain));
+		if (chown(buf_cstr(&p), o->owner_uid, o->owner_gid) < 0) {
+			fprintf(stderr, "postern init: chown %s: %s\n", buf_cstr(&p), strerror(errno));
+			ok = false;
+		}
+	}
+	buf_free(&domain);
+	buf_free(&root);
+	buf_free(&p);
+	buf_free(&err);
+	return ok;
+}
+
 static bool init_create(struct init_opts *o)
 {
 	struct buf b = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(BUF_NOLIMIT), cert = BUF_INIT(PATH_MAX),
@@ -586,6 +625,8 @@ static bool init_create(struct init_opts *o)
 		fprintf(stderr, "postern init: %s\n", buf_cstr(&err));
 		goto out;
 	}
+	if (!init_demo_maildir(o))
+		goto out;
 	init_password(o->password, INIT_PASSWORD_LEN);
 	ok = true;
 out:

@@ -144,6 +144,14 @@ def test_key_matches_certificate(make_instance):
     assert pub_from_cert == pub_from_key
 
 
+def test_demo_maildir(make_instance):
+    inst = make_instance(domain='example.com', hostname='mail.example.com')
+    for rel in ('mail/example.com', 'mail/example.com/demo', 'mail/example.com/demo/new',
+                'mail/example.com/demo/cur', 'mail/example.com/demo/tmp'):
+        assert inst.path(rel).is_dir(), rel
+        assert mode(inst.path(rel)) == 0o700, rel
+
+
 def test_aliases_postmaster(make_instance):
     inst = make_instance(domain='example.com', hostname='mail.example.com')
     text = inst.path('etc/aliases').read_text()
@@ -287,6 +295,8 @@ def test_root_system_instance(tmp_path):
         assert (st.st_uid, st.st_gid) == (nobody.pw_uid, nobody.pw_gid), rel
     for rel in ('.', 'etc', 'etc/tls', 'pid'):
         assert os.stat(d / rel).st_uid == 0, rel
+    for rel in ('mail/localdomain', 'mail/localdomain/demo', 'mail/localdomain/demo/new'):
+        assert os.stat(d / rel).st_uid == nobody.pw_uid, rel
     key = os.stat(d / 'etc/tls/key.pem')
     assert stat.S_IMODE(key.st_mode) == 0o640
     assert (key.st_uid, key.st_gid) == (0, nobody.pw_gid)
