@@ -388,3 +388,15 @@ def test_postern_check_accepts_fresh_instance(make_instance):
     if 'unknown command' in r.stderr:
         pytest.skip('this build has no `postern check` yet')
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_demo_account_stored(make_instance):
+    inst = make_instance(domain='example.net', hostname='mx.example.net')
+    r = inst.cli('user', 'list')
+    if 'unknown command' in r.stderr:
+        pytest.skip('this build has no `postern user` yet')
+    assert r.returncode == 0, r.stderr
+    row = [line.split() for line in r.stdout.splitlines() if line.startswith('demo@')]
+    assert row and row[0][0] == 'demo@example.net' and row[0][1] == 'yes'
+    assert row[0][-1] == f'{inst.dir}/mail/example.net/demo/'
+    assert mode(inst.path('data/accounts.lmdb')) == 0o600
