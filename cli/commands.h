@@ -16,5 +16,6 @@ const char *cli_instance_dir(const char *opt);
 
 int cmd_config(int argc, char **argv);	/* cli/cmd_config.c */
 int cmd_init(int argc, char **argv);	/* cli/cmd_init.c */
+int cmd_map(int argc, char **argv);	/* cli/cmd_map.c */
 
 #endif

@@ -35,7 +35,8 @@ const struct config_param config_params[] = {
 
 	/* ---- dns ---- */
 	{ "dns_nameservers", "", "resolvers as host or host:port, comma separated; empty: /etc/resolv.conf" },
-	{ "dns_timeout", "5s", "timeout of one DNS query" },
+	{ "dns_timeout", "5s", "time limit of one DNS lookup, retries included" },
+	{ "dns_retries", "2", "attempts per nameserver after the first (c-ares doubles the wait each round)" },
 
 	/* ---- tables ---- */
 
