@@ -25,6 +25,7 @@
 #include "log.h"
 #include "maildir.h"
 #include "str.h"
+#include "table.h"
 #include "x509.h"
 
 #define INIT_NAME_MAX 253
@@ -616,6 +617,13 @@ static bool init_create(struct init_opts *o)
 	init_aliases(o, &b);
 	if (!init_write_file(o, "etc/aliases", &b, 0644))
 		goto out;
+	/* compiled now so local delivery finds postmaster before anyone runs newaliases */
+	buf_printf(&cert, "%s/etc/aliases", o->dir);
+	if (!table_compile(buf_cstr(&cert), NULL, TABLE_ALIASES, NULL, &err, NULL)) {
+		fprintf(stderr, "postern init: %s\n", buf_cstr(&err));
+		goto out;
+	}
+	buf_reset(&cert);
 	buf_printf(&cert, "%s/etc/tls/cert.pem", o->dir);
 	buf_printf(&key, "%s/etc/tls/key.pem", o->dir);
 	/* The daemons that terminate TLS run as mail_owner: when root creates the instance for another user, that

@@ -64,7 +64,7 @@ def test_layout_and_modes(make_instance):
         p = inst.path(rel)
         assert p.is_dir() and not p.is_symlink(), rel
         assert mode(p) == want, f'{rel}: {oct(mode(p))} != {oct(want)}'
-    for rel in ('etc/main.cf', 'etc/master.cf', 'etc/aliases', 'etc/tls/cert.pem'):
+    for rel in ('etc/main.cf', 'etc/master.cf', 'etc/aliases', 'etc/aliases.lmdb', 'etc/tls/cert.pem'):
         assert inst.path(rel).is_file(), rel
         assert mode(inst.path(rel)) == 0o644, rel
     assert mode(inst.path('etc/tls/key.pem')) == 0o600
@@ -156,6 +156,11 @@ def test_aliases_postmaster(make_instance):
     inst = make_instance(domain='example.com', hostname='mail.example.com')
     text = inst.path('etc/aliases').read_text()
     assert re.search(r'^postmaster:\s*demo@example\.com$', text, re.M)
+    # compiled by init, so local delivery can resolve postmaster at once
+    assert inst.path('etc/aliases.lmdb').is_file()
+    r = inst.run('map', 'get', inst.path('etc/aliases'), 'postmaster')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == 'demo@example.com'
 
 
 def test_demo_password_printed(make_instance):
