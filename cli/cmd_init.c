@@ -601,7 +601,7 @@ static bool init_demo_maildir(const struct init_opts *o)
 static bool init_create(struct init_opts *o)
 {
 	struct buf b = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(BUF_NOLIMIT), cert = BUF_INIT(PATH_MAX),
-	           key = BUF_INIT(PATH_MAX);
+	           key = BUF_INIT(PATH_MAX), aliases = BUF_INIT(PATH_MAX);
 	bool ok = false;
 
 	if (!init_mkdirs(o))
@@ -618,12 +618,11 @@ static bool init_create(struct init_opts *o)
 	if (!init_write_file(o, "etc/aliases", &b, 0644))
 		goto out;
 	/* compiled now so local delivery finds postmaster before anyone runs newaliases */
-	buf_printf(&cert, "%s/etc/aliases", o->dir);
-	if (!table_compile(buf_cstr(&cert), NULL, TABLE_ALIASES, NULL, &err, NULL)) {
+	buf_printf(&aliases, "%s/etc/aliases", o->dir);
+	if (!table_compile(buf_cstr(&aliases), NULL, TABLE_ALIASES, NULL, &err, NULL)) {
 		fprintf(stderr, "postern init: %s\n", buf_cstr(&err));
 		goto out;
 	}
-	buf_reset(&cert);
 	buf_printf(&cert, "%s/etc/tls/cert.pem", o->dir);
 	buf_printf(&key, "%s/etc/tls/key.pem", o->dir);
 	/* The daemons that terminate TLS run as mail_owner: when root creates the instance for another user, that
@@ -642,6 +641,7 @@ out:
 	buf_free(&err);
 	buf_free(&cert);
 	buf_free(&key);
+	buf_free(&aliases);
 	return ok;
 }
 

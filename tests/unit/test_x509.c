@@ -13,9 +13,11 @@
 #include <unistd.h>
 
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include "buf.h"
+#include "tls.h"
 #include "x509.h"
 
 struct paths {
@@ -260,6 +262,63 @@ static void test_info_from_memory(void **state)
 	buf_free(&err);
 }
 
+/* Drive both ends of a handshake through memory BIOs until both finish or one fails. */
+static bool handshake(SSL *client, SSL *server)
+{
+	for (int round = 0; round < 100; round++) {
+		int c = SSL_do_handshake(client), sv = SSL_do_handshake(server);
+		if (c == 1 && sv == 1)
+			return true;
+		if ((c <= 0 && SSL_get_error(client, c) != SSL_ERROR_WANT_READ) ||
+		    (sv <= 0 && SSL_get_error(server, sv) != SSL_ERROR_WANT_READ))
+			return false;
+	}
+	return false;
+}
+
+/* The generated pair is usable by the TLS module, and a client that trusts the certificate verifies it for the
+ * host name, localhost and 127.0.0.1 -- but not for another name. */
+static void test_tls_handshake(void **state)
+{
+	struct paths *p = *state;
+	struct buf err = BUF_INIT(BUF_NOLIMIT);
+	static const char *names[] = { "mx.example.org", "localhost", "127.0.0.1", "other.example.org" };
+
+	assert_true(x509_create_selfsigned(p->cert, p->key, "mx.example.org", 30, (gid_t)-1, &err));
+	SSL_CTX *sctx = tls_server_ctx_new(p->cert, p->key, &err);
+	assert_non_null(sctx);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+		assert_non_null(cctx);
+		assert_int_equal(SSL_CTX_load_verify_locations(cctx, p->cert, NULL), 1);
+		SSL_CTX_set_verify(cctx, SSL_VERIFY_PEER, NULL);
+		SSL *client = SSL_new(cctx), *server = SSL_new(sctx);
+		BIO *cb, *sb;
+		assert_int_equal(BIO_new_bio_pair(&cb, 0, &sb, 0), 1);
+		SSL_set_bio(client, cb, cb);
+		SSL_set_bio(server, sb, sb);
+		SSL_set_connect_state(client);
+		SSL_set_accept_state(server);
+		if (i == 2)
+			assert_int_equal(X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(client), names[i]), 1);
+		else
+			assert_int_equal(SSL_set1_host(client, names[i]), 1);
+		bool ok = handshake(client, server);
+		if (i < 3) {
+			assert_true(ok);
+			assert_int_equal(SSL_get_verify_result(client), X509_V_OK);
+		} else {
+			assert_false(ok);
+			assert_int_equal(SSL_get_verify_result(client), X509_V_ERR_HOSTNAME_MISMATCH);
+		}
+		SSL_free(client);
+		SSL_free(server);
+		SSL_CTX_free(cctx);
+	}
+	tls_ctx_free(&sctx);
+	buf_free(&err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -271,6 +330,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_hostnames_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreadable_inputs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_info_from_memory, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_handshake, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
