@@ -112,10 +112,10 @@ static const struct cli_command init_cmd = {
 	"DIR [--domain D] [--hostname H] [--port NAME=PORT]... [--user USER] [--dev]  create a new instance in DIR"
 };
 
-/* DNS names as they go into main.cf and the certificate: letters, digits, '-', '.', no empty labels. */
+/* DNS names as they go into main.cf and the certificate: letters, digits, '-', '.'; labels of 1 to 63. */
 static bool init_dns_name_ok(const char *s)
 {
-	size_t n = strlen(s);
+	size_t n = strlen(s), label = 0;
 	if (n == 0 || n > INIT_NAME_MAX || s[0] == '.' || s[0] == '-' || s[n - 1] == '.' || s[n - 1] == '-')
 		return false;
 	for (size_t i = 0; i < n; i++) {
@@ -125,6 +125,9 @@ static bool init_dns_name_ok(const char *s)
 		if (c == '.' && (s[i + 1] == '.' || s[i + 1] == '-'))
 			return false;
 		if (c == '-' && s[i + 1] == '.')
+			return false;
+		label = c == '.' ? 0 : label + 1;
+		if (label > 63)
 			return false;
 	}
 	return true;

@@ -24,6 +24,7 @@
 #include "str.h"
 
 #define X509_HOSTNAME_MAX 253
+#define X509_CN_MAX 64	/* ub-common-name, RFC 5280 */
 #define X509_FILE_MAX (1024 * 1024)	/* a certificate chain or key file is never larger */
 
 /* Append "what: " and the newest OpenSSL error (or "unknown error") to err, and clear the error queue so a
@@ -44,7 +45,7 @@ static void ossl_err(struct buf *err, const char *what)
 
 static bool hostname_ok(const char *h)
 {
-	size_t n = strlen(h);
+	size_t n = strlen(h), label = 0;
 
 	if (n == 0 || n > X509_HOSTNAME_MAX || h[0] == '.' || h[0] == '-' || h[n - 1] == '.')
 		return false;
@@ -54,6 +55,9 @@ static bool hostname_ok(const char *h)
 		      c == '.'))
 			return false;
 		if (c == '.' && h[i + 1] == '.')
+			return false;
+		label = c == '.' ? 0 : label + 1;
+		if (label > 63)
 			return false;
 	}
 	return true;
@@ -276,8 +280,10 @@ bool x509_create_selfsigned(const char *cert_path, const char *key_path, const c
 		ossl_err(err, "certificate validity");
 		goto out;
 	}
+	/* A CN holds at most 64 characters; longer names live only in subjectAltName, which is what clients check. */
 	name = X509_get_subject_name(cert);
-	if (!X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)hostname, -1, -1, 0) ||
+	if ((strlen(hostname) <= X509_CN_MAX &&
+	     !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)hostname, -1, -1, 0)) ||
 	    !X509_set_issuer_name(cert, name)) {
 		ossl_err(err, "certificate subject");
 		goto out;

@@ -160,6 +160,43 @@ static void test_localhost_not_duplicated(void **state)
 	buf_free(&err);
 }
 
+/* Names longer than a CN may hold (64) are still certified, through subjectAltName alone. */
+static void test_long_hostname(void **state)
+{
+	struct paths *p = *state;
+	struct buf err = BUF_INIT(BUF_NOLIMIT);
+	struct x509_info info;
+	char host[200];
+
+	memset(host, 'a', sizeof(host));
+	for (size_t i = 60; i < sizeof(host) - 1; i += 61)
+		host[i] = '.';
+	host[sizeof(host) - 1] = '\0';
+	assert_true(x509_create_selfsigned(p->cert, p->key, host, 10, (gid_t)-1, &err));
+	assert_true(x509_cert_info(p->cert, &info, &err));
+	assert_string_equal(info.subject_cn, "");
+	FILE *f = fopen(p->cert, "r");
+	assert_non_null(f);
+	X509 *cert = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	assert_non_null(cert);
+	assert_int_equal(X509_check_host(cert, host, 0, 0, NULL), 1);
+	X509_free(cert);
+	/* exactly 64 still gets a CN */
+	host[64] = '\0';
+	assert_true(x509_create_selfsigned(p->cert, p->key, host, 10, (gid_t)-1, &err));
+	assert_true(x509_cert_info(p->cert, &info, &err));
+	assert_string_equal(info.subject_cn, host);
+	/* 254 characters is not a host name */
+	char huge[255];
+	memset(huge, 'b', sizeof(huge));
+	for (size_t i = 50; i < sizeof(huge) - 1; i += 51)
+		huge[i] = '.';
+	huge[sizeof(huge) - 1] = '\0';
+	assert_false(x509_create_selfsigned(p->cert, p->key, huge, 10, (gid_t)-1, &err));
+	buf_free(&err);
+}
+
 static void test_mismatched_key(void **state)
 {
 	struct paths *p = *state;
@@ -198,7 +235,8 @@ static void test_bad_hostnames_refused(void **state)
 {
 	struct paths *p = *state;
 	static const char *bad[] = { "", "a,DNS:evil.example", "a b", ".lead", "trail.", "dou..ble", "-x",
-		                     "new\nline", "x/y" };
+		                     "new\nline", "x/y",
+		                     "a234567890123456789012345678901234567890123456789012345678901234.example" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct buf err = BUF_INIT(BUF_NOLIMIT);
 		assert_false(x509_create_selfsigned(p->cert, p->key, bad[i], 10, (gid_t)-1, &err));
@@ -325,6 +363,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_create_and_inspect, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_names_in_certificate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_localhost_not_duplicated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_long_hostname, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mismatched_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_group_mode, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_hostnames_refused, setup, teardown),
