@@ -33,6 +33,7 @@ struct stream {
 	size_t rpos;
 	struct buf wbuf;
 	int read_ms, write_ms;
+	bool skip_line;		/* a too-long line timed out while being skipped: skip on at the next read */
 	bool per_call;		/* timeouts bound whole calls (stream_set_deadline_mode) */
 	int64_t call_deadline;	/* monotonic ms when the current call must end; 0: none */
 	enum stream_result werr;	/* sticky write failure, STREAM_OK when none */
@@ -75,7 +76,7 @@ struct stream *stream_new(int fd)
 		(void)fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 	s->fd = fd;
 	s->is_socket = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0;
-	buf_init(&s->rbuf, STREAM_RBUF_SIZE);
+	buf_init(&s->rbuf, BUF_NOLIMIT);	/* reads take 16 KiB; only a restored partial line (< maxlen) grows it */
 	buf_init(&s->wbuf, STREAM_WBUF_SIZE);
 	buf_init(&s->err, STREAM_ERR_MAX);
 	s->read_ms = s->write_ms = STREAM_DEFAULT_TIMEOUT_MS;
@@ -304,7 +305,7 @@ static enum stream_result fill(struct stream *s)
 	s->rpos = 0;
 	if (!buf_reserve(&s->rbuf, STREAM_RBUF_SIZE))
 		panic("stream: read buffer");
-	r = io_read(s, s->rbuf.data, STREAM_RBUF_SIZE, &got);
+	r = io_read(s, s->rbuf.data, s->rbuf.cap, &got);
 	if (r != STREAM_OK)
 		return r;
 	s->rbuf.len = got;
@@ -329,17 +330,37 @@ static void line_add(struct buf *line, const char *p, size_t n, size_t maxlen, b
 		*toolong = true;
 }
 
+/* A line read that times out loses nothing: the bytes go back into the (then empty) read buffer, or, for a line
+ * already too long, the skipping goes on at the next call, so a caller may simply call again. */
+static void keep_partial(struct stream *s, const struct buf *line, bool toolong, bool cr_held)
+{
+	if (toolong) {
+		s->skip_line = true;
+		return;
+	}
+	buf_reset(&s->rbuf);
+	s->rpos = 0;
+	if ((line->len && !buf_append(&s->rbuf, line->data, line->len)) ||
+	    (cr_held && !buf_putc(&s->rbuf, '\r')))
+		panic("stream: cannot restore a partial line");
+}
+
 enum stream_result stream_read_line(struct stream *s, struct buf *line, size_t maxlen)
 {
-	bool toolong = false;
+	bool toolong = s->skip_line;
 	bool cr_held = false;	/* a CR ended the bytes seen so far: line end if LF follows, else content */
 	enum stream_result r;
 
 	buf_reset(line);
 	s->eol = STREAM_EOL_NONE;
+	s->skip_line = false;
 	begin_call(s, s->read_ms);
 	for (;;) {
 		if (buffered(s) == 0 && (r = fill(s)) != STREAM_OK) {
+			if (r == STREAM_TIMEOUT) {
+				keep_partial(s, line, toolong, cr_held);
+				return r;
+			}
 			if (cr_held)
 				line_add(line, "\r", 1, maxlen, &toolong);
 			return r;

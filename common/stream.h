@@ -47,13 +47,15 @@ void stream_set_deadline_mode(struct stream *s, bool on);
 /* One line without its terminator into line (reset first). maxlen counts the bytes before CR LF (or LF).
  * A longer line gives STREAM_TOOLONG after the rest of it has been read and dropped up to its LF; line then
  * holds its first maxlen bytes (for logging). STREAM_EOF mid-line leaves the partial bytes in line.
+ * STREAM_TIMEOUT mid-line loses nothing: the partial line stays buffered and a later call continues it.
  * A CR that is not directly before the LF stays in the line: callers decide about bare CR. */
 enum stream_result stream_read_line(struct stream *s, struct buf *line, size_t maxlen);
 /* How the line from the last stream_read_line() ended (STREAM_EOL_NONE after EOF mid-line). */
 enum stream_eol stream_last_eol(const struct stream *s);
 
 /* Exactly n bytes appended to out (BDAT chunks, IMAP literals). When out's cap refuses them the bytes are still
- * read and dropped, and the result is STREAM_TOOLONG, so the protocol stays in step. */
+ * read and dropped, and the result is STREAM_TOOLONG, so the protocol stays in step. On STREAM_TIMEOUT or
+ * STREAM_EOF the bytes received so far are in out. */
 enum stream_result stream_read_exact(struct stream *s, struct buf *out, size_t n);
 /* Raw access for incremental parsers (the DATA decoder): waits until input is buffered and points *p at it;
  * the caller then calls stream_consume() with what it used, leaving the rest buffered (pipelined commands). */

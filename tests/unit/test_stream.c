@@ -209,13 +209,29 @@ static void test_read_timeout(void **state)
 	assert_true(ms_now() - t0 >= 140);
 	assert_true(ms_now() - t0 < 2000);
 	assert_non_null(strstr(stream_error_text(p.s), "timeout"));
-	/* half a line, then silence */
-	put(p.peer, S("HELO"));
+	/* half a line, then silence: nothing is lost, a second call continues the line */
+	put(p.peer, S("HELO\r"));
 	assert_int_equal(stream_read_line(p.s, &line, 100), STREAM_TIMEOUT);
-	/* the stream is still usable */
-	put(p.peer, S("QUIT\r\n"));
+	assert_int_equal(stream_pending(p.s), 5);
+	put(p.peer, S("\nQUIT\r\n"));
+	assert_int_equal(stream_read_line(p.s, &line, 100), STREAM_OK);
+	assert_string_equal(buf_cstr(&line), "HELO");
+	assert_int_equal(stream_last_eol(p.s), STREAM_EOL_CRLF);
 	assert_int_equal(stream_read_line(p.s, &line, 100), STREAM_OK);
 	assert_string_equal(buf_cstr(&line), "QUIT");
+	/* exactly maxlen bytes and a CR, then the LF after a timeout: still a good line */
+	put(p.peer, S("HELO\r"));
+	assert_int_equal(stream_read_line(p.s, &line, 4), STREAM_TIMEOUT);
+	put(p.peer, S("\n"));
+	assert_int_equal(stream_read_line(p.s, &line, 4), STREAM_OK);
+	assert_string_equal(buf_cstr(&line), "HELO");
+	/* a too-long line that times out while being skipped is still skipped after the retry */
+	put(p.peer, S("0123456789abc"));
+	assert_int_equal(stream_read_line(p.s, &line, 10), STREAM_TIMEOUT);
+	put(p.peer, S("def\r\nNOOP\r\n"));
+	assert_int_equal(stream_read_line(p.s, &line, 10), STREAM_TOOLONG);
+	assert_int_equal(stream_read_line(p.s, &line, 10), STREAM_OK);
+	assert_string_equal(buf_cstr(&line), "NOOP");
 	buf_free(&line);
 	pair_close(&p);
 }
