@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accounts.h"
 #include "alloc.h"
 #include "buf.h"
 #include "commands.h"
@@ -601,6 +602,50 @@ static bool init_demo_maildir(const struct init_opts *o)
 	return ok;
 }
 
+/* demo@DOMAIN in data/accounts.lmdb, so a new instance can be tried with a mail client at once. The database
+ * and its lock file belong to mail_owner: the auth daemon reads them after dropping privileges. */
+static bool init_demo_account(const struct init_opts *o)
+{
+	static const char *const files[] = { "accounts.lmdb", "accounts.lmdb-lock" };
+	struct buf db_path = BUF_INIT(PATH_MAX), mail = BUF_INIT(PATH_MAX), addr = BUF_INIT(PATH_MAX),
+	           p = BUF_INIT(PATH_MAX), err = BUF_INIT(BUF_NOLIMIT);
+	struct accounts_opts opts;
+	struct accounts *db;
+	enum accounts_result r = ACCOUNTS_ERROR;
+	bool ok = false;
+
+	buf_printf(&db_path, "%s/data/accounts.lmdb", o->dir);
+	buf_printf(&mail, "%s/mail", o->dir);
+	buf_printf(&addr, "demo@%s", o->domain);
+	memset(&opts, 0, sizeof(opts));
+	opts.mail_directory = buf_cstr(&mail);
+	if ((db = accounts_open(buf_cstr(&db_path), true, &err)) != NULL) {
+		r = accounts_add(db, buf_cstr(&addr), o->password, &opts, &err);
+		accounts_close(&db);
+	}
+	if (r != ACCOUNTS_OK) {
+		fprintf(stderr, "postern init: demo account %s: %s\n", buf_cstr(&addr),
+		        err.len ? buf_cstr(&err) : accounts_result_str(r));
+		goto out;
+	}
+	ok = true;
+	for (size_t i = 0; o->root && i < sizeof(files) / sizeof(files[0]); i++) {
+		buf_reset(&p);
+		buf_printf(&p, "%s/data/%s", o->dir, files[i]);
+		if (chown(buf_cstr(&p), o->owner_uid, o->owner_gid) < 0 && errno != ENOENT) {
+			fprintf(stderr, "postern init: chown %s: %s\n", buf_cstr(&p), strerror(errno));
+			ok = false;
+		}
+	}
+out:
+	buf_free(&db_path);
+	buf_free(&mail);
+	buf_free(&addr);
+	buf_free(&p);
+	buf_free(&err);
+	return ok;
+}
+
 static bool init_create(struct init_opts *o)
 {
 	struct buf b = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(BUF_NOLIMIT), cert = BUF_INIT(PATH_MAX),
@@ -638,6 +683,8 @@ static bool init_create(struct init_opts *o)
 	if (!init_demo_maildir(o))
 		goto out;
 	init_password(o->password, INIT_PASSWORD_LEN);
+	if (!init_demo_account(o))
+		goto out;
 	ok = true;
 out:
 	buf_free(&b);

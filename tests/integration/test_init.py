@@ -405,3 +405,24 @@ def test_demo_account_stored(make_instance):
     assert row and row[0][0] == 'demo@example.net' and row[0][1] == 'yes'
     assert row[0][-1] == f'{inst.dir}/mail/example.net/demo/'
     assert mode(inst.path('data/accounts.lmdb')) == 0o600
+
+
+def test_demo_password_verifies(make_instance):
+    """The printed password is the one stored (as a crypt hash, never in clear). The hash is found in the LMDB
+    file's bytes and checked with libcrypt through Python's crypt module."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', DeprecationWarning)
+        try:
+            import crypt
+        except ImportError:
+            pytest.skip('no crypt module in this Python')
+    inst = make_instance()
+    db = inst.path('data/accounts.lmdb')
+    if not db.exists():
+        pytest.skip('this build stores no accounts yet')
+    hashes = re.findall(rb'\$(?:y|6)\$[./A-Za-z0-9$]+', db.read_bytes())
+    assert len(hashes) == 1, hashes
+    stored = hashes[0].decode()
+    assert crypt.crypt(inst.demo_password, stored) == stored
+    assert crypt.crypt(inst.demo_password + 'x', stored) != stored
