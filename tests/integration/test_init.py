@@ -286,7 +286,7 @@ def test_root_system_instance(tmp_path):
     import grp
     import pwd
     d = tmp_path / 'sys'
-    r = postern('init', d, '--user', 'nobody')
+    r = postern('init', d, '--user', 'nobody', '--domain', 'example.org')
     assert r.returncode == 0, r.stderr
     nobody = pwd.getpwnam('nobody')
     cf = Instance(d, {}, '', '').main_cf()
@@ -300,8 +300,11 @@ def test_root_system_instance(tmp_path):
         assert (st.st_uid, st.st_gid) == (nobody.pw_uid, nobody.pw_gid), rel
     for rel in ('.', 'etc', 'etc/tls', 'pid'):
         assert os.stat(d / rel).st_uid == 0, rel
-    for rel in ('mail/localdomain', 'mail/localdomain/demo', 'mail/localdomain/demo/new'):
+    for rel in ('mail/example.org', 'mail/example.org/demo', 'mail/example.org/demo/new'):
         assert os.stat(d / rel).st_uid == nobody.pw_uid, rel
+    # the auth daemon (mail_owner) reads the account database
+    for f in (d / 'data').iterdir():
+        assert os.stat(f).st_uid == nobody.pw_uid, f
     key = os.stat(d / 'etc/tls/key.pem')
     assert stat.S_IMODE(key.st_mode) == 0o640
     assert (key.st_uid, key.st_gid) == (0, nobody.pw_gid)
