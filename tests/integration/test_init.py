@@ -429,3 +429,29 @@ def test_demo_password_verifies(make_instance):
     stored = hashes[0].decode()
     assert crypt.crypt(inst.demo_password, stored) == stored
     assert crypt.crypt(inst.demo_password + 'x', stored) != stored
+
+
+def _small_file_limit():
+    """In the child: files may not grow past 1000 bytes, and passing the limit is an error (EFBIG), not a
+    signal. main.cf fits, master.cf does not, so init fails half way."""
+    import resource
+    import signal
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+
+
+@pytest.mark.parametrize('pre_existing', [False, True])
+def test_failed_init_leaves_nothing(tmp_path, pre_existing):
+    d = tmp_path / 'inst'
+    if pre_existing:
+        d.mkdir()
+    r = subprocess.run([str(postern_bin()), 'init', str(d), '--dev'], preexec_fn=_small_file_limit,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert r.returncode != 0
+    assert 'master.cf' in r.stderr and 'nothing was created' in r.stderr, r.stderr
+    assert 'password' not in r.stdout
+    assert 'Sanitizer' not in r.stderr      # the cleanup path is leak-free under ASan too
+    if pre_existing:
+        assert list(d.iterdir()) == []
+    else:
+        assert not d.exists()
