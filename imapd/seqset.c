@@ -76,6 +76,8 @@ void imap_seqset_resolve(struct imap_seqset *set, uint32_t max)
 
 	for (size_t i = 0; i < set->count; i++) {
 		struct imap_range r = set->r[i];
+		if (max == 0 && (r.lo == IMAP_SEQ_STAR || r.hi == IMAP_SEQ_STAR))
+			continue;	/* '*' names nothing in an empty mailbox */
 		if (r.lo == IMAP_SEQ_STAR)
 			r.lo = max;
 		if (r.hi == IMAP_SEQ_STAR)
@@ -85,10 +87,6 @@ void imap_seqset_resolve(struct imap_seqset *set, uint32_t max)
 			r.lo = r.hi;
 			r.hi = t;
 		}
-		if (r.hi == 0)
-			continue;	/* only '*' on an empty mailbox */
-		if (r.lo == 0)
-			r.lo = 1;
 		set->r[n++] = r;
 	}
 	set->count = n;

@@ -25,7 +25,7 @@ struct imap_seqset {
  * stray characters) or more than max_ranges elements. */
 bool imap_seqset_parse(const char *s, struct imap_seqset *set, size_t max_ranges);
 /* Replace '*' by max, order each range, sort and merge; ranges left above max are kept for UID sets (the caller
- * clips), ranges that are only '*' on an empty mailbox (max 0) disappear. */
+ * clips), ranges with '*' on an empty mailbox (max 0) disappear. */
 void imap_seqset_resolve(struct imap_seqset *set, uint32_t max);
 /* After resolve: is n in the set? (binary search) */
 bool imap_seqset_contains(const struct imap_seqset *set, uint32_t n);
