@@ -66,7 +66,7 @@ struct imapd_session {
 	int bad_count;
 	struct imapd_login login;
 	struct imapd_selected *sel;
-	const char *tag;		/* of the command being run */
+	char *tag;			/* of the command being run (a copy: login replaces the parser) */
 	struct buf line;		/* scratch for replies */
 };
 

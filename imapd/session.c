@@ -57,6 +57,7 @@ void imapd_session_free(struct imapd_session *sess)
 {
 	imapd_unselect(sess);
 	imapd_login_clear(&sess->login);
+	xfree(&sess->tag);
 	imap_parser_free(&sess->parser);
 	buf_free(&sess->line);
 	stream_free(&sess->s);
@@ -211,7 +212,6 @@ static void dispatch(struct imapd_session *sess)
 	const struct imap_arg *args = imap_parser_args(sess->parser, &nargs);
 	bool uid = false;
 
-	sess->tag = imap_parser_tag(sess->parser);
 	if (str_eq_ci(name, "UID")) {
 		if (nargs < 1 || args[0].type != IMAP_ARG_ATOM) {
 			imapd_bad(sess, "UID needs a command");
@@ -273,10 +273,12 @@ void imapd_session_run(struct imapd_session *sess)
 			stream_puts(sess->s, "+ OK\r\n");
 			continue;
 		case IMAP_PARSE_DONE:
+			sess->tag = xstrdup(imap_parser_tag(sess->parser));
 			dispatch(sess);
 			break;
 		case IMAP_PARSE_ERROR:
-			sess->tag = imap_parser_tag(sess->parser);
+			if (imap_parser_tag(sess->parser))
+				sess->tag = xstrdup(imap_parser_tag(sess->parser));
 			imapd_bad(sess, "%s", imap_parser_error(sess->parser));
 			break;
 		case IMAP_PARSE_FATAL:
@@ -284,7 +286,7 @@ void imapd_session_run(struct imapd_session *sess)
 			sess->state = IMAPD_LOGOUT;
 			break;
 		}
-		sess->tag = NULL;
+		xfree(&sess->tag);
 		imap_parser_reset(sess->parser);
 		if (sess->set->max_bad > 0 && sess->bad_count >= sess->set->max_bad) {
 			imapd_untagged(sess, "BYE too many errors");
