@@ -1,11 +1,12 @@
 /* Fuzz the imapd command parser: any bytes, fed whole and in pieces chosen by the first input byte, must give the
  * same sequence of results (byte-at-a-time equivalence) with small limits, and never overrun. Also runs sequence
- * set parsing and LIST matching on the parsed atoms. */
+ * set parsing, LIST matching and FETCH item parsing on the parsed arguments. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "buf.h"
+#include "../../imapd/fetchargs.h"
 #include "../../imapd/listmatch.h"
 #include "../../imapd/parser.h"
 #include "../../imapd/seqset.h"
@@ -67,6 +68,14 @@ static void run(const uint8_t *d, size_t len, size_t step, struct buf *out)
 			const struct imap_arg *args = imap_parser_args(p, &count);
 			buf_printf(out, "%s %s ", imap_parser_tag(p), imap_parser_command(p));
 			walk(args, count, out, 0);
+			if (count >= 2) {
+				struct imap_fetch f;
+				struct buf err = BUF_INIT(1024);
+				if (imap_fetch_parse(&args[1], &f, &err))
+					buf_printf(out, "F%zu", f.count);
+				imap_fetch_free(&f);
+				buf_free(&err);
+			}
 		} else {
 			buf_puts(out, imap_parser_error(p));
 		}
