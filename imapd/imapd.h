@@ -38,7 +38,6 @@ struct imapd_settings {
 	SSL_CTX *tls_ctx;		/* NULL: no STARTTLS */
 	bool implicit_tls;		/* port 993: the handshake runs before the greeting */
 	bool plaintext_login;		/* allow LOGIN/AUTHENTICATE without TLS from non-loopback peers */
-	bool switch_user;		/* setgid/setuid to the mailbox owner after login (daemon as root) */
 	size_t max_line;		/* imapd_max_line_length */
 	size_t max_literal;		/* APPENDLIMIT after login */
 	size_t max_literal_preauth;	/* before login */
@@ -87,7 +86,8 @@ void imapd_put_string(struct buf *out, const char *s, size_t len);
 void imapd_put_mailbox(struct imapd_session *sess, struct buf *out, const char *utf8name);
 /* A mailbox argument from the wire as the UTF-8 name we store, INBOX canonicalised; false after a NO/BAD. */
 bool imapd_arg_mailbox(struct imapd_session *sess, const struct imap_arg *a, struct buf *out);
-/* After a successful login: switch user if configured, bigger literal limits, SPECIAL-USE folders. */
+/* After a successful login: become the mailbox owner (setgid/setuid when root; a non-root process can only
+ * serve its own uid), bigger literal limits, SPECIAL-USE folders. false (login refused) when that fails. */
 bool imapd_session_login(struct imapd_session *sess, struct imapd_login *login);
 void imapd_login_clear(struct imapd_login *l);
 void imapd_unselect(struct imapd_session *sess);

@@ -182,7 +182,13 @@ void imapd_capabilities(struct imapd_session *sess, struct buf *out)
 
 bool imapd_session_login(struct imapd_session *sess, struct imapd_login *login)
 {
-	if (sess->set->switch_user && (getegid() != login->gid || geteuid() != login->uid)) {
+	if (getegid() != login->gid || geteuid() != login->uid) {
+		/* only root can become the owner; a process already dropped to mail_owner serves only that uid */
+		if (geteuid() != 0) {
+			log_error("imapd: user %s: mailbox owner uid %ld, but running as uid %ld", login->user,
+				  (long)login->uid, (long)geteuid());
+			return false;
+		}
 		/* the same order as everywhere: groups first, while we still may */
 		if (setgroups(0, NULL) != 0 || setgid(login->gid) != 0 || setuid(login->uid) != 0)
 			fatal("imapd: cannot switch to uid %ld gid %ld", (long)login->uid, (long)login->gid);
