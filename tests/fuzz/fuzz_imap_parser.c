@@ -1,6 +1,6 @@
 /* Fuzz the imapd command parser: any bytes, fed whole and in pieces chosen by the first input byte, must give the
  * same sequence of results (byte-at-a-time equivalence) with small limits, and never overrun. Also runs sequence
- * set parsing, LIST matching and FETCH item parsing on the parsed arguments. */
+ * set parsing, LIST matching, FETCH item and SEARCH key parsing on the parsed arguments. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -8,6 +8,7 @@
 #include "buf.h"
 #include "../../imapd/fetchargs.h"
 #include "../../imapd/listmatch.h"
+#include "../../imapd/searchargs.h"
 #include "../../imapd/parser.h"
 #include "../../imapd/seqset.h"
 
@@ -76,6 +77,16 @@ static void run(const uint8_t *d, size_t len, size_t step, struct buf *out)
 				imap_fetch_free(&f);
 				buf_free(&err);
 			}
+			struct imap_search srch;
+			struct buf serr = BUF_INIT(1024);
+			bool badcs;
+			if (imap_search_parse(args, count, &srch, &serr, &badcs)) {
+				struct imap_search_msg m = { .seq = 2, .uid = 7, .size = 100, .internal_ymd = 20240101 };
+				imap_search_resolve(&srch, 5, 9);
+				buf_printf(out, "S%d", (int)imap_search_match(&srch, &m));
+			}
+			imap_search_free(&srch);
+			buf_free(&serr);
 		} else {
 			buf_puts(out, imap_parser_error(p));
 		}
