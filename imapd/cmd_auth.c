@@ -92,6 +92,11 @@ static void do_login(struct imapd_session *sess, const char *user, const char *p
 		}
 		log_info("imapd: login failed for %s", log_safe(user, strlen(user), 100));
 		imapd_no(sess, "[AUTHENTICATIONFAILED] authentication failed");
+		/* password guessing costs a new connection every few tries */
+		if (++sess->auth_failures >= IMAPD_MAX_AUTH_FAILURES) {
+			imapd_untagged(sess, "BYE too many failed logins");
+			sess->state = IMAPD_LOGOUT;
+		}
 		return;
 	}
 	log_info("imapd: login %s", login.user);

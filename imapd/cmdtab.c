@@ -15,7 +15,7 @@ static const struct imapd_cmd cmds[] = {
 	{ "STARTTLS",		imapd_cmd_starttls,	IMAPD_CMD_NOTAUTH },
 	{ "AUTHENTICATE",	imapd_cmd_authenticate,	IMAPD_CMD_NOTAUTH },
 	{ "LOGIN",		imapd_cmd_login,	IMAPD_CMD_NOTAUTH },
-	{ "ENABLE",		imapd_cmd_enable,	AUTHED },
+	{ "ENABLE",		imapd_cmd_enable,	IMAPD_CMD_AUTH },	/* RFC 5161: not once selected */
 	{ "SELECT",		imapd_cmd_select,	AUTHED },
 	{ "EXAMINE",		imapd_cmd_examine,	AUTHED },
 	{ "CREATE",		imapd_cmd_create,	AUTHED },

@@ -63,6 +63,7 @@ struct imapd_session {
 	bool loopback;			/* peer on 127.0.0.0/8 or ::1: plaintext login allowed */
 	bool enabled_utf8;		/* ENABLE UTF8=ACCEPT: names travel as UTF-8, not modified UTF-7 */
 	int bad_count;
+	int auth_failures;		/* failed password checks; the client is dropped after a few */
 	struct imapd_login login;
 	struct imapd_selected *sel;
 	char *tag;			/* of the command being run (a copy: login replaces the parser) */
@@ -95,5 +96,6 @@ void imapd_unselect(struct imapd_session *sess);
 void imapd_capabilities(struct imapd_session *sess, struct buf *out);
 
 #define IMAPD_HIER_SEP '/'
+#define IMAPD_MAX_AUTH_FAILURES 3
 
 #endif

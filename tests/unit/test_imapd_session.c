@@ -238,6 +238,29 @@ static void test_login_and_errors(void **state)
 	EXPECT(e, "b3 ID NIL", "* ID (\"name\" \"Postern\")");
 	EXPECT(e, "b4 ID (\"name\" \"test\")", "b4 OK");
 	EXPECT(e, "b5 ENABLE CONDSTORE", "* ENABLED");
+	/* pipelined commands in one write, each answered in order */
+	sendraw(e, "p1 NOOP\r\np2 NOOP\r\n");
+	char *l = readline(e);
+	assert_string_equal(l, "p1 OK NOOP completed");
+	free(l);
+	l = readline(e);
+	assert_string_equal(l, "p2 OK NOOP completed");
+	free(l);
+	/* a client that sends one byte per write is parsed the same */
+	static const char slow[] = "p3 ID (\"a\" {1+}\r\nb)\r\n";
+	for (size_t i = 0; i < sizeof(slow) - 1; i++) {
+		char one[2] = { slow[i], 0 };
+		sendraw(e, one);
+	}
+	l = readline(e);
+	assert_non_null(strstr(l, "* ID"));
+	free(l);
+	l = readline(e);
+	assert_string_equal(l, "p3 OK ID completed");
+	free(l);
+	/* names needing escapes come back as quoted strings */
+	EXPECT(e, "q1 CREATE \"a\\\"b\\\\c\"", "q1 OK");
+	EXPECT(e, "q2 LIST \"\" a*", "* LIST (\\HasNoChildren) \"/\" \"a\\\"b\\\\c\"");
 	EXPECT(e, "b6 CLOSE", "b6 BAD no mailbox selected");
 	EXPECT(e, "b7 UID FETCH 1 FLAGS", "b7 BAD unknown command");
 	EXPECT(e, "b8 LOGOUT", "b8 OK");
@@ -371,6 +394,19 @@ static void test_select_status(void **state)
 	EXPECT(e, "b7 STATUS INBOX (MESSAGES)", "(MESSAGES 0)");
 }
 
+static void test_auth_failures(void **state)
+{
+	struct env *e = *state;
+	start(e, true, false);
+	free(readline(e));
+	EXPECT(e, "a1 LOGIN fred x", "a1 NO [AUTHENTICATIONFAILED]");
+	EXPECT(e, "a2 AUTHENTICATE PLAIN AGZyZWQAeA==", "a2 NO [AUTHENTICATIONFAILED]");
+	EXPECT(e, "a3 LOGIN fred y", "a3 NO [AUTHENTICATIONFAILED]");
+	char *l = readline(e);
+	assert_string_equal(l, "* BYE too many failed logins");
+	free(l);
+}
+
 static void test_too_many_bad(void **state)
 {
 	struct env *e = *state;
@@ -398,6 +434,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sasl_login, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mailboxes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_select_status, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auth_failures, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_too_many_bad, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
