@@ -1,5 +1,5 @@
-/* The imapd command table; see cmdtab.h. Selected-state commands (FETCH, STORE, SEARCH, COPY, MOVE, EXPUNGE,
- * APPEND) join it with the shared mailbox index. */
+/* The imapd command table; see cmdtab.h. Selected-state commands (FETCH, STORE, SEARCH, COPY, MOVE, EXPUNGE)
+ * join it with the shared mailbox index. */
 #include <stddef.h>
 
 #include "cmdtab.h"
@@ -27,6 +27,7 @@ static const struct imapd_cmd cmds[] = {
 	{ "LSUB",		imapd_cmd_lsub,		AUTHED },
 	{ "STATUS",		imapd_cmd_status,	AUTHED },
 	{ "NAMESPACE",		imapd_cmd_namespace,	AUTHED },
+	{ "APPEND",		imapd_cmd_append,	AUTHED },
 	{ "CHECK",		imapd_cmd_check,	IMAPD_CMD_SELECTED },
 	{ "CLOSE",		imapd_cmd_close,	IMAPD_CMD_SELECTED },
 	{ "UNSELECT",		imapd_cmd_unselect,	IMAPD_CMD_SELECTED },

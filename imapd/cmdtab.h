@@ -36,5 +36,7 @@ imapd_cmd_fn imapd_cmd_capability, imapd_cmd_noop, imapd_cmd_logout, imapd_cmd_s
 imapd_cmd_fn imapd_cmd_select, imapd_cmd_examine, imapd_cmd_create, imapd_cmd_delete, imapd_cmd_rename, imapd_cmd_subscribe,
 	imapd_cmd_unsubscribe, imapd_cmd_list, imapd_cmd_lsub, imapd_cmd_status, imapd_cmd_namespace,
 	imapd_cmd_close, imapd_cmd_unselect, imapd_cmd_check;
+/* handlers (cmd_append.c) */
+imapd_cmd_fn imapd_cmd_append;
 
 #endif

@@ -58,7 +58,7 @@ void imap_flags_to_list(unsigned flags, struct buf *out)
 }
 
 /* flag-keyword = atom without '\'; a '\' flag must be one of the system flags. */
-static bool add_flag(const struct imap_arg *a, struct imap_store *st, struct buf *err)
+static bool add_flag(const struct imap_arg *a, unsigned *flags, bool *keywords, struct buf *err)
 {
 	const char *s;
 
@@ -72,7 +72,7 @@ static bool add_flag(const struct imap_arg *a, struct imap_store *st, struct buf
 			buf_puts(err, str_eq_ci(s, "\\Recent") ? "\\Recent cannot be stored" : "unknown system flag");
 			return false;
 		}
-		st->flags |= f;
+		*flags |= f;
 		return true;
 	}
 	for (const char *p = s; *p; p++)
@@ -80,7 +80,19 @@ static bool add_flag(const struct imap_arg *a, struct imap_store *st, struct buf
 			buf_puts(err, "invalid keyword");
 			return false;
 		}
-	st->keywords = true;
+	*keywords = true;
+	return true;
+}
+
+bool imap_flags_parse_list(const struct imap_arg *list, unsigned *flags, bool *keywords, struct buf *err)
+{
+	if (list->type != IMAP_ARG_LIST) {
+		buf_puts(err, "a flag list expected");
+		return false;
+	}
+	for (size_t i = 0; i < list->count; i++)
+		if (!add_flag(&list->list[i], flags, keywords, err))
+			return false;
 	return true;
 }
 
@@ -105,11 +117,8 @@ bool imap_store_parse(const struct imap_arg *item, const struct imap_arg *value,
 		return false;
 	}
 	if (value->type != IMAP_ARG_LIST)
-		return add_flag(value, out, err);
-	for (size_t i = 0; i < value->count; i++)
-		if (!add_flag(&value->list[i], out, err))
-			return false;
-	return true;
+		return add_flag(value, &out->flags, &out->keywords, err);
+	return imap_flags_parse_list(value, &out->flags, &out->keywords, err);
 }
 
 unsigned imap_store_apply(const struct imap_store *st, unsigned current)

@@ -27,6 +27,10 @@ void imap_flags_to_maildir(unsigned flags, struct buf *out);
 /* "(\Answered \Seen)" form for FETCH FLAGS. */
 void imap_flags_to_list(unsigned flags, struct buf *out);
 
+/* A flag list "(\Seen $Kw)" (APPEND, STORE): system flags into *flags; *keywords set when a keyword was named.
+ * false with a BAD reason in err (\Recent, unknown system flags, non-atoms). */
+bool imap_flags_parse_list(const struct imap_arg *list, unsigned *flags, bool *keywords, struct buf *err);
+
 enum imap_store_op { IMAP_STORE_SET, IMAP_STORE_ADD, IMAP_STORE_REMOVE };
 struct imap_store {
 	enum imap_store_op op;

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <openssl/ssl.h>
 
@@ -94,6 +95,9 @@ void imapd_login_clear(struct imapd_login *l);
 void imapd_unselect(struct imapd_session *sess);
 /* The capability list for the current state (without the leading "CAPABILITY"). */
 void imapd_capabilities(struct imapd_session *sess, struct buf *out);
+
+/* IMAP date-time "17-Jul-1996 02:44:25 -0700" (day may be " 7") -> seconds since the epoch (cmd_append.c). */
+bool imapd_parse_date_time(const char *s, time_t *out);
 
 #define IMAPD_HIER_SEP '/'
 #define IMAPD_MAX_AUTH_FAILURES 3

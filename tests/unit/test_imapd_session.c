@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <poll.h>
@@ -115,6 +116,8 @@ static int teardown(void **state)
 static void sendraw(struct env *e, const char *s)
 {
 	size_t n = strlen(s);
+	if (getenv("IMAPD_TEST_TRACE"))
+		fprintf(stderr, "C: %s\n", s);
 	assert_int_equal(write(e->fd, s, n), (ssize_t)n);
 }
 
@@ -126,6 +129,8 @@ static char *readline(struct env *e)
 		if (nl) {
 			size_t n = (size_t)(nl - e->in.data);
 			char *line = xstrndup(e->in.data, n && nl[-1] == '\r' ? n - 1 : n);
+			if (getenv("IMAPD_TEST_TRACE"))
+				fprintf(stderr, "S: %s\n", line);
 			buf_consume(&e->in, n + 1);
 			return line;
 		}
@@ -412,6 +417,69 @@ static void test_auth_failures(void **state)
 	free(l);
 }
 
+/* The one file in dir (a Maildir cur/ or new/), or NULL. */
+static char *only_file(const char *dir)
+{
+	char *found = NULL;
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		assert_null(found);
+		found = xstrdup(de->d_name);
+	}
+	closedir(d);
+	return found;
+}
+
+static void test_append(void **state)
+{
+	struct env *e = *state;
+	start(e, true, false);
+	login(e);
+	EXPECT(e, "c0 CAPABILITY", "APPENDLIMIT=100000");
+	sendraw(e, "a1 APPEND Drafts (\\Seen \\Draft $Kw) \" 7-Feb-1994 21:52:25 -0800\" {22}\r\n");
+	char *l = readline(e);
+	assert_string_equal(l, "+ OK");
+	free(l);
+	EXPECT_TAG(e, "Subject: hi\r\n\r\nbody\r\n\r", "a1", "a1 OK APPEND completed");
+	char dir[256], path[512];
+	snprintf(dir, sizeof(dir), "%s/.Drafts/cur", e->maildir);
+	char *name = only_file(dir);
+	assert_non_null(name);
+	assert_non_null(strstr(name, ":2,DS"));
+	assert_non_null(strstr(name, ",S=19,W=22"));	/* LF on disk: CRLF pairs became LF, the lone CR stays */
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal((long)st.st_mtime, 760686745L);	/* 1994-02-08 05:52:25 UTC */
+	char content[64] = { 0 };
+	FILE *f = fopen(path, "r");
+	assert_int_equal(fread(content, 1, sizeof(content) - 1, f), 19);
+	fclose(f);
+	assert_string_equal(content, "Subject: hi\n\nbody\n\r");
+	free(name);
+
+	EXPECT(e, "a2 APPEND Nope {1+}\r\nx", "a2 NO [TRYCREATE]");
+	EXPECT(e, "a3 APPEND INBOX \"31-Feb-2024 00:00:00 +0000\" {1+}\r\nx", "a3 BAD invalid date-time");
+	EXPECT(e, "a4 APPEND INBOX (\\Recent) {1+}\r\nx", "a4 BAD");
+	EXPECT(e, "a5 APPEND INBOX {0+}\r\n", "a5 NO [CANNOT]");
+	EXPECT(e, "a6 APPEND INBOX \"x\"", "a6 BAD APPEND needs the message as a literal");
+	static const char nul[] = "a7 APPEND INBOX {2+}\r\nx\0\r\n";
+	assert_int_equal(write(e->fd, nul, sizeof(nul) - 1), (ssize_t)sizeof(nul) - 1);
+	l = readline(e);
+	assert_string_equal(l, "a7 NO [CANNOT] the message is empty or contains NUL bytes");
+	free(l);
+	/* appending to the selected mailbox announces the new count */
+	EXPECT(e, "b1 SELECT INBOX", "* 0 EXISTS");
+	EXPECT(e, "b2 APPEND INBOX {3+}\r\nx\r\n", "* 1 EXISTS");
+	EXPECT(e, "b3 STATUS INBOX (MESSAGES UNSEEN)", "(MESSAGES 1 UNSEEN 1)");
+	/* past APPENDLIMIT: a synchronising literal gets no "+" */
+	EXPECT(e, "b4 APPEND INBOX {100001}", "b4 BAD [TOOBIG]");
+}
+
 static void test_too_many_bad(void **state)
 {
 	struct env *e = *state;
@@ -440,6 +508,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mailboxes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_select_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_auth_failures, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_append, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_too_many_bad, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
