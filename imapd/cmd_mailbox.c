@@ -275,7 +275,10 @@ static void do_list(struct imapd_session *sess, const struct imap_arg *args, siz
 		imapd_ok(sess, "LIST completed");
 		goto out;
 	}
-	imap_list_pattern(buf_cstr(&refd), buf_cstr(&patd), IMAPD_HIER_SEP, &pat);
+	if (!imap_list_pattern(buf_cstr(&refd), buf_cstr(&patd), IMAPD_HIER_SEP, &pat)) {
+		imapd_no(sess, "[CANNOT] pattern too long");
+		goto out;
+	}
 	imapd_mailboxes_list(root(sess), &existing);
 	if (lsub)
 		imapd_subscriptions_read(root(sess), &all);

@@ -40,23 +40,23 @@ static bool inbox_prefix(const char *s, char sep)
 	return str_eqn_ci(s, "INBOX", 5) && (s[5] == '\0' || s[5] == sep);
 }
 
-void imap_mailbox_canon(const char *name, char sep, struct buf *out)
+bool imap_mailbox_canon(const char *name, char sep, struct buf *out)
 {
 	buf_reset(out);
 	if (inbox_prefix(name, sep)) {
-		buf_puts(out, "INBOX");
+		if (!buf_puts(out, "INBOX"))
+			return false;
 		name += 5;
 	}
-	buf_puts(out, name);
+	return buf_puts(out, name);
 }
 
-void imap_list_pattern(const char *ref, const char *mailbox, char sep, struct buf *out)
+bool imap_list_pattern(const char *ref, const char *mailbox, char sep, struct buf *out)
 {
 	struct buf joined = BUF_INIT(out->max);
+	bool ok = (mailbox[0] == sep || buf_puts(&joined, ref)) && buf_puts(&joined, mailbox) &&
+		  imap_mailbox_canon(buf_cstr(&joined), sep, out);
 
-	if (mailbox[0] != sep)
-		buf_puts(&joined, ref);
-	buf_puts(&joined, mailbox);
-	imap_mailbox_canon(buf_cstr(&joined), sep, out);
 	buf_free(&joined);
+	return ok;
 }

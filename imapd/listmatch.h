@@ -12,8 +12,9 @@ bool imap_list_match(const char *pattern, const char *name, char sep);
 /* Join LIST's reference and mailbox arguments into one pattern (the reference is a prefix; a mailbox argument
  * starting with the separator stands alone), and spell a leading "inbox" (any case) as "INBOX" since that name
  * alone is case-insensitive. */
-void imap_list_pattern(const char *ref, const char *mailbox, char sep, struct buf *out);
-/* "INBOX" for any case of "inbox" (also as the first component of a hierarchy), else name unchanged in out. */
-void imap_mailbox_canon(const char *name, char sep, struct buf *out);
+bool imap_list_pattern(const char *ref, const char *mailbox, char sep, struct buf *out);
+/* "INBOX" for any case of "inbox" (also as the first component of a hierarchy), else name unchanged in out.
+ * Both return false when out's cap is too small (out is then unusable, never a shortened name). */
+bool imap_mailbox_canon(const char *name, char sep, struct buf *out);
 
 #endif

@@ -159,9 +159,11 @@ bool imapd_arg_mailbox(struct imapd_session *sess, const struct imap_arg *a, str
 		imapd_no(sess, "[CANNOT] mailbox name is not valid modified UTF-7");
 		return false;
 	}
-	imap_mailbox_canon(buf_cstr(&dec), IMAPD_HIER_SEP, out);
+	bool ok = imap_mailbox_canon(buf_cstr(&dec), IMAPD_HIER_SEP, out);
 	buf_free(&dec);
-	return true;
+	if (!ok)
+		imapd_no(sess, "[CANNOT] mailbox name too long");
+	return ok;
 }
 
 void imapd_capabilities(struct imapd_session *sess, struct buf *out)

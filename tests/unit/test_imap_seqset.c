@@ -119,6 +119,12 @@ static void test_pattern(void **state)
 	imap_mailbox_canon("Inbox", '/', &b);
 	assert_string_equal(buf_cstr(&b), "INBOX");
 	buf_free(&b);
+	/* too long for the cap: refused, never shortened (a cut "INBOX/..." must not become "INBOX") */
+	struct buf small = BUF_INIT(8);
+	assert_false(imap_mailbox_canon("INBOX/abcdef", '/', &small));
+	assert_true(imap_mailbox_canon("INBOX/ab", '/', &small));
+	assert_false(imap_list_pattern("INBOX/", "abcdef", '/', &small));
+	buf_free(&small);
 }
 
 int main(void)

@@ -343,6 +343,16 @@ static void test_mailboxes(void **state)
 	EXPECT(e, "c5 DELETE Job/postern", "c5 OK");
 	EXPECT(e, "c6 DELETE Job/postern", "c6 NO [NONEXISTENT]");
 	EXPECT(e, "c7 DELETE INBOX", "c7 NO [CANNOT]");
+	{
+		/* a name past the length cap is refused as a whole: "INBOX/<long>" must not act on INBOX */
+		struct buf big = BUF_INIT(BUF_NOLIMIT);
+		buf_puts(&big, "c8 RENAME INBOX/");
+		for (int i = 0; i < 1100; i++)
+			buf_putc(&big, 'x');
+		buf_puts(&big, " Elsewhere");
+		EXPECT(e, buf_cstr(&big), "c8 NO [CANNOT] mailbox name too long");
+		buf_free(&big);
+	}
 	/* modified UTF-7 names round trip and are stored as UTF-8 */
 	EXPECT(e, "d1 CREATE Entw&APw-rfe", "d1 OK");
 	EXPECT(e, "d2 LIST \"\" Entw*", "* LIST (\\HasNoChildren) \"/\" \"Entw&APw-rfe\"");
