@@ -180,7 +180,7 @@ void imapd_cmd_rename(struct imapd_session *sess, const struct imap_arg *args, s
 		imapd_bad(sess, "RENAME needs two mailbox names");
 	} else if (get_name(sess, &args[0], &from) && get_name(sess, &args[1], &to)) {
 		size_t fl = from.len;
-		if (strncmp(buf_cstr(&to), buf_cstr(&from), fl) == 0 && to.data[fl] == IMAPD_HIER_SEP)
+		if (strncmp(buf_cstr(&to), buf_cstr(&from), fl) == 0 && buf_cstr(&to)[fl] == IMAPD_HIER_SEP)
 			imapd_no(sess, "[CANNOT] a mailbox cannot move below itself");
 		else
 			answer_result(sess, imapd_mailbox_rename(root(sess), buf_cstr(&from), buf_cstr(&to), &err), &err,

@@ -335,6 +335,12 @@ static void test_mailboxes(void **state)
 	EXPECT_NOT(e, "b7 LIST \"\" *", "\"Lists/postern\"");
 	EXPECT(e, "b8 RENAME Work/postern Sent", "b8 NO [ALREADYEXISTS]");
 	EXPECT(e, "b9 RENAME Sent Sent/x", "b9 NO [CANNOT]");
+	EXPECT(e, "ba RENAME \"\" \"\"", "ba NO");
+	EXPECT(e, "bb RENAME \"\" /x", "bb NO");
+	EXPECT(e, "bc CREATE \"\"", "bc NO [CANNOT]");
+	EXPECT(e, "bd CREATE /", "bd NO [CANNOT]");
+	EXPECT(e, "be DELETE \"\"", "be NO");
+	EXPECT(e, "bf SELECT \"\"", "bf NO");
 	/* a folder with children renames them too */
 	EXPECT(e, "c1 CREATE Work", "c1 OK");
 	EXPECT(e, "c2 RENAME Work Job", "c2 OK");
