@@ -62,7 +62,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!maildir) {
 		log_init("fuzz_imapd");
 		log_to_file("/dev/null");
-		snprintf(scratch, sizeof(scratch), "/tmp/fuzz-imapd-XXXXXX");
+		const char *tmp = getenv("TMPDIR");
+		snprintf(scratch, sizeof(scratch), "%s/fuzz-imapd-XXXXXX", tmp && *tmp && strlen(tmp) < 40 ? tmp : "/tmp");
 		if (!mkdtemp(scratch))
 			abort();
 		atexit(cleanup);

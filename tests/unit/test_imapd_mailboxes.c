@@ -28,7 +28,8 @@ static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(root, sizeof(root), "/tmp/imapd-mbx-XXXXXX");
+	const char *tmp = getenv("TMPDIR");
+	snprintf(root, sizeof(root), "%s/imapd-mbx-XXXXXX", tmp && *tmp && strlen(tmp) < 40 ? tmp : "/tmp");
 	return mkdtemp(root) ? 0 : -1;
 }
 

@@ -74,7 +74,8 @@ static void start(struct env *e, bool loopback, bool plaintext)
 static int setup(void **state)
 {
 	struct env *e = xcalloc(1, sizeof(*e));
-	snprintf(e->dir, sizeof(e->dir), "/tmp/imapd-test-XXXXXX");
+	const char *tmp = getenv("TMPDIR");
+	snprintf(e->dir, sizeof(e->dir), "%s/imapd-test-XXXXXX", tmp && *tmp && strlen(tmp) < 40 ? tmp : "/tmp");
 	assert_non_null(mkdtemp(e->dir));
 	size_t n = strlen(e->dir) + 8;
 	e->maildir = xmalloc(n);
