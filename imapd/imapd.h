@@ -52,7 +52,7 @@ struct imapd_selected {
 	char *name;		/* UTF-8 name as stored */
 	char *path;		/* Maildir directory */
 	bool readonly;		/* EXAMINE */
-	uint32_t exists, recent, unseen_first;
+	uint32_t exists, recent;
 	uint32_t uidvalidity, uidnext;
 };
 
@@ -62,7 +62,6 @@ struct imapd_session {
 	struct imap_parser *parser;
 	enum imapd_state state;
 	bool loopback;			/* peer on 127.0.0.0/8 or ::1: plaintext login allowed */
-	bool enabled_utf8;		/* ENABLE UTF8=ACCEPT: names travel as UTF-8, not modified UTF-7 */
 	int bad_count;
 	int auth_failures;		/* failed password checks; the client is dropped after a few */
 	struct imapd_login login;
@@ -84,7 +83,7 @@ void imapd_no(struct imapd_session *sess, const char *fmt, ...) __attribute__((f
 void imapd_bad(struct imapd_session *sess, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A string for a reply: an atom-safe quoted string when it can be one, else a literal. */
 void imapd_put_string(struct buf *out, const char *s, size_t len);
-/* A mailbox name for the wire (modified UTF-7 unless UTF8=ACCEPT is enabled), as a string. */
+/* A mailbox name for the wire (modified UTF-7), as a string. */
 void imapd_put_mailbox(struct imapd_session *sess, struct buf *out, const char *utf8name);
 /* A mailbox argument from the wire as the UTF-8 name we store, INBOX canonicalised; false after a NO/BAD. */
 bool imapd_arg_mailbox(struct imapd_session *sess, const struct imap_arg *a, struct buf *out);
