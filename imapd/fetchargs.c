@@ -1,10 +1,11 @@
-/* FETCH attribute parsing; see fetchargs.h. The section text sits inside one parser atom ("BODY[...]<a.b>"),
- * so it is scanned here with its own small tokenizer. */
+/* FETCH attribute parsing; see fetchargs.h. The section text sits inside one parser atom ("BODY[...]<a.b>");
+ * what is between the brackets goes to imap_section_parse(). */
 #include <string.h>
 
 #include "alloc.h"
 #include "fetchargs.h"
 #include "str.h"
+#include "utf7imap.h"
 
 static const struct {
 	const char *name;
@@ -86,58 +87,6 @@ static bool parse_u64(const char **sp, const char *end, uint64_t *out)
 	return true;
 }
 
-/* "(From "Subject" X-Y)" inside the brackets: names are atoms or quoted strings, stored upper-cased. */
-static bool parse_fields(const char **sp, const char *end, struct imap_fetch_item *it, struct buf *err)
-{
-	const char *s = *sp;
-	struct buf name = BUF_INIT(1000);
-
-	if (s == end || *s != ' ' || s + 1 == end || s[1] != '(') {
-		buf_puts(err, "HEADER.FIELDS needs a list of header names");
-		return false;
-	}
-	s += 2;
-	for (;;) {
-		buf_reset(&name);
-		if (s < end && *s == '"') {
-			for (s++; s < end && *s != '"'; s++) {
-				if (*s == '\\' && s + 1 < end)
-					s++;
-				buf_putc(&name, (*s >= 'a' && *s <= 'z') ? *s - 32 : *s);
-			}
-			if (s == end)
-				break;
-			s++;
-		} else {
-			for (; s < end && *s != ' ' && *s != ')'; s++) {
-				unsigned char c = (unsigned char)*s;
-				if (c <= 0x20 || c >= 0x7f || c == ':' || c == '(' || c == '"')
-					goto bad;
-				buf_putc(&name, (c >= 'a' && c <= 'z') ? c - 32 : c);
-			}
-		}
-		if (name.len == 0 || memchr(name.data, ':', name.len) || it->nfields >= IMAP_FETCH_MAX_FIELDS)
-			goto bad;
-		for (size_t i = 0; i < name.len; i++)
-			if ((unsigned char)name.data[i] <= 0x20 || (unsigned char)name.data[i] >= 0x7f)
-				goto bad;
-		it->fields = xreallocarray(it->fields, it->nfields + 1, sizeof(*it->fields));
-		it->fields[it->nfields++] = buf_steal(&name, NULL);
-		if (s < end && *s == ')') {
-			*sp = s + 1;
-			buf_free(&name);
-			return true;
-		}
-		if (s == end || *s != ' ')
-			break;
-		s++;
-	}
-bad:
-	buf_free(&name);
-	buf_puts(err, "invalid header field list");
-	return false;
-}
-
 /* BODY[section]<partial> / BODY.PEEK[...]; s points after "BODY" or "BODY.PEEK", at '['. */
 static bool add_section(struct imap_fetch *f, const char *s, bool peek, struct buf *err)
 {
@@ -149,54 +98,10 @@ static bool add_section(struct imap_fetch *f, const char *s, bool peek, struct b
 	if (!peek)
 		f->sets_seen = true;
 	s++;	/* '[' */
-	/* part numbers */
-	while (s < end && *s >= '1' && *s <= '9') {
-		uint64_t v;
-		if (!parse_u64(&s, end, &v) || v > UINT32_MAX || it->nparts >= IMAP_FETCH_PART_DEPTH)
-			goto bad;
-		it->part[it->nparts++] = (uint32_t)v;
-		if (s < end && *s == '.' && s + 1 < end && s[1] >= '1' && s[1] <= '9') {
-			s++;
-			continue;
-		}
-		if (s < end && *s == '.') {
-			s++;
-			if (s == end || *s == ']')
-				goto bad;
-		}
-		break;
-	}
-	static const struct {
-		const char *name;
-		enum imap_section_kind kind;
-	} secs[] = {
-		{ "HEADER.FIELDS.NOT", IMAP_SECTION_HEADER_FIELDS_NOT }, { "HEADER.FIELDS", IMAP_SECTION_HEADER_FIELDS },
-		{ "HEADER", IMAP_SECTION_HEADER }, { "TEXT", IMAP_SECTION_TEXT }, { "MIME", IMAP_SECTION_MIME },
-	};
-	it->section = IMAP_SECTION_ALL;
-	if (s < end && *s != ']') {
-		size_t i;
-		for (i = 0; i < sizeof(secs) / sizeof(secs[0]); i++) {
-			size_t n = strlen(secs[i].name);
-			if ((size_t)(end - s) >= n && str_eqn_ci(s, secs[i].name, n) &&
-			    (s[n] == ']' || s[n] == ' ')) {
-				it->section = secs[i].kind;
-				s += n;
-				break;
-			}
-		}
-		if (i == sizeof(secs) / sizeof(secs[0]))
-			goto bad;
-		if (it->section == IMAP_SECTION_MIME && it->nparts == 0)
-			goto bad;
-		if (it->section == IMAP_SECTION_HEADER_FIELDS || it->section == IMAP_SECTION_HEADER_FIELDS_NOT) {
-			if (!parse_fields(&s, end, it, err))
-				goto fail;
-		}
-	}
-	if (s == end || *s != ']')
+	const char *close = memchr(s, ']', (size_t)(end - s));
+	if (!close || !imap_section_parse(s, (size_t)(close - s), &it->sec))
 		goto bad;
-	s++;
+	s = close + 1;
 	if (s < end && *s == '<') {
 		s++;
 		if (!parse_u64(&s, end, &it->start) || s == end || *s != '.')
@@ -210,18 +115,27 @@ static bool add_section(struct imap_fetch *f, const char *s, bool peek, struct b
 	if (s != end)
 		goto bad;
 
-	/* the response echoes the section (header names upper-cased) and only the partial's start */
+	/* the response echoes the section and only the partial's start */
 	buf_puts(&resp, "BODY[");
-	for (size_t i = 0; i < it->nparts; i++)
-		buf_printf(&resp, "%s%u", i ? "." : "", it->part[i]);
-	if (it->section != IMAP_SECTION_ALL) {
-		const char *names[] = { "", "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME" };
-		buf_printf(&resp, "%s%s", it->nparts ? "." : "", names[it->section]);
+	for (size_t i = 0; i < it->sec.npath; i++)
+		buf_printf(&resp, "%s%u", i ? "." : "", it->sec.path[i]);
+	if (it->sec.kind != IMAP_SECTION_ALL) {
+		static const char *const names[] = { "", "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME" };
+		buf_printf(&resp, "%s%s", it->sec.npath ? "." : "", names[it->sec.kind]);
 	}
-	if (it->nfields) {
+	if (it->sec.nfields) {
 		buf_puts(&resp, " (");
-		for (size_t i = 0; i < it->nfields; i++)
-			buf_printf(&resp, "%s%s", i ? " " : "", it->fields[i]);
+		for (size_t i = 0; i < it->sec.nfields; i++) {
+			if (i)
+				buf_putc(&resp, ' ');
+			const char *fn = it->sec.fields[i];
+			size_t fl = strlen(fn);
+			/* echoed as an atom when it is one (what clients sent), else as a string */
+			if (fl && fl == strcspn(fn, " ()[]{}\"%*\\") && utf7imap_is_plain(fn, fl))
+				buf_append(&resp, fn, fl);
+			else
+				imap_append_string(&resp, fn, fl);
+		}
 		buf_puts(&resp, ")");
 	}
 	buf_puts(&resp, "]");
@@ -231,7 +145,6 @@ static bool add_section(struct imap_fetch *f, const char *s, bool peek, struct b
 	return true;
 bad:
 	buf_puts(err, "invalid BODY[] section");
-fail:
 	buf_free(&resp);
 	return false;
 }
@@ -278,9 +191,8 @@ bool imap_fetch_parse(const struct imap_arg *arg, struct imap_fetch *out, struct
 void imap_fetch_free(struct imap_fetch *f)
 {
 	for (size_t i = 0; i < f->count; i++) {
-		for (size_t k = 0; k < f->items[i].nfields; k++)
-			free(f->items[i].fields[k]);
-		free(f->items[i].fields);
+		if (f->items[i].kind == IMAP_FETCH_SECTION)
+			imap_section_free(&f->items[i].sec);
 		free(f->items[i].resp_name);
 	}
 	xfree(&f->items);

@@ -9,11 +9,10 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "imap_body.h"
 #include "parser.h"
 
-#define IMAP_FETCH_PART_DEPTH 32	/* 1.2.3... nesting we accept */
 #define IMAP_FETCH_MAX_ITEMS 64
-#define IMAP_FETCH_MAX_FIELDS 128
 
 enum imap_fetch_kind {
 	IMAP_FETCH_FLAGS,
@@ -29,26 +28,14 @@ enum imap_fetch_kind {
 	IMAP_FETCH_SECTION,		/* BODY[...] / BODY.PEEK[...] */
 };
 
-enum imap_section_kind {
-	IMAP_SECTION_ALL,		/* [] or [1.2] */
-	IMAP_SECTION_HEADER,
-	IMAP_SECTION_HEADER_FIELDS,
-	IMAP_SECTION_HEADER_FIELDS_NOT,
-	IMAP_SECTION_TEXT,
-	IMAP_SECTION_MIME,		/* only after a part number */
-};
 
 struct imap_fetch_item {
 	enum imap_fetch_kind kind;
 	bool peek;			/* does not set \Seen */
-	uint32_t part[IMAP_FETCH_PART_DEPTH];
-	size_t nparts;
-	enum imap_section_kind section;
-	char **fields;			/* upper-cased header names for HEADER.FIELDS[.NOT] */
-	size_t nfields;
+	struct imap_section sec;	/* IMAP_FETCH_SECTION: parsed by common/imap_section.c */
 	bool partial;
 	uint64_t start, count;
-	char *resp_name;		/* the name to answer with: "BODY[HEADER.FIELDS (FROM)]<0>", "RFC822.SIZE" */
+	char *resp_name;		/* the name to answer with: "BODY[HEADER.FIELDS (From)]<0>", "RFC822.SIZE" */
 };
 
 struct imap_fetch {

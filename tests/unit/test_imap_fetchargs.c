@@ -67,13 +67,14 @@ static void test_sections(void **state)
 {
 	(void)state;
 	N("BODY[]", "BODY[]");
+	N("BODY[HEADER.FIELDS (\"a b\")]", "BODY[HEADER.FIELDS (\"a b\")]");
 	N("body.peek[header]", "BODY[HEADER]");
 	N("BODY[1.2.TEXT]", "BODY[1.2.TEXT]");
 	N("BODY[3]", "BODY[3]");
 	N("BODY[4.2.MIME]", "BODY[4.2.MIME]");
 	N("BODY[]<0.100>", "BODY[]<0>");
-	N("BODY.PEEK[HEADER.FIELDS (From \"subject\" X-Foo)]<10.20>", "BODY[HEADER.FIELDS (FROM SUBJECT X-FOO)]<10>");
-	N("(UID BODY.PEEK[1.HEADER.FIELDS.NOT (Received)])", "UID|BODY[1.HEADER.FIELDS.NOT (RECEIVED)]");
+	N("BODY.PEEK[HEADER.FIELDS (From \"subject\" X-Foo)]<10.20>", "BODY[HEADER.FIELDS (From subject X-Foo)]<10>");
+	N("(UID BODY.PEEK[1.HEADER.FIELDS.NOT (Received)])", "UID|BODY[1.HEADER.FIELDS.NOT (Received)]");
 	/* bad forms */
 	N("BODY[MIME]", "ERR: invalid BODY[] section");
 	N("BODY[0]", "ERR: invalid BODY[] section");
@@ -84,10 +85,10 @@ static void test_sections(void **state)
 	N("BODY[]<5>", "ERR: invalid BODY[] section");
 	N("BODY[]x", "ERR: invalid BODY[] section");
 	N("BODY[]<1.2>x", "ERR: invalid BODY[] section");
-	N("BODY[HEADER.FIELDS]", "ERR: HEADER.FIELDS needs a list of header names");
-	N("BODY[HEADER.FIELDS ()]", "ERR: invalid header field list");
-	N("BODY[HEADER.FIELDS (a:b)]", "ERR: invalid header field list");
-	N("BODY[HEADER.FIELDS (From]", "ERR: invalid header field list");
+	N("BODY[HEADER.FIELDS]", "ERR: invalid BODY[] section");
+	N("BODY[HEADER.FIELDS ()]", "ERR: invalid BODY[] section");
+	N("BODY[HEADER.FIELDS (a:b)]", "ERR: invalid BODY[] section");
+	N("BODY[HEADER.FIELDS (From]", "ERR: invalid BODY[] section");
 	N("BODY[99999999999]", "ERR: invalid BODY[] section");
 	N("BODY[]<99999999999999999999999.1>", "ERR: invalid BODY[] section");
 }
