@@ -84,7 +84,8 @@ static void do_login(struct imapd_session *sess, const char *user, const char *p
 	struct imapd_login login = { 0 };
 	bool tempfail = false;
 
-	if (!sess->set->auth || !sess->set->auth(sess->set->auth_ctx, user, pass, &login, &tempfail)) {
+	if (!sess->set->auth || !sess->set->auth(sess->set->auth_ctx, user, pass, stream_is_tls(sess->s), sess->loopback,
+						   &login, &tempfail)) {
 		imapd_login_clear(&login);
 		if (tempfail) {
 			imapd_no(sess, "[UNAVAILABLE] authentication is temporarily unavailable");

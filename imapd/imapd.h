@@ -32,8 +32,10 @@ struct imapd_login {
 };
 
 /* Password check, supplied by the daemon (the auth daemon client) or by tests. Returns true and fills out on
- * success; false for a wrong user or password. tempfail set means "try later" (auth daemon unreachable). */
-typedef bool imapd_auth_fn(void *ctx, const char *user, const char *pass, struct imapd_login *out, bool *tempfail);
+ * success; false for a wrong user or password. tempfail set means "try later" (auth daemon unreachable).
+ * encrypted and loopback describe the client connection (the auth daemon applies its own policy to them). */
+typedef bool imapd_auth_fn(void *ctx, const char *user, const char *pass, bool encrypted, bool loopback,
+			   struct imapd_login *out, bool *tempfail);
 
 struct imapd_settings {
 	SSL_CTX *tls_ctx;		/* NULL: no STARTTLS */

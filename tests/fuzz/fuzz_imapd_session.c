@@ -35,10 +35,13 @@ static void cleanup(void)
 		nftw(scratch, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static bool auth(void *ctx, const char *user, const char *pass, struct imapd_login *out, bool *tempfail)
+static bool auth(void *ctx, const char *user, const char *pass, bool encrypted, bool loopback,
+		      struct imapd_login *out, bool *tempfail)
 {
 	(void)ctx;
 	(void)tempfail;
+	(void)encrypted;
+	(void)loopback;
 	if (strcmp(pass, "pw") != 0)
 		return false;
 	out->user = xstrdup(user);

@@ -1,17 +1,19 @@
 """imapd through master and Python's imaplib: greeting and CAPABILITY, STARTTLS on the plain port, implicit TLS
-on the other, BAD recovery, literals, and LOGIN answered while the auth daemon is not wired in.
+on the other, BAD recovery, literals, LOGIN through the auth daemon, and the mailbox commands (LIST, CREATE,
+RENAME, DELETE, SUBSCRIBE/LSUB, SELECT/EXAMINE counts, APPEND, STATUS) on a real account.
 
-Each test builds its own small instance in a temporary directory on free loopback ports (master, imapd and a
-self-signed certificate), like test_master.py does for the echo daemon. Mailbox commands are covered end to end
-by the unit test test_imapd_session (a session over a socketpair) until logins can pass here.
+Each test builds its own small instance in a temporary directory on free loopback ports (master, imapd, auth, one
+account and a self-signed certificate), like test_master.py does for the echo daemon.
 """
 import imaplib
 import os
 import re
+import shutil
 import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -75,8 +77,9 @@ class ImapInstance:
         for d in ('etc', 'etc/tls', 'bin', 'log', 'pid', 'queue', 'private'):
             (self.dir / d).mkdir()
             os.chmod(self.dir / d, 0o700 if d == 'private' else 0o755)
-        for prog in ('master', 'imapd'):
+        for prog in ('master', 'imapd', 'auth'):
             os.symlink(build_dir() / 'bin' / prog, self.dir / 'bin' / prog)
+        (self.dir / 'mail').mkdir()
         subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj',
                         '/CN=localhost', '-keyout', str(self.dir / 'etc/tls/key.pem'),
                         '-out', str(self.dir / 'etc/tls/cert.pem')],
@@ -85,6 +88,7 @@ class ImapInstance:
         if IS_ROOT:
             os.chown(self.dir / 'private', 65534, 65534)
             os.chown(self.dir / 'queue', 65534, 65534)
+            os.chown(self.dir / 'mail', 65534, 65534)
         (self.dir / 'etc' / 'main.cf').write_text(
             f'daemon_directory = {self.dir}/bin\n'
             f'mail_owner = {owner}\n'
@@ -94,11 +98,18 @@ class ImapInstance:
         self.imap, self.imaps = free_ports(2)
         (self.dir / 'etc' / 'master.cf').write_text(
             f'imap  inet 127.0.0.1:{self.imap} starttls - - 5 100 60s imapd\n'
-            f'imaps inet 127.0.0.1:{self.imaps} implicit - - 5 100 60s imapd\n')
+            f'imaps inet 127.0.0.1:{self.imaps} implicit - - 5 100 60s imapd\n'
+            'auth  unix auth - - - 1 0 0 auth\n')
 
     def cli(self, *args, timeout=60):
         return subprocess.run([str(build_dir() / 'bin' / 'postern'), *map(str, args), '-c', str(self.dir)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
+
+    def add_user(self, address, password):
+        r = subprocess.run([str(build_dir() / 'bin' / 'postern'), 'user', '-c', str(self.dir), 'add', address,
+                            '--password-stdin'], input=password + '\n', stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
 
     def log(self):
         try:
@@ -120,14 +131,21 @@ class ImapInstance:
 
 
 @pytest.fixture
-def inst(tmp_path):
+def inst():
     if not (build_dir() / 'bin' / 'imapd').exists():
         pytest.skip('imapd not built')
-    i = ImapInstance(tmp_path / 'inst')
-    i.start()
-    yield i
-    i.cleanup()
-    assert pids_of(i.dir) == [], 'processes left behind'
+    # not pytest's tmp_path: its parents are private to us, and the daemons run as mail_owner when we are root
+    top = Path(tempfile.mkdtemp(prefix='postern-imapd-'))
+    os.chmod(top, 0o755)
+    try:
+        i = ImapInstance(top / 'inst')
+        i.add_user('fred@example.test', 'se cret')
+        i.start()
+        yield i
+        i.cleanup()
+        assert pids_of(i.dir) == [], 'processes left behind'
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def client_ctx():
@@ -152,15 +170,61 @@ def test_capability_noop_logout(inst):
     assert typ == 'BYE'
 
 
-def test_starttls_then_login_unavailable(inst):
+def test_starttls_then_login(inst):
     m = imaplib.IMAP4('127.0.0.1', inst.imap, timeout=10)
     m.starttls(ssl_context=client_ctx())
     typ, data = m.capability()
     assert b'STARTTLS' not in data[0]
-    # the auth daemon is not wired in yet: a temporary failure, never a success
-    with pytest.raises(imaplib.IMAP4.error, match='UNAVAILABLE'):
-        m.login('fred', 'secret')
+    with pytest.raises(imaplib.IMAP4.error, match='AUTHENTICATIONFAILED'):
+        m.login('fred@example.test', 'wrong')
+    typ, _ = m.login('fred@example.test', 'se cret')
+    assert typ == 'OK'
     m.logout()
+
+
+def test_mailboxes_end_to_end(inst):
+    m = imaplib.IMAP4('127.0.0.1', inst.imap, timeout=10)
+    m.login('fred@example.test', 'se cret')
+    typ, data = m.list()
+    assert typ == 'OK'
+    listing = b'\n'.join(data)
+    for name in (b'"INBOX"', b'"Sent"', b'"Drafts"', b'"Trash"', b'"Junk"', b'"Archive"'):
+        assert name in listing
+    assert b'\\Sent' in listing
+    assert m.create('Lists/postern')[0] == 'OK'
+    assert m.create('Lists/postern')[0] == 'NO'
+    typ, data = m.list('""', '%')
+    assert any(b'\\Noselect' in d and b'"Lists"' in d for d in data)
+    assert m.rename('Lists/postern', 'Work/postern')[0] == 'OK'
+    assert m.subscribe('Work/postern')[0] == 'OK'
+    typ, data = m.lsub('""', 'Work*')
+    assert data[0].endswith(b'"Work/postern"')
+    assert m.delete('Work/postern')[0] == 'OK'
+    typ, data = m.list('""', 'Work*')
+    assert data == [None]
+    # modified UTF-7 names
+    assert m.create('Entw&APw-rfe')[0] == 'OK'
+    typ, data = m.list('""', 'Entw*')
+    assert data[0].endswith(b'"Entw&APw-rfe"')
+    # SELECT counts, APPEND, STATUS
+    typ, data = m.select('INBOX')
+    assert typ == 'OK' and data == [b'0']
+    typ, data = m.append('INBOX', r'(\Seen)', None, b'Subject: hi\r\n\r\nbody\r\n')
+    assert typ == 'OK'
+    typ, data = m.select('INBOX')
+    assert data == [b'1']
+    typ, data = m.status('INBOX', '(MESSAGES UNSEEN)')
+    assert data[0] == b'"INBOX" (MESSAGES 1 UNSEEN 0)'
+    typ, data = m.select('Sent', readonly=True)  # EXAMINE
+    assert typ == 'OK'
+    m.logout()
+    # the messages live in the account's Maildir, as Maildir++ folders beside it
+    maildir = inst.dir / 'mail' / 'example.test' / 'fred'
+    if not maildir.exists():
+        maildir = next(p for p in (inst.dir / 'mail').rglob('cur')).parent
+    assert len(list((maildir / 'cur').iterdir())) == 1
+    assert (maildir / '.Sent' / 'cur').is_dir()
+    assert (maildir / '.Entwürfe' / 'cur').is_dir()
 
 
 def test_implicit_tls(inst):

@@ -32,9 +32,12 @@ struct env {
 	struct buf in;		/* bytes received and not yet returned */
 };
 
-static bool fake_auth(void *ctx, const char *user, const char *pass, struct imapd_login *out, bool *tempfail)
+static bool fake_auth(void *ctx, const char *user, const char *pass, bool encrypted, bool loopback,
+		      struct imapd_login *out, bool *tempfail)
 {
 	struct env *e = ctx;
+	(void)encrypted;
+	(void)loopback;
 	if (strcmp(user, "down") == 0) {
 		*tempfail = true;
 		return false;
