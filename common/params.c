@@ -83,6 +83,7 @@ const struct config_param config_params[] = {
 	{ "imapd_append_limit", "64m", "largest literal data of one command after login (APPENDLIMIT)" },
 	{ "imapd_preauth_literal_limit", "8k", "largest literal data of one command before login" },
 	{ "imapd_timeout", "30m", "idle time before imapd drops a client (RFC 3501 asks for at least 30 minutes)" },
+	{ "imapd_preauth_timeout", "60s", "idle time before imapd drops a client that has not logged in" },
 	{ "imapd_max_bad_commands", "20", "BAD replies before imapd drops a client" },
 	{ "imapd_plaintext_login", "no", "allow LOGIN and AUTHENTICATE without TLS from non-loopback clients" },
 

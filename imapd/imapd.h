@@ -44,7 +44,8 @@ struct imapd_settings {
 	size_t max_line;		/* imapd_max_line_length */
 	size_t max_literal;		/* APPENDLIMIT after login */
 	size_t max_literal_preauth;	/* before login */
-	int timeout_ms;			/* idle timeout before login is the same: RFC 3501 asks >= 30 min after */
+	int timeout_ms;			/* idle timeout after login (RFC 3501 asks for at least 30 minutes) */
+	int preauth_timeout_ms;		/* before login: short, so idle connections cannot hold processes; 0: same */
 	int max_bad;			/* BAD replies before the client is dropped */
 	imapd_auth_fn *auth;
 	void *auth_ctx;

@@ -103,6 +103,7 @@ static void imapd_init(struct daemon_ctx *ctx)
 	settings.max_literal = (size_t)config_size(cfg, "imapd_append_limit", 1024, (uint64_t)1 << 32);
 	settings.max_literal_preauth = (size_t)config_size(cfg, "imapd_preauth_literal_limit", 256, 1024 * 1024);
 	settings.timeout_ms = (int)config_time(cfg, "imapd_timeout", 1, 86400) * 1000;
+	settings.preauth_timeout_ms = (int)config_time(cfg, "imapd_preauth_timeout", 1, 86400) * 1000;
 	settings.max_bad = (int)config_int(cfg, "imapd_max_bad_commands", 1, 100000);
 	conn.cfg = cfg;
 	struct buf sock = BUF_INIT(BUF_NOLIMIT);

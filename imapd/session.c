@@ -25,7 +25,8 @@ void imapd_session_init(struct imapd_session *sess, const struct imapd_settings 
 	memset(sess, 0, sizeof(*sess));
 	sess->set = set;
 	sess->s = stream_new(fd);
-	stream_set_timeouts(sess->s, set->timeout_ms, set->timeout_ms);
+	int t = set->preauth_timeout_ms ? set->preauth_timeout_ms : set->timeout_ms;
+	stream_set_timeouts(sess->s, t, t);
 	sess->loopback = loopback;
 	sess->state = IMAPD_NOTAUTH;
 	struct imap_parser_limits lim = {
@@ -200,6 +201,7 @@ bool imapd_session_login(struct imapd_session *sess, struct imapd_login *login)
 	sess->login = *login;
 	memset(login, 0, sizeof(*login));
 	sess->state = IMAPD_AUTH;
+	stream_set_timeouts(sess->s, sess->set->timeout_ms, sess->set->timeout_ms);
 
 	imap_parser_free(&sess->parser);
 	struct imap_parser_limits lim = { .max_line = sess->set->max_line, .max_literal = sess->set->max_literal };

@@ -500,6 +500,33 @@ static void test_append(void **state)
 	EXPECT(e, "b4 APPEND INBOX {100001}", "b4 BAD [TOOBIG]");
 }
 
+static void test_preauth_timeout(void **state)
+{
+	struct env *e = *state;
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	e->pid = fork();
+	assert_true(e->pid >= 0);
+	if (e->pid == 0) {
+		close(sv[0]);
+		struct imapd_settings set = { .max_line = 2000, .max_literal = 1000, .timeout_ms = 60000,
+			.preauth_timeout_ms = 200, .max_bad = 20, .auth = fake_auth, .auth_ctx = e };
+		struct imapd_session sess;
+		imapd_session_init(&sess, &set, sv[1], true);
+		imapd_session_run(&sess);
+		imapd_session_free(&sess);
+		exit(0);
+	}
+	close(sv[1]);
+	e->fd = sv[0];
+	buf_init(&e->in, BUF_NOLIMIT);
+	free(readline(e));
+	/* silent before login: dropped after the short pre-login timeout, not the long one */
+	char *l = readline(e);
+	assert_string_equal(l, "* BYE idle for too long");
+	free(l);
+}
+
 static void test_too_many_bad(void **state)
 {
 	struct env *e = *state;
@@ -529,6 +556,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_select_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_auth_failures, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_append, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_preauth_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_too_many_bad, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
