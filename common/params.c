@@ -96,6 +96,13 @@ const struct config_param config_params[] = {
 	{ "smtp_sasl_tls_required", "yes", "send AUTH credentials only over TLS" },
 
 	/* ---- pop3d and imapd ---- */
+	{ "imapd_max_line_length", "64k", "longest IMAP command line outside literals" },
+	{ "imapd_append_limit", "64m", "largest literal data of one command after login (APPENDLIMIT)" },
+	{ "imapd_preauth_literal_limit", "8k", "largest literal data of one command before login" },
+	{ "imapd_timeout", "30m", "idle time before imapd drops a client (RFC 3501 asks for at least 30 minutes)" },
+	{ "imapd_preauth_timeout", "60s", "idle time before imapd drops a client that has not logged in" },
+	{ "imapd_max_bad_commands", "20", "BAD replies before imapd drops a client" },
+	{ "imapd_plaintext_login", "no", "allow LOGIN and AUTHENTICATE without TLS from non-loopback clients" },
 
 	{ NULL, NULL, NULL }
 };
