@@ -1,0 +1,50 @@
+/* How pop3d checks credentials: a small interface the session calls for USER/PASS, AUTH and APOP, so the
+ * session does not care who answers. The real backend is the auth daemon (a later merge); until it is on main,
+ * pop3d_test_passwd_file gives a file backend for standalone tests. Also the SASL helpers pop3d needs (base64,
+ * PLAIN message parsing, APOP digests) until common/sasl.c is on main. */
+#ifndef POSTERN_POP3_AUTH_H
+#define POSTERN_POP3_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "buf.h"
+
+enum pop3_auth_result { POP3_AUTH_OK, POP3_AUTH_FAIL, POP3_AUTH_TEMPFAIL };
+
+/* What a successful login yields: the mailbox and, when known, its owner to switch to. */
+struct pop3_user {
+	char *name;
+	char *maildir;
+	bool have_ids;
+	uid_t uid;
+	gid_t gid;
+};
+void pop3_user_clear(struct pop3_user *u);
+
+struct pop3_auth_ops {
+	enum pop3_auth_result (*plain)(void *ctx, const char *user, const char *pass, struct pop3_user *out);
+	/* timestamp is the greeting's <...> with brackets; digest the client's hex MD5. */
+	enum pop3_auth_result (*apop)(void *ctx, const char *user, const char *timestamp, const char *digest,
+	                              struct pop3_user *out);
+	void *ctx;
+};
+
+/* File backend (temporary, for tests until the auth daemon lands): lines "user:password:maildir[:uid:gid]",
+ * '#' comments; a relative maildir is taken under maildir_base. The file is read at each login. */
+struct pop3_authfile {
+	char *path;
+	char *maildir_base;
+};
+void pop3_authfile_ops(struct pop3_authfile *af, struct pop3_auth_ops *ops);
+
+/* Strict base64 (padding required, no white space); false on any deviation or when out's cap is passed. */
+bool pop3_b64_decode(const char *in, size_t len, struct buf *out);
+void pop3_b64_encode(const void *in, size_t len, struct buf *out);
+/* PLAIN (RFC 4616): authzid NUL authcid NUL passwd; authzid empty or equal to authcid. */
+bool pop3_plain_parse(const char *data, size_t len, struct buf *user, struct buf *pass);
+/* Lower-case hex MD5 of timestamp followed by secret (33 bytes with the NUL). */
+void pop3_apop_digest(const char *timestamp, const char *secret, char out[33]);
+
+#endif
