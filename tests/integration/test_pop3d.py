@@ -1,0 +1,337 @@
+"""pop3d through real clients (poplib, curl): listing, retrieval, TOP, pipelining, deletion semantics, IN-USE,
+bad commands, wrong passwords, STLS and implicit TLS. pop3d runs standalone here (its own listeners and the
+temporary pop3d_test_passwd_file) until the daemon skeleton and the auth daemon are on main; each test gets its
+own instance directory and free loopback ports."""
+import os
+import poplib
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+
+BUILD = os.environ.get("POSTERN_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+POP3D = os.path.join(os.path.abspath(BUILD), "bin", "pop3d")
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def deliver(maildir, body, n=0):
+    """A Maildir delivery as local does it: LF line ends, S= and W= in the name, tmp/ then new/."""
+    data = body.encode() if isinstance(body, str) else body
+    w = len(data) + data.count(b"\n") - data.count(b"\r\n")
+    name = "%d.M%06dP%dQ%d.test,S=%d,W=%d" % (time.time(), n % 1000000, os.getpid(), n, len(data), w)
+    tmp = os.path.join(maildir, "tmp", name)
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.rename(tmp, os.path.join(maildir, "new", name))
+    return name
+
+
+class Pop3Instance:
+    def __init__(self, base, extra=""):
+        self.dir = base
+        self.maildir = os.path.join(base, "mail", "alice")
+        for sub in ("etc/tls", "log", "mail"):
+            os.makedirs(os.path.join(base, sub), exist_ok=True)
+        for sub in ("tmp", "new", "cur"):
+            os.makedirs(os.path.join(self.maildir, sub), exist_ok=True)
+        with open(os.path.join(base, "etc", "passwd"), "w") as f:
+            f.write("# test accounts\nalice:secret pw:alice\nbob:bobpw:bob\n")
+        cert = os.path.join(base, "etc", "tls", "cert.pem")
+        key = os.path.join(base, "etc", "tls", "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost"],
+                       check=True, capture_output=True)
+        with open(os.path.join(base, "etc", "main.cf"), "w") as f:
+            f.write("log_destination = %s/log/pop3d.log\n" % base)
+            f.write("myhostname = pop.test\n")
+            f.write("pop3d_test_passwd_file = $config_directory/passwd\n")
+            f.write("pop3d_apop = yes\n")
+            f.write(extra)
+        self.port = free_port()
+        self.tls_port = free_port()
+        self.proc = subprocess.Popen([POP3D, "-c", base, "-l", "127.0.0.1:%d" % self.port,
+                                      "-L", "127.0.0.1:%d" % self.tls_port], stderr=subprocess.PIPE)
+        deadline = time.time() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError("pop3d did not start: %s" % self.proc.stderr.read().decode())
+                time.sleep(0.05)
+
+    def client(self, user="alice", password="secret pw"):
+        p = poplib.POP3("127.0.0.1", self.port, timeout=30)
+        if user:
+            p.user(user)
+            p.pass_(password)
+        return p
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "log", "pop3d.log")) as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+
+@pytest.fixture
+def inst(tmp_path):
+    if not os.access(POP3D, os.X_OK):
+        pytest.skip("pop3d not built")
+    i = Pop3Instance(str(tmp_path))
+    yield i
+    i.stop()
+
+
+def raw(inst, lines, port=None, expect_close=True):
+    """Send raw bytes at once (pipelined) and read until the server closes."""
+    s = socket.create_connection(("127.0.0.1", port or inst.port), timeout=30)
+    s.sendall(lines)
+    out = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        out += d
+    s.close()
+    return out
+
+
+def test_1000_messages_list_uidl_retr(inst):
+    bodies = {}
+    for n in range(1000):
+        body = "Subject: m%d\nFrom: a@b\n\nline one of %d\n.starts with a dot\n" % (n, n)
+        bodies[n + 1] = body
+        deliver(inst.maildir, body, n)
+    p = inst.client()
+    count, size = p.stat()
+    assert count == 1000
+    resp, listing, _ = p.list()
+    assert len(listing) == 1000
+    total = 0
+    for line in listing:
+        num, octets = line.split()
+        wire = bodies[int(num)].replace("\n", "\r\n").encode()
+        assert int(octets) == len(wire)
+        total += int(octets)
+    assert total == size
+    resp, uidls, _ = p.uidl()
+    ids = [u.split()[1] for u in uidls]
+    assert len(set(ids)) == 1000
+    uv = {i.split(b"-")[0] for i in ids}
+    assert len(uv) == 1
+    # UIDs in arrival order
+    uids = [int(i.split(b"-")[1]) for i in ids]
+    assert uids == sorted(uids)
+    for n in (1, 500, 1000):
+        resp, lines, octets = p.retr(n)
+        assert resp.startswith(b"+OK")
+        assert b"\r\n".join(lines) + b"\r\n" == bodies[n].replace("\n", "\r\n").encode()
+        assert lines[-1] == b".starts with a dot"   # poplib removed the stuffing dot
+    assert p.uidl(7).split()[2] == ids[6]
+    p.quit()
+    # stable across sessions
+    p = inst.client()
+    assert [u.split()[1] for u in p.uidl()[1]] == ids
+    p.quit()
+
+
+def test_top_zero_and_n(inst):
+    deliver(inst.maildir, "Subject: t\nX: y\n\nb1\nb2\nb3\n")
+    p = inst.client()
+    resp, lines, _ = p.top(1, 0)
+    assert lines == [b"Subject: t", b"X: y", b""]
+    resp, lines, _ = p.top(1, 2)
+    assert lines == [b"Subject: t", b"X: y", b"", b"b1", b"b2"]
+    resp, lines, _ = p.top(1, 100)
+    assert lines == [b"Subject: t", b"X: y", b"", b"b1", b"b2", b"b3"]
+    p.quit()
+
+
+def test_pipelined_commands(inst):
+    deliver(inst.maildir, "Subject: a\n\nA\n", 1)
+    deliver(inst.maildir, "Subject: b\n\nB\n", 2)
+    out = raw(inst, b"USER alice\r\nPASS secret pw\r\nSTAT\r\nLIST\r\nRETR 2\r\nNOOP\r\nQUIT\r\n")
+    lines = out.split(b"\r\n")
+    oks = [l for l in lines if l.startswith(b"+OK") or l.startswith(b"-ERR")]
+    assert len(oks) == 8, out
+    assert all(l.startswith(b"+OK") for l in oks), out
+    assert oks[3] == b"+OK 2 34"
+    assert b"+OK 17 octets\r\nSubject: b\r\n\r\nB\r\n.\r\n" in out
+    assert lines[-2].startswith(b"+OK") and b"signing off" in lines[-2]
+
+
+def test_disconnect_before_quit_deletes_nothing(inst):
+    for n in range(3):
+        deliver(inst.maildir, "Subject: %d\n\nx\n" % n, n)
+    s = socket.create_connection(("127.0.0.1", inst.port), timeout=30)
+    s.sendall(b"USER alice\r\nPASS secret pw\r\nDELE 1\r\nDELE 2\r\n")
+    buf = b""
+    while buf.count(b"\r\n") < 5:
+        buf += s.recv(4096)
+    assert b"deleted" in buf
+    s.close()
+    time.sleep(0.3)
+    p = inst.client()
+    assert p.stat()[0] == 3
+    # RSET undoes, QUIT commits
+    p.dele(1)
+    p.rset()
+    p.dele(3)
+    assert p.stat()[0] == 2
+    with pytest.raises(poplib.error_proto):
+        p.retr(3)
+    p.quit()
+    p = inst.client()
+    assert p.stat()[0] == 2
+    assert len(os.listdir(os.path.join(inst.maildir, "cur"))) == 2
+    p.quit()
+
+
+def test_in_use(inst):
+    p = inst.client()
+    q = poplib.POP3("127.0.0.1", inst.port, timeout=30)
+    q.user("alice")
+    with pytest.raises(poplib.error_proto) as e:
+        q.pass_("secret pw")
+    assert b"[IN-USE]" in e.value.args[0]
+    q.quit()
+    p.quit()
+    q = inst.client()
+    q.quit()
+
+
+def test_bad_commands_continue(inst):
+    deliver(inst.maildir, "Subject: a\n\nA\n")
+    out = raw(inst, b"FOO\r\nSTAT\r\nUSER\r\nLIST 1\r\nUSER alice\r\nPASS secret pw\r\nRETR 0\r\nRETR 2\r\n"
+                    b"RETR x\r\nTOP 1\r\nLIST 1 2\r\nUSER bob\r\n" + b"X" * 2000 + b"\r\nSTAT\r\nQUIT\r\n")
+    lines = [l for l in out.split(b"\r\n") if l]
+    assert lines[0].startswith(b"+OK")
+    replies = lines[1:]
+    want = [b"-ERR", b"-ERR", b"-ERR", b"-ERR", b"+OK", b"+OK", b"-ERR", b"-ERR", b"-ERR", b"-ERR", b"-ERR",
+            b"-ERR", b"-ERR", b"+OK 1 ", b"+OK"]
+    assert len(replies) == len(want), replies
+    for r, w in zip(replies, want):
+        assert r.startswith(w), (r, w)
+
+
+def test_too_many_bad_commands_hang_up(inst):
+    out = raw(inst, b"BAD\r\n" * 30)
+    assert out.count(b"-ERR") == 21
+    assert b"too many bad commands" in out
+
+
+def test_wrong_password(inst):
+    p = poplib.POP3("127.0.0.1", inst.port, timeout=30)
+    p.user("alice")
+    with pytest.raises(poplib.error_proto) as e:
+        p.pass_("nope")
+    assert e.value.args[0].startswith(b"-ERR [AUTH]")
+    p.user("nobody")
+    with pytest.raises(poplib.error_proto):
+        p.pass_("secret pw")
+    p.user("alice")
+    assert p.pass_("secret pw").startswith(b"+OK")
+    p.quit()
+
+
+def test_capa_and_auth(inst):
+    p = poplib.POP3("127.0.0.1", inst.port, timeout=30)
+    caps = p.capa()
+    for c in ("TOP", "UIDL", "USER", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING", "STLS", "IMPLEMENTATION"):
+        assert c in caps
+    assert caps["SASL"] == ["PLAIN", "LOGIN"]
+    import base64
+    resp = p._shortcmd("AUTH PLAIN " + base64.b64encode(b"\0alice\0secret pw").decode())
+    assert resp.startswith(b"+OK")
+    assert "STLS" not in p.capa()
+    p.quit()
+    # LOGIN with challenges, and a wrong password over AUTH
+    s = socket.create_connection(("127.0.0.1", inst.port), timeout=30)
+    f = s.makefile("rb")
+    f.readline()
+    s.sendall(b"AUTH LOGIN\r\n")
+    assert f.readline() == b"+ VXNlcm5hbWU6\r\n"
+    s.sendall(base64.b64encode(b"alice") + b"\r\n")
+    assert f.readline() == b"+ UGFzc3dvcmQ6\r\n"
+    s.sendall(base64.b64encode(b"wrong") + b"\r\n")
+    assert f.readline().startswith(b"-ERR [AUTH]")
+    s.sendall(b"AUTH PLAIN\r\n")
+    assert f.readline() == b"+ \r\n"
+    s.sendall(b"*\r\n")
+    assert f.readline().startswith(b"-ERR")
+    s.sendall(b"QUIT\r\n")
+    assert f.readline().startswith(b"+OK")
+    s.close()
+
+
+def test_apop(inst):
+    import hashlib
+    p = poplib.POP3("127.0.0.1", inst.port, timeout=30)
+    assert p.timestamp.search(p.welcome)
+    assert p.apop("bob", "bobpw").startswith(b"+OK")
+    p.quit()
+    p = poplib.POP3("127.0.0.1", inst.port, timeout=30)
+    with pytest.raises(poplib.error_proto):
+        p.apop("bob", "wrong")
+    p.quit()
+
+
+def test_stls_and_implicit_tls(inst):
+    deliver(inst.maildir, "Subject: tls\n\nsecret body\n")
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    p = poplib.POP3("127.0.0.1", inst.port, timeout=30)
+    p.stls(ctx)
+    p.user("alice")
+    p.pass_("secret pw")
+    assert p.retr(1)[1][-1] == b"secret body"
+    p.quit()
+    p = poplib.POP3_SSL("127.0.0.1", inst.tls_port, context=ctx, timeout=30)
+    assert "STLS" not in p.capa()
+    p.user("alice")
+    p.pass_("secret pw")
+    assert p.stat()[0] == 1
+    p.quit()
+
+
+def test_stls_injection_refused(inst):
+    out = raw(inst, b"STLS\r\nUSER alice\r\n")
+    assert out.count(b"\r\n") == 2   # greeting and +OK; the injected command is never answered
+
+
+def test_curl(inst):
+    if not shutil.which("curl"):
+        pytest.skip("curl not installed")
+    deliver(inst.maildir, "Subject: c\n\nvia curl\n", 1)
+    deliver(inst.maildir, "Subject: d\n\nsecond\n", 2)
+    url = "pop3://127.0.0.1:%d/" % inst.port
+    r = subprocess.run(["curl", "-sS", "--max-time", "20", "-u", "alice:secret pw", url], capture_output=True, check=True)
+    assert r.stdout.split(b"\r\n")[:2] == [b"1 24", b"2 22"]
+    r = subprocess.run(["curl", "-sS", "--max-time", "20", "-u", "alice:secret pw", url + "2"], capture_output=True,
+                       check=True)
+    assert r.stdout == b"Subject: d\r\n\r\nsecond\r\n"
+    r = subprocess.run(["curl", "-sS", "-k", "--max-time", "20", "-u", "alice:secret pw",
+                        "pop3s://127.0.0.1:%d/1" % inst.tls_port], capture_output=True, check=True)
+    assert r.stdout == b"Subject: c\r\n\r\nvia curl\r\n"
+    r = subprocess.run(["curl", "-sS", "--max-time", "20", "-u", "alice:wrong", url], capture_output=True)
+    assert r.returncode != 0
