@@ -79,7 +79,7 @@ bool mbox_record_decode(const void *data, size_t len, struct mbox_msg *out)
 	out->modseq = get64(p + 25);
 	out->name = xstrndup((const char *)p + REC_FIXED, namelen);
 	const char *c = strchr(out->name, ':');
-	out->flags = (c && strncmp(c, ":2,", 3) == 0) ? c + 3 : "";
+	out->flags = (c && strncmp(c, ":2,", 3) == 0) ? c + 3 : out->name + namelen;
 	return true;
 }
 
