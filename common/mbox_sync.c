@@ -327,7 +327,8 @@ static enum mbox_sync_result drop_unseen(struct syncstate *s)
 	MDB_val k, v;
 	int rc;
 
-	qsort(s->seen, s->nseen, sizeof(*s->seen), u32_cmp);
+	if (s->nseen)
+		qsort(s->seen, s->nseen, sizeof(*s->seen), u32_cmp);
 	if (mdb_cursor_open(s->txn, s->mb->uids, &cur) != 0)
 		return MBOX_SYNC_FAIL;
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
@@ -339,7 +340,7 @@ static enum mbox_sync_result drop_unseen(struct syncstate *s)
 		}
 		uint32_t uid = mbox_key_uid(k.mv_data);
 		/* A file renamed while we listed the directory may be missing from the listing: look again. */
-		if (bsearch(&uid, s->seen, s->nseen, sizeof(uid), u32_cmp) || fstatat(s->cfd, m.name, &st, 0) == 0) {
+		if ((s->nseen && bsearch(&uid, s->seen, s->nseen, sizeof(uid), u32_cmp)) || fstatat(s->cfd, m.name, &st, 0) == 0) {
 			free(m.name);
 			continue;
 		}
@@ -486,7 +487,8 @@ enum mbox_sync_result mbox_sync_txn(struct mbox *mb, struct buf *err)
 		s.next = l_next;
 	for (size_t i = 0; i < newl.n; i++)
 		names_push(&s.todo, newl.v[i].name, true, newl.v[i].idate);
-	qsort(s.todo.v, s.todo.n, sizeof(*s.todo.v), todo_cmp);
+	if (s.todo.n)
+		qsort(s.todo.v, s.todo.n, sizeof(*s.todo.v), todo_cmp);
 	if (s.todo.n > (size_t)(UINT32_MAX - s.next)) {
 		buf_printf(err, "%s: UIDs exhausted", mb->dir);
 		goto out;

@@ -116,6 +116,7 @@ static void enter_transaction(struct sess *ss)
 	struct buf err = BUF_INIT(4096);
 	const char *md = ss->login.maildir;
 	size_t count;
+	bool was_root = geteuid() == 0;
 
 	if (ss->o->drop_privs)
 		become_owner(&ss->login);
@@ -157,9 +158,11 @@ fail:
 		close(ss->lockfd);
 	ss->lockfd = -1;
 	pop3_user_clear(&ss->login);
-	/* after a privilege switch this process may no longer open other mailboxes */
-	if (ss->o->drop_privs && geteuid() != 0 && ss->login.have_ids)
+	/* After a switch to this owner the process must not serve anyone else's login: hang up. */
+	if (was_root && geteuid() != 0) {
+		reply(ss, "-ERR [SYS/TEMP] closing");
 		ss->done = true;
+	}
 }
 
 static void login_result(struct sess *ss, enum pop3_auth_result r, const char *user)

@@ -57,8 +57,10 @@ class Pop3Instance:
             f.write(extra)
         self.port = free_port()
         self.tls_port = free_port()
+        self.stderr_path = os.path.join(base, "log", "stderr")
+        self.stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen([POP3D, "-c", base, "-l", "127.0.0.1:%d" % self.port,
-                                      "-L", "127.0.0.1:%d" % self.tls_port], stderr=subprocess.PIPE)
+                                      "-L", "127.0.0.1:%d" % self.tls_port], stderr=self.stderr)
         deadline = time.time() + 10
         while True:
             try:
@@ -66,7 +68,7 @@ class Pop3Instance:
                 break
             except OSError:
                 if self.proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError("pop3d did not start: %s" % self.proc.stderr.read().decode())
+                    raise RuntimeError("pop3d did not start: %s" % self.stderr_text())
                 time.sleep(0.05)
 
     def client(self, user="alice", password="secret pw"):
@@ -76,6 +78,10 @@ class Pop3Instance:
             p.pass_(password)
         return p
 
+    def stderr_text(self):
+        with open(self.stderr_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
     def stop(self):
         self.proc.terminate()
         try:
@@ -83,6 +89,10 @@ class Pop3Instance:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        time.sleep(0.1)   # session children finish their exit
+        self.stderr.close()
+        text = self.stderr_text()
+        assert "Sanitizer" not in text and "runtime error" not in text, text
 
     def log(self):
         try:
