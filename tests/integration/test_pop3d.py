@@ -176,6 +176,33 @@ def test_top_zero_and_n(inst):
     p.quit()
 
 
+def test_crlf_storage_and_foreign_files(inst):
+    """A file another tool put into cur/ with CRLF line ends and no S=/W=: sizes are still wire octets."""
+    body = b"Subject: crlf\r\n\r\n.line\r\nbare lf\nend\r\n"
+    with open(os.path.join(inst.maildir, "cur", "1600000000.other.host:2,S"), "wb") as f:
+        f.write(body)
+    p = inst.client()
+    assert p.stat() == (1, len(body) + 1)
+    resp, lines, octets = p.retr(1)
+    assert resp == b"+OK %d octets" % (len(body) + 1)
+    assert lines == [b"Subject: crlf", b"", b".line", b"bare lf", b"end"]
+    p.quit()
+    assert os.listdir(os.path.join(inst.maildir, "cur")) == ["1600000000.other.host,U=1:2,S"]
+
+
+def test_new_mail_during_session(inst):
+    deliver(inst.maildir, "Subject: 1\n\n1\n", 1)
+    p = inst.client()
+    deliver(inst.maildir, "Subject: 2\n\n2\n", 2)
+    assert p.stat()[0] == 1          # the maildrop is fixed at login (RFC 1939)
+    p.dele(1)
+    p.quit()
+    p = inst.client()
+    assert p.stat()[0] == 1
+    assert p.uidl(1).split()[2].endswith(b"-2")
+    p.quit()
+
+
 def test_pipelined_commands(inst):
     deliver(inst.maildir, "Subject: a\n\nA\n", 1)
     deliver(inst.maildir, "Subject: b\n\nB\n", 2)

@@ -274,6 +274,44 @@ static void test_session_loopback(void **state)
 	buf_free(&err);
 }
 
+/* An idle client is logged out after the timeout, and nothing it marked is deleted. */
+static void test_session_timeout(void **state)
+{
+	(void)state;
+	static char pw[128];
+	static struct pop3_authfile af;
+	static struct pop3_auth_ops ops;
+	struct pop3_opts o = { .hostname = "test", .max_bad = 5, .timeout_ms = 300, .auth = &ops };
+	int sv[2];
+
+	snprintf(pw, sizeof(pw), "%s/passwd", dir);
+	af.path = pw;
+	af.maildir_base = dir;
+	pop3_authfile_ops(&af, &ops);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(sv[0]);
+		pop3_session_run(stream_new(sv[1]), &o, true, "test");
+		_exit(0);
+	}
+	close(sv[1]);
+	const char *script = "USER alice\r\nPASS pw\r\n";
+	assert_int_equal(write(sv[0], script, strlen(script)), (ssize_t)strlen(script));
+	struct buf out = BUF_INIT(BUF_NOLIMIT);
+	char b[4096];
+	ssize_t r;
+	while ((r = read(sv[0], b, sizeof(b))) > 0)	/* the server hangs up: no shutdown from our side */
+		buf_append(&out, b, (size_t)r);
+	close(sv[0]);
+	assert_non_null(strstr(buf_cstr(&out), "+OK maildrop has 0 messages"));
+	assert_non_null(strstr(buf_cstr(&out), "-ERR autologout"));
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	buf_free(&out);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -283,6 +321,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_authfile, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_not_loopback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_loopback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_session_timeout, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
