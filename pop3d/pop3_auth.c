@@ -155,8 +155,10 @@ static enum pop3_auth_result file_lookup(struct pop3_authfile *af, const char *u
 	return r;
 }
 
-static enum pop3_auth_result file_plain(void *ctx, const char *user, const char *pass, struct pop3_user *out)
+static enum pop3_auth_result file_plain(void *ctx, const struct pop3_auth_client *cl, const char *user,
+                                        const char *pass, struct pop3_user *out)
 {
+	(void)cl;
 	char *pw = NULL;
 	enum pop3_auth_result r = file_lookup(ctx, user, &pw, out);
 
@@ -172,9 +174,10 @@ static enum pop3_auth_result file_plain(void *ctx, const char *user, const char 
 	return r;
 }
 
-static enum pop3_auth_result file_apop(void *ctx, const char *user, const char *timestamp, const char *digest,
-                                       struct pop3_user *out)
+static enum pop3_auth_result file_apop(void *ctx, const struct pop3_auth_client *cl, const char *user,
+                                       const char *timestamp, const char *digest, struct pop3_user *out)
 {
+	(void)cl;
 	char *pw = NULL, want[33];
 	enum pop3_auth_result r = file_lookup(ctx, user, &pw, out);
 

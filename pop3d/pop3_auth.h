@@ -23,11 +23,18 @@ struct pop3_user {
 };
 void pop3_user_clear(struct pop3_user *u);
 
+/* The connection a login comes from: the auth daemon throttles by address and logs it. */
+struct pop3_auth_client {
+	const char *rip;
+	bool encrypted, loopback;
+};
+
 struct pop3_auth_ops {
-	enum pop3_auth_result (*plain)(void *ctx, const char *user, const char *pass, struct pop3_user *out);
+	enum pop3_auth_result (*plain)(void *ctx, const struct pop3_auth_client *cl, const char *user, const char *pass,
+	                               struct pop3_user *out);
 	/* timestamp is the greeting's <...> with brackets; digest the client's hex MD5. */
-	enum pop3_auth_result (*apop)(void *ctx, const char *user, const char *timestamp, const char *digest,
-	                              struct pop3_user *out);
+	enum pop3_auth_result (*apop)(void *ctx, const struct pop3_auth_client *cl, const char *user,
+	                              const char *timestamp, const char *digest, struct pop3_user *out);
 	void *ctx;
 };
 

@@ -179,6 +179,11 @@ static void login_result(struct sess *ss, enum pop3_auth_result r, const char *u
 		reply(ss, "-ERR [AUTH] authentication failed");
 }
 
+static struct pop3_auth_client client_of(const struct sess *ss)
+{
+	return (struct pop3_auth_client){ ss->peer, stream_is_tls(ss->s), ss->loopback };
+}
+
 static const char no_plain[] = "-ERR [AUTH] plaintext authentication needs TLS (use STLS)";
 
 static void cmd_pass(struct sess *ss, const char *pass)
@@ -189,7 +194,8 @@ static void cmd_pass(struct sess *ss, const char *pass)
 	}
 	char *user = ss->user;
 	ss->user = NULL;
-	login_result(ss, ss->o->auth->plain(ss->o->auth->ctx, user, pass, &ss->login), user);
+	struct pop3_auth_client cl = client_of(ss);
+	login_result(ss, ss->o->auth->plain(ss->o->auth->ctx, &cl, user, pass, &ss->login), user);
 	free(user);
 }
 
@@ -290,7 +296,8 @@ static void cmd_auth(struct sess *ss, const struct pop3_cmd *c)
 			goto out;
 		}
 	}
-	login_result(ss, ss->o->auth->plain(ss->o->auth->ctx, buf_cstr(&user), buf_cstr(&pass), &ss->login),
+	struct pop3_auth_client cl = client_of(ss);
+	login_result(ss, ss->o->auth->plain(ss->o->auth->ctx, &cl, buf_cstr(&user), buf_cstr(&pass), &ss->login),
 	             buf_cstr(&user));
 out:
 	if (line.data)
@@ -481,7 +488,8 @@ static void dispatch(struct sess *ss, struct pop3_cmd *c)
 			reply(ss, "-ERR APOP not enabled");
 			break;
 		}
-		login_result(ss, ss->o->auth->apop(ss->o->auth->ctx, c->arg[0], buf_cstr(&ss->timestamp), c->arg[1],
+		struct pop3_auth_client cl = client_of(ss);
+		login_result(ss, ss->o->auth->apop(ss->o->auth->ctx, &cl, c->arg[0], buf_cstr(&ss->timestamp), c->arg[1],
 		                                   &ss->login),
 		             c->arg[0]);
 		break;

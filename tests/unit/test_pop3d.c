@@ -156,32 +156,33 @@ static void test_authfile(void **state)
 	struct pop3_auth_ops ops;
 	struct pop3_user u = { 0 };
 	char ts[] = "<1.2@x>", dg[33];
+	struct pop3_auth_client cl = { "127.0.0.1", false, true };
 
 	snprintf(p, sizeof(p), "%s/passwd", dir);
 	pop3_authfile_ops(&af, &ops);
-	assert_int_equal(ops.plain(ops.ctx, "alice", "pw", &u), POP3_AUTH_OK);
+	assert_int_equal(ops.plain(ops.ctx, &cl, "alice", "pw", &u), POP3_AUTH_OK);
 	assert_string_equal(u.name, "alice");
 	assert_non_null(strstr(u.maildir, "/alice"));
 	assert_false(u.have_ids);
 	pop3_user_clear(&u);
-	assert_int_equal(ops.plain(ops.ctx, "alice", "pW", &u), POP3_AUTH_FAIL);
+	assert_int_equal(ops.plain(ops.ctx, &cl, "alice", "pW", &u), POP3_AUTH_FAIL);
 	assert_null(u.name);
-	assert_int_equal(ops.plain(ops.ctx, "alice", "pw2", &u), POP3_AUTH_FAIL);
-	assert_int_equal(ops.plain(ops.ctx, "nobody", "pw", &u), POP3_AUTH_FAIL);
-	assert_int_equal(ops.plain(ops.ctx, "carol", "pw", &u), POP3_AUTH_FAIL);	/* bad uid field */
+	assert_int_equal(ops.plain(ops.ctx, &cl, "alice", "pw2", &u), POP3_AUTH_FAIL);
+	assert_int_equal(ops.plain(ops.ctx, &cl, "nobody", "pw", &u), POP3_AUTH_FAIL);
+	assert_int_equal(ops.plain(ops.ctx, &cl, "carol", "pw", &u), POP3_AUTH_FAIL);	/* bad uid field */
 	pop3_apop_digest(ts, "pw", dg);
-	assert_int_equal(ops.apop(ops.ctx, "alice", ts, dg, &u), POP3_AUTH_OK);
+	assert_int_equal(ops.apop(ops.ctx, &cl, "alice", ts, dg, &u), POP3_AUTH_OK);
 	pop3_user_clear(&u);
 	for (char *c = dg; *c; c++)
 		if (*c >= 'a' && *c <= 'f')
 			*c = (char)(*c - 32);
-	assert_int_equal(ops.apop(ops.ctx, "alice", ts, dg, &u), POP3_AUTH_OK);
+	assert_int_equal(ops.apop(ops.ctx, &cl, "alice", ts, dg, &u), POP3_AUTH_OK);
 	pop3_user_clear(&u);
 	dg[0] = dg[0] == '0' ? '1' : '0';
-	assert_int_equal(ops.apop(ops.ctx, "alice", ts, dg, &u), POP3_AUTH_FAIL);
-	assert_int_equal(ops.apop(ops.ctx, "alice", ts, "short", &u), POP3_AUTH_FAIL);
+	assert_int_equal(ops.apop(ops.ctx, &cl, "alice", ts, dg, &u), POP3_AUTH_FAIL);
+	assert_int_equal(ops.apop(ops.ctx, &cl, "alice", ts, "short", &u), POP3_AUTH_FAIL);
 	snprintf(p, sizeof(p), "%s/missing", dir);
-	assert_int_equal(ops.plain(ops.ctx, "alice", "pw", &u), POP3_AUTH_TEMPFAIL);
+	assert_int_equal(ops.plain(ops.ctx, &cl, "alice", "pw", &u), POP3_AUTH_TEMPFAIL);
 }
 
 /* Run a session in a child on one end of a socketpair; send script, return everything the server wrote. */
