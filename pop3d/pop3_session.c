@@ -433,13 +433,17 @@ static void cmd_quit(struct sess *ss)
 		log_error("%s: %s", ss->login.name, buf_cstr(&err));
 		reply(ss, "-ERR [SYS/TEMP] some deleted messages not removed");
 	} else {
-		total(ss, &count);
+		(void)total(ss, &count);
 		log_info("logout: user=%s, deleted=%zu, left=%zu", log_safe(ss->login.name, strlen(ss->login.name), 100),
 		         nd, count);
 		reply(ss, "+OK Postern POP3 server signing off (%zu messages left)", count);
 	}
 	free(uids);
 	buf_free(&err);
+	/* Unlock before the client hears +OK, so it can log in again at once. */
+	mbox_close(&ss->mb);
+	close(ss->lockfd);
+	ss->lockfd = -1;
 }
 
 static void dispatch(struct sess *ss, struct pop3_cmd *c)

@@ -72,11 +72,21 @@ class Pop3Instance:
                 time.sleep(0.05)
 
     def client(self, user="alice", password="secret pw"):
-        p = poplib.POP3("127.0.0.1", self.port, timeout=30)
-        if user:
+        """A logged-in client; waits while a session that just ended still holds the mailbox ([IN-USE])."""
+        deadline = time.time() + 10
+        while True:
+            p = poplib.POP3("127.0.0.1", self.port, timeout=30)
+            if not user:
+                return p
             p.user(user)
-            p.pass_(password)
-        return p
+            try:
+                p.pass_(password)
+                return p
+            except poplib.error_proto as e:
+                p.close()
+                if b"[IN-USE]" not in e.args[0] or time.time() > deadline:
+                    raise
+                time.sleep(0.1)
 
     def stderr_text(self):
         with open(self.stderr_path, "rb") as f:
