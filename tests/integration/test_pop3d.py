@@ -349,6 +349,8 @@ def test_stls_and_implicit_tls(inst):
     ctx.verify_mode = ssl.CERT_NONE
     p = poplib.POP3("127.0.0.1", inst.port, timeout=30)
     p.stls(ctx)
+    caps = p.capa()
+    assert "USER" in caps and "STLS" not in caps
     p.user("alice")
     p.pass_("secret pw")
     assert p.retr(1)[1][-1] == b"secret body"

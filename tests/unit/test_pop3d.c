@@ -185,8 +185,9 @@ static void test_authfile(void **state)
 	assert_int_equal(ops.plain(ops.ctx, &cl, "alice", "pw", &u), POP3_AUTH_TEMPFAIL);
 }
 
-/* Run a session in a child on one end of a socketpair; send script, return everything the server wrote. */
-static char *session(bool loopback, const char *script)
+/* Run a session in a child on one end of a socketpair; send script (all at once, or one byte at a time with
+ * pauses so the server sees every fragment), return everything the server wrote. */
+static char *session_ex(bool loopback, const char *script, bool trickle)
 {
 	static char pw[128];
 	static struct pop3_authfile af;
@@ -207,7 +208,14 @@ static char *session(bool loopback, const char *script)
 		_exit(0);
 	}
 	close(sv[1]);
-	assert_int_equal(write(sv[0], script, strlen(script)), (ssize_t)strlen(script));
+	if (trickle) {
+		for (size_t i = 0; script[i]; i++) {
+			assert_int_equal(write(sv[0], script + i, 1), 1);
+			usleep(500);
+		}
+	} else {
+		assert_int_equal(write(sv[0], script, strlen(script)), (ssize_t)strlen(script));
+	}
 	shutdown(sv[0], SHUT_WR);
 	struct buf out = BUF_INIT(BUF_NOLIMIT);
 	char b[4096];
@@ -219,6 +227,11 @@ static char *session(bool loopback, const char *script)
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	return buf_steal(&out, NULL);
+}
+
+static char *session(bool loopback, const char *script)
+{
+	return session_ex(loopback, script, false);
 }
 
 static void test_session_not_loopback(void **state)
@@ -275,6 +288,32 @@ static void test_session_loopback(void **state)
 	buf_free(&err);
 }
 
+/* The same commands one byte at a time give the same replies as one pipelined burst. */
+static void test_session_byte_at_a_time(void **state)
+{
+	(void)state;
+	char md[128];
+	struct buf err = BUF_INIT(BUF_NOLIMIT);
+	snprintf(md, sizeof(md), "%s/alice", dir);
+	assert_true(maildir_make(md, 0700, &err));
+	struct maildir_writer *w = maildir_begin(md, 0600, &err);
+	assert_non_null(w);
+	const char *text = "Subject: s\n\n.\n..\nend";	/* no line end at the end */
+	assert_true(maildir_write(w, text, strlen(text)));
+	assert_true(maildir_commit(&w, NULL, NULL, &err));
+	const char *script = "CAPA\r\nuser alice\nPASS pw\r\nSTAT\r\nLIST 1\r\nRETR 1\r\nTOP 1 1\r\nBOGUS\r\n"
+	                     "UIDL\r\nRSET\r\nQUIT\r\n";
+	char *a = session_ex(true, script, false);
+	char *b = session_ex(true, script, true);
+	assert_string_equal(a, b);
+	assert_non_null(strstr(a, "+OK 24 octets\r\nSubject: s\r\n\r\n..\r\n...\r\nend\r\n.\r\n"));
+	assert_non_null(strstr(a, "+OK top of message follows\r\nSubject: s\r\n\r\n..\r\n.\r\n"));
+	assert_non_null(strstr(a, "-ERR unknown command\r\n"));
+	free(a);
+	free(b);
+	buf_free(&err);
+}
+
 /* An idle client is logged out after the timeout, and nothing it marked is deleted. */
 static void test_session_timeout(void **state)
 {
@@ -323,6 +362,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_session_not_loopback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_loopback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_session_byte_at_a_time, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
