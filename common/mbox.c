@@ -178,6 +178,8 @@ static bool env_open(struct mbox *mb, struct buf *err, bool *damaged)
 		goto fail;
 	if ((rc = mdb_env_open(mb->env, buf_cstr(&path), MDB_NOSUBDIR, 0600)) != 0)
 		goto fail;
+	/* reader slots of sessions that died would otherwise pin old pages forever */
+	(void)mdb_reader_check(mb->env, NULL);
 	if ((rc = mdb_txn_begin(mb->env, NULL, 0, &txn)) != 0)
 		goto fail;
 	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &mb->meta)) != 0 ||
