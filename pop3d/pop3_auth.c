@@ -186,11 +186,13 @@ static enum pop3_auth_result file_apop(void *ctx, const struct pop3_auth_client 
 	pop3_apop_digest(timestamp, pw, want);
 	OPENSSL_cleanse(pw, strlen(pw));
 	free(pw);
-	char got[33];
-	if (strlen(digest) != 32 || !str_copy(got, sizeof(got), digest))
+	if (strlen(digest) != 32)
 		goto fail;
-	str_lower(got);
-	if (CRYPTO_memcmp(got, want, 32) == 0)
+	/* constant time, hex digits of either case */
+	unsigned diff = 0;
+	for (int i = 0; i < 32; i++)
+		diff |= (unsigned)(str_ascii_lower((unsigned char)digest[i]) ^ want[i]);
+	if (diff == 0)
 		return POP3_AUTH_OK;
 fail:
 	pop3_user_clear(out);
