@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <lmdb.h>
+
 #include "alloc.h"
 #include "buf.h"
 #include "fsutil.h"
@@ -303,6 +305,41 @@ static void test_rebuild_keeps_uids(void **state)
 	buf_free(&err);
 }
 
+/* A record that does not decode (a valid LMDB file with bad contents): the index is rebuilt, UIDs kept. */
+static void test_damaged_record(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 3; i++)
+		free(deliver("d\n"));
+	struct mbox *mb = open_ok();
+	uint32_t uv = mbox_uidvalidity(mb);
+	mbox_close(&mb);
+
+	char p[512];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	unsigned char key[4] = { 0, 0, 0, 2 };
+	MDB_val k = { 4, key }, v = { 5, "junk!" };
+	index_path(p, sizeof(p), MBOX_INDEX_FILE);
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
+	assert_int_equal(mdb_env_open(env, p, MDB_NOSUBDIR, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "uids", 0, &dbi), 0);
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+
+	mb = open_ok();
+	assert_int_equal(mbox_uidvalidity(mb), uv);
+	assert_int_equal(mbox_count(mb), 3);
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(mbox_get(mb, i)->uid, i + 1);
+	assert_string_equal(mbox_get(mb, 1)->flags, "");
+	mbox_close(&mb);
+}
+
 /* A crash after files got their new names but before the index committed: the reserved UIDs are adopted. */
 static void test_crash_after_rename(void **state)
 {
@@ -477,6 +514,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_other_tools, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expunge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild_keeps_uids, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_after_rename, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
 		cmocka_unit_test(test_records),
