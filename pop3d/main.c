@@ -142,6 +142,7 @@ int main(int argc, char **argv)
 	if (!af.path[0])
 		fatalx("pop3d_test_passwd_file is not set (pop3d needs it until the auth daemon is available)");
 	pop3_authfile_ops(&af, &ops);
+	log_warn("logins are checked against %s (a temporary backend for tests, not the auth daemon)", af.path);
 	o.auth = &ops;
 	const char *cert = config_str(cfg, "tls_cert_file"), *key = config_str(cfg, "tls_key_file");
 	if (want_tls || access(cert, R_OK) == 0) {

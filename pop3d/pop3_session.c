@@ -83,8 +83,13 @@ static void capa(struct sess *ss)
 /* A switch to the mailbox owner, every step fatal: a half-dropped process must not serve mail. */
 static void become_owner(const struct pop3_user *u)
 {
-	if (!u->have_ids || geteuid() != 0)
+	if (geteuid() != 0)
 		return;
+	if (!u->have_ids) {
+		/* only the temporary password-file backend can say nothing about the owner */
+		log_warn("no owner known for the mailbox of %s: serving it without a privilege switch", u->name);
+		return;
+	}
 	if (u->uid == 0)
 		fatalx("refusing to serve %s as root", u->name);
 	if (setgroups(1, &u->gid) != 0)

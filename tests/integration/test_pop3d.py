@@ -368,6 +368,31 @@ def test_stls_injection_refused(inst):
     assert out.count(b"\r\n") == 2   # greeting and +OK; the injected command is never answered
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
+def test_switch_to_mailbox_owner(inst):
+    """Running as root, a session switches to the owner the login names before it touches the mailbox."""
+    import pwd
+    import tempfile
+    nobody = pwd.getpwnam("nobody")
+    top = tempfile.mkdtemp(prefix="postern-owned-")   # pytest's own temp tree is not searchable by others
+    try:
+        os.chmod(top, 0o755)
+        md = os.path.join(top, "owned")
+        for sub in ("", "tmp", "new", "cur"):
+            os.makedirs(os.path.join(md, sub), exist_ok=True)
+            os.chown(os.path.join(md, sub), nobody.pw_uid, nobody.pw_gid)
+        with open(os.path.join(inst.dir, "etc", "passwd"), "a") as f:
+            f.write("owned:pw:%s:%d:%d\n" % (md, nobody.pw_uid, nobody.pw_gid))
+        deliver(md, "Subject: o\n\nx\n")
+        p = inst.client("owned", "pw")
+        assert p.stat()[0] == 1
+        p.quit()
+        for name in ("postern-index.lmdb", "postern-uidlist", "postern-pop3.lock"):
+            assert os.stat(os.path.join(md, name)).st_uid == nobody.pw_uid, name
+    finally:
+        shutil.rmtree(top)
+
+
 def test_curl(inst):
     if not shutil.which("curl"):
         pytest.skip("curl not installed")
