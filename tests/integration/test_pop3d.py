@@ -1,25 +1,58 @@
-"""pop3d through real clients (poplib, curl): listing, retrieval, TOP, pipelining, deletion semantics, IN-USE,
-bad commands, wrong passwords, STLS and implicit TLS. pop3d runs standalone here (its own listeners and the
-temporary pop3d_test_passwd_file) until the daemon skeleton and the auth daemon are on main; each test gets its
-own instance directory and free loopback ports."""
+"""pop3d through real clients (poplib, curl) under master: listing, retrieval, TOP, pipelining, deletion
+semantics, IN-USE, bad commands, wrong passwords, STLS and implicit TLS, the switch to the mailbox owner.
+Logins use the temporary pop3d_test_passwd_file until the auth daemon is on main. Each test gets its own
+instance directory (world-searchable, since the daemons run as mail_owner) and free loopback ports."""
 import os
 import poplib
+import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 
 import pytest
 
-BUILD = os.environ.get("POSTERN_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
-POP3D = os.path.join(os.path.abspath(BUILD), "bin", "pop3d")
+BUILD = os.path.abspath(os.environ.get("POSTERN_BUILD") or
+                        os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+IS_ROOT = os.geteuid() == 0
+NOBODY = 65534
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(n):
+    held, ports = [], []
+    try:
+        while len(ports) < n:
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            held.append(s)
+            ports.append(s.getsockname()[1])
+    finally:
+        for s in held:
+            s.close()
+    return ports
+
+
+def pids_of(path):
+    """Processes whose command line names the instance directory (master gives every child -c DIR)."""
+    pat = re.compile(re.escape(os.fsencode(str(path))) + rb"(?=/|\0|$)")
+    found = []
+    for e in os.listdir("/proc"):
+        if not e.isdigit() or int(e) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % e, "rb") as f:
+                cmd = f.read()
+            with open("/proc/%s/stat" % e) as f:
+                if f.read().split(") ", 1)[1][:1] == "Z":
+                    continue
+        except (OSError, IndexError):
+            continue
+        if pat.search(cmd):
+            found.append(int(e))
+    return found
 
 
 def deliver(maildir, body, n=0):
@@ -34,48 +67,76 @@ def deliver(maildir, body, n=0):
     return name
 
 
+def make_maildir(path):
+    for sub in ("", "tmp", "new", "cur"):
+        os.makedirs(os.path.join(path, sub), exist_ok=True)
+        if IS_ROOT:
+            os.chown(os.path.join(path, sub), NOBODY, NOBODY)
+
+
 class Pop3Instance:
-    def __init__(self, base, extra=""):
-        self.dir = base
+    def __init__(self):
+        self.top = tempfile.mkdtemp(prefix="postern-pop3d-")
+        os.chmod(self.top, 0o755)
+        self.dir = os.path.join(self.top, "inst")
+        base = self.dir
+        for sub in ("etc/tls", "bin", "log", "pid", "queue", "private", "mail"):
+            os.makedirs(os.path.join(base, sub))
+            os.chmod(os.path.join(base, sub), 0o700 if sub == "private" else 0o755)
+        if IS_ROOT:
+            for sub in ("private", "queue", "mail"):
+                os.chown(os.path.join(base, sub), NOBODY, NOBODY)
+        os.chmod(base, 0o755)
+        for prog in ("master", "pop3d"):
+            os.symlink(os.path.join(BUILD, "bin", prog), os.path.join(base, "bin", prog))
         self.maildir = os.path.join(base, "mail", "alice")
-        for sub in ("etc/tls", "log", "mail"):
-            os.makedirs(os.path.join(base, sub), exist_ok=True)
-        for sub in ("tmp", "new", "cur"):
-            os.makedirs(os.path.join(self.maildir, sub), exist_ok=True)
+        make_maildir(self.maildir)
         with open(os.path.join(base, "etc", "passwd"), "w") as f:
             f.write("# test accounts\nalice:secret pw:alice\nbob:bobpw:bob\n")
+        os.chmod(os.path.join(base, "etc", "passwd"), 0o644)
         cert = os.path.join(base, "etc", "tls", "cert.pem")
         key = os.path.join(base, "etc", "tls", "key.pem")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
                         "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost"],
                        check=True, capture_output=True)
+        os.chmod(key, 0o600)
         with open(os.path.join(base, "etc", "main.cf"), "w") as f:
-            f.write("log_destination = %s/log/pop3d.log\n" % base)
+            f.write("daemon_directory = %s/bin\n" % base)
+            f.write("mail_owner = %s\n" % ("nobody" if IS_ROOT else "root"))
+            f.write("log_destination = %s/log/postern.log\n" % base)
             f.write("myhostname = pop.test\n")
             f.write("pop3d_test_passwd_file = $config_directory/passwd\n")
             f.write("pop3d_apop = yes\n")
-            f.write(extra)
-        self.port = free_port()
-        self.tls_port = free_port()
-        self.stderr_path = os.path.join(base, "log", "stderr")
-        self.stderr = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen([POP3D, "-c", base, "-l", "127.0.0.1:%d" % self.port,
-                                      "-L", "127.0.0.1:%d" % self.tls_port], stderr=self.stderr)
+        self.port, self.tls_port, self.root_port = free_ports(3)
+        with open(os.path.join(base, "etc", "master.cf"), "w") as f:
+            f.write("pop3  inet 127.0.0.1:%d starttls - - 10 100 60s pop3d\n" % self.port)
+            f.write("pop3s inet 127.0.0.1:%d implicit - - 10 100 60s pop3d\n" % self.tls_port)
+            if IS_ROOT:   # a service that stays root until login, then becomes the mailbox owner
+                f.write("pop3r inet 127.0.0.1:%d starttls root - 10 100 60s pop3d\n" % self.root_port)
+        self.asan_log = os.path.join(base, "log", "asan")
+        env = dict(os.environ)
+        env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":log_path=" + self.asan_log
+        r = subprocess.run([os.path.join(BUILD, "bin", "postern"), "start", "-c", base], env=env,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, "start failed: %s %s %s" % (r.stdout, r.stderr, self.log())
         deadline = time.time() + 10
         while True:
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
+                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                    s.settimeout(5)
+                    if s.recv(3) == b"+OK":
+                        break
             except OSError:
-                if self.proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError("pop3d did not start: %s" % self.stderr_text())
-                time.sleep(0.05)
+                pass
+            if time.time() > deadline:
+                raise RuntimeError("pop3d did not answer: %s" % self.log())
+            time.sleep(0.05)
 
-    def client(self, user="alice", password="secret pw"):
+    def client(self, user="alice", password="secret pw", port=None):
         """A logged-in client; waits while a session that just ended still holds the mailbox ([IN-USE])."""
         deadline = time.time() + 10
         while True:
-            p = poplib.POP3("127.0.0.1", self.port, timeout=30)
+            p = poplib.POP3("127.0.0.1", port or self.port, timeout=30)
             if not user:
                 return p
             p.user(user)
@@ -88,35 +149,35 @@ class Pop3Instance:
                     raise
                 time.sleep(0.1)
 
-    def stderr_text(self):
-        with open(self.stderr_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        time.sleep(0.1)   # session children finish their exit
-        self.stderr.close()
-        text = self.stderr_text()
-        assert "Sanitizer" not in text and "runtime error" not in text, text
-
     def log(self):
         try:
-            with open(os.path.join(self.dir, "log", "pop3d.log")) as f:
+            with open(os.path.join(self.dir, "log", "postern.log"), errors="replace") as f:
                 return f.read()
         except FileNotFoundError:
             return ""
 
+    def stop(self):
+        subprocess.run([os.path.join(BUILD, "bin", "postern"), "stop", "-c", self.dir], capture_output=True,
+                       timeout=60)
+        for pid in pids_of(self.dir):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        reports = [f for f in os.listdir(os.path.join(self.dir, "log")) if f.startswith("asan")]
+        text = ""
+        for f in reports:
+            with open(os.path.join(self.dir, "log", f), errors="replace") as fh:
+                text += fh.read()
+        shutil.rmtree(self.top, ignore_errors=True)
+        assert not reports, text
+
 
 @pytest.fixture
-def inst(tmp_path):
-    if not os.access(POP3D, os.X_OK):
+def inst():
+    if not os.access(os.path.join(BUILD, "bin", "pop3d"), os.X_OK):
         pytest.skip("pop3d not built")
-    i = Pop3Instance(str(tmp_path))
+    i = Pop3Instance()
     yield i
     i.stop()
 
@@ -368,29 +429,23 @@ def test_stls_injection_refused(inst):
     assert out.count(b"\r\n") == 2   # greeting and +OK; the injected command is never answered
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
+@pytest.mark.skipif(not IS_ROOT, reason="needs root to switch users")
 def test_switch_to_mailbox_owner(inst):
-    """Running as root, a session switches to the owner the login names before it touches the mailbox."""
-    import pwd
-    import tempfile
-    nobody = pwd.getpwnam("nobody")
-    top = tempfile.mkdtemp(prefix="postern-owned-")   # pytest's own temp tree is not searchable by others
-    try:
-        os.chmod(top, 0o755)
-        md = os.path.join(top, "owned")
-        for sub in ("", "tmp", "new", "cur"):
-            os.makedirs(os.path.join(md, sub), exist_ok=True)
-            os.chown(os.path.join(md, sub), nobody.pw_uid, nobody.pw_gid)
-        with open(os.path.join(inst.dir, "etc", "passwd"), "a") as f:
-            f.write("owned:pw:%s:%d:%d\n" % (md, nobody.pw_uid, nobody.pw_gid))
-        deliver(md, "Subject: o\n\nx\n")
-        p = inst.client("owned", "pw")
-        assert p.stat()[0] == 1
-        p.quit()
-        for name in ("postern-index.lmdb", "postern-uidlist", "postern-pop3.lock"):
-            assert os.stat(os.path.join(md, name)).st_uid == nobody.pw_uid, name
-    finally:
-        shutil.rmtree(top)
+    """A service left root by master.cf switches to the owner the login names before it touches the mailbox,
+    and that process serves nobody else afterwards."""
+    md = os.path.join(inst.dir, "mail", "owned")
+    make_maildir(md)
+    with open(os.path.join(inst.dir, "etc", "passwd"), "a") as f:
+        f.write("owned:pw:owned:%d:%d\n" % (NOBODY, NOBODY))
+    deliver(md, "Subject: o\n\nx\n")
+    p = inst.client("owned", "pw", port=inst.root_port)
+    assert p.stat()[0] == 1
+    p.quit()
+    for name in ("postern-index.lmdb", "postern-uidlist", "postern-pop3.lock"):
+        assert os.stat(os.path.join(md, name)).st_uid == NOBODY, name
+    # the mail_owner services run as nobody already
+    p = inst.client()
+    p.quit()
 
 
 def test_curl(inst):
