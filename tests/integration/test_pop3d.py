@@ -113,7 +113,9 @@ class Pop3Instance:
             f.write("pop3s inet 127.0.0.1:%d implicit - - 10 100 60s pop3d\n" % self.tls_port)
             if IS_ROOT:   # a service that stays root until login, then becomes the mailbox owner
                 f.write("pop3r inet 127.0.0.1:%d starttls root - 10 100 60s pop3d\n" % self.root_port)
-        self.asan_log = os.path.join(base, "log", "asan")
+        os.makedirs(os.path.join(base, "asan"))
+        os.chmod(os.path.join(base, "asan"), 0o1777)   # sanitizer reports of daemons running as mail_owner
+        self.asan_log = os.path.join(base, "asan", "report")
         env = dict(os.environ)
         env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":log_path=" + self.asan_log
         r = subprocess.run([os.path.join(BUILD, "bin", "postern"), "start", "-c", base], env=env,
@@ -164,10 +166,10 @@ class Pop3Instance:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        reports = [f for f in os.listdir(os.path.join(self.dir, "log")) if f.startswith("asan")]
+        reports = os.listdir(os.path.join(self.dir, "asan"))
         text = ""
         for f in reports:
-            with open(os.path.join(self.dir, "log", f), errors="replace") as fh:
+            with open(os.path.join(self.dir, "asan", f), errors="replace") as fh:
                 text += fh.read()
         shutil.rmtree(self.top, ignore_errors=True)
         assert not reports, text
