@@ -1,7 +1,6 @@
 /* pop3d: POP3 on 110 (STLS) and 995 (implicit TLS), one client at a time per process, run by master through the
  * daemon skeleton (master.cf services "pop3" and "pop3s"; -t starttls or implicit). The TLS key is loaded before
- * the privilege drop. Logins go through pop3d_test_passwd_file until the auth daemon is on main (see
- * pop3_auth.h). */
+ * the privilege drop. Logins go to the auth daemon (or, in tests, to pop3d_test_passwd_file). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 
 static struct pop3_opts opts;
 static struct pop3_authfile authfile;
+static struct pop3_authd authd;
 static struct pop3_auth_ops auth_ops;
 
 static bool is_loopback(const struct sockaddr_storage *ss)
@@ -53,11 +53,19 @@ static void pop3d_init(struct daemon_ctx *ctx)
 	opts.timeout_ms = (int)config_time(ctx->cfg, "pop3d_timeout", 1, 86400) * 1000;
 	opts.implicit_tls = ctx->tls == SVC_TLS_IMPLICIT;
 	opts.drop_privs = true;
-	authfile.path = xstrdup(config_str(ctx->cfg, "pop3d_test_passwd_file"));
-	authfile.maildir_base = xstrdup(config_str(ctx->cfg, "mail_directory"));
-	if (!authfile.path[0])
-		fatalx("pop3d_test_passwd_file is not set (pop3d needs it until the auth daemon is available)");
-	pop3_authfile_ops(&authfile, &auth_ops);
+	const char *pwfile = config_str(ctx->cfg, "pop3d_test_passwd_file");
+	if (pwfile[0]) {
+		authfile.path = xstrdup(pwfile);
+		authfile.maildir_base = xstrdup(config_str(ctx->cfg, "mail_directory"));
+		pop3_authfile_ops(&authfile, &auth_ops);
+		log_warn("logins are checked against %s (a backend for tests, not the auth daemon)", authfile.path);
+	} else {
+		/* throttled answers come late: wait longer than the longest delay */
+		int64_t delay = config_time(ctx->cfg, "auth_throttle_max_delay", 0, 3600);
+		pop3_authd_init(&authd, config_str(ctx->cfg, "private_directory"), config_str(ctx->cfg, "mail_owner"),
+		                (int)(delay + 15) * 1000);
+		pop3_authd_ops(&authd, &auth_ops);
+	}
 	opts.auth = &auth_ops;
 }
 

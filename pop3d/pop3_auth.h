@@ -1,7 +1,7 @@
 /* How pop3d checks credentials: a small interface the session calls for USER/PASS, AUTH and APOP, so the
- * session does not care who answers. The real backend is the auth daemon (a later merge); until it is on main,
- * pop3d_test_passwd_file gives a file backend for standalone tests. Also the SASL helpers pop3d needs (base64,
- * PLAIN message parsing, APOP digests) until common/sasl.c is on main. */
+ * session does not care who answers. The real backend is the auth daemon (pop3_authd.c); a password file
+ * (pop3d_test_passwd_file) is a backend for tests. Also the SASL helpers pop3d uses (base64, PLAIN parsing,
+ * APOP digests). */
 #ifndef POSTERN_POP3_AUTH_H
 #define POSTERN_POP3_AUTH_H
 
@@ -38,13 +38,24 @@ struct pop3_auth_ops {
 	void *ctx;
 };
 
-/* File backend (temporary, for tests until the auth daemon lands): lines "user:password:maildir[:uid:gid]",
+/* File backend (for tests): lines "user:password:maildir[:uid:gid]",
  * '#' comments; a relative maildir is taken under maildir_base. The file is read at each login. */
 struct pop3_authfile {
 	char *path;
 	char *maildir_base;
 };
 void pop3_authfile_ops(struct pop3_authfile *af, struct pop3_auth_ops *ops);
+
+/* Auth daemon backend: VERIFY requests on private_dir/auth. Accounts with uid 0 are read as mail_owner. */
+struct pop3_authd {
+	char *socket_path;
+	int timeout_ms;
+	bool have_mail_owner;
+	uid_t mail_uid;
+	gid_t mail_gid;
+};
+void pop3_authd_init(struct pop3_authd *ad, const char *private_dir, const char *mail_owner, int timeout_ms);
+void pop3_authd_ops(struct pop3_authd *ad, struct pop3_auth_ops *ops);
 
 /* Strict base64 (padding required, no white space); false on any deviation or when out's cap is passed. */
 bool pop3_b64_decode(const char *in, size_t len, struct buf *out);
