@@ -75,19 +75,19 @@ def make_maildir(path):
 
 
 class Pop3Instance:
-    def __init__(self):
+    def __init__(self, auth=False):
         self.top = tempfile.mkdtemp(prefix="postern-pop3d-")
         os.chmod(self.top, 0o755)
         self.dir = os.path.join(self.top, "inst")
         base = self.dir
-        for sub in ("etc/tls", "bin", "log", "pid", "queue", "private", "mail"):
+        for sub in ("etc/tls", "bin", "log", "pid", "queue", "private", "mail", "data"):
             os.makedirs(os.path.join(base, sub))
             os.chmod(os.path.join(base, sub), 0o700 if sub == "private" else 0o755)
         if IS_ROOT:
-            for sub in ("private", "queue", "mail"):
+            for sub in ("private", "queue", "mail", "data"):
                 os.chown(os.path.join(base, sub), NOBODY, NOBODY)
         os.chmod(base, 0o755)
-        for prog in ("master", "pop3d"):
+        for prog in ("master", "pop3d", "auth"):
             os.symlink(os.path.join(BUILD, "bin", prog), os.path.join(base, "bin", prog))
         self.maildir = os.path.join(base, "mail", "alice")
         make_maildir(self.maildir)
@@ -105,17 +105,28 @@ class Pop3Instance:
             f.write("mail_owner = %s\n" % ("nobody" if IS_ROOT else "root"))
             f.write("log_destination = %s/log/postern.log\n" % base)
             f.write("myhostname = pop.test\n")
-            f.write("pop3d_test_passwd_file = $config_directory/passwd\n")
+            if not auth:
+                f.write("pop3d_test_passwd_file = $config_directory/passwd\n")
             f.write("pop3d_apop = yes\n")
         self.port, self.tls_port, self.root_port = free_ports(3)
         with open(os.path.join(base, "etc", "master.cf"), "w") as f:
             f.write("pop3  inet 127.0.0.1:%d starttls - - 10 100 60s pop3d\n" % self.port)
             f.write("pop3s inet 127.0.0.1:%d implicit - - 10 100 60s pop3d\n" % self.tls_port)
+            if auth:
+                f.write("auth  unix auth - - - 1 0 0 auth\n")
             if IS_ROOT:   # a service that stays root until login, then becomes the mailbox owner
                 f.write("pop3r inet 127.0.0.1:%d starttls root - 10 100 60s pop3d\n" % self.root_port)
         os.makedirs(os.path.join(base, "asan"))
         os.chmod(os.path.join(base, "asan"), 0o1777)   # sanitizer reports of daemons running as mail_owner
         self.asan_log = os.path.join(base, "asan", "report")
+        if auth:
+            for addr, pw in (("alice@example.test", "secret pw"), ("bob@example.test", "bobpw")):
+                r = subprocess.run([os.path.join(BUILD, "bin", "postern"), "user", "-c", base, "add", addr,
+                                    "--password-stdin"], input=pw + "\n", capture_output=True, text=True, timeout=60)
+                assert r.returncode == 0, r.stderr
+            if IS_ROOT:
+                for f in os.listdir(os.path.join(base, "data")):
+                    os.chown(os.path.join(base, "data", f), NOBODY, NOBODY)
         env = dict(os.environ)
         env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":log_path=" + self.asan_log
         r = subprocess.run([os.path.join(BUILD, "bin", "postern"), "start", "-c", base], env=env,
@@ -180,6 +191,16 @@ def inst():
     if not os.access(os.path.join(BUILD, "bin", "pop3d"), os.X_OK):
         pytest.skip("pop3d not built")
     i = Pop3Instance()
+    yield i
+    i.stop()
+
+
+@pytest.fixture
+def ainst():
+    """An instance whose logins go through the auth daemon and its account database."""
+    if not os.access(os.path.join(BUILD, "bin", "auth"), os.X_OK):
+        pytest.skip("auth not built")
+    i = Pop3Instance(auth=True)
     yield i
     i.stop()
 
@@ -466,3 +487,25 @@ def test_curl(inst):
     assert r.stdout == b"Subject: c\r\n\r\nvia curl\r\n"
     r = subprocess.run(["curl", "-sS", "--max-time", "20", "-u", "alice:wrong", url], capture_output=True)
     assert r.returncode != 0
+
+
+def test_login_through_auth_daemon(ainst):
+    md = os.path.join(ainst.dir, "mail", "example.test", "alice")
+    p = ainst.client("alice@example.test", "secret pw")
+    assert p.stat()[0] == 0            # the Maildir is created at the first login
+    p.quit()
+    deliver(md, "Subject: via auth\n\nhello\n")
+    p = ainst.client("alice@example.test", "secret pw")
+    assert p.retr(1)[1][-1] == b"hello"
+    p.quit()
+    p = poplib.POP3("127.0.0.1", ainst.port, timeout=60)
+    p.user("alice@example.test")
+    with pytest.raises(poplib.error_proto) as e:
+        p.pass_("wrong")
+    assert e.value.args[0].startswith(b"-ERR [AUTH]")
+    p.quit()
+    import base64
+    p = poplib.POP3("127.0.0.1", ainst.port, timeout=60)
+    resp = p._shortcmd("AUTH PLAIN " + base64.b64encode(b"\0bob@example.test\0bobpw").decode())
+    assert resp.startswith(b"+OK")
+    p.quit()
