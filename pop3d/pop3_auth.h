@@ -1,7 +1,6 @@
 /* How pop3d checks credentials: a small interface the session calls for USER/PASS, AUTH and APOP, so the
  * session does not care who answers. The real backend is the auth daemon (pop3_authd.c); a password file
- * (pop3d_test_passwd_file) is a backend for tests. Also the SASL helpers pop3d uses (base64, PLAIN parsing,
- * APOP digests). */
+ * (pop3d_test_passwd_file) is a backend for tests. */
 #ifndef POSTERN_POP3_AUTH_H
 #define POSTERN_POP3_AUTH_H
 
@@ -56,13 +55,5 @@ struct pop3_authd {
 };
 void pop3_authd_init(struct pop3_authd *ad, const char *private_dir, const char *mail_owner, int timeout_ms);
 void pop3_authd_ops(struct pop3_authd *ad, struct pop3_auth_ops *ops);
-
-/* Strict base64 (padding required, no white space); false on any deviation or when out's cap is passed. */
-bool pop3_b64_decode(const char *in, size_t len, struct buf *out);
-void pop3_b64_encode(const void *in, size_t len, struct buf *out);
-/* PLAIN (RFC 4616): authzid NUL authcid NUL passwd; authzid empty or equal to authcid. */
-bool pop3_plain_parse(const char *data, size_t len, struct buf *user, struct buf *pass);
-/* Lower-case hex MD5 of timestamp followed by secret (33 bytes with the NUL). */
-void pop3_apop_digest(const char *timestamp, const char *secret, char out[33]);
 
 #endif

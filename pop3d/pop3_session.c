@@ -17,6 +17,7 @@
 #include "mbox.h"
 #include "pop3_cmd.h"
 #include "pop3_session.h"
+#include "sasl.h"
 #include "str.h"
 
 #define SASL_LINE_MAX 8192
@@ -224,7 +225,7 @@ static bool sasl_read(struct sess *ss, struct buf *line, struct buf *dec)
 		return false;
 	}
 	buf_reset(dec);
-	if (!pop3_b64_decode(line->data ? line->data : "", line->len, dec)) {
+	if (!sasl_base64_decode(line->data ? line->data : "", line->len, dec)) {
 		reply(ss, "-ERR [AUTH] malformed base64");
 		return false;
 	}
@@ -262,7 +263,7 @@ static void cmd_auth(struct sess *ss, const struct pop3_cmd *c)
 			if (!sasl_read(ss, &line, &dec))
 				goto out;
 		} else if (ir) {
-			if (!pop3_b64_decode(ir, strlen(ir), &dec)) {
+			if (!sasl_base64_decode(ir, strlen(ir), &dec)) {
 				reply(ss, "-ERR [AUTH] malformed base64");
 				goto out;
 			}
@@ -271,18 +272,24 @@ static void cmd_auth(struct sess *ss, const struct pop3_cmd *c)
 			if (!sasl_read(ss, &line, &dec))
 				goto out;
 		}
-		if (!pop3_plain_parse(dec.data ? dec.data : "", dec.len, &user, &pass)) {
+		struct sasl_creds creds;
+		struct buf perr = BUF_INIT(256);
+		bool ok = sasl_plain_parse(dec.data ? dec.data : "", dec.len, &creds, &perr) &&
+		          buf_puts(&user, creds.authcid) && buf_puts(&pass, creds.passwd);
+		OPENSSL_cleanse(&creds, sizeof(creds));
+		buf_free(&perr);
+		if (!ok) {
 			reply(ss, "-ERR [AUTH] malformed PLAIN response");
 			goto out;
 		}
 	} else {
 		if (ir) {
-			if (!pop3_b64_decode(ir, strlen(ir), &dec)) {
+			if (!sasl_base64_decode(ir, strlen(ir), &dec)) {
 				reply(ss, "-ERR [AUTH] malformed base64");
 				goto out;
 			}
 		} else {
-			pop3_b64_encode("Username:", 9, &ch);
+			(void)sasl_base64_encode("Username:", 9, &ch);
 			reply(ss, "+ %s", buf_cstr(&ch));
 			if (!sasl_read(ss, &line, &dec))
 				goto out;
@@ -292,7 +299,7 @@ static void cmd_auth(struct sess *ss, const struct pop3_cmd *c)
 			goto out;
 		}
 		buf_reset(&ch);
-		pop3_b64_encode("Password:", 9, &ch);
+		(void)sasl_base64_encode("Password:", 9, &ch);
 		reply(ss, "+ %s", buf_cstr(&ch));
 		if (!sasl_read(ss, &line, &dec))
 			goto out;

@@ -1,5 +1,4 @@
-/* pop3d: the command parser (table cases), the SASL helpers (strict base64, PLAIN, the RFC 1939 APOP example),
- * the temporary password-file backend, and sessions over a socketpair: non-loopback clients without TLS are
+/* pop3d: the command parser (table cases), the password-file backend (with APOP), and sessions over a socketpair: non-loopback clients without TLS are
  * refused plaintext logins, a loopback client logs in, reads and deletes. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +16,7 @@
 
 #include "buf.h"
 #include "maildir.h"
+#include "sasl.h"
 #include "../../pop3d/pop3_auth.h"
 #include "../../pop3d/pop3_cmd.h"
 #include "../../pop3d/pop3_session.h"
@@ -83,45 +83,6 @@ static void test_parser(void **state)
 	assert_int_equal(pop3_cmd_parse(b, strlen(b), &c), POP3_PARSE_SYNTAX);
 }
 
-static void test_sasl_helpers(void **state)
-{
-	(void)state;
-	struct buf o = BUF_INIT(64), u = BUF_INIT(255), p = BUF_INIT(255);
-	char d[33];
-
-	assert_true(pop3_b64_decode("AGFsaWNlAHB3", 12, &o));
-	assert_int_equal(o.len, 9);
-	assert_true(pop3_plain_parse(o.data, o.len, &u, &p));
-	assert_string_equal(buf_cstr(&u), "alice");
-	assert_string_equal(buf_cstr(&p), "pw");
-	const char *bad[] = { "AGFsaWNlAHB", "AGFs aWNl", "QQ=", "QR==", "Q===", "=QQQ", "QQ==QQ==", NULL };
-	for (int i = 0; bad[i]; i++) {
-		buf_reset(&o);
-		assert_false(pop3_b64_decode(bad[i], strlen(bad[i]), &o));
-	}
-	buf_reset(&o);
-	assert_true(pop3_b64_decode("", 0, &o));
-	assert_int_equal(o.len, 0);
-	buf_reset(&o);
-	pop3_b64_encode("Username:", 9, &o);
-	assert_string_equal(buf_cstr(&o), "VXNlcm5hbWU6");
-	buf_reset(&o);
-	pop3_b64_encode("ab", 2, &o);
-	assert_string_equal(buf_cstr(&o), "YWI=");
-	assert_true(pop3_plain_parse("alice\0alice\0pw", 14, &u, &p));
-	assert_false(pop3_plain_parse("bob\0alice\0pw", 12, &u, &p));	/* acting as someone else */
-	assert_false(pop3_plain_parse("\0alice\0", 7, &u, &p));
-	assert_false(pop3_plain_parse("\0\0pw", 4, &u, &p));
-	assert_false(pop3_plain_parse("alice\0pw", 8, &u, &p));
-	assert_false(pop3_plain_parse("\0a\0p\0w", 6, &u, &p));
-	/* RFC 1939 section 7 */
-	pop3_apop_digest("<1896.697170952@dbc.mtview.ca.us>", "tanstaaf", d);
-	assert_string_equal(d, "c4c9334bac560ecc979e58001b3e22fb");
-	buf_free(&o);
-	buf_free(&u);
-	buf_free(&p);
-}
-
 static char dir[64];
 
 static int setup(void **state)
@@ -170,7 +131,7 @@ static void test_authfile(void **state)
 	assert_int_equal(ops.plain(ops.ctx, &cl, "alice", "pw2", &u), POP3_AUTH_FAIL);
 	assert_int_equal(ops.plain(ops.ctx, &cl, "nobody", "pw", &u), POP3_AUTH_FAIL);
 	assert_int_equal(ops.plain(ops.ctx, &cl, "carol", "pw", &u), POP3_AUTH_FAIL);	/* bad uid field */
-	pop3_apop_digest(ts, "pw", dg);
+	sasl_apop_digest(ts, "pw", dg);
 	assert_int_equal(ops.apop(ops.ctx, &cl, "alice", ts, dg, &u), POP3_AUTH_OK);
 	pop3_user_clear(&u);
 	for (char *c = dg; *c; c++)
@@ -357,7 +318,6 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parser),
-		cmocka_unit_test(test_sasl_helpers),
 		cmocka_unit_test_setup_teardown(test_authfile, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_not_loopback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_loopback, setup, teardown),
