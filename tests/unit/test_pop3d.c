@@ -1,5 +1,6 @@
-/* pop3d: the command parser (table cases), the password-file backend (with APOP), and sessions over a socketpair: non-loopback clients without TLS are
- * refused plaintext logins, a loopback client logs in, reads and deletes. */
+/* pop3d: the command parser (table cases), the password-file backend (with APOP), and sessions over a
+ * socketpair: non-loopback clients without TLS are refused plaintext logins, a loopback client logs in, reads and
+ * deletes, a byte-at-a-time client gets the same replies, an idle one is logged out. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
