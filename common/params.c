@@ -54,8 +54,25 @@ const struct config_param config_params[] = {
 	/* ---- smtpd ---- */
 
 	/* ---- queue and qmgr ---- */
+	{ "minimal_backoff_time", "300s", "first retry delay of a deferred recipient (then doubled each attempt)" },
+	{ "maximal_backoff_time", "3600s", "cap of the doubling retry delay" },
+	{ "maximal_queue_lifetime", "5d", "a recipient still deferred after this long is bounced" },
+	{ "queue_time_scale", "1", "testing only: every queue delay above is divided by this" },
+	{ "queue_scan_interval", "30s", "how often qmgr scans incoming/ for mail whose wakeup was lost" },
+	{ "qmgr_concurrency_limit", "20", "deliveries in progress at once, all destinations together" },
+	{ "default_destination_concurrency_limit", "20", "deliveries in progress at once to one destination" },
+	{ "default_destination_recipient_limit", "50", "recipients handed to a transport in one request" },
+	{ "local_delivery_timeout", "10m", "qmgr gives up waiting for a local delivery answer after this" },
+	{ "bounce_size_limit", "50000", "largest original message returned in full inside a bounce" },
+	{ "virtual_mailbox_domains", "", "domains whose mail goes to accounts (besides mydestination)" },
 
 	/* ---- local ---- */
+	{ "alias_maps", "$config_directory/aliases.lmdb", "the compiled aliases table (postern map compile --aliases)" },
+	{ "recipient_delimiter", "+", "characters that start an address extension (user+ext); empty for none" },
+	{ "local_system_users", "yes", "deliver to system (passwd) users of mydestination domains in ~/Maildir" },
+	{ "local_forward_files", "yes", "honour a system user's ~/.forward (addresses only, for now)" },
+	{ "local_postmaster_maildir", "$mail_directory/postmaster/", "postmaster mail when no alias or account takes it" },
+	{ "local_alias_depth_limit", "20", "nesting limit of alias expansion" },
 
 	/* ---- smtp ---- */
 	{ "relayhost", "", "send all remote mail to this next hop ([host]:port: no MX lookup); empty: MX of the domain" },
@@ -79,6 +96,18 @@ const struct config_param config_params[] = {
 	{ "smtp_sasl_tls_required", "yes", "send AUTH credentials only over TLS" },
 
 	/* ---- pop3d and imapd ---- */
+	{ "imapd_max_line_length", "64k", "longest IMAP command line outside literals" },
+	{ "imapd_append_limit", "64m", "largest literal data of one command after login (APPENDLIMIT)" },
+	{ "imapd_preauth_literal_limit", "8k", "largest literal data of one command before login" },
+	{ "imapd_timeout", "30m", "idle time before imapd drops a client (RFC 3501 asks for at least 30 minutes)" },
+	{ "imapd_preauth_timeout", "60s", "idle time before imapd drops a client that has not logged in" },
+	{ "imapd_max_bad_commands", "20", "BAD replies before imapd drops a client" },
+	{ "imapd_plaintext_login", "no", "allow LOGIN and AUTHENTICATE without TLS from non-loopback clients" },
+	{ "pop3d_apop", "no", "offer APOP (a timestamp in the POP3 greeting)" },
+	{ "pop3d_plaintext_login", "no", "allow USER/PASS and plaintext SASL without TLS from non-loopback clients" },
+	{ "pop3d_timeout", "10m", "POP3 idle timeout (RFC 1939: at least 10 minutes)" },
+	{ "pop3d_max_bad_commands", "20", "bad POP3 commands before the session is closed" },
+	{ "pop3d_test_passwd_file", "", "tests only: check logins against user:password:maildir[:uid:gid] lines, not auth" },
 
 	{ NULL, NULL, NULL }
 };
