@@ -503,11 +503,12 @@ int cmd_sendmail(int argc, char **argv)
 	case SENDMAIL_NEWALIASES:
 		rc = newaliases(cfg);
 		break;
-	case SENDMAIL_FLUSH:
-		fprintf(stderr, "sendmail: -q: the queue manager retries deferred mail on its own schedule; "
-		                "an immediate flush is not available in this version\n");
-		rc = 0;
+	case SENDMAIL_FLUSH: {
+		/* the same request as `postern queue flush`: qmgr retries every deferred message now */
+		char *v[] = { "queue", "flush", "-c", (char *)cli_instance_dir(o.dir), NULL };
+		rc = cmd_queue(4, v);
 		break;
+	}
 	default:
 		rc = deliver(&o, cfg);
 		break;
