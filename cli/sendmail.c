@@ -283,7 +283,7 @@ static const char *login_name(void)
 static int deliver(const struct sendmail_opts *o, struct config *cfg)
 {
 	struct message m = { .text = BUF_INIT(SENDMAIL_HEADER_MAX + 2 * CHUNK) };
-	struct sendmail_headers h;
+	struct sendmail_headers h, cl = { 0 };
 	struct buf head = BUF_INIT(BUF_NOLIMIT), line = BUF_INIT(BUF_NOLIMIT), tmp = BUF_INIT(BUF_NOLIMIT);
 	struct conn c = { .fd = -1, .verbose = o->verbose, .in = BUF_INIT(SENDMAIL_REPLY_MAX),
 	                  .reply = BUF_INIT(SENDMAIL_REPLY_MAX) };
@@ -300,9 +300,18 @@ static int deliver(const struct sendmail_opts *o, struct config *cfg)
 	sendmail_headers_scan(m.text.data ? m.text.data : "", m.hdr_end, o->extract, &h, &head);
 	sendmail_missing_headers(&h, login_name(), o->fullname, origin, config_str(cfg, "myhostname"),
 	                         (long)time(NULL), &head);
-	rcpts = xcalloc(o->nrcpts + h.nrcpts + 1, sizeof(*rcpts));
-	for (size_t i = 0; i < o->nrcpts; i++)
-		rcpts[nrcpts++] = qualify(o->rcpts[i], origin);
+	for (size_t i = 0; i < o->nrcpts; i++) {
+		size_t bad = cl.bad;
+		sendmail_collect(&cl, o->rcpts[i], strlen(o->rcpts[i]));
+		if (cl.bad > bad) {
+			warnx_("bad recipient address '%s'; not sent", log_safe(o->rcpts[i], strlen(o->rcpts[i]), 300));
+			rc = EX_DATAERR;
+			goto out;
+		}
+	}
+	rcpts = xcalloc(cl.nrcpts + h.nrcpts + 1, sizeof(*rcpts));
+	for (size_t i = 0; i < cl.nrcpts; i++)
+		rcpts[nrcpts++] = qualify(cl.rcpts[i], origin);
 	for (size_t i = 0; i < h.nrcpts; i++)
 		rcpts[nrcpts++] = qualify(h.rcpts[i], origin);
 	if (h.bad)
@@ -313,6 +322,14 @@ static int deliver(const struct sendmail_opts *o, struct config *cfg)
 		goto out;
 	}
 	sender = o->sender ? (*o->sender ? qualify(o->sender, origin) : xstrdup("")) : qualify(login_name(), origin);
+	for (const char *p = sender; *p; p++) {
+		/* smtpd judges the syntax; here only what would break the command line itself */
+		if ((unsigned char)*p <= ' ' || *p == '<' || *p == '>' || *p == 127) {
+			warnx_("bad sender address '%s'; not sent", log_safe(sender, strlen(sender), 300));
+			rc = EX_USAGE;
+			goto out;
+		}
+	}
 
 	if ((c.fd = submit_connect(cfg)) < 0) {
 		rc = EX_TEMPFAIL;
@@ -398,6 +415,7 @@ out:
 	free(rcpts);
 	free(sender);
 	sendmail_headers_free(&h);
+	sendmail_headers_free(&cl);
 	buf_free(&m.text);
 	buf_free(&head);
 	buf_free(&line);

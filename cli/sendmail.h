@@ -84,6 +84,9 @@ struct sendmail_headers {
  * host. */
 void sendmail_headers_scan(const char *p, size_t len, bool extract, struct sendmail_headers *h, struct buf *out);
 void sendmail_headers_free(struct sendmail_headers *h);
+/* Append the addresses of one address list ("a@b, Name <c@d>", "root") to h->rcpts, counting bad entries in
+ * h->bad. Used for To/Cc/Bcc and for each command-line recipient, which may also be a list (as in Postfix). */
+void sendmail_collect(struct sendmail_headers *h, const char *v, size_t n);
 
 /* Header lines Postfix's cleanup would add to locally submitted mail, appended to out when missing:
  * "From: Full Name <login@origin>", "Date: ...", "Message-ID: <...@hostname>". fullname may be NULL. now is

@@ -150,7 +150,7 @@ static bool name_is(const char *p, size_t n, const char *name)
 	return strlen(name) == n && str_eqn_ci(p, name, n);
 }
 
-static void collect(struct sendmail_headers *h, const char *v, size_t n)
+void sendmail_collect(struct sendmail_headers *h, const char *v, size_t n)
 {
 	struct addr_list l = ADDR_LIST_INIT;
 
@@ -195,7 +195,7 @@ void sendmail_headers_scan(const char *p, size_t len, bool extract, struct sendm
 			size_t vlen = (size_t)(p + end - v);
 			bool bcc = name_is(p + off, nlen, "bcc");
 			if (extract && (bcc || name_is(p + off, nlen, "to") || name_is(p + off, nlen, "cc")))
-				collect(h, v, vlen);
+				sendmail_collect(h, v, vlen);
 			h->has_from |= name_is(p + off, nlen, "from");
 			h->has_sender |= name_is(p + off, nlen, "sender");
 			h->has_date |= name_is(p + off, nlen, "date");

@@ -208,6 +208,21 @@ def test_existing_headers_kept_and_no_header_section(inst):
     assert b'\r\n\r\njust text\r\n' in data and data.startswith(b'From: ')
 
 
+def test_command_line_addresses(inst):
+    d, srv = inst
+    r = sendmail(d, ['-v', '--', 'Alice <alice@example.org>, bob', '<carol@example.net>'], b'\nx\n')
+    assert r.returncode == 0, r.stderr
+    got = [a.split('>')[0].lstrip('<') for a in srv.sessions[-1]['rcpts']]
+    assert got == ['alice@example.org', 'bob@example.test', 'carol@example.net']
+    assert b'>>> RCPT TO:<bob@example.test>' in r.stderr and b'<<< 250 2.0.0 Ok: queued' in r.stderr   # -v
+    n = len(srv.sessions)
+    r = sendmail(d, ['good@example.org', 'bad@@x'], b'\nx\n')
+    assert r.returncode == 65 and b"bad recipient address 'bad@@x'" in r.stderr
+    r = sendmail(d, ['-f', 'me@x\r\nRCPT TO:<evil@x>', 'a@example.org'], b'\nx\n')
+    assert r.returncode == EX_USAGE and b'bad sender address' in r.stderr
+    assert len(srv.sessions) == n    # neither connected
+
+
 def test_dsn_options(inst):
     d, srv = inst
     r = sendmail(d, ['-N', 'success,delay', '-V', 'env+1', '-f', '<>', 'a@example.org'], b'\n')

@@ -265,6 +265,23 @@ static void test_headers_extract(void **state)
 	buf_free(&out);
 }
 
+static void test_collect_arg(void **state)
+{
+	(void)state;
+	struct sendmail_headers h = { 0 };
+	const char *a = "Alice <alice@Example.org>, bob";
+	sendmail_collect(&h, a, strlen(a));
+	sendmail_collect(&h, "<carol@x.example>", 17);
+	sendmail_collect(&h, "bad@@x", 6);
+	assert_int_equal(h.nrcpts, 3);
+	assert_string_equal(h.rcpts[0], "alice@example.org");
+	assert_string_equal(h.rcpts[1], "bob@");
+	assert_string_equal(h.rcpts[2], "carol@x.example");
+	assert_int_equal(h.bad, 1);
+	assert_null(h.rcpts[3]);
+	sendmail_headers_free(&h);
+}
+
 static bool has_prefix(const char *s, const char *p)
 {
 	return strncmp(s, p, strlen(p)) == 0;
@@ -373,6 +390,7 @@ int main(void)
 		cmocka_unit_test(test_encode),
 		cmocka_unit_test(test_header_end),
 		cmocka_unit_test(test_headers_extract),
+		cmocka_unit_test(test_collect_arg),
 		cmocka_unit_test(test_missing_headers),
 		cmocka_unit_test(test_mailq),
 	};
