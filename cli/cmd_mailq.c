@@ -1,6 +1,7 @@
 /* mailq (sendmail -bp): the classic Postfix-style queue listing, read from the queue directories directly with
  * the queue-file parser, so it works whether or not the mail system is running. Only root and the mail owner
- * can read the queue; everyone else gets a clear "permission denied". */
+ * can read the queue; everyone else gets a clear "permission denied". Recipients already delivered are left out
+ * and deferred ones show qmgr's last error, read from state.lmdb (read-only; LMDB allows that while qmgr writes). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 #include "alloc.h"
 #include "log.h"
 #include "qfile.h"
+#include "qstate.h"
 #include "sendmail.h"
 
 struct entry {
@@ -76,11 +78,38 @@ static bool read_dir(const char *queue_dir, const char *dir, char mark, struct e
 	return true;
 }
 
+/* The recipients still to be delivered, each deferred one after its last error in parentheses (Postfix style).
+ * Without state (a new message, or no state.lmdb) every envelope recipient is listed. */
+static void print_rcpts(FILE *out, const struct qfile_envelope *e, struct qstate *db)
+{
+	struct buf err = BUF_INIT(1024);
+	struct qstate_rcpt *st = NULL;
+	size_t n = 0;
+
+	if (!db || !qstate_get_msg(db, e->id, &st, &n, &err))
+		n = 0;
+	if (n == 0) {
+		for (size_t r = 0; r < e->nrcpts; r++)
+			fprintf(out, "%42s%s\n", "", log_safe(e->rcpts[r].addr, strlen(e->rcpts[r].addr), 300));
+	}
+	for (size_t r = 0; r < n; r++) {
+		if (qstate_final(st[r].status))
+			continue;
+		if (st[r].status == QSTATE_DEFERRED && st[r].text && *st[r].text)
+			fprintf(out, "(%s)\n", log_safe(st[r].text, strlen(st[r].text), 300));
+		fprintf(out, "%42s%s\n", "", log_safe(st[r].addr, strlen(st[r].addr), 300));
+	}
+	qstate_free_list(&st, n);
+	buf_free(&err);
+}
+
 int mailq_list(const char *queue_dir, FILE *out, FILE *errf)
 {
 	struct entry *v = NULL;
 	size_t n = 0;
 	unsigned long long total = 0;
+	struct qstate *db = NULL;
+	struct buf path = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(1024);
 
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		if (!read_dir(queue_dir, dirs[i].dir, dirs[i].mark, &v, &n, errf)) {
@@ -96,6 +125,11 @@ int mailq_list(const char *queue_dir, FILE *out, FILE *errf)
 		return 0;
 	}
 	qsort(v, n, sizeof(*v), by_arrival);
+	buf_printf(&path, "%s/state.lmdb", queue_dir);
+	if (access(buf_cstr(&path), F_OK) == 0 && (db = qstate_open(buf_cstr(&path), false, &err)) == NULL)
+		fprintf(errf, "mailq: %s (delivery state not shown)\n", buf_cstr(&err));
+	buf_free(&path);
+	buf_free(&err);
 	fprintf(out, "-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------\n");
 	for (size_t i = 0; i < n; i++) {
 		const struct qfile_envelope *e = &v[i].env;
@@ -106,13 +140,13 @@ int mailq_list(const char *queue_dir, FILE *out, FILE *errf)
 			strftime(when, sizeof(when), "%a %b %e %H:%M:%S", &tm);
 		fprintf(out, "%-10s%c %8llu %-20s  %s\n", e->id, v[i].mark, (unsigned long long)e->content_len, when,
 		        e->sender && *e->sender ? log_safe(e->sender, strlen(e->sender), 300) : "MAILER-DAEMON");
-		for (size_t r = 0; r < e->nrcpts; r++)
-			fprintf(out, "%42s%s\n", "", log_safe(e->rcpts[r].addr, strlen(e->rcpts[r].addr), 300));
+		print_rcpts(out, e, db);
 		fputc('\n', out);
 		total += e->content_len;
 		qfile_envelope_free(&v[i].env);
 	}
 	fprintf(out, "-- %llu Kbytes in %zu Request%s.\n", (total + 1023) / 1024, n, n == 1 ? "" : "s");
+	qstate_close(&db);
 	free(v);
 	return 0;
 }

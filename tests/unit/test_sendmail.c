@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "qfile.h"
+#include "qstate.h"
 #include "../../cli/sendmail.h"
 
 #define ARGV(...) ((char *[]){ __VA_ARGS__, NULL })
@@ -360,6 +361,35 @@ static void test_mailq(void **state)
 	assert_non_null(strstr(text, "carol@example.net\n"));
 	assert_non_null(strstr(text, "-- 1 Kbytes in 1 Request.\n"));
 	free(text);
+	/* with delivery state: delivered recipients are left out, a deferred one shows its last error */
+	char spath[128];
+	snprintf(spath, sizeof(spath), "%s/state.lmdb", qdir);
+	struct qstate *db = qstate_open(spath, true, &err);
+	assert_non_null(db);
+	struct qstate_rcpt recs[2];
+	memset(recs, 0, sizeof(recs));
+	recs[0].status = QSTATE_SENT;
+	recs[0].parent = QSTATE_NO_PARENT;
+	qstate_rcpt_set(&recs[0], "bob@example.net", "2.0.0", "delivered");
+	recs[1].idx = 1;
+	recs[1].status = QSTATE_DEFERRED;
+	recs[1].parent = QSTATE_NO_PARENT;
+	qstate_rcpt_set(&recs[1], "carol@example.net", "4.4.1", "connection refused");
+	assert_true(qstate_put(db, id, recs, 2, &err));
+	qstate_rcpt_free(&recs[0]);
+	qstate_rcpt_free(&recs[1]);
+	qstate_close(&db);
+	out = open_memstream(&text, &len);
+	assert_int_equal(mailq_list(qdir, out, errf), 0);
+	fclose(out);
+	assert_null(strstr(text, "bob@example.net"));
+	assert_non_null(strstr(text, "\n(connection refused)\n"));
+	assert_non_null(strstr(text, "carol@example.net\n"));
+	free(text);
+	unlink(spath);
+	snprintf(spath, sizeof(spath), "%s/state.lmdb-lock", qdir);
+	unlink(spath);
+
 	char line[512] = "";
 	rewind(errf);
 	assert_non_null(fgets(line, sizeof(line), errf));
