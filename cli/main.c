@@ -20,6 +20,7 @@ static const struct cli_command commands[] = {
 	{ "status", cmd_status, "[-c DIR]  services: listeners, busy/idle processes, restarts" },
 	{ "check", cmd_check, "[-c DIR]  check configuration, directories, TLS files and ports" },
 	{ "config", cmd_config, "show [-c DIR] [--non-default] [NAME...] | set [-c DIR] NAME=VALUE...  main.cf" },
+	{ "dkim", cmd_dkim, "keygen DOMAIN SELECTOR [--ed25519] [-c DIR]  make a DKIM key, print its DNS record" },
 	{ "map", cmd_map, "compile FILE [--aliases] | get FILE KEY   build FILE.lmdb, or look KEY up" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

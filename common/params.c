@@ -55,5 +55,10 @@ const struct config_param config_params[] = {
 
 	/* ---- pop3d and imapd ---- */
 
+	/* ---- spf, dkim, dmarc ---- */
+	{ "dkim_keys", "", "signing key table (postern map): DOMAIN -> SELECTOR:KEYFILE; empty: no signing" },
+	{ "public_suffix_list", "/usr/share/publicsuffix/public_suffix_list.dat",
+	  "Public Suffix List for DMARC organisational domains" },
+
 	{ NULL, NULL, NULL }
 };
