@@ -44,14 +44,56 @@ const struct config_param config_params[] = {
 	/* ---- tables ---- */
 
 	/* ---- auth ---- */
+	{ "accounts_database", "$data_directory/accounts.lmdb", "the account database (postern user)" },
+	{ "auth_system_users", "no", "also accept system (passwd/shadow) users, by login name without a domain" },
+	{ "auth_password_scheme", "yescrypt", "hash for new passwords: yescrypt or sha512-crypt" },
+	{ "auth_throttle_max_delay", "30s", "cap of the doubling delay after failed logins" },
+	{ "auth_throttle_decay", "15m", "quiet time after which a client's or account's failure count halves" },
+	{ "auth_throttle_entries", "10000", "clients and accounts remembered for throttling (oldest forgotten first)" },
 
 	/* ---- smtpd ---- */
 
 	/* ---- queue and qmgr ---- */
+	{ "minimal_backoff_time", "300s", "first retry delay of a deferred recipient (then doubled each attempt)" },
+	{ "maximal_backoff_time", "3600s", "cap of the doubling retry delay" },
+	{ "maximal_queue_lifetime", "5d", "a recipient still deferred after this long is bounced" },
+	{ "queue_time_scale", "1", "testing only: every queue delay above is divided by this" },
+	{ "queue_scan_interval", "30s", "how often qmgr scans incoming/ for mail whose wakeup was lost" },
+	{ "qmgr_concurrency_limit", "20", "deliveries in progress at once, all destinations together" },
+	{ "default_destination_concurrency_limit", "20", "deliveries in progress at once to one destination" },
+	{ "default_destination_recipient_limit", "50", "recipients handed to a transport in one request" },
+	{ "local_delivery_timeout", "10m", "qmgr gives up waiting for a local delivery answer after this" },
+	{ "bounce_size_limit", "50000", "largest original message returned in full inside a bounce" },
+	{ "virtual_mailbox_domains", "", "domains whose mail goes to accounts (besides mydestination)" },
 
 	/* ---- local ---- */
+	{ "alias_maps", "$config_directory/aliases.lmdb", "the compiled aliases table (postern map compile --aliases)" },
+	{ "recipient_delimiter", "+", "characters that start an address extension (user+ext); empty for none" },
+	{ "local_system_users", "yes", "deliver to system (passwd) users of mydestination domains in ~/Maildir" },
+	{ "local_forward_files", "yes", "honour a system user's ~/.forward (addresses only, for now)" },
+	{ "local_postmaster_maildir", "$mail_directory/postmaster/", "postmaster mail when no alias or account takes it" },
+	{ "local_alias_depth_limit", "20", "nesting limit of alias expansion" },
 
 	/* ---- smtp ---- */
+	{ "relayhost", "", "send all remote mail to this next hop ([host]:port: no MX lookup); empty: MX of the domain" },
+	{ "transport_maps", "", "table: domain (or .parent) -> smtp:[host]:port, overriding relayhost" },
+	{ "smtp_helo_name", "$myhostname", "name sent in EHLO/HELO" },
+	{ "smtp_port", "25", "port of MX hosts and of next hops given without one" },
+	{ "smtp_mx_address_limit", "10", "most addresses tried for one delivery" },
+	{ "smtp_connection_reuse_time", "10s", "keep a connection open this long for the next message to the same address; 0: never" },
+	{ "smtp_connect_timeout", "30s", "time limit for a TCP connection to a server" },
+	{ "smtp_helo_timeout", "300s", "time limit for the greeting and the EHLO/HELO reply" },
+	{ "smtp_starttls_timeout", "300s", "time limit for STARTTLS and the TLS handshake" },
+	{ "smtp_mail_timeout", "300s", "time limit for the MAIL FROM reply" },
+	{ "smtp_rcpt_timeout", "300s", "time limit for each RCPT TO reply" },
+	{ "smtp_data_init_timeout", "120s", "time limit for the DATA reply and for each write of the content" },
+	{ "smtp_data_done_timeout", "600s", "time limit for the reply after the end of data" },
+	{ "smtp_quit_timeout", "300s", "time limit for the QUIT reply" },
+	{ "smtp_tls_security_level", "may", "none, may (opportunistic STARTTLS), encrypt, or verify (chain and MX name)" },
+	{ "smtp_tls_policy_maps", "", "table: domain (or .parent) -> none|may|encrypt|verify, overriding the level" },
+	{ "smtp_tls_CAfile", "", "trusted roots (PEM) for verify; empty: the system store" },
+	{ "smtp_sasl_password_maps", "", "root-only table: [host]:port, host or domain -> user:password for client AUTH" },
+	{ "smtp_sasl_tls_required", "yes", "send AUTH credentials only over TLS" },
 
 	/* ---- pop3d and imapd ---- */
 
