@@ -13,7 +13,11 @@
 
 #include "buf.h"
 #include "dkim.h"
+#include "dkim_int.h"
+#include "dkim_signer.h"
 #include "dns.h"
+#include "fsutil.h"
+#include "table.h"
 
 /* ---- a fake key fetch: name -> record, or a DNS status ---- */
 struct fake_key {
@@ -484,6 +488,115 @@ static void test_bad_signatures(void **state)
 	assert_null(r);
 }
 
+/* l= that covers only part of the body: content appended later is reported, the signature still passes */
+static void test_length_limit_pass(void **state)
+{
+	(void)state;
+	struct buf err = BUF_INIT(300), field = BUF_INIT(4096), sig = BUF_INIT(200), m = BUF_INIT(8192);
+	struct dkim_key *k = dkim_key_from_pem(rfc8463_priv, strlen(rfc8463_priv), &err);
+	unsigned char bh[32], hh[32];
+	const char hdr[] = "From: joe@football.example.com\r\nSubject: x\r\n";
+	const char body[] = "line one\r\n";
+	struct dkim_body *b = dkim_body_new(DKIM_CANON_SIMPLE, UINT64_MAX);
+	dkim_body_update(b, body, strlen(body));
+	dkim_body_final(b, bh, NULL);
+	dkim_body_free(&b);
+	buf_puts(&field, "DKIM-Signature: v=1; a=ed25519-sha256; d=football.example.com; s=brisbane; l=10;\r\n"
+	                 "\th=from:subject; bh=");
+	dkim_b64_encode(bh, 32, &field);
+	buf_puts(&field, "; b=");
+	buf_puts(&m, hdr);
+	buf_puts(&m, "\r\n");
+	struct dkim_field *f;
+	size_t boff, nf = dkim_split_header(m.data, m.len, &f, &boff);
+	assert_true(dkim_header_hash(f, nf, "from:subject", 12, DKIM_CANON_SIMPLE, field.data, field.len, hh));
+	free(f);
+	assert_true(dkim_pkey_sign(k->pkey, DKIM_ED25519_SHA256, hh, &sig));
+	dkim_b64_encode((unsigned char *)sig.data, sig.len, &field);
+	buf_puts(&field, "\r\n");
+	buf_reset(&m);
+	buf_puts(&m, field.data);
+	buf_puts(&m, hdr);
+	buf_puts(&m, "\r\n");
+	buf_puts(&m, body);
+	set_key("brisbane._domainkey.football.example.com", rfc8463_key, 0);
+	size_t n;
+	struct dkim_sig_result *r = verify(m.data, m.len, 1800000000, &n);
+	assert_int_equal(r[0].result, DKIM_PASS);
+	assert_false(r[0].body_limited);
+	dkim_results_free(&r, n);
+	buf_puts(&m, "Click here: http://evil.example/\r\n");
+	r = verify(m.data, m.len, 1800000000, &n);
+	assert_int_equal(r[0].result, DKIM_PASS);
+	assert_true(r[0].body_limited);
+	assert_non_null(strstr(r[0].reason, "beyond l="));
+	dkim_results_free(&r, n);
+	dkim_key_free(&k);
+	buf_free(&err);
+	buf_free(&field);
+	buf_free(&sig);
+	buf_free(&m);
+}
+
+static void test_signer(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/test_dkim.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	struct buf path = BUF_INIT(512), map = BUF_INIT(1024), err = BUF_INIT(1024), warn = BUF_INIT(1024),
+	           out = BUF_INIT(8192);
+	buf_printf(&path, "%s/key.pem", dir);
+	assert_true(fsutil_write_atomic(path.data, rfc8463_priv, strlen(rfc8463_priv), 0600, &err));
+	buf_printf(&map, "example.org brisbane:%s\nbroken.example nocolon\nmissing.example s:%s/nofile\n", path.data,
+	           dir);
+	buf_reset(&path);
+	buf_printf(&path, "%s/dkim_keys", dir);
+	assert_true(fsutil_write_atomic(path.data, map.data, map.len, 0600, &err));
+	size_t count;
+	assert_true(table_compile(path.data, NULL, TABLE_POSTMAP, &count, &err, &warn));
+	struct dkim_signer *s = dkim_signer_open(path.data, &err);
+	assert_non_null(s);
+
+	const char msg[] = "From: \"Ann\" <ann@News.Example.ORG>\r\nTo: b@example.net\r\n\r\nhello\r\n";
+	char *dom = dkim_from_domain(msg, strlen(msg));
+	assert_string_equal(dom, "news.example.org");
+	free(dom);
+	assert_int_equal(dkim_signer_sign(s, msg, strlen(msg), &out, &err), 1);
+	assert_non_null(strstr(out.data, "d=example.org; s=brisbane;"));
+	buf_puts(&out, msg);
+	set_key("brisbane._domainkey.example.org", rfc8463_key, 0);
+	size_t n;
+	struct dkim_sig_result *r = verify(out.data, out.len, 0, &n);
+	assert_int_equal(r[0].result, DKIM_PASS);
+	dkim_results_free(&r, n);
+
+	/* no key for the domain, no From, two Froms: unsigned */
+	buf_reset(&out);
+	assert_int_equal(dkim_signer_sign(s, "From: a@other.net\r\n\r\nx\r\n", 25, &out, &err), 0);
+	assert_int_equal(dkim_signer_sign(s, "To: a@example.org\r\n\r\nx\r\n", 24, &out, &err), 0);
+	const char two[] = "From: a@example.org\r\nFrom: b@example.org\r\n\r\n";
+	assert_int_equal(dkim_signer_sign(s, two, strlen(two), &out, &err), 0);
+	assert_int_equal(out.len, 0);
+	/* bad table value, missing key file: errors */
+	buf_reset(&err);
+	assert_int_equal(dkim_signer_sign(s, "From: a@broken.example\r\n\r\n", 28, &out, &err), -1);
+	assert_true(err.len > 0);
+	buf_reset(&err);
+	assert_int_equal(dkim_signer_sign(s, "From: a@missing.example\r\n\r\n", 29, &out, &err), -1);
+	assert_non_null(strstr(err.data, "nofile"));
+	dkim_signer_free(&s);
+	assert_null(s);
+
+	buf_reset(&map);
+	buf_printf(&map, "rm -rf '%s'", dir);
+	assert_int_equal(system(map.data), 0);
+	buf_free(&path);
+	buf_free(&map);
+	buf_free(&err);
+	buf_free(&warn);
+	buf_free(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -496,6 +609,8 @@ int main(void)
 		cmocka_unit_test(test_round_trip_ed25519),
 		cmocka_unit_test(test_length_limit),
 		cmocka_unit_test(test_bad_signatures),
+		cmocka_unit_test(test_length_limit_pass),
+		cmocka_unit_test(test_signer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
