@@ -135,13 +135,16 @@ bool dmarc_record_parse(const char *text, size_t len, struct dmarc_record *r, st
 			r->ri = (unsigned)n;
 		} else if (str_eq_ci(name, "rua")) {
 			bit = T_RUA;
-			r->rua = xstrdup(val);
+			if (!(seen & bit))	/* given twice: refused below, without leaking the first */
+				r->rua = xstrdup(val);
 		} else if (str_eq_ci(name, "ruf")) {
 			bit = T_RUF;
-			r->ruf = xstrdup(val);
+			if (!(seen & bit))	/* given twice: refused below, without leaking the first */
+				r->ruf = xstrdup(val);
 		} else if (str_eq_ci(name, "fo")) {
 			bit = T_FO;
-			r->fo = xstrdup(val);
+			if (!(seen & bit))	/* given twice: refused below, without leaking the first */
+				r->fo = xstrdup(val);
 		} else if (str_eq_ci(name, "rf")) {
 			bit = T_RF;
 		}

@@ -131,6 +131,8 @@ static void test_record_parse(void **state)
 	parse_bad("v=DMARC1");
 	parse_bad("v=DMARC1; p=bogus");
 	parse_bad("v=DMARC1; p=reject; p=none");
+	parse_bad("v=DMARC1; p=reject; fo=; fo=1");	/* found by fuzz_dmarc: leaked the first fo= */
+	parse_bad("v=DMARC1; p=reject; rua=a; rua=b");
 	parse_bad("v=DMARC1; p=reject; pct=101");
 	parse_bad("v=DMARC1; p=reject; pct=-1");
 	parse_bad("v=DMARC1; p=reject; adkim=x");
