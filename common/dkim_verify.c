@@ -96,8 +96,8 @@ static EVP_PKEY *get_key(struct sigctx *c, struct dkim_sig_result *r, enum dkim_
 	EVP_PKEY *pk = NULL;
 	struct dkim_taglist tl;
 
-	buf_printf(&name, "%s._domainkey.%s", r->selector, r->domain);
-	int st = c->fetch(buf_cstr(&name), &rec, c->arg);
+	int st = buf_printf(&name, "%s._domainkey.%s", r->selector, r->domain) ? c->fetch(name.data, &rec, c->arg)
+	                                                                          : DNS_BADNAME;
 	if (dns_status_temporary((enum dns_status)st)) {
 		*res = done(r, DKIM_TEMPERROR, "key lookup failed temporarily");
 	} else if (st != DNS_OK) {
