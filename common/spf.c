@@ -554,6 +554,8 @@ static void run(struct spf_check *c)
 		}
 		/* no mechanism matched */
 		if (f->rec.redirect && !f->rec.has_all) {
+			if (spf_macro_uses_p(f->rec.redirect->value) && !ptr_ready(c))
+				return;	/* the PTR lookups are under way */
 			struct buf target = BUF_INIT(SPF_MAX_DOMAIN);
 			if (!count_mech(c) || !expand(c, f->rec.redirect->value, false, &target) ||
 			    !domain_ok(buf_cstr(&target))) {

@@ -199,6 +199,8 @@ static const char *const zone[] = {
 	"--host-record=liar.ptr.test,192.0.2.99",
 	"--txt-record=pmacro.test,v=spf1 exists:%{p}.ok.test -all",
 	"--host-record=host.ptr.test.ok.test,127.0.0.2",
+	"--txt-record=predir.test,v=spf1 redirect=%{p}.ok.test",
+	"--txt-record=host.ptr.test.ok.test,v=spf1 ip4:192.0.2.30 -all",
 	"--txt-record=ip6.test,v=spf1 ip6:2001:db8::/32 -all",
 	"--txt-record=loop.test,v=spf1 include:loop.test",
 	"--txt-record=many.test,v=spf1 a:n1.test a:n2.test a:n3.test a:n4.test a:n5.test a:n6.test a:n7.test "
@@ -348,6 +350,8 @@ static void test_mechanisms(void **state)
 	expect("192.0.2.30", "ptrother.test", SPF_FAIL);
 	expect("192.0.2.30", "pmacro.test", SPF_PASS);
 	expect("192.0.2.31", "pmacro.test", SPF_FAIL);
+	expect("192.0.2.30", "predir.test", SPF_PASS);	/* %{p} in redirect= */
+	expect("192.0.2.31", "predir.test", SPF_PERMERROR);	/* unknown.ok.test has no record */
 }
 
 static void test_include_redirect(void **state)
