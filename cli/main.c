@@ -23,7 +23,7 @@ static const struct cli_command commands[] = {
 	{ "dkim", cmd_dkim, "keygen DOMAIN SELECTOR [--ed25519] [-c DIR]  make a DKIM key, print its DNS record" },
 	{ "init", cmd_init, "DIR [--domain D] [--hostname H] [--port NAME=PORT]... [--user USER] [--dev]  create an instance" },
 	{ "map", cmd_map, "compile FILE [--aliases] | get FILE KEY   build FILE.lmdb, or look KEY up" },
-	{ "sendmail", cmd_sendmail, "[-t] [-i] [-f SENDER] [-F NAME] [-bs|-bp|-bi|-q] [RCPT...]  submit a message (sendmail(8))" },
+	{ "sendmail", cmd_sendmail, "[-t] [-i] [-f SENDER] [-bs|-bp|-bi|-q] [RCPT...]  submit a message (sendmail(8))" },
 	{ "mailq", cmd_mailq, "[-C DIR]  list the mail queue (sendmail -bp)" },
 	{ "newaliases", cmd_newaliases, "[-C DIR]  compile $config_directory/aliases (sendmail -bi)" },
 	{ "queue", cmd_queue, "list | flush|hold|release|requeue [ID] | delete ID | inject -f SENDER RCPT...  the queue" },
