@@ -196,6 +196,27 @@ def test_lone_dot_and_i(inst):
     assert srv.sessions[-1]['data'].endswith(b'kept\r\n..\r\nalso kept\r\n')
 
 
+def test_large_message_streams(inst):
+    """A body far larger than one read, with dot lines and CRLF pairs across read boundaries, arrives exact."""
+    d, srv = inst
+    lines = [(b'.' if i % 3 == 0 else b'') + b'line %d ' % i + b'x' * (i % 97) for i in range(20000)]
+    body = b'\r\n'.join(lines) + b'\r\nno newline at the end'
+    r = sendmail(d, ['-i', 'a@example.org'], b'Subject: big\r\n\r\n' + body)
+    assert r.returncode == 0, r.stderr
+    data = srv.sessions[-1]['data']
+    want = b'\r\n'.join((b'.' + ln if ln.startswith(b'.') else ln) for ln in lines)
+    assert data.endswith(b'\r\n\r\n' + want + b'\r\nno newline at the end\r\n')
+    assert len(data) > 1000000
+
+
+def test_header_section_too_long(inst):
+    d, srv = inst
+    msg = b''.join(b'X-Filler-%d: %s\n' % (i, b'y' * 100) for i in range(12000)) + b'\nbody\n'
+    r = sendmail(d, ['a@example.org'], msg)
+    assert r.returncode == 65 and b'header section is longer' in r.stderr
+    assert srv.sessions == []
+
+
 def test_existing_headers_kept_and_no_header_section(inst):
     d, srv = inst
     msg = b'From: me@example.org\nDate: Mon, 1 Jan 2024 00:00:00 +0000\nMessage-ID: <x@y>\n\nhi\n'
