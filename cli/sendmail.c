@@ -338,6 +338,9 @@ static int deliver(const struct sendmail_opts *o, struct config *cfg)
 	if (!read_reply(&c) || c.code != 220 || !command(&c, "EHLO localhost") || c.code != 250)
 		goto refused;
 	for (const char *l = buf_cstr(&c.reply); l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		const char *nl = strchr(l, '\n');
+		if ((nl ? (size_t)(nl - l) : strlen(l)) < 4)
+			continue;	/* a bare "250" carries no keyword */
 		c.eightbit |= str_has_prefix_ci(l + 4, "8BITMIME");
 		c.smtputf8 |= str_has_prefix_ci(l + 4, "SMTPUTF8");
 		c.dsn |= str_has_prefix_ci(l + 4, "DSN");

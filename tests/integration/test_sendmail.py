@@ -7,6 +7,7 @@ an ordinary user, mailx on top) without needing the rest of the system running.
 """
 import os
 import pwd
+import re
 import secrets
 import shutil
 import socket
@@ -35,6 +36,7 @@ class SubmitServer:
         self.sessions = []
         self.rcpt_reply = {}
         self.data_reply = b'250 2.0.0 Ok: queued as TEST\r\n'
+        self.ehlo_reply = b'250-test\r\n250-8BITMIME\r\n250-DSN\r\n250 SMTPUTF8\r\n'
         self.sock = socket.socket(socket.AF_UNIX)
         self.sock.bind(self.path)
         os.chmod(self.path, 0o666)
@@ -69,7 +71,7 @@ class SubmitServer:
             s['cmds'].append(line)
             u = line.upper()
             if u.startswith(b'EHLO'):
-                c.sendall(b'250-test\r\n250-8BITMIME\r\n250-DSN\r\n250 SMTPUTF8\r\n')
+                c.sendall(self.ehlo_reply)
             elif u.startswith(b'MAIL FROM:'):
                 s['mail'] = line[10:].strip().decode()
                 c.sendall(b'250 2.1.0 Ok\r\n')
@@ -251,6 +253,17 @@ def test_dsn_options(inst):
     cmds = b''.join(srv.sessions[-1]['cmds'])
     assert b'MAIL FROM:<> BODY=8BITMIME ENVID=env+2B1\r\n' in cmds
     assert b'RCPT TO:<a@example.org> NOTIFY=SUCCESS,DELAY\r\n' in cmds
+
+
+def test_minimal_server_replies(inst):
+    """A server without 8BITMIME/DSN (and a bare "250" line) gets no BODY, ENVID or NOTIFY parameters."""
+    d, srv = inst
+    srv.ehlo_reply = b'250-test\r\n250\r\n'
+    r = sendmail(d, ['-N', 'never', '-V', 'e1', 'a@example.org'], b'\nx\n')
+    assert r.returncode == 0, r.stderr
+    cmds = b''.join(srv.sessions[-1]['cmds'])
+    assert re.search(rb'^MAIL FROM:<[^>]*>\r\n', cmds, re.M)     # no BODY=8BITMIME either
+    assert b'ENVID' not in cmds and b'NOTIFY' not in cmds
 
 
 def test_refusals_and_exit_codes(inst):
