@@ -126,8 +126,9 @@ static bool read_reply(struct conn *c)
 		size_t len = (size_t)(nl - c->in.data) + 1, l = len - 1;
 		if (l > 0 && c->in.data[l - 1] == '\r')
 			l--;
-		if (l < 3 || c->in.data[0] < '2' || c->in.data[0] > '5' || (l > 3 && c->in.data[3] != ' ' &&
-		    c->in.data[3] != '-'))
+		const char *d = c->in.data;
+		if (l < 3 || d[0] < '2' || d[0] > '5' || d[1] < '0' || d[1] > '9' || d[2] < '0' || d[2] > '9' ||
+		    (l > 3 && d[3] != ' ' && d[3] != '-'))
 			return false;
 		if (c->verbose)
 			fprintf(stderr, "<<< %s\n", log_safe(c->in.data, l, 512));
