@@ -10,7 +10,6 @@
 
 #include "alloc.h"
 #include "buf.h"
-#include "log.h"
 #include "str.h"
 
 bool addr_is_atext(unsigned char c)
@@ -593,5 +592,19 @@ const char *addr_reply(enum addr_err e, enum addr_role role)
 	default:
 		return role == ADDR_ROLE_SENDER ? "501 5.1.7 Bad sender address syntax"
 		                                : "501 5.1.3 Bad recipient address syntax";
+	}
+}
+
+const char *addr_status(enum addr_err e, enum addr_role role)
+{
+	switch (e) {
+	case ADDR_OK:
+		return role == ADDR_ROLE_SENDER ? "250 2.1.0" : "250 2.1.5";
+	case ADDR_ERR_CMD_SYNTAX:
+		return "501 5.5.4";
+	case ADDR_ERR_NEED_SMTPUTF8:
+		return "553 5.6.7";
+	default:
+		return role == ADDR_ROLE_SENDER ? "501 5.1.7" : "501 5.1.3";
 	}
 }

@@ -14,7 +14,8 @@
 #define ADDR_DOMAIN_MAX 255
 #define ADDR_LABEL_MAX 63
 #define ADDR_PATH_MAX 256
-/* Header parser: comment nesting beyond this is refused (a stack-depth and CPU guard, not an RFC limit). */
+/* Header parser: comment nesting beyond this is refused (a guard against hostile input, not an RFC limit).
+ * Header local parts are not held to ADDR_LOCAL_MAX (real mail exceeds it) but to 256 octets. */
 #define ADDR_COMMENT_DEPTH 16
 
 /* Parse flags. */
@@ -22,6 +23,7 @@
 #define ADDR_F_UNBRACKETED 0x02 /* envelope: accept "FROM:a@b" without <> (broken clients; Postfix-like) */
 #define ADDR_F_POSTMASTER 0x04  /* envelope: accept the domainless <Postmaster> (RCPT TO, RFC 5321 §4.5.1) */
 #define ADDR_F_SKIP_BAD 0x08    /* header lists: drop unparsable entries (counted) instead of failing */
+#define ADDR_F_EMPTY_GROUPS 0x10 /* header lists: an empty group ("undisclosed-recipients:;") yields an entry */
 
 /* Why a parse failed. addr_strerror() gives a short English text, addr_reply() the SMTP reply to send. */
 enum addr_err {
@@ -99,6 +101,8 @@ const char *addr_strerror(enum addr_err e);
  *   everything else, too long included -> 501 5.1.7 for the sender, 501 5.1.3 for a recipient (X.1.7 / X.1.3
  *     "bad ... address syntax": RFC 3463 has no separate length code and RFC 5321 §4.5.3.1.10 uses 501). */
 const char *addr_reply(enum addr_err e, enum addr_role role);
+/* Just the "501 5.1.3" part of addr_reply(), for replies that add their own text (e.g. the address). */
+const char *addr_status(enum addr_err e, enum addr_role role);
 
 /* ---- RFC 5322 header address lists (addr_hdr.c) ---- */
 
@@ -112,6 +116,7 @@ struct addr_mailbox {
 	char *display;
 	char *group;
 	bool nodomain;
+	bool empty_group; /* only with ADDR_F_EMPTY_GROUPS: no address (local, domain, canon all ""), group set */
 };
 
 struct addr_list {

@@ -302,6 +302,7 @@ static void mailbox_free(struct addr_mailbox *mb)
 	xfree(&mb->display);
 	xfree(&mb->group);
 	mb->nodomain = false;
+	mb->empty_group = false;
 }
 
 void addr_list_free(struct addr_list *l)
@@ -357,6 +358,23 @@ static enum addr_err angle_addr(struct lexer *L, struct toks *v, unsigned flags,
 	return addr_spec(v, i, v->n, flags, mb, err_off);
 }
 
+/* Close the current group; under ADDR_F_EMPTY_GROUPS an empty one becomes a marker entry so that consumers
+ * which must show it (IMAP ENVELOPE) can. */
+static void end_group(struct addr_list *out, char **group, size_t members, unsigned flags)
+{
+	if (*group != NULL && members == 0 && (flags & ADDR_F_EMPTY_GROUPS)) {
+		struct addr_mailbox mb;
+		memset(&mb, 0, sizeof(mb));
+		addr_build(&mb.a, "", 0, "", 0, false);
+		mb.a.canon[0] = '\0';	/* "" not "\"\"": there is no address */
+		mb.group = *group;
+		*group = NULL;
+		mb.empty_group = true;
+		list_push(out, &mb);
+	}
+	xfree(group);
+}
+
 static bool phrase_ok(const struct toks *v)
 {
 	for (size_t i = 0; i < v->n; i++)
@@ -372,6 +390,7 @@ enum addr_err addr_parse_header(const char *s, size_t len, unsigned flags, struc
 	struct addr_mailbox mb;
 	struct tok t = { 0 };
 	char *group = NULL;
+	size_t members = 0;	/* mailboxes in the current group */
 	size_t off = 0;
 	enum addr_err e = ADDR_OK;
 
@@ -391,6 +410,7 @@ enum addr_err addr_parse_header(const char *s, size_t len, unsigned flags, struc
 				goto bad_element;
 			}
 			group = phrase_join(&v, 0, v.n);
+			members = 0;
 			out->groups++;
 			continue;
 		}
@@ -417,8 +437,10 @@ enum addr_err addr_parse_header(const char *s, size_t len, unsigned flags, struc
 				goto bad_element;
 		}
 		if (mb.a.canon != NULL) {
-			if (group)
+			if (group) {
 				mb.group = xstrdup(group);
+				members++;
+			}
 			list_push(out, &mb);
 		}
 		goto delimiter;
@@ -439,13 +461,15 @@ bad_element:
 delimiter:
 		if (tok_is(&t, ';')) {
 			/* end of a group; a stray ';' outside one is tolerated as an empty element */
-			xfree(&group);
+			end_group(out, &group, members, flags);
 		}
 		if (t.type == T_END)
 			break;
 	}
 out:
 	/* an unterminated group ("g: a@b" at the end) is tolerated */
+	if (e == ADDR_OK)
+		end_group(out, &group, members, flags);
 	free(t.text);
 	toks_clear(&v);
 	free(v.v);

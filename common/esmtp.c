@@ -277,6 +277,70 @@ enum esmtp_err esmtp_envid(const char *value, char **out)
 	return xtext_string(value, strlen(value), 33, out);
 }
 
+static void utf8_put(struct buf *b, uint32_t cp)
+{
+	if (cp < 0x80) {
+		buf_putc(b, (int)cp);
+	} else if (cp < 0x800) {
+		buf_putc(b, (int)(0xc0 | (cp >> 6)));
+		buf_putc(b, (int)(0x80 | (cp & 0x3f)));
+	} else if (cp < 0x10000) {
+		buf_putc(b, (int)(0xe0 | (cp >> 12)));
+		buf_putc(b, (int)(0x80 | ((cp >> 6) & 0x3f)));
+		buf_putc(b, (int)(0x80 | (cp & 0x3f)));
+	} else {
+		buf_putc(b, (int)(0xf0 | (cp >> 18)));
+		buf_putc(b, (int)(0x80 | ((cp >> 12) & 0x3f)));
+		buf_putc(b, (int)(0x80 | ((cp >> 6) & 0x3f)));
+		buf_putc(b, (int)(0x80 | (cp & 0x3f)));
+	}
+}
+
+/* RFC 6533 §3 "utf-8" ORCPT forms: utf-8-addr-xtext and utf-8-addr-unitext, i.e. printable ASCII except "+",
+ * "=" and "\", raw UTF-8 (which esmtp_parse only lets through under SMTPUTF8), and "\x{HEX}" escapes. The
+ * result must be well-formed UTF-8 without control characters. */
+static enum esmtp_err unitext_string(const char *s, size_t n, char **out)
+{
+	struct buf b = BUF_INIT(BUF_NOLIMIT);
+	enum esmtp_err e = ESMTP_ERR_XTEXT;
+
+	for (size_t i = 0; i < n;) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '\\') {
+			uint32_t cp = 0;
+			size_t digits = 0;
+			if (n - i < 3 || s[i + 1] != 'x' || s[i + 2] != '{')
+				goto done;
+			for (i += 3; i < n && s[i] != '}'; i++) {
+				int v = hexval((unsigned char)s[i]);
+				if (v < 0 || ++digits > 6)
+					goto done;
+				cp = cp * 16 + (uint32_t)v;
+			}
+			if (i >= n || digits < 2 || cp == 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+				goto done;
+			utf8_put(&b, cp);
+			i++;
+		} else if (c >= 0x80 || (c >= 0x21 && c <= 0x7e && c != '+' && c != '=')) {
+			buf_putc(&b, c);
+			i++;
+		} else {
+			goto done;
+		}
+	}
+	if (!addr_utf8_valid(b.data, b.len))
+		goto done;
+	for (size_t i = 0; i < b.len; i++)
+		if ((unsigned char)b.data[i] < 0x20 || b.data[i] == 0x7f)
+			goto done;
+	buf_reserve(&b, 0);
+	*out = buf_steal(&b, NULL);
+	e = ESMTP_OK;
+done:
+	buf_free(&b);
+	return e;
+}
+
 enum esmtp_err esmtp_orcpt(const char *value, char **type, char **addr)
 {
 	const char *semi;
@@ -293,7 +357,11 @@ enum esmtp_err esmtp_orcpt(const char *value, char **type, char **addr)
 	for (const char *c = value; c < semi; c++)
 		if (!addr_is_atext((unsigned char)*c))
 			return ESMTP_ERR_VALUE;
-	if ((e = xtext_string(semi + 1, strlen(semi + 1), 32, addr)) != ESMTP_OK)
+	if (semi - value == 5 && str_eqn_ci(value, "utf-8", 5))
+		e = unitext_string(semi + 1, strlen(semi + 1), addr);
+	else
+		e = xtext_string(semi + 1, strlen(semi + 1), 32, addr);
+	if (e != ESMTP_OK)
 		return e;
 	*type = xstrndup(value, (size_t)(semi - value));
 	return ESMTP_OK;
@@ -413,4 +481,18 @@ const char *esmtp_strerror(enum esmtp_err e)
 const char *esmtp_reply(enum esmtp_err e)
 {
 	return (unsigned)e < ESMTP_ERR_COUNT ? esmtp_errs[e][1] : "501 5.5.4 Invalid parameter";
+}
+
+const char *esmtp_status(enum esmtp_err e)
+{
+	switch (e) {
+	case ESMTP_OK:
+		return "250 2.0.0";
+	case ESMTP_ERR_UNKNOWN:
+		return "555 5.5.4";
+	case ESMTP_ERR_SIZE_OVERFLOW:
+		return "552 5.3.4";
+	default:
+		return "501 5.5.4";
+	}
 }

@@ -67,8 +67,9 @@ enum esmtp_err esmtp_ret(const char *value, enum esmtp_ret *out);     /* FULL / 
 enum esmtp_err esmtp_notify(const char *value, unsigned *out);
 /* ENVID: xtext, at most ESMTP_ENVID_MAX encoded, decodes to graphic ASCII. *out is xmalloc'd. */
 enum esmtp_err esmtp_envid(const char *value, char **out);
-/* ORCPT: addr-type ";" xtext ("rfc822;user+2Bx@example.org"). *type and *addr xmalloc'd; the address is
- * decoded but not parsed (it is only echoed back in DSNs). */
+/* ORCPT: addr-type ";" xtext ("rfc822;user+2Bx@example.org"); for the RFC 6533 type "utf-8" the value uses
+ * "\x{HEX}" escapes and may carry raw UTF-8 instead ("utf-8;j\x{F6}rg@x"). *type and *addr are xmalloc'd; the
+ * address is decoded (to UTF-8 for "utf-8") but not parsed: it is only echoed back in DSNs. */
 enum esmtp_err esmtp_orcpt(const char *value, char **type, char **addr);
 /* AUTH= (RFC 4954 §5): "<>" gives an empty string, otherwise the decoded xtext. *out is xmalloc'd. */
 enum esmtp_err esmtp_auth(const char *value, char **out);
@@ -109,5 +110,7 @@ void esmtp_rcpt_free(struct esmtp_rcpt *r);
 const char *esmtp_strerror(enum esmtp_err e);
 /* Reply for smtpd: "501 5.5.4 ...", "555 5.5.4 ..." or "552 5.3.4 ..." as listed in the enum. */
 const char *esmtp_reply(enum esmtp_err e);
+/* Just the "501 5.5.4" part of esmtp_reply(). */
+const char *esmtp_status(enum esmtp_err e);
 
 #endif

@@ -47,7 +47,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	unsigned sel = data[0];
-	unsigned flags = (sel >> 2) & (ADDR_F_SMTPUTF8 | ADDR_F_UNBRACKETED | ADDR_F_POSTMASTER | ADDR_F_SKIP_BAD);
+	unsigned flags = (sel >> 2) & (ADDR_F_SMTPUTF8 | ADDR_F_UNBRACKETED | ADDR_F_POSTMASTER | ADDR_F_SKIP_BAD |
+	                               ADDR_F_EMPTY_GROUPS);
 	const char *s = (const char *)data + 1;
 	size_t n = size - 1;
 	struct addr a;
@@ -80,6 +81,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (e != ADDR_OK && off > n)
 			__builtin_trap();
 		for (size_t i = 0; i < l.n; i++) {
+			if (l.v[i].empty_group) {
+				if (!(flags & ADDR_F_EMPTY_GROUPS) || l.v[i].group == NULL || l.v[i].a.canon[0] != '\0')
+					__builtin_trap();
+				continue;
+			}
 			if (l.v[i].nodomain != (l.v[i].a.domain_len == 0))
 				__builtin_trap();
 			check_addr(&l.v[i].a, flags & ADDR_F_SMTPUTF8);

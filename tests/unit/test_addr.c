@@ -401,6 +401,16 @@ static void test_replies(void **state)
 		assert_true(strlen(addr_reply(e, ADDR_ROLE_SENDER)) > 10);
 		assert_true(strlen(addr_reply(e, ADDR_ROLE_RECIPIENT)) > 10);
 	}
+	for (int e = 0; e < ADDR_ERR_COUNT; e++) {
+		for (int r = ADDR_ROLE_SENDER; r <= ADDR_ROLE_RECIPIENT; r++) {
+			const char *st = addr_status(e, r), *rep = addr_reply(e, r);
+			assert_int_equal(strlen(st), 9);
+			assert_int_equal(strncmp(st, rep, 9), 0);
+			assert_int_equal(rep[9], ' ');
+		}
+	}
+	assert_string_equal(addr_status(ADDR_ERR_BAD_UTF8, ADDR_ROLE_SENDER), "501 5.1.7");
+	assert_string_equal(addr_status(ADDR_ERR_DOMAIN_TOO_LONG, ADDR_ROLE_RECIPIENT), "501 5.1.3");
 	assert_string_equal(addr_strerror(ADDR_ERR_COUNT), "unknown address error");
 }
 
@@ -467,6 +477,27 @@ static void test_header_basic(void **state)
 	want_mb(&l, 3, "\"a b\"@x.test", NULL, NULL);
 	want_mb(&l, 4, "u@[192.0.2.1]", NULL, NULL);
 	assert_true(l.v[3].a.quoted);
+	addr_list_free(&l);
+
+	/* empty groups as marker entries, on request (IMAP ENVELOPE needs them) */
+	in = "undisclosed-recipients:;, a@b, g2: c@d;, (x) Empty (y):(z);, last:";
+	assert_int_equal(hdr(in, ADDR_F_EMPTY_GROUPS, &l), ADDR_OK);
+	assert_int_equal(l.n, 5);
+	assert_int_equal(l.groups, 4);
+	assert_true(l.v[0].empty_group);
+	assert_string_equal(l.v[0].group, "undisclosed-recipients");
+	assert_string_equal(l.v[0].a.canon, "");
+	assert_string_equal(l.v[0].a.local, "");
+	want_mb(&l, 1, "a@b", NULL, NULL);
+	want_mb(&l, 2, "c@d", NULL, "g2");
+	assert_false(l.v[2].empty_group);
+	assert_true(l.v[3].empty_group);
+	assert_string_equal(l.v[3].group, "Empty");
+	assert_true(l.v[4].empty_group);
+	assert_string_equal(l.v[4].group, "last");
+	addr_list_free(&l);
+	assert_int_equal(hdr(in, 0, &l), ADDR_OK);
+	assert_int_equal(l.n, 2);
 	addr_list_free(&l);
 
 	/* obs-local-part: words with CFWS around dots */

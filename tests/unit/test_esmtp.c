@@ -233,6 +233,26 @@ static void test_dsn_values(void **state)
 	big[ESMTP_ORCPT_MAX + 1] = '\0';
 	assert_int_equal(esmtp_orcpt(big, &t, &s), ESMTP_ERR_TOO_LONG);
 
+	/* RFC 6533 utf-8 type: \x{HEX} escapes and raw UTF-8 */
+	assert_int_equal(esmtp_orcpt("utf-8;j\\x{F6}rg@b\\x{FC}cher.example", &t, &s), ESMTP_OK);
+	assert_string_equal(t, "utf-8");
+	assert_string_equal(s, "j\xc3\xb6rg@b\xc3\xbc" "cher.example");
+	free(t); free(s);
+	assert_int_equal(esmtp_orcpt("UTF-8;\xe7\x94\xa8\\x{2B}\\x{1F600}@x", &t, &s), ESMTP_OK);
+	assert_string_equal(s, "\xe7\x94\xa8+\xf0\x9f\x98\x80@x");
+	free(t); free(s);
+	assert_int_equal(esmtp_orcpt("utf-8;a+2Bb@x", &t, &s), ESMTP_ERR_XTEXT);         /* xtext '+' not allowed */
+	assert_int_equal(esmtp_orcpt("utf-8;a\\x{D800}@x", &t, &s), ESMTP_ERR_XTEXT);  /* surrogate */
+	assert_int_equal(esmtp_orcpt("utf-8;a\\x{110000}@x", &t, &s), ESMTP_ERR_XTEXT);
+	assert_int_equal(esmtp_orcpt("utf-8;a\\x{0}@x", &t, &s), ESMTP_ERR_XTEXT);
+	assert_int_equal(esmtp_orcpt("utf-8;a\\x{0A}@x", &t, &s), ESMTP_ERR_XTEXT);    /* control */
+	assert_int_equal(esmtp_orcpt("utf-8;a\\x{1000000}@x", &t, &s), ESMTP_ERR_XTEXT);
+	assert_int_equal(esmtp_orcpt("utf-8;a\\x{F6@x", &t, &s), ESMTP_ERR_XTEXT);
+	assert_int_equal(esmtp_orcpt("utf-8;a\\y{F6}@x", &t, &s), ESMTP_ERR_XTEXT);
+	assert_int_equal(esmtp_orcpt("utf-8;a\\", &t, &s), ESMTP_ERR_XTEXT);
+	assert_int_equal(esmtp_orcpt("utf-8;a\xc3@x", &t, &s), ESMTP_ERR_XTEXT);       /* truncated UTF-8 */
+	assert_int_equal(esmtp_orcpt("rfc822;j\xc3\xb6rg@x", &t, &s), ESMTP_ERR_XTEXT); /* rfc822 is ASCII */
+
 	assert_int_equal(esmtp_auth("<>", &s), ESMTP_OK);
 	assert_string_equal(s, "");
 	free(s);
@@ -308,6 +328,32 @@ static void test_mail_rcpt(void **state)
 	esmtp_rcpt_free(&r);
 }
 
+/* Every prefix in an exact-size heap copy (ASan catches a read past the end); a cut inside a keyword or value
+ * must still give a consistent result. */
+static void test_prefixes(void **state)
+{
+	(void)state;
+	const char *line = "SIZE=123 BODY=8BITMIME SMTPUTF8 ENVID=a+2Bb ORCPT=utf-8;j\\x{F6}rg@x NOTIFY=SUCCESS,DELAY";
+	size_t len = strlen(line);
+	for (size_t n = 0; n <= len; n++) {
+		char *p = malloc(n ? n : 1);
+		memcpy(p, line, n);
+		struct esmtp_params ps;
+		size_t off = 0;
+		enum esmtp_err e = esmtp_parse(p, n, 0, &ps, &off);
+		/* any prefix is syntactically a parameter list, except one ending right after '=' */
+		if (n > 0 && line[n - 1] == '=')
+			assert_int_equal(e, ESMTP_ERR_SYNTAX);
+		else
+			assert_int_equal(e, ESMTP_OK);
+		esmtp_params_free(&ps);
+		struct buf b = BUF_INIT(BUF_NOLIMIT);
+		(void)esmtp_xtext_decode(p, n, &b);
+		buf_free(&b);
+		free(p);
+	}
+}
+
 static void test_replies(void **state)
 {
 	(void)state;
@@ -318,6 +364,8 @@ static void test_replies(void **state)
 		assert_true(strlen(esmtp_strerror(e)) > 0);
 		assert_true(esmtp_reply(e)[0] == '5');
 	}
+	for (int e = 0; e < ESMTP_ERR_COUNT; e++)
+		assert_int_equal(strncmp(esmtp_status(e), esmtp_reply(e), 9), 0);
 	assert_string_equal(esmtp_strerror(ESMTP_ERR_COUNT), "unknown ESMTP parameter error");
 }
 
@@ -330,6 +378,7 @@ int main(void)
 		cmocka_unit_test(test_xtext),
 		cmocka_unit_test(test_dsn_values),
 		cmocka_unit_test(test_mail_rcpt),
+		cmocka_unit_test(test_prefixes),
 		cmocka_unit_test(test_replies),
 	};
 	return cmocka_run_group_tests_name("esmtp", tests, NULL, NULL);

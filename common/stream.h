@@ -1,0 +1,98 @@
+/* Buffered, timed connection I/O for daemons that serve one client per process (smtpd, pop3d, imapd, the smtp
+ * client): blocking-style calls over a non-blocking fd with poll() timeouts, optionally wrapped in TLS.
+ * Line reads are bounded: an over-long line is reported and skipped, never silently cut or grown without limit. */
+#ifndef POSTERN_STREAM_H
+#define POSTERN_STREAM_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "buf.h"
+
+enum stream_result {
+	STREAM_OK,
+	STREAM_EOF,	/* peer closed (for TLS: close_notify or a plain close) */
+	STREAM_TIMEOUT,	/* no progress within the timeout */
+	STREAM_TOOLONG,	/* line longer than allowed (rest skipped), or read_exact target full */
+	STREAM_ERROR,	/* I/O or TLS error; stream_error_text() says which */
+};
+
+/* How the last line from stream_read_line() ended: SMTP smuggling defences must tell CRLF from a bare LF. */
+enum stream_eol { STREAM_EOL_NONE, STREAM_EOL_CRLF, STREAM_EOL_LF };
+
+#define STREAM_TIMEOUT_NONE (-1)
+
+struct stream;
+
+/* Takes ownership of fd (sets it non-blocking; stream_free closes it). Ignores SIGPIPE process-wide if its
+ * disposition is still the default, since TLS writes cannot pass MSG_NOSIGNAL. Timeouts default to 300 s. */
+struct stream *stream_new(int fd);
+/* Frees the TLS state (best-effort close_notify, never blocks), closes the fd, sets *sp to NULL.
+ * Unflushed output is dropped: call stream_flush() first when it matters. */
+void stream_free(struct stream **sp);
+int stream_fd(const struct stream *s);
+const char *stream_error_text(const struct stream *s);
+
+/* Milliseconds; STREAM_TIMEOUT_NONE waits forever. A timeout bounds each wait for the peer, so a call that
+ * keeps making progress (a large BDAT chunk, a long RETR) is not cut off. */
+void stream_set_timeouts(struct stream *s, int read_ms, int write_ms);
+/* When on, the timeouts bound each whole call instead (Postfix smtpd_per_record_deadline): a peer that trickles
+ * one byte at a time cannot keep a line read or a flush going for longer than the timeout. */
+void stream_set_deadline_mode(struct stream *s, bool on);
+
+/* One line without its terminator into line (reset first). maxlen counts the bytes before CR LF (or LF).
+ * A longer line gives STREAM_TOOLONG after the rest of it has been read and dropped up to its LF; line then
+ * holds its first maxlen bytes (for logging). STREAM_EOF mid-line leaves the partial bytes in line.
+ * STREAM_TIMEOUT mid-line loses nothing: the partial line stays buffered and a later call continues it.
+ * A CR that is not directly before the LF stays in the line: callers decide about bare CR. */
+enum stream_result stream_read_line(struct stream *s, struct buf *line, size_t maxlen);
+/* How the line from the last stream_read_line() ended (STREAM_EOL_NONE after EOF mid-line). */
+enum stream_eol stream_last_eol(const struct stream *s);
+
+/* Exactly n bytes appended to out (BDAT chunks, IMAP literals). When out's cap refuses them the bytes are still
+ * read and dropped, and the result is STREAM_TOOLONG, so the protocol stays in step. On STREAM_TIMEOUT or
+ * STREAM_EOF the bytes received so far are in out. */
+enum stream_result stream_read_exact(struct stream *s, struct buf *out, size_t n);
+/* Raw access for incremental parsers (the DATA decoder): waits until input is buffered and points *p at it;
+ * the caller then calls stream_consume() with what it used, leaving the rest buffered (pipelined commands). */
+enum stream_result stream_peek(struct stream *s, const void **p, size_t *len);
+void stream_consume(struct stream *s, size_t n);
+
+/* Bytes received but not yet consumed (our buffer plus TLS-decrypted bytes): non-zero after a command means the
+ * client pipelined. */
+size_t stream_pending(const struct stream *s);
+/* Drop everything stream_pending() counts; returns how many bytes were dropped. Does not wait. */
+size_t stream_discard_input(struct stream *s);
+
+/* Output is buffered until stream_flush() (or until the buffer fills). Errors are sticky: after a failed write
+ * every later write or flush returns the same result without I/O. */
+enum stream_result stream_write(struct stream *s, const void *p, size_t n);
+enum stream_result stream_puts(struct stream *s, const char *str);
+enum stream_result stream_printf(struct stream *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+enum stream_result stream_vprintf(struct stream *s, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+enum stream_result stream_flush(struct stream *s);
+
+uint64_t stream_bytes_in(const struct stream *s);	/* application bytes (after TLS decryption) */
+uint64_t stream_bytes_out(const struct stream *s);
+
+/* Server side of STARTTLS (or implicit TLS when called right after accept): flushes pending output, then
+ * refuses if plaintext input is buffered (a client that pipelined commands after STARTTLS, the "STARTTLS
+ * command injection" attack): that input is discarded and STREAM_ERROR returned without a handshake, so the
+ * caller decides whether to drop the client or call again to proceed. Otherwise runs the handshake under the
+ * stream's timeouts. On failure the connection is unusable and should be closed. */
+enum stream_result stream_starttls_server(struct stream *s, SSL_CTX *ctx);
+/* Client side; servername (may be NULL) is sent as SNI when it is a name, and set as the name the certificate
+ * must match (check with tls_verify_result(stream_ssl(s), ...)): the handshake itself never fails on
+ * verification, so opportunistic TLS keeps working and the caller applies its policy. */
+enum stream_result stream_starttls_client(struct stream *s, SSL_CTX *ctx, const char *servername);
+bool stream_is_tls(const struct stream *s);
+SSL *stream_ssl(const struct stream *s);	/* NULL before TLS */
+/* Protocol ("TLSv1.3"), cipher name and its secret bits, for Received headers and logs; false without TLS.
+ * The strings stay valid while the stream lives. */
+bool stream_tls_info(const struct stream *s, const char **proto, const char **cipher, int *bits);
+
+#endif
