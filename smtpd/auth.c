@@ -104,8 +104,12 @@ void smtpd_auth_mechs(const struct smtpd_session *ss, struct buf *out)
 {
 	bool enc, local;
 
+	struct buf b = BUF_INIT(256);
+
 	encrypted_or_local(ss, &enc, &local);
-	sasl_mech_list(out, enc, local);
+	sasl_mech_list(&b, enc, local);	/* it resets its buffer: build apart, then append */
+	buf_append(out, b.data, b.len);
+	buf_free(&b);
 }
 
 void smtpd_cmd_auth(struct smtpd_session *ss, const struct smtpd_cmd *cmd)

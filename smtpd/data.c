@@ -2,7 +2,6 @@
  * submission, a missing Message-ID or Date), then streams into a queue file. The client hears 250 only after
  * qfile_commit() has made the file durable in queue/incoming; any failure is 451 4.3.0 and leaves no file. */
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 
 #include "alloc.h"
@@ -39,14 +38,8 @@ void smtpd_data_abort(struct smtpd_session *ss)
 
 static bool put_envelope(struct smtpd_session *ss, struct qfile_writer *w)
 {
-	struct timeval tv;
-	char t[64];
-	bool ok = true;
-
-	gettimeofday(&tv, NULL);
-	snprintf(t, sizeof(t), "%lld.%06ld", (long long)tv.tv_sec, (long)tv.tv_usec);
-	ok = ok && qfile_put_str(w, QREC_TIME, t);
-	ok = ok && qfile_put_str(w, QREC_SENDER, ss->sender ? ss->sender : "");
+	/* qfile_create() has written the arrival time */
+	bool ok = qfile_put_str(w, QREC_SENDER, ss->sender ? ss->sender : "");
 	for (size_t i = 0; ok && i < ss->nrcpts; i++)
 		ok = qfile_put_rcpt(w, ss->rcpts[i].addr, ss->rcpts[i].notify, ss->rcpts[i].orcpt);
 	if (ok && ss->mail.envid)
