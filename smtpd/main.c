@@ -13,26 +13,27 @@
 static struct smtpd_settings settings;
 static SSL_CTX *tls_ctx;
 
-static enum smtpd_tls_mode tls_mode(enum svc_tls t)
+/* master.cf's tls column: none (STARTTLS still offered when smtpd_tls is on and a certificate loads, like
+ * Postfix's "may"), starttls (offered; the certificate must load), implicit (TLS from the first byte).
+ * smtpd_tls_required makes STARTTLS mandatory before mail. */
+static enum smtpd_tls_mode tls_mode(struct daemon_ctx *ctx)
 {
-	switch (t) {
-	case SVC_TLS_STARTTLS: return SMTPD_TLS_REQUIRE;
-	case SVC_TLS_IMPLICIT: return SMTPD_TLS_IMPLICIT;
-	default: return SMTPD_TLS_OFFER;
-	}
+	if (ctx->tls == SVC_TLS_IMPLICIT)
+		return SMTPD_TLS_IMPLICIT;
+	return config_bool(ctx->cfg, "smtpd_tls_required") ? SMTPD_TLS_REQUIRE : SMTPD_TLS_OFFER;
 }
 
 /* The key may be readable only by root: load it before the privilege drop. */
 static void smtpd_pre_drop(struct daemon_ctx *ctx)
 {
 	struct buf err = BUF_INIT(4096);
-	enum smtpd_tls_mode mode = tls_mode(ctx->tls);
+	bool needed = ctx->tls != SVC_TLS_NONE || tls_mode(ctx) != SMTPD_TLS_OFFER;
 
-	if (mode == SMTPD_TLS_OFFER && !config_bool(ctx->cfg, "smtpd_tls"))
+	if (!needed && !config_bool(ctx->cfg, "smtpd_tls"))
 		return;
 	tls_ctx = tls_server_ctx_new(config_str(ctx->cfg, "tls_cert_file"), config_str(ctx->cfg, "tls_key_file"), &err);
 	if (!tls_ctx) {
-		if (mode != SMTPD_TLS_OFFER)
+		if (needed)
 			fatalx("service %s needs TLS: %s", ctx->service ? ctx->service : "smtpd", buf_cstr(&err));
 		log_warn("STARTTLS not offered: %s", buf_cstr(&err));
 	}
@@ -59,7 +60,7 @@ static void smtpd_init(struct daemon_ctx *ctx)
 	settings.line_limit = (size_t)config_int(cfg, "smtpd_line_length_limit", 512, 1 << 20);
 	settings.data_line_limit = (size_t)config_int(cfg, "smtpd_data_line_limit", 0, 1 << 30);
 	settings.header_limit = (size_t)config_size(cfg, "smtpd_header_size_limit", 1024, 64 << 20);
-	settings.tls_mode = tls_mode(ctx->tls);
+	settings.tls_mode = tls_mode(ctx);
 	settings.tls_ctx = tls_ctx;
 	settings.auth_required = config_bool(cfg, "smtpd_auth_required");
 	settings.auth_plaintext = config_bool(cfg, "smtpd_auth_plaintext");
