@@ -4,6 +4,7 @@
  * fake in place; the default reads the account database (see the report in the smtpd section of
  * docs/ARCHITECTURE.md for moving it behind the auth daemon). */
 #include <string.h>
+#include <unistd.h>
 
 #include "accounts.h"
 #include "alloc.h"
@@ -46,7 +47,8 @@ enum smtpd_verdict smtpd_auth_check_accounts(const char *authcid, const char *pa
 		buf_free(&err);
 		return v;
 	}
-	if (!auth_db && auth_db_path) {
+	if (!auth_db && auth_db_path && access(auth_db_path, F_OK) == 0) {
+		/* a missing database means no accounts yet: every login fails, nothing is "temporarily" wrong */
 		auth_db = accounts_open(auth_db_path, false, &err);
 		if (!auth_db) {
 			log_error("cannot open %s: %s", auth_db_path, buf_cstr(&err));
