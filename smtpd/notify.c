@@ -9,7 +9,8 @@
 #include "log.h"
 #include "smtpd.h"
 
-/* The qmgr protocol's wakeup message (docs/ARCHITECTURE.md, "smtpd"). */
+/* The qmgr protocol's wakeup message: one-way (request id 0), one string field with the queue ID. qmgr owns its
+ * protocol table; these numbers must match it. */
 #define SMTPD_QMGR_WAKEUP 0x514d0001u	/* "QM" 1 */
 #define SMTPD_QMGR_TAG_ID 1		/* str: the queue ID just committed */
 #define SMTPD_QMGR_TIMEOUT_MS 200

@@ -76,7 +76,6 @@ struct smtpd_session {
 	char *helo;
 	bool esmtp;
 	char *auth_user;	/* after a successful AUTH */
-	unsigned auth_failures;
 	/* the transaction */
 	char *sender;		/* canonical, "" for <> */
 	struct esmtp_mail mail;
