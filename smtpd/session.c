@@ -166,10 +166,24 @@ static void client_init(struct smtpd_session *ss, const struct sockaddr *sa, soc
 		ss->trusted = smtpd_policy_mynetworks(ss->set->policy, sa);
 }
 
+/* Replies wait in the output buffer while pipelined commands are processed (RFC 2920), but never while we wait
+ * for input: a client that sent part of its next command may be waiting for them. */
+static void flush_before_wait(struct smtpd_session *ss)
+{
+	const void *p;
+	size_t n;
+
+	if (stream_pending(ss->s) == 0 || stream_peek(ss->s, &p, &n) != STREAM_OK || !memchr(p, '\n', n))
+		smtpd_flush(ss);
+}
+
 static void one_command(struct smtpd_session *ss)
 {
 	struct smtpd_cmd cmd;
-	enum stream_result r = stream_read_line(ss->s, &ss->line, ss->set->line_limit);
+	enum stream_result r;
+
+	flush_before_wait(ss);
+	r = stream_read_line(ss->s, &ss->line, ss->set->line_limit);
 
 	if (r == STREAM_TOOLONG) {
 		ss->last_cmd = "long line";

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "ipc.h"
 #include "buf.h"
 #include "log.h"
 #include "qfile.h"
@@ -890,6 +891,85 @@ static void test_http_dropped(void **state)
 	fx_done(&f);
 }
 
+static void test_byte_at_a_time(void **state)
+{
+	(void)state;
+	struct fx f;
+	const char *script = "EHLO c\r\nMAIL FROM:<s@remote.test>\r\nRCPT TO:<postmaster@example.test>\r\nDATA\r\n"
+	                     "Subject: slow\r\n\r\n..x\r\n.\r\nQUIT\r\n";
+	fx_init(&f);
+	fx_start(&f);
+	expect(&f, "220 ");
+	for (const char *p = script; *p; p++) {
+		assert_int_equal(write(f.fd, p, 1), 1);
+		usleep(200);
+	}
+	char *ehlo = creply_all(&f);
+	assert_non_null(strstr(ehlo, "CHUNKING"));
+	free(ehlo);
+	expect(&f, "250 2.1.0");
+	expect(&f, "250 2.1.5");
+	expect(&f, "354 ");
+	expect(&f, "250 2.0.0 Ok: queued as ");
+	expect(&f, "221 ");
+	fx_done(&f);
+}
+
+/* A reply must not wait in our buffer while the session waits for the rest of a half-sent command. */
+static void test_flush_before_partial_command(void **state)
+{
+	(void)state;
+	struct fx f;
+	fx_init(&f);
+	fx_start(&f);
+	expect(&f, "220 ");
+	csend(&f, "NOOP\r\nNO");
+	expect(&f, "250 ");
+	csend(&f, "OP\r\n");
+	expect(&f, "250 ");
+	fx_done(&f);
+}
+
+static const struct ipc_field_def wake_fields[] = { { 1, IPC_T_STR, IPC_REQUIRED, "id" }, { 0, 0, 0, NULL } };
+static const struct ipc_msg_def wake_msgs[] = { { 0x514d0001u, "wakeup", wake_fields, 0 }, { 0, NULL, NULL, 0 } };
+static const struct ipc_proto wake_proto = { "qmgr-test", wake_msgs };
+
+static void test_qmgr_wakeup(void **state)
+{
+	(void)state;
+	struct fx f;
+	char path[128];
+	fx_init(&f);
+	snprintf(path, sizeof(path), "%s/qmgr", f.dir);
+	int lfd = ipc_listen(path, 0600, 4);
+	assert_true(lfd >= 0);
+	f.set.qmgr_socket = path;
+	fx_start(&f);
+	expect(&f, "220 ");
+	send_expect(&f, "EHLO c\r\n", "250 ");
+	send_message(&f, "Subject: wake\r\n\r\nx\r\n.\r\n", "250 2.0.0");
+	struct pollfd p = { lfd, POLLIN, 0 };
+	assert_int_equal(poll(&p, 1, 5000), 1);
+	int c = accept(lfd, NULL, NULL);
+	assert_true(c >= 0);
+	struct ipc_msg *m = NULL;
+	struct buf err = BUF_INIT(1024);
+	if (ipc_recv(c, &wake_proto, 65536, 5000, &m, &err) != 1)
+		fail_msg("no wakeup frame: %s", buf_cstr(&err));
+	const char *id = NULL;
+	assert_true(ipc_get_str(m, 1, &id, NULL));
+	assert_true(qfile_id_valid(id));
+	assert_int_equal(m->id, 0);	/* one-way */
+	ipc_msg_free(&m);
+	buf_free(&err);
+	close(c);
+	/* qmgr gone: the next message is still accepted */
+	close(lfd);
+	send_message(&f, "Subject: no qmgr\r\n\r\nx\r\n.\r\n", "250 2.0.0");
+	send_expect(&f, "QUIT\r\n", "221 ");
+	fx_done(&f);
+}
+
 static void test_helpers(void **state)
 {
 	(void)state;
@@ -948,6 +1028,9 @@ int main(void)
 		cmocka_unit_test(test_auth_tempfail_and_existing_headers),
 		cmocka_unit_test(test_tls_required),
 		cmocka_unit_test(test_http_dropped),
+		cmocka_unit_test(test_byte_at_a_time),
+		cmocka_unit_test(test_flush_before_partial_command),
+		cmocka_unit_test(test_qmgr_wakeup),
 		cmocka_unit_test(test_helpers),
 	};
 	signal(SIGPIPE, SIG_IGN);
