@@ -21,6 +21,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
 #include "alloc.h"
 #include "ipc.h"
 #include "buf.h"
@@ -287,7 +291,10 @@ static const char *queued_id(const char *reply)
 	static char id[64];
 	const char *p = strstr(reply, "queued as ");
 	assert_non_null(p);
-	snprintf(id, sizeof(id), "%s", p + 10);
+	size_t n = strspn(p + 10, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+	assert_true(n > 0 && n < sizeof(id));
+	memcpy(id, p + 10, n);
+	id[n] = '\0';
 	return id;
 }
 
@@ -970,6 +977,164 @@ static void test_qmgr_wakeup(void **state)
 	fx_done(&f);
 }
 
+/* A throwaway self-signed certificate for the STARTTLS tests, made in memory. */
+static SSL_CTX *test_server_ctx(void)
+{
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	X509 *crt = X509_new();
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	assert_non_null(key);
+	assert_non_null(crt);
+	assert_non_null(ctx);
+	ASN1_INTEGER_set(X509_get_serialNumber(crt), 1);
+	X509_gmtime_adj(X509_getm_notBefore(crt), 0);
+	X509_gmtime_adj(X509_getm_notAfter(crt), 3600);
+	X509_set_pubkey(crt, key);
+	X509_NAME *name = X509_get_subject_name(crt);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"mx.example.test", -1, -1, 0);
+	X509_set_issuer_name(crt, name);
+	assert_true(X509_sign(crt, key, EVP_sha256()) > 0);
+	assert_int_equal(SSL_CTX_use_certificate(ctx, crt), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(ctx, key), 1);
+	X509_free(crt);
+	EVP_PKEY_free(key);
+	return ctx;
+}
+
+static void tls_send(SSL *ssl, const char *s)
+{
+	assert_int_equal(SSL_write(ssl, s, (int)strlen(s)), (int)strlen(s));
+}
+
+/* One whole reply over TLS; returns the joined lines (static). */
+static const char *tls_reply(SSL *ssl)
+{
+	static char b[8192];
+	size_t len = 0;
+
+	for (;;) {
+		int r = SSL_read(ssl, b + len, (int)(sizeof(b) - 1 - len));
+		if (r <= 0)
+			return "";
+		len += (size_t)r;
+		b[len] = '\0';
+		/* complete when the last line is a final one: "ddd text\r\n" */
+		if (len >= 2 && b[len - 2] == '\r' && b[len - 1] == '\n') {
+			char *last = b + len - 2;
+			while (last > b && last[-1] != '\n')
+				last--;
+			if (strlen(last) >= 4 && last[3] == ' ')
+				return b;
+		}
+	}
+}
+
+/* Read over TLS until want appears; returns everything read (static). */
+static const char *tls_until(SSL *ssl, const char *want)
+{
+	static char b[8192];
+	size_t len = 0;
+
+	while (!strstr(b, want) || len == 0) {
+		int r = SSL_read(ssl, b + len, (int)(sizeof(b) - 1 - len));
+		if (r <= 0)
+			fail_msg("TLS read ended before \"%s\"; got \"%s\"", want, b);
+		len += (size_t)r;
+		b[len] = '\0';
+	}
+	return b;
+}
+
+static void test_starttls(void **state)
+{
+	(void)state;
+	struct fx f;
+	fx_init(&f);
+	f.peer = "192.0.2.7";
+	f.set.tls_ctx = test_server_ctx();
+	f.set.tls_mode = SMTPD_TLS_REQUIRE;
+	smtpd_auth_check = fake_check;
+	fx_start(&f);
+	expect(&f, "220 ");
+	csend(&f, "EHLO c\r\n");
+	char *all = creply_all(&f);
+	assert_non_null(strstr(all, "250 STARTTLS\n"));
+	assert_null(strstr(all, "AUTH"));		/* not loopback, not encrypted */
+	free(all);
+	send_expect(&f, "AUTH PLAIN " PLAIN_ALICE "\r\n", "530 5.7.0");
+	send_expect(&f, "STARTTLS now\r\n", "501 5.5.4");
+	/* injection: commands pipelined after STARTTLS in the clear are dropped, not run inside TLS */
+	csend(&f, "STARTTLS\r\nMAIL FROM:<evil@evil.test>\r\n");
+	expect(&f, "220 2.0.0");
+	assert_int_equal(f.in.len, 0);
+
+	SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl = SSL_new(cctx);
+	SSL_set_fd(ssl, f.fd);
+	assert_int_equal(SSL_connect(ssl), 1);
+	/* everything from before TLS is forgotten: no EHLO yet, no transaction */
+	tls_send(ssl, "MAIL FROM:<a@remote.test>\r\n");
+	assert_true(strncmp(tls_reply(ssl), "503 5.5.1", 9) == 0);
+	tls_send(ssl, "EHLO c\r\n");
+	const char *r = tls_reply(ssl);
+	assert_null(strstr(r, "STARTTLS"));
+	assert_non_null(strstr(r, "250 AUTH PLAIN LOGIN"));
+	tls_send(ssl, "STARTTLS\r\n");
+	assert_true(strncmp(tls_reply(ssl), "554 5.5.1", 9) == 0);
+	tls_send(ssl, "AUTH PLAIN " PLAIN_ALICE "\r\n");
+	assert_true(strncmp(tls_reply(ssl), "235 2.7.0", 9) == 0);
+	tls_send(ssl, "MAIL FROM:<alice@example.test>\r\nRCPT TO:<x@remote.test>\r\nDATA\r\n");
+	r = tls_until(ssl, "354 ");
+	assert_non_null(strstr(r, "250 2.1.0"));
+	assert_non_null(strstr(r, "250 2.1.5"));
+	tls_send(ssl, "Subject: tls\r\n\r\nsecret\r\n.\r\nQUIT\r\n");
+	r = tls_until(ssl, "221 ");
+	char id[64];
+	snprintf(id, sizeof(id), "%s", queued_id(r));
+	SSL_free(ssl);
+	SSL_CTX_free(cctx);
+	fx_wait(&f);
+	struct qfile_envelope env;
+	struct buf content = BUF_INIT(BUF_NOLIMIT);
+	read_queue(&f, id, &env, &content);
+	assert_string_equal(env.protocol, "ESMTPSA");
+	assert_non_null(env.tls);
+	assert_true(strncmp(env.tls, "TLSv1.", 6) == 0);
+	assert_non_null(strstr(buf_cstr(&content), "\t(using TLSv1."));
+	assert_non_null(strstr(buf_cstr(&content), " with ESMTPSA id "));
+	qfile_envelope_free(&env);
+	buf_free(&content);
+	char *log = log_text(&f);
+	char want[80];
+	snprintf(want, sizeof(want), "discarded %zu bytes pipelined after STARTTLS",
+	         strlen("MAIL FROM:<evil@evil.test>\r\n"));
+	assert_non_null(strstr(log, want));
+	free(log);
+	smtpd_auth_check = smtpd_auth_check_accounts;
+	SSL_CTX_free(f.set.tls_ctx);
+	fx_done(&f);
+}
+
+static void test_implicit_tls_handshake_failure(void **state)
+{
+	(void)state;
+	struct fx f;
+	fx_init(&f);
+	f.set.tls_ctx = test_server_ctx();
+	f.set.tls_mode = SMTPD_TLS_IMPLICIT;
+	fx_start(&f);
+	csend(&f, "EHLO plaintext\r\n");	/* not a TLS ClientHello */
+	assert_true(at_eof(&f));
+	assert_int_equal(f.in.len, 0);		/* no greeting in the clear */
+	fx_wait(&f);
+	char *log = log_text(&f);
+	assert_non_null(strstr(log, "TLS handshake failed"));
+	free(log);
+	SSL_CTX_free(f.set.tls_ctx);
+	fx_done(&f);
+}
+
 static void test_helpers(void **state)
 {
 	(void)state;
@@ -1031,6 +1196,8 @@ int main(void)
 		cmocka_unit_test(test_byte_at_a_time),
 		cmocka_unit_test(test_flush_before_partial_command),
 		cmocka_unit_test(test_qmgr_wakeup),
+		cmocka_unit_test(test_starttls),
+		cmocka_unit_test(test_implicit_tls_handshake_failure),
 		cmocka_unit_test(test_helpers),
 	};
 	signal(SIGPIPE, SIG_IGN);
