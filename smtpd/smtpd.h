@@ -1,6 +1,18 @@
 /* smtpd's internal interfaces: the settings a session runs with, the session itself, and the pieces that act on
- * it (commands.c, data.c, policy.c, received.c, auth.c). smtpd/main.c fills the settings from the configuration
- * and runs one session per accepted connection; the unit tests and the fuzzer run sessions over socketpairs. */
+ * it (commands.c, data.c, policy.c, received.c, auth.c, notify.c). smtpd/main.c fills the settings from the
+ * configuration and runs one session per accepted connection; the unit tests and the fuzzer run sessions over
+ * socketpairs.
+ *
+ * Session states: CONNECTED (greeting sent) -EHLO/HELO-> READY -MAIL-> MAIL -RCPT-> RCPT -DATA-> READY, or
+ * RCPT -BDAT-> BDAT -BDAT LAST-> READY. RSET and EHLO go back to READY; STARTTLS back to CONNECTED with
+ * everything forgotten; QUIT, too many errors, a timeout or a lost client to CLOSING. Replies to pipelined
+ * commands are buffered until the session would wait for input. Limits: smtpd_line_length_limit (500 5.5.2),
+ * message_size_limit (552 5.3.4 at MAIL SIZE= and while reading), smtpd_recipient_limit (452 4.5.3),
+ * smtpd_timeout (421 4.4.2), smtpd_hard_error_limit (421 4.7.0 and hang up), smtpd_soft_error_limit with
+ * smtpd_error_sleep_time (each further error reply is delayed), smtpd_junk_command_limit.
+ *
+ * After qfile_commit() smtpd sends qmgr (private/qmgr, if the socket exists) one one-way IPC frame, type
+ * 0x514d0001 "wakeup" with field 1 = the queue ID; failures are only logged at debug level. */
 #ifndef POSTERN_SMTPD_SMTPD_H
 #define POSTERN_SMTPD_SMTPD_H
 
