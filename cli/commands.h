@@ -16,5 +16,10 @@ const char *cli_instance_dir(const char *opt);
 
 int cmd_config(int argc, char **argv);	/* cli/cmd_config.c */
 int cmd_map(int argc, char **argv);	/* cli/cmd_map.c */
+int cmd_start(int argc, char **argv);	/* cli/cmd_ctl.c */
+int cmd_stop(int argc, char **argv);	/* cli/cmd_ctl.c */
+int cmd_reload(int argc, char **argv);	/* cli/cmd_ctl.c */
+int cmd_status(int argc, char **argv);	/* cli/cmd_ctl.c */
+int cmd_check(int argc, char **argv);	/* cli/cmd_ctl.c */
 
 #endif

@@ -14,6 +14,11 @@ static int cmd_help(int argc, char **argv);
 
 static const struct cli_command commands[] = {
 	{ "help", cmd_help, "[COMMAND]  list commands, or show one command's usage" },
+	{ "start", cmd_start, "[-c DIR] [--foreground]  start master (waits until every listener is bound)" },
+	{ "stop", cmd_stop, "[-c DIR]  stop master and every daemon, wait until they are gone" },
+	{ "reload", cmd_reload, "[-c DIR]  re-read main.cf and master.cf (SIGHUP to master)" },
+	{ "status", cmd_status, "[-c DIR]  services: listeners, busy/idle processes, restarts" },
+	{ "check", cmd_check, "[-c DIR]  check configuration, directories, TLS files and ports" },
 	{ "config", cmd_config, "show [-c DIR] [--non-default] [NAME...] | set [-c DIR] NAME=VALUE...  main.cf" },
 	{ "map", cmd_map, "compile FILE [--aliases] | get FILE KEY   build FILE.lmdb, or look KEY up" },
 };

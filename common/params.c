@@ -28,6 +28,9 @@ const struct config_param config_params[] = {
 	{ "debug", "no", "log debug lines" },
 
 	/* ---- master ---- */
+	{ "master_throttle_time", "60s", "no new processes for a service this long after it failed at start-up" },
+	{ "master_stop_timeout", "10s", "how long stop and SIGTERM wait for sessions to finish before SIGKILL" },
+	{ "master_startup_failures", "3", "consecutive start-up failures of a service that throttle it" },
 
 	/* ---- tls ---- */
 	{ "tls_cert_file", "$config_directory/tls/cert.pem", "server certificate chain (PEM)" },
