@@ -44,6 +44,12 @@ const struct config_param config_params[] = {
 	/* ---- tables ---- */
 
 	/* ---- auth ---- */
+	{ "accounts_database", "$data_directory/accounts.lmdb", "the account database (postern user)" },
+	{ "auth_system_users", "no", "also accept system (passwd/shadow) users, by login name without a domain" },
+	{ "auth_password_scheme", "yescrypt", "hash for new passwords: yescrypt or sha512-crypt" },
+	{ "auth_throttle_max_delay", "30s", "cap of the doubling delay after failed logins" },
+	{ "auth_throttle_decay", "15m", "quiet time after which a client's or account's failure count halves" },
+	{ "auth_throttle_entries", "10000", "clients and accounts remembered for throttling (oldest forgotten first)" },
 
 	/* ---- smtpd ---- */
 	{ "smtpd_banner", "$myhostname ESMTP", "greeting text after 220" },
