@@ -1,82 +1,65 @@
 /* SMTP AUTH (RFC 4954): runs the SASL exchange from common/sasl.c on the session's stream and checks the
  * credentials it yields. PLAIN and LOGIN send the password recoverably, so they are offered only over TLS, to
- * loopback clients, or where smtpd_auth_plaintext says so. The check is a function pointer so tests can put a
- * fake in place. The default reads the account database directly: the auth daemon (the intended only reader of
- * password hashes) has no IPC protocol yet; when it has, a second checker that asks it replaces this one. */
+ * loopback clients, or where smtpd_auth_plaintext says so. The credentials go to the auth daemon, the only reader
+ * of password hashes (common/accounts_auth.h); the check is a function pointer so tests can put a fake there. */
 #include <string.h>
 #include <unistd.h>
 
 #include "accounts.h"
+#include "accounts_auth.h"
 #include "alloc.h"
 #include "log.h"
 #include "sasl.h"
 #include "smtpd.h"
 #include "str.h"
 
-enum smtpd_verdict (*smtpd_auth_check)(const char *authcid, const char *passwd, struct buf *user) =
-	smtpd_auth_check_accounts;
+enum smtpd_verdict (*smtpd_auth_check)(const struct smtpd_auth_req *rq, struct buf *user) = smtpd_auth_check_daemon;
 
-static char *auth_db_path;
-static bool auth_system_users;
-static struct accounts *auth_db;
+static char *auth_socket;
+static int auth_timeout_ms = 60000;
 
-void smtpd_auth_set_accounts(const char *accounts_db, bool system_users)
+void smtpd_auth_set_daemon(const char *socket_path, int timeout_ms)
 {
-	free(auth_db_path);
-	auth_db_path = accounts_db ? xstrdup(accounts_db) : NULL;
-	auth_system_users = system_users;
+	free(auth_socket);
+	auth_socket = socket_path ? xstrdup(socket_path) : NULL;
+	auth_timeout_ms = timeout_ms;
 }
 
-enum smtpd_verdict smtpd_auth_check_accounts(const char *authcid, const char *passwd, struct buf *user)
+enum smtpd_verdict smtpd_auth_check_daemon(const struct smtpd_auth_req *rq, struct buf *user)
 {
-	struct buf err = BUF_INIT(1024), norm = BUF_INIT(1024);
+	struct accounts_auth_request ar;
 	struct accounts_user u;
-	enum smtpd_verdict v = SMTPD_REJECT;
+	struct buf err = BUF_INIT(1024);
+	enum smtpd_verdict v = SMTPD_TEMPFAIL;
 
+	if (!auth_socket) {
+		log_error("no auth daemon configured");
+		return SMTPD_TEMPFAIL;
+	}
+	memset(&ar, 0, sizeof(ar));
+	ar.mech = rq->mech;
+	ar.user = rq->authcid;
+	ar.password = rq->passwd;
+	ar.rip = rq->rip;
+	ar.encrypted = rq->encrypted;
+	ar.loopback = rq->loopback;
+	ar.service = "smtpd";
 	memset(&u, 0, sizeof(u));
-	if (!strchr(authcid, '@')) {
-		/* A bare login name is a system user, when those are allowed. */
-		if (auth_system_users && accounts_system_get(authcid, &u, &err) == ACCOUNTS_OK &&
-		    accounts_check_hash(passwd, u.password_hash)) {
-			buf_puts(user, authcid);
-			v = SMTPD_OK;
-		} else {
-			accounts_dummy_verify(passwd);
-		}
-		accounts_user_free(&u);
-		buf_free(&err);
-		return v;
-	}
-	if (!auth_db && auth_db_path && access(auth_db_path, F_OK) == 0) {
-		/* a missing database means no accounts yet: every login fails, nothing is "temporarily" wrong */
-		auth_db = accounts_open(auth_db_path, false, &err);
-		if (!auth_db) {
-			log_error("cannot open %s: %s", auth_db_path, buf_cstr(&err));
-			buf_free(&err);
-			return SMTPD_TEMPFAIL;
-		}
-	}
-	if (!auth_db || !accounts_normalize(authcid, &norm, &err)) {
-		accounts_dummy_verify(passwd);
-		buf_free(&err);
-		buf_free(&norm);
-		return SMTPD_REJECT;
-	}
-	switch (accounts_verify(auth_db, buf_cstr(&norm), passwd, &u, &err)) {
-	case ACCOUNTS_OK:
-		buf_puts(user, buf_cstr(&norm));
+	switch (accounts_auth_verify(auth_socket, &ar, auth_timeout_ms, &u, &err)) {
+	case ACCOUNTS_AUTH_OK:
+		buf_puts(user, u.address ? u.address : rq->authcid);
 		v = SMTPD_OK;
 		break;
-	case ACCOUNTS_ERROR:
-		log_error("account database: %s", buf_cstr(&err));
-		v = SMTPD_TEMPFAIL;
+	case ACCOUNTS_AUTH_FAIL:
+	case ACCOUNTS_AUTH_NOTFOUND:
+		v = SMTPD_REJECT;
 		break;
 	default:
+		log_error("auth daemon %s: %s", auth_socket, buf_cstr(&err));
 		break;
 	}
 	accounts_user_free(&u);
 	buf_free(&err);
-	buf_free(&norm);
 	return v;
 }
 
@@ -186,7 +169,9 @@ void smtpd_cmd_auth(struct smtpd_session *ss, const struct smtpd_cmd *cmd)
 		log_info("AUTH %s from %s[%s]: %s", mech->name, ss->client_name, ss->client_addr, buf_cstr(&err));
 		smtpd_reply_error(ss, "501 5.5.2 Error: malformed authentication exchange");
 	} else {
-		switch (smtpd_auth_check(sasl.creds.authcid, sasl.creds.passwd, &user)) {
+		struct smtpd_auth_req rq = { mech->name, sasl.creds.authcid, sasl.creds.passwd, ss->client_addr, enc,
+		                             ss->loopback };
+		switch (smtpd_auth_check(&rq, &user)) {
 		case SMTPD_OK:
 			ss->auth_user = xstrdup(buf_cstr(&user));
 			log_info("%s[%s]: sasl_method=%s, sasl_username=%s", ss->client_name, ss->client_addr,

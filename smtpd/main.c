@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "accounts_auth.h"
 #include "alloc.h"
 #include "daemon.h"
 #include "log.h"
@@ -85,7 +86,12 @@ static void smtpd_init(struct daemon_ctx *ctx)
 	settings.policy = smtpd_policy_new(&pc, &err);
 	if (!settings.policy)
 		fatalx("%s", buf_cstr(&err));
-	smtpd_auth_set_accounts(config_str(cfg, "accounts_database"), config_bool(cfg, "auth_system_users"));
+	buf_printf(&q, "%s/%s", config_str(cfg, "private_directory"), ACCOUNTS_AUTH_SOCKET);
+	char *auth_socket = buf_steal(&q, NULL);
+	/* auth holds back answers to failed logins (throttling): wait longer than it may */
+	int64_t auth_delay = config_time(cfg, "auth_throttle_max_delay", 0, 3600);
+	smtpd_auth_set_daemon(auth_socket, (int)(auth_delay + 15) * 1000);
+	free(auth_socket);
 	buf_free(&err);
 }
 

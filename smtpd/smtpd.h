@@ -176,10 +176,19 @@ void smtpd_cmd_auth(struct smtpd_session *ss, const struct smtpd_cmd *cmd);
 bool smtpd_auth_offered(const struct smtpd_session *ss);
 /* The mechanism names for the EHLO AUTH line, appended to out. */
 void smtpd_auth_mechs(const struct smtpd_session *ss, struct buf *out);
-/* Check a login (set by main.c; tests replace it). Returns SMTPD_OK, SMTPD_REJECT (bad credentials) or
- * SMTPD_TEMPFAIL; canonical login name into user. */
-extern enum smtpd_verdict (*smtpd_auth_check)(const char *authcid, const char *passwd, struct buf *user);
-enum smtpd_verdict smtpd_auth_check_accounts(const char *authcid, const char *passwd, struct buf *user);
-void smtpd_auth_set_accounts(const char *accounts_db, bool system_users);
+/* One set of credentials from a finished SASL exchange, with what the checker needs to know about the client. */
+struct smtpd_auth_req {
+	const char *mech;	/* "PLAIN", "LOGIN" */
+	const char *authcid;
+	const char *passwd;
+	const char *rip;	/* client address */
+	bool encrypted, loopback;
+};
+/* Check a login: SMTPD_OK (the canonical login name into user), SMTPD_REJECT (bad credentials) or SMTPD_TEMPFAIL.
+ * The default asks the auth daemon; tests and the fuzzer put a fake in its place. */
+extern enum smtpd_verdict (*smtpd_auth_check)(const struct smtpd_auth_req *rq, struct buf *user);
+enum smtpd_verdict smtpd_auth_check_daemon(const struct smtpd_auth_req *rq, struct buf *user);
+/* Where the auth daemon listens and how long to wait for it (its answers to failures are delayed on purpose). */
+void smtpd_auth_set_daemon(const char *socket_path, int timeout_ms);
 
 #endif

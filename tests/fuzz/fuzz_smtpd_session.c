@@ -22,8 +22,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static char qdir[64];
 static char incoming[96];
 
-static enum smtpd_verdict fake_check(const char *authcid, const char *passwd, struct buf *user)
+static enum smtpd_verdict fake_check(const struct smtpd_auth_req *rq, struct buf *user)
 {
+	const char *authcid = rq->authcid, *passwd = rq->passwd;
+
 	if (strcmp(passwd, "secret") != 0)
 		return SMTPD_REJECT;
 	buf_puts(user, authcid);

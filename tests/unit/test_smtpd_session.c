@@ -766,8 +766,10 @@ static void test_relay_control(void **state)
 	fx_done(&f);
 }
 
-static enum smtpd_verdict fake_check(const char *authcid, const char *passwd, struct buf *user)
+static enum smtpd_verdict fake_check(const struct smtpd_auth_req *rq, struct buf *user)
 {
+	const char *authcid = rq->authcid, *passwd = rq->passwd;
+
 	if (strcmp(authcid, "alice@example.test") == 0 && strcmp(passwd, "secret") == 0) {
 		buf_puts(user, authcid);
 		return SMTPD_OK;
@@ -829,7 +831,7 @@ static void test_auth_and_submission(void **state)
 	assert_non_null(strstr(c, want));
 	qfile_envelope_free(&env);
 	buf_free(&content);
-	smtpd_auth_check = smtpd_auth_check_accounts;
+	smtpd_auth_check = smtpd_auth_check_daemon;
 	fx_done(&f);
 }
 
@@ -866,7 +868,7 @@ static void test_auth_tempfail_and_existing_headers(void **state)
 	assert_null(strstr(buf_cstr(&content), "\nDate:"));
 	qfile_envelope_free(&env);
 	buf_free(&content);
-	smtpd_auth_check = smtpd_auth_check_accounts;
+	smtpd_auth_check = smtpd_auth_check_daemon;
 	fx_done(&f);
 }
 
@@ -1111,7 +1113,7 @@ static void test_starttls(void **state)
 	         strlen("MAIL FROM:<evil@evil.test>\r\n"));
 	assert_non_null(strstr(log, want));
 	free(log);
-	smtpd_auth_check = smtpd_auth_check_accounts;
+	smtpd_auth_check = smtpd_auth_check_daemon;
 	SSL_CTX_free(f.set.tls_ctx);
 	fx_done(&f);
 }
