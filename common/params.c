@@ -64,7 +64,7 @@ const struct config_param config_params[] = {
 	{ "smtpd_data_line_limit", "1000", "longest DATA line including CRLF (RFC 5321); 0: no limit" },
 	{ "smtpd_header_size_limit", "102400", "header bytes smtpd examines for Message-ID and Date" },
 	{ "smtpd_auth_required", "no", "AUTH before MAIL, and the sender must belong to the login (submission)" },
-	{ "smtpd_auth_plaintext", "no", "offer AUTH PLAIN/LOGIN without TLS to non-loopback clients" },
+	{ "smtpd_auth_plaintext", "no", "offer AUTH PLAIN/LOGIN without TLS to non-loopback clients (auth must agree)" },
 	{ "smtpd_submission_fixups", "yes", "add a missing Message-ID and Date to mail from authenticated clients" },
 	{ "smtpd_forbid_bare_newline", "yes", "refuse DATA with bare CR or LF (SMTP smuggling); no: normalize it" },
 	{ "smtpd_dsn", "yes", "advertise DSN (RFC 3461)" },
