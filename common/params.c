@@ -79,6 +79,25 @@ const struct config_param config_params[] = {
 	/* ---- local ---- */
 
 	/* ---- smtp ---- */
+	{ "relayhost", "", "send all remote mail to this next hop ([host]:port: no MX lookup); empty: MX of the domain" },
+	{ "transport_maps", "", "table: domain (or .parent) -> smtp:[host]:port, overriding relayhost" },
+	{ "smtp_helo_name", "$myhostname", "name sent in EHLO/HELO" },
+	{ "smtp_port", "25", "port of MX hosts and of next hops given without one" },
+	{ "smtp_mx_address_limit", "10", "most addresses tried for one delivery" },
+	{ "smtp_connection_reuse_time", "10s", "keep a connection open this long for the next message to the same address; 0: never" },
+	{ "smtp_connect_timeout", "30s", "time limit for a TCP connection to a server" },
+	{ "smtp_helo_timeout", "300s", "time limit for the greeting and the EHLO/HELO reply" },
+	{ "smtp_starttls_timeout", "300s", "time limit for STARTTLS and the TLS handshake" },
+	{ "smtp_mail_timeout", "300s", "time limit for the MAIL FROM reply" },
+	{ "smtp_rcpt_timeout", "300s", "time limit for each RCPT TO reply" },
+	{ "smtp_data_init_timeout", "120s", "time limit for the DATA reply and for each write of the content" },
+	{ "smtp_data_done_timeout", "600s", "time limit for the reply after the end of data" },
+	{ "smtp_quit_timeout", "300s", "time limit for the QUIT reply" },
+	{ "smtp_tls_security_level", "may", "none, may (opportunistic STARTTLS), encrypt, or verify (chain and MX name)" },
+	{ "smtp_tls_policy_maps", "", "table: domain (or .parent) -> none|may|encrypt|verify, overriding the level" },
+	{ "smtp_tls_CAfile", "", "trusted roots (PEM) for verify; empty: the system store" },
+	{ "smtp_sasl_password_maps", "", "root-only table: [host]:port, host or domain -> user:password for client AUTH" },
+	{ "smtp_sasl_tls_required", "yes", "send AUTH credentials only over TLS" },
 
 	/* ---- pop3d and imapd ---- */
 

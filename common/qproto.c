@@ -1,0 +1,66 @@
+/* Decoding tables of the qmgr and local protocols (see qproto.h). */
+#include <stddef.h>
+
+#include "qproto.h"
+
+static const struct ipc_field_def id_opt[] = {
+	{ QP_F_ID, IPC_T_STR, 0, "id" },
+	{ 0, 0, 0, NULL },
+};
+static const struct ipc_field_def id_req[] = {
+	{ QP_F_ID, IPC_T_STR, IPC_REQUIRED, "id" },
+	{ 0, 0, 0, NULL },
+};
+static const struct ipc_field_def done_f[] = {
+	{ QP_F_COUNT, IPC_T_U32, IPC_REQUIRED, "count" },
+	{ 0, 0, 0, NULL },
+};
+static const struct ipc_field_def text_f[] = {
+	{ QP_F_TEXT, IPC_T_STR, IPC_REQUIRED, "text" },
+	{ 0, 0, 0, NULL },
+};
+static const struct ipc_msg_def qmgr_msgs[] = {
+	{ QP_WAKEUP, "wakeup", NULL, 0 },
+	{ QP_LIST, "list", NULL, 0 },
+	{ QP_FLUSH, "flush", id_opt, 0 },
+	{ QP_HOLD, "hold", id_opt, 0 },
+	{ QP_RELEASE, "release", id_opt, 0 },
+	{ QP_DELETE, "delete", id_req, 0 },
+	{ QP_REQUEUE, "requeue", id_opt, 0 },
+	{ 0, NULL, NULL, 0 },
+};
+static const struct ipc_msg_def qmgr_reply_msgs[] = {
+	{ QP_DONE, "done", done_f, 0 },
+	{ QP_TEXT, "text", text_f, 0 },
+	{ 0, NULL, NULL, 0 },
+};
+const struct ipc_proto qproto_qmgr = { "qmgr", qmgr_msgs };
+const struct ipc_proto qproto_qmgr_reply = { "qmgr-reply", qmgr_reply_msgs };
+
+static const struct ipc_field_def deliver_f[] = {
+	{ LP_F_QUEUE_ID, IPC_T_STR, IPC_REQUIRED, "queue_id" },
+	{ LP_F_DIR, IPC_T_STR, IPC_REQUIRED, "dir" },
+	{ LP_F_SENDER, IPC_T_STR, IPC_REQUIRED, "sender" },
+	{ LP_F_IDX, IPC_T_U32, IPC_REQUIRED | IPC_REPEATED, "idx" },
+	{ LP_F_RCPT, IPC_T_STR, IPC_REQUIRED | IPC_REPEATED, "rcpt" },
+	{ 0, 0, 0, NULL },
+};
+static const struct ipc_field_def result_f[] = {
+	{ LP_F_R_IDX, IPC_T_U32, IPC_REPEATED, "r_idx" },
+	{ LP_F_R_CODE, IPC_T_U32, IPC_REPEATED, "r_code" },
+	{ LP_F_R_DSN, IPC_T_STR, IPC_REPEATED, "r_dsn" },
+	{ LP_F_R_TEXT, IPC_T_STR, IPC_REPEATED, "r_text" },
+	{ LP_F_A_IDX, IPC_T_U32, IPC_REPEATED, "a_idx" },
+	{ LP_F_A_ADDR, IPC_T_STR, IPC_REPEATED, "a_addr" },
+	{ 0, 0, 0, NULL },
+};
+static const struct ipc_msg_def local_msgs[] = {
+	{ LP_DELIVER, "deliver", deliver_f, 0 },
+	{ 0, NULL, NULL, 0 },
+};
+static const struct ipc_msg_def local_reply_msgs[] = {
+	{ LP_RESULT, "result", result_f, 0 },
+	{ 0, NULL, NULL, 0 },
+};
+const struct ipc_proto qproto_local = { "local", local_msgs };
+const struct ipc_proto qproto_local_reply = { "local-reply", local_reply_msgs };
