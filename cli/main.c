@@ -21,6 +21,7 @@ static const struct cli_command commands[] = {
 	{ "check", cmd_check, "[-c DIR]  check configuration, directories, TLS files and ports" },
 	{ "config", cmd_config, "show [-c DIR] [--non-default] [NAME...] | set [-c DIR] NAME=VALUE...  main.cf" },
 	{ "map", cmd_map, "compile FILE [--aliases] | get FILE KEY   build FILE.lmdb, or look KEY up" },
+	{ "queue", cmd_queue, "list | flush|hold|release|requeue [ID] | delete ID | inject -f SENDER RCPT...  the queue" },
 	{ "user", cmd_user, "add|passwd|del|list|apop|enable|disable [ADDRESS] [-c DIR]  manage mail accounts" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -75,8 +75,25 @@ const struct config_param config_params[] = {
 	{ "recipient_delimiter", "+", "characters that separate an address extension (user+ext)" },
 
 	/* ---- queue and qmgr ---- */
+	{ "minimal_backoff_time", "300s", "first retry delay of a deferred recipient (then doubled each attempt)" },
+	{ "maximal_backoff_time", "3600s", "cap of the doubling retry delay" },
+	{ "maximal_queue_lifetime", "5d", "a recipient still deferred after this long is bounced" },
+	{ "queue_time_scale", "1", "testing only: every queue delay above is divided by this" },
+	{ "queue_scan_interval", "30s", "how often qmgr scans incoming/ for mail whose wakeup was lost" },
+	{ "qmgr_concurrency_limit", "20", "deliveries in progress at once, all destinations together" },
+	{ "default_destination_concurrency_limit", "20", "deliveries in progress at once to one destination" },
+	{ "default_destination_recipient_limit", "50", "recipients handed to a transport in one request" },
+	{ "local_delivery_timeout", "10m", "qmgr gives up waiting for a local delivery answer after this" },
+	{ "bounce_size_limit", "50000", "largest original message returned in full inside a bounce" },
+	{ "virtual_mailbox_domains", "", "domains whose mail goes to accounts (besides mydestination)" },
 
 	/* ---- local ---- */
+	{ "alias_maps", "$config_directory/aliases.lmdb", "the compiled aliases table (postern map compile --aliases)" },
+	{ "recipient_delimiter", "+", "characters that start an address extension (user+ext); empty for none" },
+	{ "local_system_users", "yes", "deliver to system (passwd) users of mydestination domains in ~/Maildir" },
+	{ "local_forward_files", "yes", "honour a system user's ~/.forward (addresses only, for now)" },
+	{ "local_postmaster_maildir", "$mail_directory/postmaster/", "postmaster mail when no alias or account takes it" },
+	{ "local_alias_depth_limit", "20", "nesting limit of alias expansion" },
 
 	/* ---- smtp ---- */
 	{ "relayhost", "", "send all remote mail to this next hop ([host]:port: no MX lookup); empty: MX of the domain" },

@@ -1,0 +1,251 @@
+/* Maildir delivery. As root, the write happens in a child that has dropped to the mailbox owner, so a
+ * mailbox path under a user's control can never be used to write as root; the child reports its outcome
+ * through a pipe. Without root the daemon writes as itself. Every failure of the write itself is temporary. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdnoreturn.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "deliver.h"
+#include "log.h"
+#include "maildir.h"
+#include "str.h"
+
+static bool read_at(int fd, void *p, size_t n, uint64_t off, size_t *got)
+{
+	*got = 0;
+	while (*got < n) {
+		ssize_t k = pread(fd, (char *)p + *got, n - *got, (off_t)(off + *got));
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return false;
+		}
+		if (k == 0)
+			break;
+		*got += (size_t)k;
+	}
+	return true;
+}
+
+bool ldeliver_has_loop(const struct ldeliver_msg *m, const char *rcpt)
+{
+	size_t n = m->content_len < LDELIVER_HEADER_SCAN_MAX ? (size_t)m->content_len : LDELIVER_HEADER_SCAN_MAX;
+	char *h = xmalloc(n + 1);
+	size_t got;
+	bool loop = false;
+
+	if (!read_at(m->fd, h, n, m->content_offset, &got)) {
+		free(h);
+		return false;
+	}
+	h[got] = '\0';
+	size_t rl = strlen(rcpt);
+	for (char *line = h; line && *line && *line != '\n';) {
+		char *nl = strchr(line, '\n');
+		size_t len = nl ? (size_t)(nl - line) : strlen(line);
+		if (len > 13 && str_eqn_ci(line, "Delivered-To:", 13)) {
+			const char *v = line + 13;
+			size_t vl = len - 13;
+			while (vl && (*v == ' ' || *v == '\t'))
+				v++, vl--;
+			while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t' || v[vl - 1] == '\r'))
+				vl--;
+			if (vl == rl && str_eqn_ci(v, rcpt, rl)) {
+				loop = true;
+				break;
+			}
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	free(h);
+	return loop;
+}
+
+/* Header values from the envelope: no line breaks may get in. */
+static void put_clean(struct buf *b, const char *s)
+{
+	for (; *s; s++)
+		buf_putc(b, (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+}
+
+static enum ldeliver_status write_maildir(const struct ldeliver_msg *m, const char *rcpt, const char *maildir,
+                                          struct buf *dsn, struct buf *text)
+{
+	struct buf err = BUF_INIT(1024), hdr = BUF_INIT(BUF_NOLIMIT);
+	struct maildir_writer *w;
+	char *chunk = NULL, *name = NULL;
+	enum ldeliver_status st = LDELIVER_TEMPFAIL;
+
+	if (!maildir_make(maildir, 0700, &err) || !(w = maildir_begin(maildir, 0600, &err))) {
+		buf_puts(dsn, errno == ENOSPC || errno == EDQUOT ? "4.3.1" : "4.2.0");
+		buf_printf(text, "cannot write to maildir %s: %s", maildir, buf_cstr(&err));
+		goto out;
+	}
+	buf_puts(&hdr, "Return-Path: <");
+	put_clean(&hdr, m->sender);
+	buf_puts(&hdr, ">\nDelivered-To: ");
+	put_clean(&hdr, rcpt);
+	buf_puts(&hdr, "\n");
+	bool ok = maildir_write(w, hdr.data, hdr.len);
+	chunk = xmalloc(65536);
+	for (uint64_t off = 0; ok && off < m->content_len;) {
+		size_t want = m->content_len - off < 65536 ? (size_t)(m->content_len - off) : 65536, got;
+		if (!read_at(m->fd, chunk, want, m->content_offset + off, &got) || got != want) {
+			buf_puts(dsn, "4.3.0");
+			buf_printf(text, "cannot read queue file: %s", got != want ? "short read" : strerror(errno));
+			maildir_abort(&w);
+			goto out;
+		}
+		ok = maildir_write(w, chunk, got);
+		off += got;
+	}
+	if (!ok) {
+		maildir_abort(&w);
+		buf_puts(dsn, errno == ENOSPC || errno == EDQUOT ? "4.3.1" : "4.2.0");
+		buf_printf(text, "cannot write to maildir %s: %s", maildir, strerror(errno));
+		goto out;
+	}
+	if (!maildir_commit(&w, NULL, &name, &err)) {
+		buf_puts(dsn, "4.2.0");
+		buf_printf(text, "cannot write to maildir %s: %s", maildir, buf_cstr(&err));
+		goto out;
+	}
+	buf_puts(dsn, "2.0.0");
+	buf_puts(text, "delivered to maildir");
+	st = LDELIVER_OK;
+out:
+	free(chunk);
+	free(name);
+	buf_free(&err);
+	buf_free(&hdr);
+	return st;
+}
+
+/* Child side of a delivery as another user: drop, write, send "CODE dsn text" back, exit. */
+static noreturn void child_deliver(int wfd, const struct ldeliver_msg *m, const char *rcpt, const char *maildir,
+                                   uid_t uid, gid_t gid)
+{
+	struct buf dsn = BUF_INIT(64), text = BUF_INIT(2048), out = BUF_INIT(4096);
+	enum ldeliver_status st;
+
+	if (setgroups(1, &gid) != 0 || setgid(gid) != 0 || setuid(uid) != 0 || (uid != 0 && setuid(0) == 0)) {
+		st = LDELIVER_TEMPFAIL;
+		buf_puts(&dsn, "4.3.0");
+		buf_printf(&text, "cannot switch to uid %u gid %u: %s", (unsigned)uid, (unsigned)gid, strerror(errno));
+	} else {
+		st = write_maildir(m, rcpt, maildir, &dsn, &text);
+	}
+	buf_printf(&out, "%d %s %s", (int)st, buf_cstr(&dsn), buf_cstr(&text));
+	ssize_t k = write(wfd, out.data, out.len);
+	_exit(k == (ssize_t)out.len ? 0 : 1);
+}
+
+static enum ldeliver_status deliver_as(const struct ldeliver_msg *m, const char *rcpt, const char *maildir, uid_t uid,
+                                       gid_t gid, struct buf *dsn, struct buf *text)
+{
+	int p[2];
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) != 0 || (pid = fork()) < 0) {
+		buf_puts(dsn, "4.3.0");
+		buf_printf(text, "cannot start delivery process: %s", strerror(errno));
+		return LDELIVER_TEMPFAIL;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		child_deliver(p[1], m, rcpt, maildir, uid, gid);
+	}
+	close(p[1]);
+	struct buf in = BUF_INIT(8192);
+	char tmp[1024];
+	ssize_t k;
+	while ((k = read(p[0], tmp, sizeof(tmp))) != 0) {
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (!buf_append(&in, tmp, (size_t)k))
+			break;
+	}
+	close(p[0]);
+	int status;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	/* "D d.d.d text": anything else means the child died before it could answer */
+	const char *s = buf_cstr(&in);
+	const char *sp1 = strchr(s, ' '), *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+	if (!sp2 || (s[0] != '2' && s[0] != '4' && s[0] != '5') || sp1 != s + 1) {
+		buf_puts(dsn, "4.3.0");
+		buf_puts(text, "delivery process failed without a report");
+		buf_free(&in);
+		return LDELIVER_TEMPFAIL;
+	}
+	buf_append(dsn, sp1 + 1, (size_t)(sp2 - sp1 - 1));
+	buf_puts(text, sp2 + 1);
+	enum ldeliver_status st = (enum ldeliver_status)(s[0] - '0');
+	buf_free(&in);
+	return st;
+}
+
+/* Receipt name: recipient number and a hash of the mailbox path (one recipient may have several mailboxes). */
+static void receipt_path(const struct ldeliver_msg *m, const char *maildir, struct buf *out)
+{
+	uint64_t h = 1469598103934665603ull;	/* FNV-1a */
+	for (const unsigned char *p = (const unsigned char *)maildir; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	buf_printf(out, "%s/%u-%016llx", m->receipt_dir, (unsigned)m->rcpt_idx, (unsigned long long)h);
+}
+
+/* Written after the Maildir commit and before the answer; not fsynced: it guards against crashed processes,
+ * and after a power loss a duplicate is the lesser evil. */
+static void write_receipt(const struct ldeliver_msg *m, const char *path)
+{
+	if (mkdir(m->receipt_dir, 0700) != 0 && errno != EEXIST) {
+		log_warn("%s: receipt directory %s: %s", m->queue_id, m->receipt_dir, strerror(errno));
+		return;
+	}
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		log_warn("%s: receipt %s: %s", m->queue_id, path, strerror(errno));
+	else
+		close(fd);
+}
+
+enum ldeliver_status ldeliver_maildir(const struct ldeliver_msg *m, const char *rcpt, const char *maildir,
+                                      bool switch_user, uid_t uid, gid_t gid, struct buf *dsn, struct buf *text)
+{
+	struct buf receipt = BUF_INIT(BUF_NOLIMIT);
+	enum ldeliver_status st;
+
+	if (m->receipt_dir) {
+		receipt_path(m, maildir, &receipt);
+		if (access(receipt.data, F_OK) == 0) {
+			buf_puts(dsn, "2.0.0");
+			buf_puts(text, "delivered to maildir (before a restart)");
+			buf_free(&receipt);
+			return LDELIVER_OK;
+		}
+	}
+	if (ldeliver_has_loop(m, rcpt)) {
+		buf_puts(dsn, "5.4.6");
+		buf_printf(text, "mail forwarding loop for %s", rcpt);
+		st = LDELIVER_FAIL;
+	} else if (switch_user && geteuid() == 0 && !(uid == geteuid() && gid == getegid())) {
+		st = deliver_as(m, rcpt, maildir, uid, gid, dsn, text);
+	} else {
+		st = write_maildir(m, rcpt, maildir, dsn, text);
+	}
+	if (st == LDELIVER_OK && m->receipt_dir)
+		write_receipt(m, receipt.data);
+	buf_free(&receipt);
+	return st;
+}

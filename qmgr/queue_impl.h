@@ -1,0 +1,50 @@
+/* Internals of the queue engine shared by queue.c (scheduling, results, notifications) and admin.c (the
+ * administrative requests and listing). Not for use outside qmgr/. */
+#ifndef POSTERN_QMGR_QUEUE_IMPL_H
+#define POSTERN_QMGR_QUEUE_IMPL_H
+
+#include "queue.h"
+
+struct qmsg {
+	char *id;
+	const char *dir;		/* "active", "deferred", "hold" */
+	struct qfile_envelope env;
+	struct qstate_rcpt *st;
+	size_t nst;
+	bool *busy;			/* per state record: in a running job */
+	bool *dirty;
+	unsigned jobs;
+	bool removed;			/* deleted while jobs ran: free when the last ends */
+	struct qmsg *next;
+};
+
+struct dest {
+	char *name;
+	unsigned jobs;
+	struct dest *next;
+};
+
+struct qmgr {
+	struct qmgr_params p;
+	struct qstate *db;
+	qmgr_dispatch_fn *dispatch;
+	void *arg;
+	struct qmsg *msgs, *tail;
+	size_t nmsgs;
+	struct dest *dests;
+	unsigned jobs;
+	bool rescan;			/* we queued a notification: take it in without waiting for the scan */
+};
+
+/* queue_dir/dir/id (id NULL: the directory). Caller frees. */
+char *qmgr_path(const struct qmgr *q, const char *dir, const char *id);
+/* rename between queue subdirectories and fsync both; false (logged) on failure. */
+bool qmgr_move_file(struct qmgr *q, const char *id, const char *from, const char *to);
+void qmgr_remove_receipts(struct qmgr *q, const char *id);
+struct qmsg *qmgr_find_msg(struct qmgr *q, const char *id);
+/* Write the message's changed state records in one transaction. */
+bool qmgr_commit(struct qmgr *q, struct qmsg *m);
+/* Drop a message from memory (freed now, or when its last job ends). */
+void qmgr_forget(struct qmgr *q, struct qmsg *m);
+
+#endif
