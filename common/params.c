@@ -71,8 +71,6 @@ const struct config_param config_params[] = {
 	{ "smtpd_tls", "yes", "offer STARTTLS using tls_cert_file and tls_key_file (also on tls=none services)" },
 	{ "smtpd_tls_required", "no", "refuse mail commands until STARTTLS (Postfix security level encrypt)" },
 	{ "smtpd_local_system_users", "yes", "system (passwd) users are recipients in mydestination domains" },
-	{ "alias_maps", "$config_directory/aliases.lmdb", "compiled aliases table (postern map compile --aliases)" },
-	{ "recipient_delimiter", "+", "characters that separate an address extension (user+ext)" },
 
 	/* ---- queue and qmgr ---- */
 	{ "minimal_backoff_time", "300s", "first retry delay of a deferred recipient (then doubled each attempt)" },

@@ -6,13 +6,10 @@
 #include <unistd.h>
 
 #include "ipc.h"
+#include "qproto.h"
 #include "log.h"
 #include "smtpd.h"
 
-/* The qmgr protocol's wakeup message: one-way (request id 0), one string field with the queue ID. qmgr owns its
- * protocol table; these numbers must match it. */
-#define SMTPD_QMGR_WAKEUP 0x514d0001u	/* "QM" 1 */
-#define SMTPD_QMGR_TAG_ID 1		/* str: the queue ID just committed */
 #define SMTPD_QMGR_TIMEOUT_MS 200
 
 void smtpd_notify_qmgr(const struct smtpd_settings *set, const char *id)
@@ -28,8 +25,7 @@ void smtpd_notify_qmgr(const struct smtpd_settings *set, const char *id)
 		log_debug("%s: qmgr not notified: %s: %s", id, set->qmgr_socket, strerror(errno));
 		return;
 	}
-	m = ipc_msg_new(SMTPD_QMGR_WAKEUP);
-	ipc_put_str(m, SMTPD_QMGR_TAG_ID, id);
+	m = ipc_msg_new(QP_WAKEUP);	/* one-way and without fields: qmgr takes everything in incoming/ */
 	if (!ipc_send(fd, m, SMTPD_QMGR_TIMEOUT_MS, &err))
 		log_debug("%s: qmgr not notified: %s", id, buf_cstr(&err));
 	ipc_msg_free(&m);

@@ -11,8 +11,8 @@
  * smtpd_timeout (421 4.4.2), smtpd_hard_error_limit (421 4.7.0 and hang up), smtpd_soft_error_limit with
  * smtpd_error_sleep_time (each further error reply is delayed), smtpd_junk_command_limit.
  *
- * After qfile_commit() smtpd sends qmgr (private/qmgr, if the socket exists) one one-way IPC frame, type
- * 0x514d0001 "wakeup" with field 1 = the queue ID; failures are only logged at debug level. */
+ * After qfile_commit() smtpd sends qmgr (private/qmgr, if the socket exists) one one-way QP_WAKEUP frame
+ * (common/qproto.h); failures are only logged at debug level. */
 #ifndef POSTERN_SMTPD_SMTPD_H
 #define POSTERN_SMTPD_SMTPD_H
 
