@@ -70,7 +70,6 @@ const struct config_param config_params[] = {
 	{ "smtpd_dsn", "yes", "advertise DSN (RFC 3461)" },
 	{ "smtpd_tls", "yes", "offer STARTTLS using tls_cert_file and tls_key_file (also on tls=none services)" },
 	{ "smtpd_tls_required", "no", "refuse mail commands until STARTTLS (Postfix security level encrypt)" },
-	{ "smtpd_local_system_users", "yes", "system (passwd) users are recipients in mydestination domains" },
 
 	/* ---- queue and qmgr ---- */
 	{ "minimal_backoff_time", "300s", "first retry delay of a deferred recipient (then doubled each attempt)" },

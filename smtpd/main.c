@@ -78,11 +78,12 @@ static void smtpd_init(struct daemon_ctx *ctx)
 
 	memset(&pc, 0, sizeof(pc));
 	pc.mydestination = config_str(cfg, "mydestination");
+	pc.virtual_domains = config_str(cfg, "virtual_mailbox_domains");
 	pc.mynetworks = config_str(cfg, "mynetworks");
 	pc.accounts_db = config_str(cfg, "accounts_database");
 	pc.aliases = config_str(cfg, "alias_maps");
 	pc.delimiters = config_str(cfg, "recipient_delimiter");
-	pc.system_users = config_bool(cfg, "smtpd_local_system_users");
+	pc.system_users = config_bool(cfg, "local_system_users");
 	settings.policy = smtpd_policy_new(&pc, &err);
 	if (!settings.policy)
 		fatalx("%s", buf_cstr(&err));

@@ -1,7 +1,8 @@
 /* Relay control and recipient validation for RCPT TO, and the sender check on submission. Local domains are
  * mydestination plus the domains that have accounts (virtual domains); mail for other domains is relayed only for
  * mynetworks or authenticated clients. Recipients in local domains must exist: an account, an alias, a system
- * user (mydestination only) or postmaster. A lookup that fails is a temporary error, never "unknown user". */
+ * user (mydestination only) or postmaster. virtual_mailbox_domains adds domains whose users are accounts only.
+ * A lookup that fails is a temporary error, never "unknown user". */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -29,6 +30,8 @@ struct smtpd_policy {
 	size_t nnets;
 	char **mydest;
 	size_t nmydest;
+	char **vconf;			/* virtual_mailbox_domains */
+	size_t nvconf;
 	char *accounts_path;
 	struct accounts *accounts;
 	char **vdomains;		/* domains with at least one account */
@@ -199,6 +202,7 @@ struct smtpd_policy *smtpd_policy_new(const struct smtpd_policy_conf *conf, stru
 		return NULL;
 	}
 	p->mydest = list_lower(conf->mydestination ? conf->mydestination : "", &p->nmydest);
+	p->vconf = list_lower(conf->virtual_domains ? conf->virtual_domains : "", &p->nvconf);
 	p->accounts_path = conf->accounts_db && *conf->accounts_db ? xstrdup(conf->accounts_db) : NULL;
 	p->aliases_path = conf->aliases && *conf->aliases ? xstrdup(conf->aliases) : NULL;
 	p->delims = xstrdup(conf->delimiters ? conf->delimiters : "");
@@ -214,6 +218,7 @@ void smtpd_policy_free(struct smtpd_policy **pp)
 		return;
 	free(p->nets);
 	list_free(&p->mydest, &p->nmydest);
+	list_free(&p->vconf, &p->nvconf);
 	list_free(&p->vdomains, &p->nvdomains);
 	if (p->accounts)
 		accounts_close(&p->accounts);
@@ -405,7 +410,7 @@ enum smtpd_verdict smtpd_policy_rcpt(struct smtpd_policy *p, const struct smtpd_
 		goto out;
 	}
 	mydest = in_list(p->mydest, p->nmydest, domain);
-	virt = in_list(p->vdomains, p->nvdomains, domain);
+	virt = in_list(p->vdomains, p->nvdomains, domain) || in_list(p->vconf, p->nvconf, domain);
 	if (!mydest && !virt) {
 		if (!ss->trusted && !ss->auth_user)
 			v = SMTPD_REJECT;

@@ -152,6 +152,7 @@ bool smtpd_header_has(const char *hdr, size_t len, const char *name);
 enum smtpd_verdict { SMTPD_OK, SMTPD_REJECT, SMTPD_TEMPFAIL };
 struct smtpd_policy_conf {
 	const char *mydestination;	/* list, commas and/or white space */
+	const char *virtual_domains;	/* virtual_mailbox_domains: more account-only domains */
 	const char *mynetworks;
 	const char *accounts_db;	/* NULL: none */
 	const char *aliases;		/* compiled aliases table, NULL: none */

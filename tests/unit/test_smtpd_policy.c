@@ -70,6 +70,7 @@ static void pfx_init(struct pfx *f)
 	add_account(f, "alice@virtual.test", false);
 	add_account(f, "bob@virtual.test", true);
 	f->pc.mydestination = "example.test localhost";
+	f->pc.virtual_domains = "listed.test";
 	f->pc.mynetworks = "10.0.0.0/8";
 	f->pc.accounts_db = f->accounts;
 	f->pc.aliases = f->aliases;
@@ -118,6 +119,9 @@ static void test_local_and_virtual_recipients(void **state)
 	rcpt(&f, "root@example.test", NULL);		/* system user */
 	rcpt(&f, "Postmaster", NULL);			/* <Postmaster> without a domain */
 	assert_int_equal(rcpt(&f, "no-such-user-4711@example.test", "550 5.1.1"), SMTPD_REJECT);
+	/* a virtual_mailbox_domains domain without accounts is still local: unknown, not relay */
+	assert_int_equal(rcpt(&f, "x@Listed.test", "550 5.1.1"), SMTPD_REJECT);
+	rcpt(&f, "postmaster@listed.test", NULL);
 	/* aliases and system users belong to mydestination only */
 	assert_int_equal(rcpt(&f, "staff@virtual.test", "550 5.1.1"), SMTPD_REJECT);
 	assert_int_equal(rcpt(&f, "root@virtual.test", "550 5.1.1"), SMTPD_REJECT);
