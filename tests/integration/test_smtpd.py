@@ -441,3 +441,26 @@ def test_swaks_pipelining_and_auth(smtp_instance):
     assert m, out.stdout
     env, content = queued_message(inst, m.group(0))
     assert b'\n.leading dot\n..two dots' in content
+
+
+def test_delivered_to_maildir_promptly(make_instance):
+    """The whole path with qmgr and local running: accepted, qmgr woken at once (well before its periodic scan),
+    delivered into the demo account's Maildir with our Received header on top."""
+    inst = make_instance()
+    inst.cli('config', 'set', 'queue_scan_interval=1h', check=True)    # only the wakeup can be quick
+    inst.start()
+    need_demo_account(inst)
+    with smtplib.SMTP(LOOPBACK, inst.port('smtp'), timeout=10) as s:
+        s.ehlo('client.test')
+        s.mail('someone@remote.test')
+        assert s.rcpt(inst.demo_user)[0] == 250
+        code, reply = s.data('Subject: end to end\r\n\r\nhello\r\n')
+        assert code == 250
+    new = inst.path('mail', inst.domain, 'demo', 'new')
+    deadline = time.monotonic() + 10
+    while not (new.is_dir() and any(new.iterdir())):
+        assert time.monotonic() < deadline, f'nothing delivered into {new}; log:\n{inst.log_tail()}'
+        time.sleep(0.1)
+    msg = next(new.iterdir()).read_bytes()
+    assert re.search(rb'(^|\n)Received: from client\.test \(unknown \[127\.0\.0\.1\]\)\n', msg), msg
+    assert b'\nSubject: end to end\n\nhello\n' in msg
