@@ -32,6 +32,20 @@ static enum smtpd_verdict fake_check(const struct smtpd_auth_req *rq, struct buf
 	return SMTPD_OK;
 }
 
+static void clean_incoming(void);
+
+/* Leave nothing behind: the queue directory goes when the fuzzer exits. */
+static void teardown(void)
+{
+	char p[128];
+
+	clean_incoming();
+	snprintf(p, sizeof(p), "%s/tmp", qdir);
+	rmdir(p);
+	rmdir(incoming);
+	rmdir(qdir);
+}
+
 static void setup(void)
 {
 	char p[128];
@@ -46,6 +60,7 @@ static void setup(void)
 	log_init("smtpd");
 	log_to_file("/dev/null");
 	smtpd_auth_check = fake_check;
+	atexit(teardown);
 }
 
 static void clean_incoming(void)
