@@ -127,5 +127,10 @@ const struct config_param config_params[] = {
 	{ "pop3d_max_bad_commands", "20", "bad POP3 commands before the session is closed" },
 	{ "pop3d_test_passwd_file", "", "tests only: check logins against user:password:maildir[:uid:gid] lines, not auth" },
 
+	/* ---- spf, dkim, dmarc ---- */
+	{ "dkim_keys", "", "signing key table (postern map): DOMAIN -> SELECTOR:KEYFILE; empty: no signing" },
+	{ "public_suffix_list", "/usr/share/publicsuffix/public_suffix_list.dat",
+	  "Public Suffix List for DMARC organisational domains" },
+
 	{ NULL, NULL, NULL }
 };
