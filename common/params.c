@@ -71,6 +71,9 @@ const struct config_param config_params[] = {
 	{ "smtpd_tls", "yes", "offer STARTTLS using tls_cert_file and tls_key_file (also on tls=none services)" },
 	{ "smtpd_tls_required", "no", "refuse mail commands until STARTTLS (Postfix security level encrypt)" },
 
+	/* ---- cli: local submission (sendmail) ---- */
+	{ "smtpd_local_submission", "no",
+	  "smtpd serves sendmail on public/submit: client = its uid (SO_PEERCRED), relays like mynetworks" },
 	/* ---- queue and qmgr ---- */
 	{ "minimal_backoff_time", "300s", "first retry delay of a deferred recipient (then doubled each attempt)" },
 	{ "maximal_backoff_time", "3600s", "cap of the doubling retry delay" },

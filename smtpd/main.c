@@ -68,6 +68,7 @@ static void smtpd_init(struct daemon_ctx *ctx)
 	settings.submission_fixups = config_bool(cfg, "smtpd_submission_fixups");
 	settings.bare_newline_reject = config_bool(cfg, "smtpd_forbid_bare_newline");
 	settings.dsn = config_bool(cfg, "smtpd_dsn");
+	settings.local_submission = config_bool(cfg, "smtpd_local_submission");
 	settings.queue_dir = config_str(cfg, "queue_directory");
 	free(qmgr_socket);
 	qmgr_socket = NULL;
