@@ -35,8 +35,10 @@ static int alias(const char *addr, struct buf *out, void *arg, struct buf *err)
 	return buf_puts(out, value) ? 1 : -1;
 }
 
-static int account(const char *addr, char **maildir, uint32_t *uid, uint32_t *gid, void *arg, struct buf *err)
+static int account(const char *addr, char **maildir, uint32_t *uid, uint32_t *gid, uint64_t *quota, void *arg,
+                   struct buf *err)
 {
+	*quota = 0;
 	(void)arg;
 	(void)err;
 	if (addr[0] != 'x')
