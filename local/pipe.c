@@ -76,6 +76,10 @@ static noreturn void child_exec(const struct ldeliver_target *t, int in, int out
 	setsid();
 	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
 		_exit(LPIPE_EX_TEMPFAIL);
+	/* nothing of the daemon's (the qmgr connection, the queue file) may reach the command, close-on-exec or not */
+	if (close_range(3, ~0u, 0) != 0)
+		for (int fd = 3; fd < 1024; fd++)
+			close(fd);
 	if (geteuid() == 0 && t->switch_user && t->uid != 0) {
 		if (setgroups(1, &t->gid) != 0 || setgid(t->gid) != 0 || setuid(t->uid) != 0 || setuid(0) == 0) {
 			dprintf(2, "cannot switch to uid %u: %s\n", (unsigned)t->uid, strerror(errno));
@@ -131,6 +135,10 @@ enum ldeliver_status lpipe_run(const struct ldeliver_msg *m, const struct ldeliv
 	}
 	if (pid == 0)
 		child_exec(t, in[0], out[1]);
+	/* a command that stops reading must give EPIPE, not kill us (the daemon skeleton ignores SIGPIPE already;
+	 * this keeps the function safe on its own) */
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old_pipe;
+	sigaction(SIGPIPE, &ign, &old_pipe);
 	close(in[0]);
 	close(out[1]);
 	fcntl(in[1], F_SETFL, O_NONBLOCK);
@@ -157,6 +165,7 @@ enum ldeliver_status lpipe_run(const struct ldeliver_msg *m, const struct ldeliv
 					break;
 				}
 				data.len = got;
+				data.data[got] = '\0';
 				off += got;
 			} else {
 				close(wfd);	/* end of message: the command sees EOF */
@@ -225,6 +234,7 @@ enum ldeliver_status lpipe_run(const struct ldeliver_msg *m, const struct ldeliv
 	}
 	if (timed_out)
 		kill(-pid, SIGKILL);	/* what the command left running in its group */
+	sigaction(SIGPIPE, &old_pipe, NULL);
 	buf_free(&data);
 	buf_free(&output);
 	buf_free(&line);

@@ -243,6 +243,14 @@ static void test_pipe_run(void **state)
 	assert_int_equal(run("sleep 30 & sleep 30", content, strlen(content), 1, env, &d, &t), LDELIVER_TEMPFAIL);
 	assert_true(time(NULL) - t0 < 10);
 	assert_string_equal(t.data, "command time limit exceeded (1 s)");
+	/* the command inherits nothing but stdin, stdout and stderr (the test's queue file is not close-on-exec) */
+	buf_reset(&cmd);
+	buf_printf(&cmd, "ls -l /proc/$$/fd > %s", outpath);
+	assert_int_equal(run(cmd.data, content, strlen(content), 10, env, &d, &t), LDELIVER_OK);
+	buf_reset(&out);
+	assert_true(fsutil_read_file(outpath, 1 << 20, &out));
+	assert_non_null(strstr(out.data, "pipe:"));	/* stdin, stdout: the listing works */
+	assert_null(strstr(out.data, "/qf"));
 	/* a command that cannot be found: the shell's 127 */
 	assert_int_equal(run("/nonexistent/cmd", content, strlen(content), 10, env, &d, &t), LDELIVER_FAIL);
 	assert_string_equal(d.data, "5.3.0");
