@@ -144,8 +144,9 @@ static bool read_list(int fd, size_t max, struct buf *data, const char *path, st
 	return true;
 }
 
-/* An :include: list: a regular file owned by root or the owner of what includes it, writable by nobody else;
- * otherwise refused (0), since whoever can write it decides where the mail goes and what runs. */
+/* An :include: list: a regular file owned by root or the owner of what includes it, writable by nobody else and
+ * readable by that owner; otherwise refused (0), since whoever can write it decides where the mail goes and
+ * what runs. */
 static int lookup_include(const char *path, uid_t owner, struct buf *value, uid_t *file_uid, gid_t *file_gid,
                           void *arg, struct buf *err)
 {
@@ -168,6 +169,10 @@ static int lookup_include(const char *path, uid_t owner, struct buf *value, uid_
 		buf_printf(err, "%s: owned by uid %u, neither root nor the alias owner", path, (unsigned)st.st_uid);
 	} else if (st.st_mode & (S_IWGRP | S_IWOTH)) {
 		buf_printf(err, "%s: writable by group or others", path);
+	} else if (!(st.st_mode & (st.st_uid == owner ? S_IRUSR : S_IROTH))) {
+		/* we read as root: a file its owner could not read (/etc/shadow in a .forward) must not leak into
+		 * addresses, logs and bounces */
+		buf_printf(err, "%s: not readable by uid %u", path, (unsigned)owner);
 	} else if (!read_list(fd, LRES_LIST_FILE_MAX, &data, path, err)) {
 		r = -1;
 	} else if (!lres_list_parse(buf_cstr(&data), data.len, value)) {

@@ -232,6 +232,16 @@ def test_forward_pipe_runs_as_user(linst, sysuser):
     lines = open(out).read().split('\n')
     assert int(lines[0]) == sysuser.pw_uid
     assert lines[1] == f'{sysuser.pw_dir} {sysuser.pw_name}'
+    # a list the user could not read itself is not read for it (local reads as root)
+    secret = os.path.join(os.path.dirname(sysuser.pw_dir), 'secret')
+    with open(secret, 'w') as f:
+        f.write('hidden-address@remote.test\n')
+    os.chmod(secret, 0o600)
+    with open(fwd, 'w') as f:
+        f.write(f':include:{secret}\n')
+    qid = _queued(linst, 'sender@remote.test', [rcpt], 'include secret')
+    m = _log_status(linst, qid, rcpt, '5.3.5', 'bounced')
+    assert 'not readable' in m.string and 'hidden-address' not in linst.log_path.read_text()
 
 
 def test_extension_folder(linst):
