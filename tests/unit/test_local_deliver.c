@@ -372,6 +372,45 @@ static void test_maildir_quota_and_folder(void **state)
 	buf_free(&x);
 }
 
+static int count_dir(const char *root, const char *sub)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s%s", root, sub);
+	DIR *dir = opendir(p);
+	if (!dir)
+		return 0;
+	struct dirent *e;
+	int n = 0;
+	while ((e = readdir(dir)))
+		n += e->d_name[0] != '.';
+	closedir(dir);
+	return n;
+}
+
+/* Failures leave nothing behind: not in new/, not in tmp/. */
+static void test_failure_leaves_nothing(void **state)
+{
+	(void)state;
+	const char *content = "Subject: f\n\nbody\n";
+	int fd = make_queue_file(content, strlen(content));
+	struct ldeliver_msg m = msg(fd, strlen(content));
+	char root[128];
+	snprintf(root, sizeof(root), "%s/fail/", tmpdir);
+	struct ldeliver_target t = { .kind = LDELIVER_MAILDIR, .rcpt = "f@local.test", .path = root, .quota = 10 };
+	struct buf d = BUF_INIT(64), x = BUF_INIT(4096);
+	assert_int_equal(ldeliver(&m, &t, &d, &x), LDELIVER_TEMPFAIL);	/* over quota */
+	assert_int_equal(count_dir(root, "new") + count_dir(root, "tmp") + count_dir(root, "cur"), 0);
+	t.quota = 0;
+	m.content_len += 1000;	/* the queue file ends early: the write fails half way */
+	buf_reset(&d);
+	assert_int_equal(ldeliver(&m, &t, &d, &x), LDELIVER_TEMPFAIL);
+	assert_string_equal(d.data, "4.3.0");
+	assert_int_equal(count_dir(root, "new") + count_dir(root, "tmp") + count_dir(root, "cur"), 0);
+	close(fd);
+	buf_free(&d);
+	buf_free(&x);
+}
+
 /* Ten processes deliver into one Maildir at once: ten distinct files, none left in tmp/. */
 static void test_parallel(void **state)
 {
@@ -440,6 +479,7 @@ int main(void)
 		cmocka_unit_test(test_pipe_run),
 		cmocka_unit_test(test_quota_usage),
 		cmocka_unit_test(test_maildir_quota_and_folder),
+		cmocka_unit_test(test_failure_leaves_nothing),
 		cmocka_unit_test(test_parallel),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
