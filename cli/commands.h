@@ -15,7 +15,9 @@ int cli_usage(const struct cli_command *cmd);	/* prints "usage: postern NAME USA
 const char *cli_instance_dir(const char *opt);
 
 int cmd_config(int argc, char **argv);	/* cli/cmd_config.c */
+int cmd_init(int argc, char **argv);	/* cli/cmd_init.c */
 int cmd_map(int argc, char **argv);	/* cli/cmd_map.c */
+int cmd_dkim(int argc, char **argv);	/* cli/cmd_dkim.c */
 int cmd_queue(int argc, char **argv);	/* cli/cmd_queue.c */
 int cmd_user(int argc, char **argv);	/* cli/cmd_user.c */
 int cmd_start(int argc, char **argv);	/* cli/cmd_ctl.c */

@@ -100,6 +100,23 @@ const struct config_param config_params[] = {
 	{ "smtp_sasl_tls_required", "yes", "send AUTH credentials only over TLS" },
 
 	/* ---- pop3d and imapd ---- */
+	{ "imapd_max_line_length", "64k", "longest IMAP command line outside literals" },
+	{ "imapd_append_limit", "64m", "largest literal data of one command after login (APPENDLIMIT)" },
+	{ "imapd_preauth_literal_limit", "8k", "largest literal data of one command before login" },
+	{ "imapd_timeout", "30m", "idle time before imapd drops a client (RFC 3501 asks for at least 30 minutes)" },
+	{ "imapd_preauth_timeout", "60s", "idle time before imapd drops a client that has not logged in" },
+	{ "imapd_max_bad_commands", "20", "BAD replies before imapd drops a client" },
+	{ "imapd_plaintext_login", "no", "allow LOGIN and AUTHENTICATE without TLS from non-loopback clients" },
+	{ "pop3d_apop", "no", "offer APOP (a timestamp in the POP3 greeting)" },
+	{ "pop3d_plaintext_login", "no", "allow USER/PASS and plaintext SASL without TLS from non-loopback clients" },
+	{ "pop3d_timeout", "10m", "POP3 idle timeout (RFC 1939: at least 10 minutes)" },
+	{ "pop3d_max_bad_commands", "20", "bad POP3 commands before the session is closed" },
+	{ "pop3d_test_passwd_file", "", "tests only: check logins against user:password:maildir[:uid:gid] lines, not auth" },
+
+	/* ---- spf, dkim, dmarc ---- */
+	{ "dkim_keys", "", "signing key table (postern map): DOMAIN -> SELECTOR:KEYFILE; empty: no signing" },
+	{ "public_suffix_list", "/usr/share/publicsuffix/public_suffix_list.dat",
+	  "Public Suffix List for DMARC organisational domains" },
 
 	{ NULL, NULL, NULL }
 };

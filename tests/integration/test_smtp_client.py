@@ -140,6 +140,7 @@ class FakeSMTP:
     def __init__(self, host, port, **behaviour):
         self.host, self.port, self.b = host, port, behaviour
         self.sessions, self.messages = [], []
+        self.ended = 0          # sessions whose connection the server has closed
         self.sock = socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
@@ -169,6 +170,14 @@ class FakeSMTP:
                 pass
             finally:
                 conn.close()
+                self.ended += 1
+
+    def wait_ended(self, n, timeout=5):
+        """Wait until n sessions are over: the daemon reports results before the server has read its QUIT."""
+        deadline = time.time() + timeout
+        while self.ended < n and time.time() < deadline:
+            time.sleep(0.02)
+        assert self.ended >= n, (self.ended, self.sessions)
 
     def session(self, conn):
         b = self.b
@@ -508,6 +517,7 @@ def test_mail_from_4xx_defers_everyone(env):
     r = env.deliver(['a@b.test', 'c@b.test'])
     assert all(x[:2] == (4, '4.3.0') for x in r), r
     # the pipelined RCPT replies were never read: that connection is not kept for the next message
+    srv.wait_ended(1)
     assert srv.sessions[0][-1] == 'QUIT' and 'RSET' not in srv.sessions[0]
 
 
@@ -802,10 +812,11 @@ def test_reuse_time_limits_idle_connection(env):
     # too old: closed with QUIT before the next delivery opens a new one
     assert env.deliver(['c@b.test'])[0][0] == 2
     assert len(srv.sessions) == 2
+    srv.wait_ended(1)
     assert srv.sessions[0][-1] == 'QUIT'
     # the daemon says QUIT to a kept connection when it exits
     env.stop()
-    time.sleep(0.2)
+    srv.wait_ended(2)
     assert srv.sessions[1][-1] == 'QUIT'
     env.start('smtp_connection_reuse_time=0')
     assert env.deliver(['d@b.test'])[0][0] == 2

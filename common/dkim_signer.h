@@ -1,0 +1,26 @@
+/* DKIM signing policy: the dkim_keys table (DOMAIN -> SELECTOR:KEYFILE) decides which messages get signed and
+ * with which key, chosen by the From domain (or its nearest listed parent). For the outbound path (smtp) and
+ * submission: one call per message gives the DKIM-Signature field to put in front of it. */
+#ifndef POSTERN_DKIM_SIGNER_H
+#define POSTERN_DKIM_SIGNER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct buf;
+struct dkim_signer;
+
+/* Open the key table (a compiled map: "postern map compile"). Open after fork() (LMDB). NULL with err when
+ * the table cannot be opened. Keys are loaded on first use and kept. */
+struct dkim_signer *dkim_signer_open(const char *table_path, struct buf *err);
+void dkim_signer_free(struct dkim_signer **s);
+
+/* Sign msg when its From domain has a key: 1 with the field (ending in CRLF) appended to out; 0 when no key
+ * applies (nothing appended); -1 with a reason in err (unreadable key, bad table value, no single From). */
+int dkim_signer_sign(struct dkim_signer *s, const char *msg, size_t len, struct buf *out, struct buf *err);
+
+/* The From domain of a message (lower-cased, caller frees), NULL when there is not exactly one From with one
+ * mailbox with a domain. */
+char *dkim_from_domain(const char *msg, size_t len);
+
+#endif

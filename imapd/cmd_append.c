@@ -1,0 +1,159 @@
+/* imapd APPEND: a literal becomes a Maildir message in the folder's cur/ with its flags, written crash-safely by
+ * common/maildir.c (tmp, fsync, rename). The internal date, when given, becomes the file's mtime, which is where
+ * Maildir readers (and the shared index) take it from. APPENDUID waits for the index that assigns UIDs. */
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "cmdtab.h"
+#include "flags.h"
+#include "log.h"
+#include "maildir.h"
+#include "mailboxes.h"
+#include "str.h"
+
+static int two(const char *s)
+{
+	return (s[0] >= '0' && s[0] <= '9' && s[1] >= '0' && s[1] <= '9') ? (s[0] - '0') * 10 + (s[1] - '0') : -1;
+}
+
+bool imapd_parse_date_time(const char *s, time_t *out)
+{
+	static const char *const mon[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+		"Nov", "Dec" };
+	static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	struct tm tm = { 0 };
+	int m, y1, y2, zh, zm;
+
+	if (strlen(s) != 26 || s[2] != '-' || s[6] != '-' || s[11] != ' ' || s[14] != ':' || s[17] != ':' ||
+	    s[20] != ' ' || (s[21] != '+' && s[21] != '-'))
+		return false;
+	tm.tm_mday = s[0] == ' ' ? ((s[1] >= '1' && s[1] <= '9') ? s[1] - '0' : -1) : two(s);
+	for (m = 0; m < 12 && !str_eqn_ci(s + 3, mon[m], 3); m++)
+		;
+	y1 = two(s + 7);
+	y2 = two(s + 9);
+	tm.tm_hour = two(s + 12);
+	tm.tm_min = two(s + 15);
+	tm.tm_sec = two(s + 18);
+	zh = two(s + 22);
+	zm = two(s + 24);
+	if (m == 12 || y1 < 0 || y2 < 0 || tm.tm_mday < 1 || tm.tm_mday > mdays[m] || tm.tm_hour < 0 ||
+	    tm.tm_hour > 23 || tm.tm_min < 0 || tm.tm_min > 59 || tm.tm_sec < 0 || tm.tm_sec > 60 || zh < 0 ||
+	    zh > 23 || zm < 0 || zm > 59)
+		return false;
+	tm.tm_mon = m;
+	tm.tm_year = y1 * 100 + y2 - 1900;
+	time_t t = timegm(&tm);
+	if (t == (time_t)-1)
+		return false;
+	long off = (long)zh * 3600 + (long)zm * 60;
+	*out = s[21] == '+' ? t - off : t + off;
+	return true;
+}
+
+/* Message text with CRLF turned into LF (Maildir stores LF; bare CR stays). */
+static bool write_lf(struct maildir_writer *w, const char *p, size_t n)
+{
+	size_t start = 0;
+
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (p[i] == '\r' && p[i + 1] == '\n') {
+			if (!maildir_write(w, p + start, i - start))
+				return false;
+			start = i + 1;	/* the LF */
+		}
+	}
+	return maildir_write(w, p + start, n - start);
+}
+
+void imapd_cmd_append(struct imapd_session *sess, const struct imap_arg *args, size_t nargs, bool uid)
+{
+	struct buf name = BUF_INIT(1024), path = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(1024);
+	struct buf letters = BUF_INIT(16), file = BUF_INIT(BUF_NOLIMIT);
+	unsigned flags = 0;
+	bool keywords = false;
+	time_t when = 0;
+	bool have_date = false;
+	size_t i = 1;
+	char *final = NULL;
+
+	(void)uid;
+	if (nargs < 2 || nargs > 4) {
+		imapd_bad(sess, "APPEND needs a mailbox, optional flags and date, and a message");
+		goto out;
+	}
+	if (args[i].type == IMAP_ARG_LIST) {
+		if (!imap_flags_parse_list(&args[i], &flags, &keywords, &err)) {
+			imapd_bad(sess, "%s", buf_cstr(&err));
+			goto out;
+		}
+		i++;
+	}
+	if (i < nargs - 1) {
+		const char *d;
+		if (args[i].type != IMAP_ARG_QUOTED || !imap_arg_string(&args[i], &d) ||
+		    !imapd_parse_date_time(d, &when)) {
+			imapd_bad(sess, "invalid date-time");
+			goto out;
+		}
+		have_date = true;
+		i++;
+	}
+	if (i != nargs - 1 || args[i].type != IMAP_ARG_LITERAL) {
+		imapd_bad(sess, "APPEND needs the message as a literal");
+		goto out;
+	}
+	const struct imap_arg *msg = &args[i];
+	if (msg->len == 0 || memchr(msg->str, '\0', msg->len)) {
+		imapd_no(sess, "[CANNOT] the message is empty or contains NUL bytes");
+		goto out;
+	}
+	if (!imapd_arg_mailbox(sess, &args[0], &name))
+		goto out;
+	if (!imapd_mailbox_exists(sess->login.maildir, buf_cstr(&name)) ||
+	    !imapd_mailbox_path(sess->login.maildir, buf_cstr(&name), &path)) {
+		imapd_no(sess, "[TRYCREATE] no such mailbox");
+		goto out;
+	}
+
+	struct maildir_writer *w = maildir_begin(buf_cstr(&path), 0600, &err);
+	if (!w)
+		goto fail;
+	if (!write_lf(w, msg->str, msg->len)) {
+		maildir_abort(&w);
+		buf_puts(&err, "write failed");
+		goto fail;
+	}
+	imap_flags_to_maildir(flags, &letters);
+	if (!maildir_commit(&w, buf_cstr(&letters), &final, &err))
+		goto fail;
+	if (have_date) {
+		struct timespec ts[2] = { { when, 0 }, { when, 0 } };
+		buf_printf(&file, "%s/cur/%s", buf_cstr(&path), final);
+		/* the message is stored; a date that cannot be set is logged, not an error for the client */
+		if (utimensat(AT_FDCWD, buf_cstr(&file), ts, 0) != 0)
+			log_warn("imapd: %s: cannot set the internal date: %m", buf_cstr(&file));
+	}
+	if (sess->sel && strcmp(sess->sel->name, buf_cstr(&name)) == 0) {
+		struct imapd_counts c;
+		if (imapd_mailbox_counts(sess->sel->path, &c) && c.messages != sess->sel->exists) {
+			sess->sel->exists = c.messages;
+			imapd_untagged(sess, "%u EXISTS", c.messages);
+		}
+	}
+	imapd_ok(sess, "APPEND completed");
+	goto out;
+fail:
+	log_error("imapd: user %s: APPEND to %s: %s", sess->login.user, buf_cstr(&path), buf_cstr(&err));
+	imapd_no(sess, "[SERVERBUG] APPEND failed");
+out:
+	free(final);
+	buf_free(&name);
+	buf_free(&path);
+	buf_free(&err);
+	buf_free(&letters);
+	buf_free(&file);
+}

@@ -1,0 +1,433 @@
+/* Maildir++ folders as IMAP mailboxes; see mailboxes.h. */
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "fsutil.h"
+#include "log.h"
+#include "maildir.h"
+#include "mailboxes.h"
+#include "str.h"
+
+#define SUBS_MAX	(1024u * 1024)
+#define UIDVALIDITY_FILE "postern-uidvalidity"
+
+static const struct {
+	const char *name, *use;
+} special[] = {
+	{ "Sent", "\\Sent" }, { "Drafts", "\\Drafts" }, { "Trash", "\\Trash" }, { "Junk", "\\Junk" },
+	{ "Archive", "\\Archive" },
+};
+
+const char *imapd_special_use(const char *name)
+{
+	for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++)
+		if (strcmp(name, special[i].name) == 0)
+			return special[i].use;
+	return NULL;
+}
+
+/* ---- name lists ---- */
+
+void imapd_names_add(struct imapd_names *n, const char *name)
+{
+	if (n->count == n->cap) {
+		size_t ncap = n->cap ? n->cap * 2 : 16;
+		n->v = xreallocarray(n->v, ncap, sizeof(*n->v));
+		n->cap = ncap;
+	}
+	n->v[n->count++] = xstrdup(name);
+}
+
+bool imapd_names_has(const struct imapd_names *n, const char *name)
+{
+	for (size_t i = 0; i < n->count; i++)
+		if (strcmp(n->v[i], name) == 0)
+			return true;
+	return false;
+}
+
+void imapd_names_free(struct imapd_names *n)
+{
+	for (size_t i = 0; i < n->count; i++)
+		free(n->v[i]);
+	xfree(&n->v);
+	n->count = n->cap = 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* ---- paths ---- */
+
+bool imapd_mailbox_path(const char *root, const char *name, struct buf *path)
+{
+	buf_reset(path);
+	return maildir_folder_path(root, name, path);
+}
+
+static bool is_dir(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool imapd_mailbox_exists(const char *root, const char *name)
+{
+	struct buf p = BUF_INIT(BUF_NOLIMIT);
+	bool ok = imapd_mailbox_path(root, name, &p) && buf_puts(&p, "/cur") && is_dir(buf_cstr(&p));
+	buf_free(&p);
+	return ok;
+}
+
+/* ".A.B" -> "A/B" when that is a valid folder name (so odd directories a user made by hand are ignored). */
+static bool dirent_name(const char *root, const char *d, struct buf *name)
+{
+	struct buf check = BUF_INIT(BUF_NOLIMIT);
+	bool ok;
+
+	buf_reset(name);
+	if (d[0] != '.' || d[1] == '\0' || d[1] == '.')
+		return false;
+	for (const char *p = d + 1; *p; p++)
+		buf_putc(name, *p == '.' ? '/' : *p);
+	ok = !str_eq_ci(buf_cstr(name), "INBOX") && maildir_folder_path(root, buf_cstr(name), &check) &&
+	     strcmp(strrchr(buf_cstr(&check), '/') + 1, d) == 0;
+	buf_free(&check);
+	return ok;
+}
+
+void imapd_mailboxes_list(const char *root, struct imapd_names *out)
+{
+	struct buf name = BUF_INIT(4096), path = BUF_INIT(BUF_NOLIMIT);
+	size_t first;
+	DIR *dir;
+
+	imapd_names_add(out, "INBOX");
+	first = out->count;
+	dir = opendir(root);
+	if (!dir)
+		goto done;
+	struct dirent *de;
+	while ((de = readdir(dir)) != NULL) {
+		if (!dirent_name(root, de->d_name, &name))
+			continue;
+		buf_reset(&path);
+		buf_printf(&path, "%s/%s/cur", root, de->d_name);
+		if (is_dir(buf_cstr(&path)))
+			imapd_names_add(out, buf_cstr(&name));
+	}
+	closedir(dir);
+	qsort(out->v + first, out->count - first, sizeof(*out->v), cmp_str);
+done:
+	buf_free(&name);
+	buf_free(&path);
+}
+
+/* ---- create, delete, rename ---- */
+
+enum imapd_mbox_result imapd_mailbox_create(const char *root, const char *name, struct buf *err)
+{
+	struct buf p = BUF_INIT(BUF_NOLIMIT);
+	enum imapd_mbox_result r;
+
+	if (str_eq_ci(name, "INBOX") || imapd_mailbox_exists(root, name))
+		r = IMAPD_MBOX_EXISTS;
+	else if (!imapd_mailbox_path(root, name, &p))
+		r = IMAPD_MBOX_BADNAME;
+	else if (!maildir_make(buf_cstr(&p), 0700, err))
+		r = IMAPD_MBOX_FAILED;
+	else
+		r = fsutil_fsync_dir(root) ? IMAPD_MBOX_OK : IMAPD_MBOX_FAILED;
+	buf_free(&p);
+	return r;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return (flag == FTW_DP ? rmdir(path) : unlink(path)) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+enum imapd_mbox_result imapd_mailbox_delete(const char *root, const char *name, struct buf *err)
+{
+	struct buf p = BUF_INIT(BUF_NOLIMIT), trash = BUF_INIT(BUF_NOLIMIT);
+	enum imapd_mbox_result r = IMAPD_MBOX_OK;
+
+	if (str_eq_ci(name, "INBOX")) {
+		r = IMAPD_MBOX_BADNAME;
+	} else if (!imapd_mailbox_exists(root, name) || !imapd_mailbox_path(root, name, &p)) {
+		r = IMAPD_MBOX_NONEXISTENT;
+	} else {
+		/* rename away first: the folder vanishes at once even if removing its files is cut short, and a
+		 * name starting with ".." is never listed */
+		buf_printf(&trash, "%s/..deleted.%ld.%ld", root, (long)getpid(), (long)time(NULL));
+		if (rename(buf_cstr(&p), buf_cstr(&trash)) != 0) {
+			buf_printf(err, "rename %s: %s", buf_cstr(&p), strerror(errno));
+			r = IMAPD_MBOX_FAILED;
+		} else {
+			fsutil_fsync_dir(root);
+			if (nftw(buf_cstr(&trash), rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
+				log_warn("imapd: removing %s: %s", buf_cstr(&trash), strerror(errno));
+		}
+	}
+	buf_free(&p);
+	buf_free(&trash);
+	return r;
+}
+
+/* Move every message file of INBOX's sub (new or cur) into the same sub of dst. */
+static bool move_messages(const char *root, const char *dst, const char *sub, struct buf *err)
+{
+	struct buf from = BUF_INIT(BUF_NOLIMIT), a = BUF_INIT(BUF_NOLIMIT), b = BUF_INIT(BUF_NOLIMIT);
+	bool ok = true;
+	DIR *d;
+
+	buf_printf(&from, "%s/%s", root, sub);
+	d = opendir(buf_cstr(&from));
+	if (!d) {
+		buf_free(&from);
+		return errno == ENOENT;
+	}
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		buf_reset(&a);
+		buf_reset(&b);
+		buf_printf(&a, "%s/%s", buf_cstr(&from), de->d_name);
+		buf_printf(&b, "%s/%s/%s", dst, sub, de->d_name);
+		if (rename(buf_cstr(&a), buf_cstr(&b)) != 0 && errno != ENOENT) {
+			buf_printf(err, "rename %s: %s", buf_cstr(&a), strerror(errno));
+			ok = false;
+			break;
+		}
+	}
+	closedir(d);
+	buf_reset(&b);
+	buf_printf(&b, "%s/%s", dst, sub);
+	if (ok)
+		ok = fsutil_fsync_dir(buf_cstr(&b)) && fsutil_fsync_dir(buf_cstr(&from));
+	buf_free(&from);
+	buf_free(&a);
+	buf_free(&b);
+	return ok;
+}
+
+enum imapd_mbox_result imapd_mailbox_rename(const char *root, const char *from, const char *to, struct buf *err)
+{
+	struct buf pf = BUF_INIT(BUF_NOLIMIT), pt = BUF_INIT(BUF_NOLIMIT);
+	struct buf a = BUF_INIT(BUF_NOLIMIT), b = BUF_INIT(BUF_NOLIMIT);
+	struct imapd_names all = { 0 };
+	enum imapd_mbox_result r = IMAPD_MBOX_OK;
+
+	if (!imapd_mailbox_path(root, to, &pt) || str_eq_ci(to, "INBOX")) {
+		r = str_eq_ci(to, "INBOX") ? IMAPD_MBOX_EXISTS : IMAPD_MBOX_BADNAME;
+		goto out;
+	}
+	if (imapd_mailbox_exists(root, to)) {
+		r = IMAPD_MBOX_EXISTS;
+		goto out;
+	}
+	if (str_eq_ci(from, "INBOX")) {
+		r = imapd_mailbox_create(root, to, err);
+		if (r == IMAPD_MBOX_OK && (!move_messages(root, buf_cstr(&pt), "cur", err) ||
+					   !move_messages(root, buf_cstr(&pt), "new", err)))
+			r = IMAPD_MBOX_FAILED;
+		goto out;
+	}
+	if (!imapd_mailbox_exists(root, from) || !imapd_mailbox_path(root, from, &pf)) {
+		r = IMAPD_MBOX_NONEXISTENT;
+		goto out;
+	}
+	/* children first collected, so the walk does not see folders it has already renamed */
+	imapd_mailboxes_list(root, &all);
+	size_t flen = strlen(from);
+	for (size_t i = 0; i < all.count; i++) {
+		const char *n = all.v[i];
+		if (strcmp(n, from) != 0 && !(strncmp(n, from, flen) == 0 && n[flen] == '/'))
+			continue;
+		buf_reset(&b);
+		buf_printf(&b, "%s%s", to, n + flen);
+		if (!imapd_mailbox_path(root, n, &pf) || !imapd_mailbox_path(root, buf_cstr(&b), &a)) {
+			r = IMAPD_MBOX_BADNAME;
+			goto out;
+		}
+		if (imapd_mailbox_exists(root, buf_cstr(&b))) {
+			r = IMAPD_MBOX_EXISTS;
+			goto out;
+		}
+		if (rename(buf_cstr(&pf), buf_cstr(&a)) != 0) {
+			buf_printf(err, "rename %s: %s", buf_cstr(&pf), strerror(errno));
+			r = IMAPD_MBOX_FAILED;
+			goto out;
+		}
+	}
+	if (!fsutil_fsync_dir(root))
+		r = IMAPD_MBOX_FAILED;
+out:
+	imapd_names_free(&all);
+	buf_free(&pf);
+	buf_free(&pt);
+	buf_free(&a);
+	buf_free(&b);
+	return r;
+}
+
+/* ---- subscriptions ---- */
+
+void imapd_subscriptions_read(const char *root, struct imapd_names *out)
+{
+	struct buf path = BUF_INIT(BUF_NOLIMIT), data = BUF_INIT(SUBS_MAX);
+
+	buf_printf(&path, "%s/%s", root, IMAPD_SUBSCRIPTIONS_FILE);
+	if (fsutil_read_file(buf_cstr(&path), SUBS_MAX, &data)) {
+		char *s = data.data ? data.data : (char *)"";
+		while (*s) {
+			char *nl = strchr(s, '\n');
+			if (nl)
+				*nl = '\0';
+			if (*s && !imapd_names_has(out, s))
+				imapd_names_add(out, s);
+			if (!nl)
+				break;
+			s = nl + 1;
+		}
+	}
+	buf_free(&path);
+	buf_free(&data);
+}
+
+static bool subs_write(const char *root, const struct imapd_names *n, struct buf *err)
+{
+	struct buf path = BUF_INIT(BUF_NOLIMIT), data = BUF_INIT(SUBS_MAX);
+	bool ok = true;
+
+	buf_printf(&path, "%s/%s", root, IMAPD_SUBSCRIPTIONS_FILE);
+	for (size_t i = 0; i < n->count && ok; i++)
+		ok = buf_printf(&data, "%s\n", n->v[i]);
+	if (!ok)
+		buf_puts(err, "too many subscriptions");
+	else
+		ok = fsutil_write_atomic(buf_cstr(&path), data.data ? data.data : "", data.len, 0600, err);
+	buf_free(&path);
+	buf_free(&data);
+	return ok;
+}
+
+bool imapd_subscribe(const char *root, const char *name, bool on, struct buf *err)
+{
+	struct imapd_names n = { 0 }, keep = { 0 };
+	bool ok;
+
+	imapd_subscriptions_read(root, &n);
+	if (on) {
+		if (!imapd_names_has(&n, name))
+			imapd_names_add(&n, name);
+		ok = subs_write(root, &n, err);
+	} else {
+		for (size_t i = 0; i < n.count; i++)
+			if (strcmp(n.v[i], name) != 0)
+				imapd_names_add(&keep, n.v[i]);
+		ok = subs_write(root, &keep, err);
+	}
+	imapd_names_free(&n);
+	imapd_names_free(&keep);
+	return ok;
+}
+
+bool imapd_mailboxes_prepare(const char *root, struct buf *err)
+{
+	struct buf p = BUF_INIT(BUF_NOLIMIT);
+	struct imapd_names subs = { 0 };
+	bool ok = maildir_make(root, 0700, err);
+
+	buf_printf(&p, "%s/%s", root, IMAPD_SUBSCRIPTIONS_FILE);
+	if (ok && access(buf_cstr(&p), F_OK) != 0) {
+		imapd_names_add(&subs, "INBOX");
+		for (size_t i = 0; i < sizeof(special) / sizeof(special[0]) && ok; i++) {
+			enum imapd_mbox_result r = imapd_mailbox_create(root, special[i].name, err);
+			ok = r == IMAPD_MBOX_OK || r == IMAPD_MBOX_EXISTS;
+			imapd_names_add(&subs, special[i].name);
+		}
+		if (ok)
+			ok = subs_write(root, &subs, err);
+	}
+	imapd_names_free(&subs);
+	buf_free(&p);
+	return ok;
+}
+
+/* ---- counts ---- */
+
+static uint32_t count_dir(const char *path, bool cur, uint32_t *unseen)
+{
+	uint32_t n = 0;
+	DIR *d = opendir(path);
+
+	if (!d)
+		return 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		struct maildir_name mn;
+		if (de->d_name[0] == '.' || !maildir_name_parse(de->d_name, &mn))
+			continue;
+		n++;
+		if (!cur || !strchr(mn.flags, 'S'))
+			(*unseen)++;
+	}
+	closedir(d);
+	return n;
+}
+
+static uint32_t uidvalidity(const char *path)
+{
+	struct buf f = BUF_INIT(BUF_NOLIMIT), data = BUF_INIT(64), err = BUF_INIT(1024);
+	uint64_t v = 0;
+
+	buf_printf(&f, "%s/%s", path, UIDVALIDITY_FILE);
+	if (!fsutil_read_file(buf_cstr(&f), 64, &data) || !str_to_u64n(data.data ? data.data : "",
+								      data.len && data.data[data.len - 1] == '\n' ? data.len - 1 : data.len,
+								      UINT32_MAX, &v) || v == 0) {
+		v = (uint64_t)time(NULL) & 0xffffffffu;
+		if (v == 0)
+			v = 1;
+		buf_reset(&data);
+		buf_printf(&data, "%llu\n", (unsigned long long)v);
+		if (!fsutil_write_atomic(buf_cstr(&f), data.data, data.len, 0600, &err))
+			log_warn("imapd: %s", buf_cstr(&err));
+	}
+	buf_free(&f);
+	buf_free(&data);
+	buf_free(&err);
+	return (uint32_t)v;
+}
+
+bool imapd_mailbox_counts(const char *path, struct imapd_counts *out)
+{
+	struct buf p = BUF_INIT(BUF_NOLIMIT);
+
+	memset(out, 0, sizeof(*out));
+	buf_printf(&p, "%s/cur", path);
+	if (!is_dir(buf_cstr(&p))) {
+		buf_free(&p);
+		return false;
+	}
+	out->messages = count_dir(buf_cstr(&p), true, &out->unseen);
+	buf_reset(&p);
+	buf_printf(&p, "%s/new", path);
+	out->recent = count_dir(buf_cstr(&p), false, &out->unseen);
+	out->messages += out->recent;
+	out->uidvalidity = uidvalidity(path);
+	buf_free(&p);
+	return true;
+}
