@@ -257,6 +257,9 @@ static void receipt_path(const struct ldeliver_msg *m, const struct ldeliver_tar
 		h = (h ^ *p) * 1099511628211ull;
 	if (t->kind != LDELIVER_MAILDIR)	/* Maildir receipts keep their old names */
 		h = (h ^ (unsigned)t->kind) * 1099511628211ull;
+	if (t->kind == LDELIVER_RESUBMIT && t->sender)
+		for (const unsigned char *p = (const unsigned char *)t->sender; *p; p++)
+			h = (h ^ *p) * 1099511628211ull;
 	buf_printf(out, "%s/%u-%016llx", m->receipt_dir, (unsigned)m->rcpt_idx, (unsigned long long)h);
 }
 
@@ -280,7 +283,7 @@ enum ldeliver_status ldeliver(const struct ldeliver_msg *m, const struct ldelive
 {
 	struct buf receipt = BUF_INIT(BUF_NOLIMIT);
 	enum ldeliver_status st;
-	static const char *const what[] = { "maildir", "file", "command" };
+	static const char *const what[] = { "maildir", "file", "command", "the list owner's queue" };
 
 	if (m->receipt_dir) {
 		receipt_path(m, t, &receipt);
@@ -291,7 +294,7 @@ enum ldeliver_status ldeliver(const struct ldeliver_msg *m, const struct ldelive
 			return LDELIVER_OK;
 		}
 	}
-	write_fn fn = t->kind == LDELIVER_FILE ? lmbox_append : write_maildir;
+	write_fn fn = t->kind == LDELIVER_FILE ? lmbox_append : t->kind == LDELIVER_RESUBMIT ? lresubmit : write_maildir;
 	if (ldeliver_has_loop(m, t->rcpt)) {
 		buf_puts(dsn, "5.4.6");
 		buf_printf(text, "mail forwarding loop for %s", t->rcpt);

@@ -29,13 +29,14 @@ struct ldeliver_msg {
 
 enum ldeliver_status { LDELIVER_OK = 2, LDELIVER_TEMPFAIL = 4, LDELIVER_FAIL = 5 };
 
-enum ldeliver_kind { LDELIVER_MAILDIR, LDELIVER_FILE, LDELIVER_PIPE };
+enum ldeliver_kind { LDELIVER_MAILDIR, LDELIVER_FILE, LDELIVER_PIPE, LDELIVER_RESUBMIT };
 
 struct ldeliver_target {
 	enum ldeliver_kind kind;
 	const char *rcpt;	/* the Delivered-To value */
 	const char *sender;	/* Return-Path (and the From_ line), NULL: the message's sender */
-	const char *path;	/* the Maildir root (ending in '/'), the mbox file, or the command */
+	const char *path;	/* the Maildir root (ending in '/'), the mbox file, the command, or (resubmit)
+				 * the queue directory */
 	const char *folder;	/* Maildir: Maildir++ folder used instead of INBOX when it exists, NULL none */
 	uint64_t quota;		/* Maildir: bytes, 0 for none */
 	bool quota_bounce;	/* over quota: 5.2.2 (else 4.2.2) */
@@ -45,6 +46,7 @@ struct ldeliver_target {
 	char *const *env;	/* command: its whole environment ("NAME=value", NULL-terminated) */
 	const char *home;	/* command: working directory ("/" when it cannot be entered) */
 	unsigned time_limit;	/* command: seconds before it is killed */
+	char *const *rcpts;	/* resubmit: the recipients of the new message (NULL-terminated) */
 };
 
 /* Deliver m to t; dsn and text describe the outcome ("2.0.0", "delivered to maildir"). */
@@ -88,6 +90,13 @@ enum ldeliver_status lpipe_status(int wstatus, bool timed_out, const char *first
                                   struct buf *dsn, struct buf *text);
 /* Run t->path with /bin/sh -c as t->uid (when root) with the message on stdin. */
 enum ldeliver_status lpipe_run(const struct ldeliver_msg *m, const struct ldeliver_target *t, struct buf *dsn,
+                               struct buf *text);
+
+/* ---- resubmit.c: remote list members under the list owner's sender ---- */
+
+/* Queue a new message (as the calling user) from t->sender to t->rcpts: a Delivered-To: t->rcpt line, then
+ * m's content. Its queue ID goes into text ("queued as ID"). */
+enum ldeliver_status lresubmit(const struct ldeliver_msg *m, const struct ldeliver_target *t, struct buf *dsn,
                                struct buf *text);
 
 /* ---- quota.c: Maildir size ---- */

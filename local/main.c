@@ -32,6 +32,7 @@ static struct {
 	char **mydest, **vdomains;
 	size_t nmydest, nvdomains;
 	bool system_users, forward, ext_folders, quota_bounce;
+	bool resubmitted;	/* a list's remote members were queued anew during this request */
 	unsigned command_time_limit;
 	uid_t privs_uid;	/* default_privs: commands and files of root-owned aliases */
 	gid_t privs_gid;
@@ -293,6 +294,42 @@ static void free_env(char **env)
 	free(env);
 }
 
+/* The remote targets with the same list-owner sender as res->v[first], when first is the first of them
+ * (NULL-terminated, the strings are res's); NULL when an earlier target already took them. */
+static char **list_members(const struct lres_result *res, size_t first)
+{
+	const char *sender = res->v[first].sender;
+	for (size_t j = 0; j < first; j++)
+		if (res->v[j].kind == LRES_REMOTE && res->v[j].sender && strcmp(res->v[j].sender, sender) == 0)
+			return NULL;
+	char **v = NULL;
+	size_t n = 0;
+	for (size_t j = first; j < res->n; j++)
+		if (res->v[j].kind == LRES_REMOTE && res->v[j].sender && strcmp(res->v[j].sender, sender) == 0) {
+			v = xreallocarray(v, n + 2, sizeof(*v));
+			v[n++] = res->v[j].addr;
+			v[n] = NULL;
+		}
+	return v;
+}
+
+/* New mail in incoming/ (a list's resubmission): tell qmgr; its periodic scan is the fallback. */
+static void wake_qmgr(void)
+{
+	struct buf path = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(1024);
+	buf_printf(&path, "%s/qmgr", config_str(L.cfg, "private_directory"));
+	int fd = ipc_connect(path.data, 1000);
+	if (fd >= 0) {
+		struct ipc_msg *msg = ipc_msg_new(QP_WAKEUP);
+		if (!ipc_send(fd, msg, 1000, &err))
+			log_warn("qmgr wakeup: %s", buf_cstr(&err));
+		ipc_msg_free(&msg);
+		close(fd);
+	}
+	buf_free(&path);
+	buf_free(&err);
+}
+
 /* Deliver one recipient; code 2/4/5 with dsn and text, remote targets appended to remote. */
 static int deliver_rcpt(const struct ldeliver_msg *m, const char *rcpt, struct buf *dsn, struct buf *text,
                         struct lres_result *res)
@@ -315,8 +352,13 @@ static int deliver_rcpt(const struct ldeliver_msg *m, const char *rcpt, struct b
 	};
 	for (size_t i = 0; i < res->n; i++) {
 		struct lres_target *t = &res->v[i];
-		if (t->kind == LRES_REMOTE)
-			continue;
+		char **members = NULL;
+		if (t->kind == LRES_REMOTE) {
+			/* remote members of a list with an owner go out in a new message from the owner; the others
+			 * go back to qmgr as added recipients */
+			if (!t->sender || !(members = list_members(res, i)))
+				continue;
+		}
 		struct ldeliver_target dt = {
 			.kind = kinds[t->kind], .rcpt = t->addr, .sender = t->sender, .path = t->maildir,
 			.folder = t->folder, .quota = t->quota, .quota_bounce = L.quota_bounce,
@@ -330,6 +372,15 @@ static int deliver_rcpt(const struct ldeliver_msg *m, const char *rcpt, struct b
 			dt.uid = t->kind == LRES_MAILDIR ? L.vuid : L.privs_uid;
 			dt.gid = t->kind == LRES_MAILDIR ? L.vgid : L.privs_gid;
 		}
+		if (members) {
+			dt.kind = LDELIVER_RESUBMIT;
+			dt.rcpt = rcpt;
+			dt.path = L.queue_dir;
+			dt.rcpts = members;
+			dt.switch_user = true;	/* the queue file belongs to mail_owner */
+			dt.uid = L.vuid;
+			dt.gid = L.vgid;
+		}
 		char **env = NULL;
 		const char *home = NULL;
 		if (t->kind == LRES_PIPE) {
@@ -340,10 +391,13 @@ static int deliver_rcpt(const struct ldeliver_msg *m, const char *rcpt, struct b
 		buf_reset(&d1);
 		buf_reset(&t1);
 		int c = (int)ldeliver(m, &dt, &d1, &t1);
+		if (members && c == 2)
+			L.resubmitted = true;
+		free(members);
 		free_env(env);
 		free((char *)home);
 		if (c == 2) {
-			if (t->kind != LRES_MAILDIR)
+			if (t->kind != LRES_MAILDIR || members)
 				log_info("%s: to=<%s>, orig_to=<%s>, relay=local, dsn=%s, status=sent (%s)", m->queue_id,
 				         log_safe(t->addr, strlen(t->addr), 256), log_safe(rcpt, strlen(rcpt), 256),
 				         buf_cstr(&d1), buf_cstr(&t1));
@@ -379,7 +433,7 @@ static int deliver_rcpt(const struct ldeliver_msg *m, const char *rcpt, struct b
 	buf_puts(dsn, "2.0.0");
 	size_t remote = 0;
 	for (size_t i = 0; i < res->n; i++)
-		remote += res->v[i].kind == LRES_REMOTE;
+		remote += res->v[i].kind == LRES_REMOTE && !res->v[i].sender;
 	if (delivered == 1 && res->n == 1)
 		buf_puts(text, buf_cstr(&last));
 	else if (remote == 0)
@@ -446,11 +500,15 @@ static struct ipc_msg *handle(struct ipc_msg *req)
 		ipc_put_str(reply, LP_F_R_TEXT, buf_cstr(&text));
 		if (code == 2)
 			for (size_t i = 0; i < res.n; i++)
-				if (res.v[i].kind == LRES_REMOTE) {
+				if (res.v[i].kind == LRES_REMOTE && !res.v[i].sender) {
 					ipc_put_u32(reply, LP_F_A_IDX, idx);
 					ipc_put_str(reply, LP_F_A_ADDR, res.v[i].addr);
 				}
 		lres_result_free(&res);
+	}
+	if (L.resubmitted) {
+		L.resubmitted = false;
+		wake_qmgr();
 	}
 	if (have_env)
 		qfile_envelope_free(&env);

@@ -3,7 +3,8 @@
  * only when that finds no mailbox is it a loop (5.4.6). Depth and total size of an expansion are bounded.
  * Files and commands run as the owner of what named them: the aliases table's owner, the .forward's user, or
  * a non-root owner of an :include: file. An alias NAME with an alias owner-NAME gets owner-NAME as the
- * envelope sender of its expansion, so errors of list members go to the list owner. */
+ * envelope sender of its expansion (Return-Path locally, a resubmission for remote members), so errors of
+ * list members go to the list owner. */
 #include <string.h>
 
 #include "alloc.h"

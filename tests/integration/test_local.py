@@ -301,3 +301,23 @@ def test_parallel_deliveries_unique(linst):
     subjects = sorted(re.search(r'Subject: (parallel \d+)', f.read_text()).group(1) for f in new)
     assert subjects == sorted(f'parallel {i}' for i in range(10))
     assert not list((maildir / 'tmp').iterdir())
+
+
+def test_list_owner_resubmits_remote_members(linst):
+    user, maildir = _demo(linst)
+    _add_alias(linst, f'rlist: far@remote.test, {user}')
+    _add_alias(linst, f'owner-rlist: {user}')
+    qid = _queued(linst, 'sender@remote.test', [f'rlist@{linst.domain}'], 'to rlist')
+    # the remote member leaves in a new message from the list owner, so its bounces go there
+    m = linst.wait_log(rf'{qid}: to=<far@remote\.test>, orig_to=<rlist@{re.escape(linst.domain)}>, relay=local, '
+                       rf'dsn=2\.0\.0, status=sent \(resubmitted from owner-rlist@{re.escape(linst.domain)} as '
+                       r'([0-9A-Z]+)\)', timeout=TIMEOUT)
+    new_id = m.group(1)
+    _log_status(linst, qid, f'rlist@{linst.domain}', '2.0.0', 'sent')
+    linst.wait_log(rf'{new_id}: to=<far@remote\.test>, .*status=deferred', timeout=TIMEOUT)
+    listing = linst.cli('queue', 'list', check=True).stdout
+    assert new_id in listing and f'owner-rlist@{linst.domain}' in listing, listing
+    got = [f.read_text() for f in _maildir_files(maildir) if 'Subject: to rlist' in f.read_text()]
+    assert len(got) == 1 and got[0].startswith(f'Return-Path: <owner-rlist@{linst.domain}>\n')
+    # qmgr did not add the remote member to the original message
+    assert not re.search(rf'{qid}: to=<far@remote\.test>, .*status=expanded', linst.log_path.read_text())

@@ -21,6 +21,7 @@
 #include "alloc.h"
 #include "buf.h"
 #include "fsutil.h"
+#include "qfile.h"
 
 static char tmpdir[64];
 
@@ -453,6 +454,61 @@ static void test_parallel(void **state)
 	close(fd);
 }
 
+/* A list's remote members resubmitted under the owner's sender: a complete queue file in incoming/. */
+static void test_resubmit(void **state)
+{
+	(void)state;
+	const char *content = "Subject: list\n\nbody\n";
+	int fd = make_queue_file(content, strlen(content));
+	struct ldeliver_msg m = msg(fd, strlen(content));
+	char q[128], p[256];
+	snprintf(q, sizeof(q), "%s/queue", tmpdir);
+	mkdir(q, 0700);
+	snprintf(p, sizeof(p), "%s/tmp", q);
+	mkdir(p, 0700);
+	snprintf(p, sizeof(p), "%s/incoming", q);
+	mkdir(p, 0700);
+	char *rcpts[] = { "a@remote.test", "b@remote.test", NULL };
+	struct ldeliver_target t = { .kind = LDELIVER_RESUBMIT, .rcpt = "list@local.test",
+		                     .sender = "owner-list@local.test", .path = q, .rcpts = rcpts };
+	struct buf d = BUF_INIT(64), x = BUF_INIT(4096), err = BUF_INIT(1024);
+	assert_int_equal(ldeliver(&m, &t, &d, &x), LDELIVER_OK);
+	assert_true(strncmp(x.data, "resubmitted from owner-list@local.test as ", 42) == 0);
+	char path[512];
+	snprintf(path, sizeof(path), "%s/incoming/%s", q, x.data + 42);
+	int qfd = open(path, O_RDONLY);
+	assert_true(qfd >= 0);
+	struct qfile_envelope env;
+	assert_true(qfile_read_envelope(qfd, &env, &err));
+	assert_string_equal(env.sender, "owner-list@local.test");
+	assert_int_equal(env.nrcpts, 2);
+	assert_string_equal(env.rcpts[1].addr, "b@remote.test");
+	char buf[256] = { 0 };
+	assert_true(pread(qfd, buf, sizeof(buf) - 1, (off_t)env.content_offset) > 0);
+	assert_true(strncmp(buf, "Delivered-To: list@local.test\nSubject: list\n\nbody\n", 48) == 0);
+	qfile_envelope_free(&env);
+	close(qfd);
+	/* a message that was already through the list loops instead of going out again */
+	close(fd);
+	const char *looped = "Delivered-To: list@local.test\nSubject: again\n\nx\n";
+	fd = make_queue_file(looped, strlen(looped));
+	m = msg(fd, strlen(looped));
+	buf_reset(&d);
+	assert_int_equal(ldeliver(&m, &t, &d, &x), LDELIVER_FAIL);
+	assert_string_equal(d.data, "5.4.6");
+	/* a queue that cannot be written: temporary */
+	t.path = "/proc/nonexistent";
+	m = msg(fd, strlen(looped));
+	t.rcpt = "other@local.test";
+	buf_reset(&d);
+	assert_int_equal(ldeliver(&m, &t, &d, &x), LDELIVER_TEMPFAIL);
+	assert_string_equal(d.data, "4.3.0");
+	close(fd);
+	buf_free(&d);
+	buf_free(&x);
+	buf_free(&err);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -481,6 +537,7 @@ int main(void)
 		cmocka_unit_test(test_maildir_quota_and_folder),
 		cmocka_unit_test(test_failure_leaves_nothing),
 		cmocka_unit_test(test_parallel),
+		cmocka_unit_test(test_resubmit),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
