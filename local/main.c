@@ -1,7 +1,8 @@
 /* local: local delivery (DAEMON_SINGLE: one qmgr connection per process, master runs up to maxproc of them,
  * so a slow mailbox holds up only its own process). For each LP_DELIVER request it resolves every recipient
  * (resolve.c), delivers to each Maildir, mbox file and command (deliver.c, as the owner when running as root)
- * and answers one result per recipient, plus the remote addresses aliases expanded to. */
+ * and answers one result per recipient, plus the remote addresses aliases expanded to (those of a list with an
+ * owner-NAME alias are queued anew from the owner instead: resubmit.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
