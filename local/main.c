@@ -392,13 +392,14 @@ static int deliver_rcpt(const struct ldeliver_msg *m, const char *rcpt, struct b
 		buf_reset(&d1);
 		buf_reset(&t1);
 		int c = (int)ldeliver(m, &dt, &d1, &t1);
-		if (members && c == 2)
+		bool resubmit = members != NULL;
+		if (resubmit && c == 2)
 			L.resubmitted = true;
 		free(members);
 		free_env(env);
 		free((char *)home);
 		if (c == 2) {
-			if (t->kind != LRES_MAILDIR || members)
+			if (t->kind != LRES_MAILDIR || resubmit)
 				log_info("%s: to=<%s>, orig_to=<%s>, relay=local, dsn=%s, status=sent (%s)", m->queue_id,
 				         log_safe(t->addr, strlen(t->addr), 256), log_safe(rcpt, strlen(rcpt), 256),
 				         buf_cstr(&d1), buf_cstr(&t1));
