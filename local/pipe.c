@@ -152,7 +152,9 @@ enum ldeliver_status lpipe_run(const struct ldeliver_msg *m, const struct ldeliv
 	int64_t deadline = now_ms() + (int64_t)(t->time_limit ? t->time_limit : 1000) * 1000;
 	char tmp[4096];
 	/* feed stdin and drain the output together: a command that writes a lot before reading must not stall */
-	while (out_open) {
+	/* until the message is written and the output closed: "|procmail >/dev/null 2>&1" closes its output first
+	 * and still reads all of stdin */
+	while (out_open || wfd >= 0) {
 		if (wfd >= 0 && sent == data.len) {
 			buf_reset(&data);
 			sent = 0;
@@ -177,13 +179,15 @@ enum ldeliver_status lpipe_run(const struct ldeliver_msg *m, const struct ldeliv
 			timed_out = true;
 			break;
 		}
-		struct pollfd pf[2] = { { out[0], POLLIN, 0 }, { wfd, POLLOUT, 0 } };
-		int r = poll(pf, wfd >= 0 ? 2 : 1, left > 1000 ? 1000 : (int)left);
+		if (wfd < 0 && !out_open)
+			break;
+		struct pollfd pf[2] = { { out_open ? out[0] : -1, POLLIN, 0 }, { wfd, POLLOUT, 0 } };
+		int r = poll(pf, 2, left > 1000 ? 1000 : (int)left);
 		if (r < 0 && errno != EINTR)
 			break;
 		if (r <= 0)
 			continue;
-		if (pf[0].revents) {
+		if (out_open && pf[0].revents) {
 			ssize_t k = read(out[0], tmp, sizeof(tmp));
 			if (k > 0 && output.len < LPIPE_OUTPUT_MAX)
 				buf_append(&output, tmp, (size_t)k < LPIPE_OUTPUT_MAX - output.len ? (size_t)k :

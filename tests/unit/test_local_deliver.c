@@ -238,6 +238,15 @@ static void test_pipe_run(void **state)
 	assert_int_equal(run("exit 0", bigmsg, big, 10, env, &d, &t), LDELIVER_OK);
 	/* and to one that writes lots of output while reading: both streams keep moving */
 	assert_int_equal(run("cat; yes | head -c 1000000", bigmsg, big, 20, env, &d, &t), LDELIVER_OK);
+	/* a command that closes its output first still gets the whole message */
+	buf_reset(&cmd);
+	buf_printf(&cmd, "exec >/dev/null 2>&1; sleep 0.2; wc -c > %s", outpath);
+	assert_int_equal(run(cmd.data, bigmsg, big, 20, env, &d, &t), LDELIVER_OK);
+	buf_reset(&out);
+	assert_true(fsutil_read_file(outpath, 1 << 20, &out));
+	char want[64];
+	snprintf(want, sizeof(want), "%zu\n", big + strlen("Return-Path: <sender@remote.test>\nDelivered-To: pipe@local.test\n"));
+	assert_string_equal(out.data, want);
 	free(bigmsg);
 	/* over the time limit: killed with its children */
 	time_t t0 = time(NULL);
