@@ -275,6 +275,8 @@ static int mailbox(struct ctx *c, const char *addr, const char *local, const cha
 		if (i == 1 && strcmp(names[0], names[1]) == 0)
 			break;
 		r = ops->account(names[i], &maildir, &uid, &gid, &quota, ops->arg, &err);
+		if (r > 0 && i == 0)
+			ti.folder = NULL;	/* user+ext has an account of its own: its INBOX */
 	}
 	if (r > 0) {
 		ti.sw = uid != 0 || gid != 0;

@@ -71,9 +71,10 @@ static int account(const char *addr, char **maildir, uint32_t *uid, uint32_t *gi
 {
 	(void)arg;
 	(void)err;
-	const char *known[] = { "alice@local.test", "bob@local.test", "admin@local.test", "virt@virtual.test" };
+	const char *known[] = { "alice@local.test", "bob@local.test", "admin@local.test", "virt@virtual.test",
+		                "alice+own@local.test" };
 	*quota = strcmp(addr, "bob@local.test") == 0 ? 5000 : 0;
-	for (size_t i = 0; i < 4; i++)
+	for (size_t i = 0; i < 5; i++)
 		if (strcmp(addr, known[i]) == 0) {
 			struct buf b = BUF_INIT(BUF_NOLIMIT);
 			buf_printf(&b, "/mail/%s/", addr);
@@ -380,6 +381,10 @@ static void test_extension_and_quota(void **state)
 	assert_int_equal(res("alice+Lists@local.test", &r, d, sizeof(d)), LRES_OK);
 	assert_string_equal(r.v[0].folder, "lists");
 	assert_int_equal(r.v[0].quota, 0);
+	lres_result_free(&r);
+	assert_int_equal(res("alice+own@local.test", &r, d, sizeof(d)), LRES_OK);
+	assert_string_equal(r.v[0].maildir, "/mail/alice+own@local.test/");
+	assert_null(r.v[0].folder);	/* an account of its own, not alice's folder */
 	lres_result_free(&r);
 	assert_int_equal(res("bob@local.test", &r, d, sizeof(d)), LRES_OK);
 	assert_null(r.v[0].folder);
