@@ -52,6 +52,24 @@ const struct config_param config_params[] = {
 	{ "auth_throttle_entries", "10000", "clients and accounts remembered for throttling (oldest forgotten first)" },
 
 	/* ---- smtpd ---- */
+	{ "smtpd_banner", "$myhostname ESMTP", "greeting text after 220" },
+	{ "message_size_limit", "10240000", "largest message accepted, in bytes (at MAIL SIZE= and while reading)" },
+	{ "smtpd_recipient_limit", "1000", "recipients per message; more get 452 4.5.3" },
+	{ "smtpd_timeout", "300s", "how long smtpd waits for each command or piece of message data" },
+	{ "smtpd_hard_error_limit", "20", "errors after which smtpd disconnects the client" },
+	{ "smtpd_soft_error_limit", "10", "errors after which every error reply is delayed" },
+	{ "smtpd_error_sleep_time", "1s", "the delay after each error past the soft limit" },
+	{ "smtpd_junk_command_limit", "100", "NOOP, VRFY, HELP and unknown commands allowed per session" },
+	{ "smtpd_line_length_limit", "2048", "longest SMTP command line, in bytes" },
+	{ "smtpd_data_line_limit", "1000", "longest DATA line including CRLF (RFC 5321); 0: no limit" },
+	{ "smtpd_header_size_limit", "102400", "header bytes smtpd examines for Message-ID and Date" },
+	{ "smtpd_auth_required", "no", "AUTH before MAIL, and the sender must belong to the login (submission)" },
+	{ "smtpd_auth_plaintext", "no", "offer AUTH PLAIN/LOGIN without TLS to non-loopback clients (auth must agree)" },
+	{ "smtpd_submission_fixups", "yes", "add a missing Message-ID and Date to mail from authenticated clients" },
+	{ "smtpd_forbid_bare_newline", "yes", "refuse DATA with bare CR or LF (SMTP smuggling); no: normalize it" },
+	{ "smtpd_dsn", "yes", "advertise DSN (RFC 3461)" },
+	{ "smtpd_tls", "yes", "offer STARTTLS using tls_cert_file and tls_key_file (also on tls=none services)" },
+	{ "smtpd_tls_required", "no", "refuse mail commands until STARTTLS (Postfix security level encrypt)" },
 
 	/* ---- queue and qmgr ---- */
 	{ "minimal_backoff_time", "300s", "first retry delay of a deferred recipient (then doubled each attempt)" },

@@ -1,0 +1,121 @@
+/* smtpd: the SMTP receiver on ports 25, 587 and 465. A DAEMON_SINGLE program: the skeleton accepts, this file
+ * turns the configuration into session settings once per process, and smtpd_session_run() serves each client. */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "accounts_auth.h"
+#include "alloc.h"
+#include "daemon.h"
+#include "log.h"
+#include "smtpd.h"
+#include "tls.h"
+
+static struct smtpd_settings settings;
+static SSL_CTX *tls_ctx;
+
+/* master.cf's tls column: none (STARTTLS still offered when smtpd_tls is on and a certificate loads, like
+ * Postfix's "may"), starttls (offered; the certificate must load), implicit (TLS from the first byte).
+ * smtpd_tls_required makes STARTTLS mandatory before mail. */
+static enum smtpd_tls_mode tls_mode(struct daemon_ctx *ctx)
+{
+	if (ctx->tls == SVC_TLS_IMPLICIT)
+		return SMTPD_TLS_IMPLICIT;
+	return config_bool(ctx->cfg, "smtpd_tls_required") ? SMTPD_TLS_REQUIRE : SMTPD_TLS_OFFER;
+}
+
+/* The key may be readable only by root: load it before the privilege drop. */
+static void smtpd_pre_drop(struct daemon_ctx *ctx)
+{
+	struct buf err = BUF_INIT(4096);
+	bool needed = ctx->tls != SVC_TLS_NONE || tls_mode(ctx) != SMTPD_TLS_OFFER;
+
+	if (!needed && !config_bool(ctx->cfg, "smtpd_tls"))
+		return;
+	tls_ctx = tls_server_ctx_new(config_str(ctx->cfg, "tls_cert_file"), config_str(ctx->cfg, "tls_key_file"), &err);
+	if (!tls_ctx) {
+		if (needed)
+			fatalx("service %s needs TLS: %s", ctx->service ? ctx->service : "smtpd", buf_cstr(&err));
+		log_warn("STARTTLS not offered: %s", buf_cstr(&err));
+	}
+	buf_free(&err);
+}
+
+static void smtpd_init(struct daemon_ctx *ctx)
+{
+	struct config *cfg = ctx->cfg;
+	struct buf err = BUF_INIT(4096);
+	struct smtpd_policy_conf pc;
+	static char *qmgr_socket;
+
+	memset(&settings, 0, sizeof(settings));
+	settings.hostname = config_str(cfg, "myhostname");
+	settings.banner = config_str(cfg, "smtpd_banner");
+	settings.size_limit = config_size(cfg, "message_size_limit", 0, (uint64_t)1 << 40);
+	settings.rcpt_limit = (size_t)config_int(cfg, "smtpd_recipient_limit", 1, QFILE_MAX_RCPTS);
+	settings.timeout_ms = (int)config_time(cfg, "smtpd_timeout", 1, 3600) * 1000;
+	settings.hard_error_limit = (unsigned)config_int(cfg, "smtpd_hard_error_limit", 1, 1000);
+	settings.soft_error_limit = (unsigned)config_int(cfg, "smtpd_soft_error_limit", 0, 1000);
+	settings.error_sleep_ms = (int)config_time(cfg, "smtpd_error_sleep_time", 0, 60) * 1000;
+	settings.junk_limit = (unsigned)config_int(cfg, "smtpd_junk_command_limit", 1, 100000);
+	settings.line_limit = (size_t)config_int(cfg, "smtpd_line_length_limit", 512, 1 << 20);
+	settings.data_line_limit = (size_t)config_int(cfg, "smtpd_data_line_limit", 0, 1 << 30);
+	settings.header_limit = (size_t)config_size(cfg, "smtpd_header_size_limit", 1024, 64 << 20);
+	settings.tls_mode = tls_mode(ctx);
+	settings.tls_ctx = tls_ctx;
+	settings.auth_required = config_bool(cfg, "smtpd_auth_required");
+	settings.auth_plaintext = config_bool(cfg, "smtpd_auth_plaintext");
+	settings.submission_fixups = config_bool(cfg, "smtpd_submission_fixups");
+	settings.bare_newline_reject = config_bool(cfg, "smtpd_forbid_bare_newline");
+	settings.dsn = config_bool(cfg, "smtpd_dsn");
+	settings.queue_dir = config_str(cfg, "queue_directory");
+	free(qmgr_socket);
+	qmgr_socket = NULL;
+	struct buf q = BUF_INIT(BUF_NOLIMIT);
+	buf_printf(&q, "%s/qmgr", config_str(cfg, "private_directory"));
+	qmgr_socket = buf_steal(&q, NULL);
+	settings.qmgr_socket = qmgr_socket;
+
+	memset(&pc, 0, sizeof(pc));
+	pc.mydestination = config_str(cfg, "mydestination");
+	pc.virtual_domains = config_str(cfg, "virtual_mailbox_domains");
+	pc.mynetworks = config_str(cfg, "mynetworks");
+	pc.accounts_db = config_str(cfg, "accounts_database");
+	pc.aliases = config_str(cfg, "alias_maps");
+	pc.delimiters = config_str(cfg, "recipient_delimiter");
+	pc.system_users = config_bool(cfg, "local_system_users");
+	settings.policy = smtpd_policy_new(&pc, &err);
+	if (!settings.policy)
+		fatalx("%s", buf_cstr(&err));
+	buf_printf(&q, "%s/%s", config_str(cfg, "private_directory"), ACCOUNTS_AUTH_SOCKET);
+	char *auth_socket = buf_steal(&q, NULL);
+	/* auth holds back answers to failed logins (throttling): wait longer than it may */
+	int64_t auth_delay = config_time(cfg, "auth_throttle_max_delay", 0, 3600);
+	smtpd_auth_set_daemon(auth_socket, (int)(auth_delay + 15) * 1000);
+	free(auth_socket);
+	buf_free(&err);
+}
+
+static void smtpd_serve(int fd, const struct daemon_peer *peer, struct daemon_ctx *ctx)
+{
+	(void)ctx;
+	/* The session owns and closes its descriptor; the skeleton closes fd itself afterwards. */
+	int own = dup(fd);
+	if (own < 0) {
+		log_error("dup: %s", strerror(errno));
+		return;
+	}
+	smtpd_session_run(own, (const struct sockaddr *)&peer->addr, peer->addrlen, &settings);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct daemon_ops ops = {
+		.name = "smtpd",
+		.mode = DAEMON_SINGLE,
+		.pre_drop = smtpd_pre_drop,
+		.init = smtpd_init,
+		.serve = smtpd_serve,
+	};
+	return daemon_main(argc, argv, &ops);
+}
