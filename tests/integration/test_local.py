@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -78,7 +79,7 @@ def test_system_user_and_account_modes(linst, sysuser):
     qid = _queued(linst, 'sender@remote.test', [f'{sysuser.pw_name}@{linst.domain}', user], 'to both')
     _log_status(linst, qid, f'{sysuser.pw_name}@{linst.domain}', '2.0.0', 'sent')
     _log_status(linst, qid, user, '2.0.0', 'sent')
-    files = _maildir_files(__import__('pathlib').Path(sysuser.pw_dir) / 'Maildir')
+    files = _maildir_files(Path(sysuser.pw_dir) / 'Maildir')
     assert len(files) == 1
     st = os.stat(files[0])
     assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (sysuser.pw_uid, sysuser.pw_gid, 0o600)
@@ -212,12 +213,12 @@ def test_forward_to_remote(linst, sysuser):
     # the remote address goes back to qmgr as a new recipient; with no smtp peer it is deferred
     linst.wait_log(rf'{qid}: to=<elsewhere@remote\.test>, .*status=deferred', timeout=TIMEOUT)
     assert 'elsewhere@remote.test' in linst.cli('queue', 'list', check=True).stdout
-    assert not _maildir_files(__import__('pathlib').Path(sysuser.pw_dir) / 'Maildir')
+    assert not _maildir_files(Path(sysuser.pw_dir) / 'Maildir')
     # a group-writable .forward is ignored: mail goes to the mailbox
     os.chmod(fwd, 0o664)
     qid = _queued(linst, 'sender@remote.test', [rcpt], 'not forwarded')
     _log_status(linst, qid, rcpt, '2.0.0', 'sent')
-    assert len(_maildir_files(__import__('pathlib').Path(sysuser.pw_dir) / 'Maildir')) == 1
+    assert len(_maildir_files(Path(sysuser.pw_dir) / 'Maildir')) == 1
 
 
 def test_forward_pipe_runs_as_user(linst, sysuser):
