@@ -463,6 +463,56 @@ static void test_parallel(void **state)
 	close(fd);
 }
 
+/* Ten processes append to one mbox file at once: the locks keep every message whole and apart. */
+static void test_mbox_parallel(void **state)
+{
+	(void)state;
+	size_t len = 200000;
+	char *content = xmalloc(len + 1);
+	memset(content, 'm', len);
+	for (size_t i = 99; i < len; i += 100)
+		content[i] = '\n';
+	content[len] = '\0';
+	int fd = make_queue_file(content, len);
+	char path[128];
+	snprintf(path, sizeof(path), "%s/par.mbox", tmpdir);
+	pid_t pids[10];
+	for (int i = 0; i < 10; i++) {
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0) {
+			struct ldeliver_msg m = msg(fd, len);
+			struct ldeliver_target t = { .kind = LDELIVER_FILE, .rcpt = "p@local.test", .path = path };
+			struct buf d = BUF_INIT(64), x = BUF_INIT(4096);
+			_exit(ldeliver(&m, &t, &d, &x) == LDELIVER_OK ? 0 : 1);
+		}
+	}
+	for (int i = 0; i < 10; i++) {
+		int st;
+		assert_int_equal(waitpid(pids[i], &st, 0), pids[i]);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	struct buf data = BUF_INIT(BUF_NOLIMIT);
+	assert_true(fsutil_read_file(path, 64u << 20, &data));
+	/* each message: From_ line, two trace lines, the content, the empty separator line */
+	size_t n = 0;
+	for (const char *p = data.data; p && *p; n++) {
+		assert_true(strncmp(p, "From sender@remote.test ", 24) == 0);
+		p = strchr(p, '\n') + 1;
+		const char *trace = "Return-Path: <sender@remote.test>\nDelivered-To: p@local.test\n";
+		assert_true(strncmp(p, trace, strlen(trace)) == 0);
+		p += strlen(trace);
+		assert_memory_equal(p, content, len);
+		p += len;
+		assert_int_equal(*p, '\n');	/* the content ends in a newline; then the empty separator line */
+		p++;
+	}
+	assert_int_equal(n, 10);
+	buf_free(&data);
+	free(content);
+	close(fd);
+}
+
 /* A list's remote members resubmitted under the owner's sender: a complete queue file in incoming/. */
 static void test_resubmit(void **state)
 {
@@ -547,6 +597,7 @@ int main(void)
 		cmocka_unit_test(test_failure_leaves_nothing),
 		cmocka_unit_test(test_parallel),
 		cmocka_unit_test(test_resubmit),
+		cmocka_unit_test(test_mbox_parallel),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
