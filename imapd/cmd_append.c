@@ -1,6 +1,7 @@
 /* imapd APPEND: a literal becomes a Maildir message in the folder's cur/ with its flags, written crash-safely by
  * common/maildir.c (tmp, fsync, rename). The internal date, when given, becomes the file's mtime, which is where
- * Maildir readers (and the shared index) take it from. APPENDUID waits for the index that assigns UIDs. */
+ * Maildir readers (and the shared index) take it from. The folder's index then gives it
+ * its UID for APPENDUID (UIDPLUS). */
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -11,6 +12,8 @@
 #include "flags.h"
 #include "log.h"
 #include "maildir.h"
+#include "mbox.h"
+#include "selected.h"
 #include "mailboxes.h"
 #include "str.h"
 
@@ -137,12 +140,27 @@ void imapd_cmd_append(struct imapd_session *sess, const struct imap_arg *args, s
 		if (utimensat(AT_FDCWD, buf_cstr(&file), ts, 0) != 0)
 			log_warn("imapd: %s: cannot set the internal date: %m", buf_cstr(&file));
 	}
-	if (sess->sel && strcmp(sess->sel->name, buf_cstr(&name)) == 0) {
-		struct imapd_counts c;
-		if (imapd_mailbox_counts(sess->sel->path, &c) && c.messages != sess->sel->exists) {
-			sess->sel->exists = c.messages;
-			imapd_untagged(sess, "%u EXISTS", c.messages);
+	bool own;
+	struct mbox *mb = imapd_sel_borrow(sess, buf_cstr(&path), &own, &err);
+	uint32_t newuid = 0;
+	if (mb) {
+		/* the index names the file ",U=n" on its sync: find ours by its base */
+		size_t bl = strcspn(final, ":");
+		for (size_t k = mbox_count(mb); k-- > 0 && !newuid;) {
+			const struct mbox_msg *m = mbox_get(mb, k);
+			if (strncmp(m->name, final, bl) == 0 && (m->name[bl] == ',' || m->name[bl] == ':'))
+				newuid = m->uid;
 		}
+		if (newuid) {
+			imapd_ok(sess, "[APPENDUID %u %u] APPEND completed", mbox_uidvalidity(mb), newuid);
+			if (own)
+				mbox_close(&mb);
+			goto out;
+		}
+		if (own)
+			mbox_close(&mb);
+	} else {
+		log_warn("imapd: %s", buf_cstr(&err));
 	}
 	imapd_ok(sess, "APPEND completed");
 	goto out;
