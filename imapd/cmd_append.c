@@ -1,6 +1,6 @@
 /* imapd APPEND: a literal becomes a Maildir message in the folder's cur/ with its flags, written crash-safely by
- * common/maildir.c (tmp, fsync, rename). The internal date, when given, becomes the file's mtime, which is where
- * Maildir readers (and the shared index) take it from. The folder's index then gives it
+ * common/maildir.c (tmp, fsync, rename). The internal date, when given, goes into the
+ * leading seconds of the file name and the mtime, which is where the shared index and other readers take it from. The folder's index then gives it
  * its UID for APPENDUID (UIDPLUS). */
 #include <fcntl.h>
 #include <string.h>
@@ -133,13 +133,9 @@ void imapd_cmd_append(struct imapd_session *sess, const struct imap_arg *args, s
 	imap_flags_to_maildir(flags, &letters);
 	if (!maildir_commit(&w, buf_cstr(&letters), &final, &err))
 		goto fail;
-	if (have_date) {
-		struct timespec ts[2] = { { when, 0 }, { when, 0 } };
-		buf_printf(&file, "%s/cur/%s", buf_cstr(&path), final);
-		/* the message is stored; a date that cannot be set is logged, not an error for the client */
-		if (utimensat(AT_FDCWD, buf_cstr(&file), ts, 0) != 0)
-			log_warn("imapd: %s: cannot set the internal date: %m", buf_cstr(&file));
-	}
+	/* a date that cannot be set is logged, not an error for the client: the message is stored */
+	if (have_date && !imapd_set_idate(buf_cstr(&path), &final, (int64_t)when))
+		log_warn("imapd: %s/cur/%s: cannot set the internal date: %m", buf_cstr(&path), final);
 	bool own;
 	struct mbox *mb = imapd_sel_borrow(sess, buf_cstr(&path), &own, &err);
 	uint32_t newuid = 0;

@@ -212,7 +212,7 @@ void imapd_cmd_search(struct imapd_session *sess, const struct imap_arg *args, s
 		const struct mbox_msg *mm = mbox_get(sel->mb, k);
 		struct text_ctx c = { .sess = sess, .i = i, .data = BUF_INIT(BUF_NOLIMIT) };
 		struct imap_search_msg m = {
-			.seq = (uint32_t)i + 1, .uid = sel->v[i].uid, .flags = sel->v[i].flags & 0xff,
+			.seq = (uint32_t)i + 1, .uid = sel->v[i].uid, .flags = sel->v[i].flags & IMAPD_SYS_FLAGS,
 			.recent = sel->v[i].recent, .size = mm->wsize, .internal_ymd = ymd_of((time_t)mm->idate, 0),
 			.text = text_cb, .ctx = &c,
 		};

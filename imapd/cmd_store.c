@@ -52,7 +52,7 @@ void imapd_cmd_store(struct imapd_session *sess, const struct imap_arg *args, si
 			continue;
 		}
 		uint32_t cur = sel->v[i].flags;
-		uint32_t nf = (cur & ~0xffu) | imap_store_apply(&st, cur & 0xff);
+		uint32_t nf = (cur & ~IMAPD_SYS_FLAGS) | imap_store_apply(&st, cur & IMAPD_SYS_FLAGS);
 		if (nf != cur && !imapd_sel_set_flags(sess, i, nf)) {
 			failed = true;
 			continue;
@@ -156,9 +156,7 @@ static bool copy_file(struct imapd_session *sess, size_t i, const char *dest, ch
 	imap_flags_to_maildir(imap_flags_from_maildir(m->flags), &letters);
 	if (!maildir_commit(&w, buf_cstr(&letters), name, err))
 		goto out;
-	struct timespec ts[2] = { { (time_t)m->idate, 0 }, { (time_t)m->idate, 0 } };
-	buf_printf(&p, "%s/cur/%s", dest, *name);
-	(void)utimensat(AT_FDCWD, buf_cstr(&p), ts, 0);
+	(void)imapd_set_idate(dest, name, m->idate);
 	ok = true;
 out:
 	buf_free(&data);

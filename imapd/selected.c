@@ -3,6 +3,7 @@
  * command handlers allow. Flags live in the Maildir file names, so a flag change is a rename in cur/ that other
  * sessions (and pop3d) pick up at their next sync. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,7 @@
 #include "mbox.h"
 #include "selected.h"
 
-#define KW_BIT(c) (1u << (8 + ((c) - 'a')))
+#define KW_BIT(c) IMAPD_KW_BIT(c)
 #define MSG_MAX (256u * 1024 * 1024)
 
 uint32_t imapd_sel_flags_from_letters(const char *letters)
@@ -32,7 +33,7 @@ void imapd_sel_flags_list(const struct imapd_selected *sel, uint32_t flags, stru
 {
 	struct buf sys = BUF_INIT(BUF_NOLIMIT);
 
-	imap_flags_to_list(flags & 0xff, &sys);
+	imap_flags_to_list(flags & IMAPD_SYS_FLAGS, &sys);
 	/* "(...)": splice the keywords in before the closing parenthesis */
 	buf_append(out, sys.data, sys.len - 1);
 	bool first = sys.len == 2;
@@ -233,7 +234,7 @@ static bool rename_flags(struct imapd_selected *sel, const char *name, uint32_t 
 	size_t blen = colon ? (size_t)(colon - name) : strlen(name);
 	bool ok;
 
-	imap_flags_to_maildir(flags & 0xff, &letters);
+	imap_flags_to_maildir(flags & IMAPD_SYS_FLAGS, &letters);
 	/* Maildir wants the letters in ASCII order: upper case (system flags) first, then keyword letters */
 	for (int c = 0; c < 26; c++)
 		if (flags & KW_BIT('a' + c))
@@ -286,4 +287,34 @@ struct mbox *imapd_sel_borrow(struct imapd_session *sess, const char *path, bool
 	}
 	*own = true;
 	return mbox_open(path, err);
+}
+
+bool imapd_set_idate(const char *dir, char **name, int64_t when)
+{
+	struct buf from = BUF_INIT(BUF_NOLIMIT), to = BUF_INIT(BUF_NOLIMIT), nn = BUF_INIT(BUF_NOLIMIT);
+	const char *dot = strchr(*name, '.');
+	bool ok = false;
+
+	if (!dot || when <= 0)
+		goto out;
+	/* the index takes the internal date from the seconds that start the name (mtime only as a fallback) */
+	buf_printf(&nn, "%lld%s", (long long)when, dot);
+	buf_printf(&from, "%s/cur/%s", dir, *name);
+	buf_printf(&to, "%s/cur/%s", dir, buf_cstr(&nn));
+	/* link + unlink: never replaces another message */
+	if (strcmp(buf_cstr(&from), buf_cstr(&to)) != 0) {
+		if (link(buf_cstr(&from), buf_cstr(&to)) != 0)
+			goto out;
+		(void)unlink(buf_cstr(&from));
+		free(*name);
+		*name = buf_steal(&nn, NULL);
+	}
+	struct timespec ts[2] = { { (time_t)when, 0 }, { (time_t)when, 0 } };
+	(void)utimensat(AT_FDCWD, buf_cstr(&to), ts, 0);
+	ok = true;
+out:
+	buf_free(&from);
+	buf_free(&to);
+	buf_free(&nn);
+	return ok;
 }

@@ -14,6 +14,9 @@
 #include "seqset.h"
 
 #define IMAPD_SET_MAX_RANGES 10000
+/* View flags: the system flags (flags.h) in the low bits, keyword letter a..z in bit 5 + (letter - 'a'). */
+#define IMAPD_SYS_FLAGS 0x1fu
+#define IMAPD_KW_BIT(c) (1u << (5 + ((c) - 'a')))
 
 /* Open the index of path and build the view (all messages, flags from the file names). false with err. */
 bool imapd_sel_open(struct imapd_selected *sel, struct buf *err);
@@ -37,6 +40,9 @@ bool imapd_expunge_deleted(struct imapd_session *sess, const uint32_t *seqs, siz
 /* The index of the folder at path: the selected one's (synced) when it is that folder, else opened (*own set:
  * mbox_close it). NULL with err. */
 struct mbox *imapd_sel_borrow(struct imapd_session *sess, const char *path, bool *own, struct buf *err);
+/* Give the message dir/cur/NAME the internal date when (seconds), before the index has seen it: the name's
+ * leading seconds are replaced (*name updated) and the mtime set. false (name unchanged) when that fails. */
+bool imapd_set_idate(const char *dir, char **name, int64_t when);
 /* Flags of a Maildir letter string in view terms (system flags and keyword letters). */
 uint32_t imapd_sel_flags_from_letters(const char *letters);
 /* "(\Seen $Label)" list of view flags. */
