@@ -164,7 +164,7 @@ def test_search(inst):
     assert m.search(None, 'NOT', 'FROM', 'carol')[1] == [b'1']
     assert m.search(None, 'BODY', 'zwei')[1] == [b'1']
     assert m.search(None, 'TEXT', 'example.org')[1] == [b'1 2']
-    assert m.search(None, 'HEADER', 'Message-ID', '')[1] == [b'1']
+    assert m.search(None, 'HEADER', 'Message-ID', '""')[1] == [b'1']
     assert m.search(None, 'SENTON', '2-Dec-2026')[1] == [b'2']
     assert m.search(None, 'SENTBEFORE', '2-Dec-2026')[1] == [b'1']
     assert m.search(None, 'ON', '1-Dec-2026')[1] == [b'2']
@@ -215,8 +215,9 @@ def test_copy_move_expunge(inst):
     # UID EXPUNGE only takes the named UIDs; CLOSE expunges silently
     m.select('Archive')
     m.store('1:2', '+FLAGS', r'(\Deleted)')
+    m.untagged_responses.pop('EXPUNGE', None)
     typ, data = m.uid('EXPUNGE', '2')
-    assert typ == 'OK' and data == [b'2']
+    assert typ == 'OK' and m.untagged_responses.pop('EXPUNGE') == [b'2']
     typ, data = m.close()
     assert typ == 'OK'
     assert m.status('Archive', '(MESSAGES UIDNEXT)')[1][0] == b'"Archive" (MESSAGES 0 UIDNEXT 3)'
@@ -229,8 +230,7 @@ def test_two_sessions(inst):
     b.select('INBOX')
     a.store('1', '+FLAGS', r'(\Seen \Deleted)')
     typ, data = b.noop()
-    assert b.untagged_responses.get('FETCH') == [b'1 (FLAGS (\\Deleted \\Seen))'] or \
-        any(b'1 (FLAGS (' in x for x in data if x)
+    assert b.untagged_responses.get('FETCH') == [b'1 (FLAGS (\\Seen \\Deleted))']
     b.untagged_responses.pop('FETCH', None)
     a.expunge()
     # not during FETCH/STORE/SEARCH: b keeps the number until NOOP
