@@ -10,6 +10,7 @@
 #include "alloc.h"
 #include "cmdtab.h"
 #include "flags.h"
+#include "keywords.h"
 #include "log.h"
 #include "maildir.h"
 #include "mbox.h"
@@ -131,6 +132,22 @@ void imapd_cmd_append(struct imapd_session *sess, const struct imap_arg *args, s
 		goto fail;
 	}
 	imap_flags_to_maildir(flags, &letters);
+	if (keywords) {
+		/* the target folder's letters; a keyword that finds no room is dropped, the message is not */
+		char *kw[IMAPD_KEYWORDS_MAX] = { 0 };
+		unsigned kwl = 0;
+		bool bad;
+		struct buf kerr = BUF_INIT(1024);
+		imapd_keywords_load(buf_cstr(&path), kw);
+		if (!imapd_keywords_from_args(buf_cstr(&path), kw, &args[1], true, &kwl, &bad, &kerr))
+			log_warn("imapd: user %s: APPEND keywords: %s", sess->login.user, buf_cstr(&kerr));
+		for (int c = 0; c < IMAPD_KEYWORDS_MAX; c++) {
+			if (kwl & (1u << c))
+				buf_putc(&letters, (char)('a' + c));
+			free(kw[c]);
+		}
+		buf_free(&kerr);
+	}
 	if (!maildir_commit(&w, buf_cstr(&letters), &final, &err))
 		goto fail;
 	/* a date that cannot be set is logged, not an error for the client: the message is stored */

@@ -86,7 +86,7 @@ static void do_select(struct imapd_session *sess, const struct imap_arg *args, s
 		imapd_untagged(sess, "OK [PERMANENTFLAGS ()] read-only");
 	} else {
 		buf_truncate(&kw, kw.len - 1);
-		imapd_untagged(sess, "OK [PERMANENTFLAGS %s)] flags", buf_cstr(&kw));
+		imapd_untagged(sess, "OK [PERMANENTFLAGS %s \\*)] flags", buf_cstr(&kw));
 	}
 	buf_free(&kw);
 	for (size_t i = 0; i < sess->sel->n; i++)

@@ -10,6 +10,7 @@
 #include "alloc.h"
 #include "cmdtab.h"
 #include "flags.h"
+#include "keywords.h"
 #include "log.h"
 #include "mbox.h"
 #include "mime.h"
@@ -132,6 +133,13 @@ static bool text_cb(void *ctx, const struct imap_search_key *k)
 	struct mime_header h = MIME_HEADER_INIT;
 	bool r = false;
 
+	if (k->type == IMAP_SK_KEYWORD || k->type == IMAP_SK_UNKEYWORD) {
+		/* no need to read the message: the letters are in the view */
+		struct buf e = BUF_INIT(256);
+		int l = imapd_keyword_letter(c->sess->sel->path, c->sess->sel->keywords, k->str, false, &e);
+		buf_free(&e);
+		return l > 0 && (c->sess->sel->v[c->i].flags & IMAPD_KW_BIT(l));
+	}
 	if (!load(c))
 		return false;
 	mime_part_header(&c->m, c->m.root, &h);

@@ -11,6 +11,7 @@
 #include "alloc.h"
 #include "cmdtab.h"
 #include "flags.h"
+#include "keywords.h"
 #include "log.h"
 #include "maildir.h"
 #include "mailboxes.h"
@@ -45,6 +46,17 @@ void imapd_cmd_store(struct imapd_session *sess, const struct imap_arg *args, si
 		imapd_no(sess, "[READ-ONLY] mailbox is read-only");
 		goto out;
 	}
+	unsigned kwl;
+	bool bad;
+	if (!imapd_keywords_from_args(sel->path, sel->keywords, &args[2], st.op != IMAP_STORE_REMOVE, &kwl, &bad,
+				      &err)) {
+		if (bad)
+			imapd_bad(sess, "%s", buf_cstr(&err));
+		else
+			imapd_no(sess, "%s", buf_cstr(&err));
+		goto out;
+	}
+	uint32_t kwmask = (uint32_t)kwl << 5;
 	for (size_t j = 0; j < n; j++) {
 		size_t i = seqs[j] - 1;
 		if (sel->v[i].gone) {
@@ -52,7 +64,9 @@ void imapd_cmd_store(struct imapd_session *sess, const struct imap_arg *args, si
 			continue;
 		}
 		uint32_t cur = sel->v[i].flags;
-		uint32_t nf = (cur & ~IMAPD_SYS_FLAGS) | imap_store_apply(&st, cur & IMAPD_SYS_FLAGS);
+		uint32_t kw = cur & ~IMAPD_SYS_FLAGS;
+		kw = st.op == IMAP_STORE_SET ? kwmask : st.op == IMAP_STORE_ADD ? kw | kwmask : kw & ~kwmask;
+		uint32_t nf = kw | imap_store_apply(&st, cur & IMAPD_SYS_FLAGS);
 		if (nf != cur && !imapd_sel_set_flags(sess, i, nf)) {
 			failed = true;
 			continue;

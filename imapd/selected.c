@@ -12,6 +12,7 @@
 
 #include "alloc.h"
 #include "flags.h"
+#include "keywords.h"
 #include "log.h"
 #include "mbox.h"
 #include "selected.h"
@@ -60,6 +61,7 @@ bool imapd_sel_open(struct imapd_selected *sel, struct buf *err)
 {
 	if ((sel->mb = mbox_open(sel->path, err)) == NULL)
 		return false;
+	imapd_keywords_load(sel->path, sel->keywords);
 	for (size_t i = 0; i < mbox_count(sel->mb); i++) {
 		const struct mbox_msg *m = mbox_get(sel->mb, i);
 		view_push(sel, m->uid, imapd_sel_flags_from_letters(m->flags), false);
@@ -99,6 +101,15 @@ void imapd_sel_update(struct imapd_session *sess, bool expunges)
 	if (!mbox_sync(sel->mb, &err)) {
 		log_error("imapd: user %s: %s", sess->login.user, buf_cstr(&err));
 		goto out;
+	}
+	if (imapd_keywords_load(sel->path, sel->keywords)) {
+		/* another session named a new keyword: the client learns it before seeing it on a message */
+		imapd_sel_flags_list(sel, 0xffffffffu, &line);
+		imapd_untagged(sess, "FLAGS %s", buf_cstr(&line));
+		if (!sel->readonly) {
+			buf_truncate(&line, line.len - 1);
+			imapd_untagged(sess, "OK [PERMANENTFLAGS %s \\*)] flags", buf_cstr(&line));
+		}
 	}
 	for (size_t i = 0; i < sel->n; i++) {
 		size_t k = mbox_find(sel->mb, sel->v[i].uid);

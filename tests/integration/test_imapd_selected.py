@@ -288,3 +288,38 @@ def test_mime_corpus(inst, name):
     exp = (MIME / (name + '.env')).read_bytes().rstrip(b'\n')
     assert flat(resp)[0] == b'1 (ENVELOPE ' + exp + b')'
     m.logout()
+
+
+def test_keywords(inst):
+    m = setup_two(inst)
+    assert b'\\*' in m.untagged_responses['PERMANENTFLAGS'][0]
+    typ, data = m.store('1', '+FLAGS', '($Label1 NonJunk)')
+    assert data == [b'1 (FLAGS ($Label1 NonJunk))']
+    typ, data = m.store('2', '+FLAGS', '(nonjunk \\Seen)')      # keywords are case-insensitive
+    assert data == [b'2 (FLAGS (\\Flagged \\Seen NonJunk))']
+    assert m.search(None, 'KEYWORD', 'NonJunk')[1] == [b'1 2']
+    assert m.search(None, 'KEYWORD', '$Label1')[1] == [b'1']
+    assert m.search(None, 'UNKEYWORD', '$Label1')[1] == [b'2']
+    assert m.search(None, 'KEYWORD', '$Never')[1] == [b'']
+    typ, data = m.store('1', '-FLAGS', '($Label1)')
+    assert data == [b'1 (FLAGS (NonJunk))']
+    md = maildir(inst)
+    assert (md / 'postern-keywords').read_text() == '$Label1\nNonJunk\n'
+    assert sorted(p.name.rsplit(',', 1)[1] for p in (md / 'cur').iterdir()) == ['FSb', 'b']
+    # a second session learns the new keyword (FLAGS) and sees it on the message
+    b = login(inst)
+    b.select('INBOX')
+    assert b'NonJunk' in b.untagged_responses['FLAGS'][0]
+    m.store('2', '+FLAGS', '($Forwarded)')
+    b.noop()
+    assert b'$Forwarded' in b.untagged_responses['FLAGS'][-1]
+    assert b.untagged_responses['FETCH'][-1] == b'2 (FLAGS (\\Flagged \\Seen NonJunk $Forwarded))'
+    # APPEND with keywords
+    typ, data = m.append('INBOX', '(\\Seen Work)', None, b'Subject: k\r\n\r\nx\r\n')
+    m.noop()
+    typ, data = m.fetch('3', 'FLAGS')
+    assert data == [b'3 (FLAGS (\\Seen Work))']
+    with pytest.raises(imaplib.IMAP4.error):
+        m.store('1', '+FLAGS', '(bad]kw)')
+    b.logout()
+    m.logout()
