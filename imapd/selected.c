@@ -133,6 +133,7 @@ void imapd_sel_update(struct imapd_session *sess, bool expunges)
 			imapd_untagged(sess, "%zu EXPUNGE", i + 1);
 			memmove(&sel->v[i], &sel->v[i + 1], (sel->n - i - 1) * sizeof(*sel->v));
 			sel->n--;
+			sel->exists--;	/* implied by EXPUNGE */
 		}
 	}
 	uint32_t last = sel->n ? sel->v[sel->n - 1].uid : 0;
