@@ -92,16 +92,16 @@ static bool fetch_one(struct imapd_session *sess, const struct imap_fetch *f, si
 		return false;
 	if (f->sets_seen && !sel->readonly && !(sel->v[i].flags & IMAP_FLAG_SEEN))
 		(void)imapd_sel_set_flags(sess, i, sel->v[i].flags | IMAP_FLAG_SEEN);
+	memset(&m, 0, sizeof(m));
+	/* read first: opening the file may sync the index, which moves its list */
+	if (text && !imapd_sel_read(sess, i, data))
+		return false;
 	k = imapd_sel_mbox_index(sess, i);
 	if (k == (size_t)-1)
 		return false;
 	const struct mbox_msg *mm = mbox_get(sel->mb, k);
-	memset(&m, 0, sizeof(m));
-	if (text) {
-		if (!imapd_sel_read(sess, i, data))
-			return false;
+	if (text)
 		mime_message_parse(&m, data->data ? data->data : "", data->len);
-	}
 	buf_reset(out);
 	buf_printf(out, "* %zu FETCH (", i + 1);
 	bool first = true;

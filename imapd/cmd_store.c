@@ -153,7 +153,7 @@ static bool copy_file(struct imapd_session *sess, size_t i, const char *dest, ch
 	struct buf data = BUF_INIT(BUF_NOLIMIT), letters = BUF_INIT(64), p = BUF_INIT(BUF_NOLIMIT);
 	bool ok = false;
 
-	if (k == (size_t)-1 || !imapd_sel_read(sess, i, &data)) {
+	if (k == (size_t)-1 || !imapd_sel_read(sess, i, &data) || (k = imapd_sel_mbox_index(sess, i)) == (size_t)-1) {
 		buf_puts(err, "message expunged meanwhile");
 		goto out;
 	}
