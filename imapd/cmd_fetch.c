@@ -8,6 +8,7 @@
 #include "alloc.h"
 #include "cmdtab.h"
 #include "fetchargs.h"
+#include "fetchcache.h"
 #include "flags.h"
 #include "imap_body.h"
 #include "log.h"
@@ -71,6 +72,12 @@ static void put_section(struct buf *out, const struct mime_message *m, const str
 	buf_free(&crlf);
 }
 
+static enum imapd_fc_kind fc_kind(enum imap_fetch_kind k)
+{
+	return k == IMAP_FETCH_ENVELOPE ? IMAPD_FC_ENVELOPE : k == IMAP_FETCH_BODY ? IMAPD_FC_BODY :
+	       k == IMAP_FETCH_BODYSTRUCTURE ? IMAPD_FC_BODYSTRUCTURE : 0;
+}
+
 static bool needs_text(enum imap_fetch_kind k)
 {
 	return k == IMAP_FETCH_ENVELOPE || k == IMAP_FETCH_BODY || k == IMAP_FETCH_BODYSTRUCTURE ||
@@ -93,12 +100,30 @@ static bool fetch_one(struct imapd_session *sess, const struct imap_fetch *f, si
 	if (f->sets_seen && !sel->readonly && !(sel->v[i].flags & IMAP_FLAG_SEEN))
 		(void)imapd_sel_set_flags(sess, i, sel->v[i].flags | IMAP_FLAG_SEEN);
 	memset(&m, 0, sizeof(m));
+	/* ENVELOPE, BODY and BODYSTRUCTURE may come from the cache; then the file is read only for other items */
+	struct buf cached[IMAP_FETCH_MAX_ITEMS];
+	bool have[IMAP_FETCH_MAX_ITEMS] = { false };
+	uint32_t msguid = sel->v[i].uid;
+	if (text) {
+		text = false;
+		for (size_t j = 0; j < f->count && j < IMAP_FETCH_MAX_ITEMS; j++) {
+			enum imapd_fc_kind fk = fc_kind(f->items[j].kind);
+			buf_init(&cached[j], BUF_NOLIMIT);
+			if (fk)
+				have[j] = imapd_fcache_get(sel->fc, sel->uidvalidity, msguid, fk, &cached[j]);
+			if (!have[j] && needs_text(f->items[j].kind))
+				text = true;
+		}
+	} else {
+		for (size_t j = 0; j < f->count && j < IMAP_FETCH_MAX_ITEMS; j++)
+			buf_init(&cached[j], BUF_NOLIMIT);
+	}
 	/* read first: opening the file may sync the index, which moves its list */
 	if (text && !imapd_sel_read(sess, i, data))
-		return false;
+		goto done;
 	k = imapd_sel_mbox_index(sess, i);
 	if (k == (size_t)-1)
-		return false;
+		goto done;
 	const struct mbox_msg *mm = mbox_get(sel->mb, k);
 	if (text)
 		mime_message_parse(&m, data->data ? data->data : "", data->len);
@@ -136,21 +161,27 @@ static bool fetch_one(struct imapd_session *sess, const struct imap_fetch *f, si
 			SEP();
 			buf_printf(out, "RFC822.SIZE %llu", (unsigned long long)mm->wsize);
 			break;
-		case IMAP_FETCH_ENVELOPE: {
-			struct mime_header h = MIME_HEADER_INIT;
-			mime_part_header(&m, m.root, &h);
-			SEP();
-			buf_puts(out, "ENVELOPE ");
-			imap_envelope(&h, out);
-			mime_header_free(&h);
-			break;
-		}
+		case IMAP_FETCH_ENVELOPE:
 		case IMAP_FETCH_BODY:
 		case IMAP_FETCH_BODYSTRUCTURE:
 			SEP();
-			buf_puts(out, it->kind == IMAP_FETCH_BODY ? "BODY (" : "BODYSTRUCTURE (");
-			imap_bodystructure(&m, it->kind == IMAP_FETCH_BODYSTRUCTURE, out);
-			buf_putc(out, ')');
+			buf_puts(out, it->kind == IMAP_FETCH_ENVELOPE ? "ENVELOPE " :
+				      it->kind == IMAP_FETCH_BODY ? "BODY (" : "BODYSTRUCTURE (");
+			if (!have[j]) {
+				if (it->kind == IMAP_FETCH_ENVELOPE) {
+					struct mime_header h = MIME_HEADER_INIT;
+					mime_part_header(&m, m.root, &h);
+					imap_envelope(&h, &cached[j]);
+					mime_header_free(&h);
+				} else {
+					imap_bodystructure(&m, it->kind == IMAP_FETCH_BODYSTRUCTURE, &cached[j]);
+				}
+				imapd_fcache_put(sel->fc, sel->uidvalidity, msguid, fc_kind(it->kind),
+						 cached[j].data, cached[j].len);
+			}
+			buf_append(out, cached[j].data ? cached[j].data : "", cached[j].len);
+			if (it->kind != IMAP_FETCH_ENVELOPE)
+				buf_putc(out, ')');
 			break;
 		case IMAP_FETCH_RFC822:
 		case IMAP_FETCH_RFC822_HEADER:
@@ -180,6 +211,9 @@ static bool fetch_one(struct imapd_session *sess, const struct imap_fetch *f, si
 	ok = true;
 	if (text)
 		mime_message_free(&m);
+done:
+	for (size_t j = 0; j < f->count && j < IMAP_FETCH_MAX_ITEMS; j++)
+		buf_free(&cached[j]);
 	return ok;
 }
 

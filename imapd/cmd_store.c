@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "cmdtab.h"
+#include "fetchcache.h"
 #include "flags.h"
 #include "keywords.h"
 #include "log.h"
@@ -113,6 +114,8 @@ bool imapd_expunge_deleted(struct imapd_session *sess, const uint32_t *seqs, siz
 			uids[nu++] = sel->v[i].uid;
 	}
 	ok = nu == 0 || mbox_expunge(sel->mb, uids, nu, &err);
+	if (ok)
+		imapd_fcache_drop(sel->fc, sel->uidvalidity, uids, nu);
 	if (!ok)
 		log_error("imapd: user %s: expunge: %s", sess->login.user, buf_cstr(&err));
 	free(uids);
@@ -268,6 +271,8 @@ static void do_copy(struct imapd_session *sess, const struct imap_arg *args, siz
 				       buf_cstr(&dst));
 		if (done && !mbox_expunge(sel->mb, suids, done, &err))
 			log_error("imapd: user %s: MOVE expunge: %s", sess->login.user, buf_cstr(&err));
+		else
+			imapd_fcache_drop(sel->fc, sel->uidvalidity, suids, done);
 		imapd_ok(sess, "MOVE completed");
 	} else if (done) {
 		imapd_ok(sess, "[COPYUID %u %s %s] COPY completed", mbox_uidvalidity(tmb), buf_cstr(&src),

@@ -60,6 +60,9 @@ struct imapd_view_msg {
 	bool recent;
 };
 
+struct mbox;
+struct imapd_fcache;
+
 struct imapd_selected {
 	char *name;		/* UTF-8 name as stored */
 	char *path;		/* Maildir directory */
@@ -67,6 +70,7 @@ struct imapd_selected {
 	uint32_t exists, recent;
 	uint32_t uidvalidity, uidnext;
 	struct mbox *mb;	/* the shared index (common/mbox.h) */
+	struct imapd_fcache *fc;	/* ENVELOPE/BODYSTRUCTURE cache (fetchcache.h); NULL when unusable */
 	struct imapd_view_msg *v;
 	size_t n, cap;
 	bool no_expunge;	/* the running command may not announce expunges (FETCH, STORE, SEARCH) */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "fetchcache.h"
 #include "flags.h"
 #include "keywords.h"
 #include "log.h"
@@ -62,6 +63,7 @@ bool imapd_sel_open(struct imapd_selected *sel, struct buf *err)
 	if ((sel->mb = mbox_open(sel->path, err)) == NULL)
 		return false;
 	imapd_keywords_load(sel->path, sel->keywords);
+	sel->fc = imapd_fcache_open(sel->path);
 	for (size_t i = 0; i < mbox_count(sel->mb); i++) {
 		const struct mbox_msg *m = mbox_get(sel->mb, i);
 		view_push(sel, m->uid, imapd_sel_flags_from_letters(m->flags), false);
@@ -78,6 +80,7 @@ bool imapd_sel_open(struct imapd_selected *sel, struct buf *err)
 void imapd_sel_free(struct imapd_selected *sel)
 {
 	mbox_close(&sel->mb);
+	imapd_fcache_close(&sel->fc);
 	xfree(&sel->v);
 	for (int c = 0; c < 26; c++)
 		xfree(&sel->keywords[c]);

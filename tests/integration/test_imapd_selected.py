@@ -323,3 +323,28 @@ def test_keywords(inst):
         m.store('1', '+FLAGS', '(bad]kw)')
     b.logout()
     m.logout()
+
+
+def test_envelope_cache(inst):
+    m = setup_two(inst)
+    typ, first = m.fetch('1:*', '(ENVELOPE BODYSTRUCTURE)')
+    md = maildir(inst)
+    assert (md / 'postern-cache.lmdb').exists()
+    # the second FETCH does not parse again: a file changed behind our back still shows the cached strings
+    for p in (md / 'cur').iterdir():
+        with open(p, 'r+b') as f:
+            f.write(b'X' * 20)
+    typ, again = m.fetch('1:*', '(ENVELOPE BODYSTRUCTURE)')
+    assert again == first
+    # items that need the text still read the file
+    typ, data = m.fetch('1', '(ENVELOPE BODY.PEEK[HEADER])')
+    assert data[0][1].startswith(b'X' * 20)
+    # an expunged message leaves the cache; a new session uses the same cache file
+    m.store('1', '+FLAGS', r'(\Deleted)')
+    m.expunge()
+    b = login(inst)
+    b.select('INBOX')
+    typ, data = b.fetch('1', 'ENVELOPE')
+    assert data[0] == first[1].replace(b'2 (', b'1 (', 1).split(b' BODYSTRUCTURE')[0] + b')'
+    b.logout()
+    m.logout()
