@@ -68,7 +68,6 @@ static void do_select(struct imapd_session *sess, const struct imap_arg *args, s
 	sess->sel->name = buf_steal(&name, NULL);
 	sess->sel->path = buf_steal(&path, NULL);
 	sess->sel->readonly = readonly;
-	sess->sel->recent = c.recent;
 	if (!imapd_sel_open(sess->sel, &err)) {
 		log_error("imapd: user %s: %s", sess->login.user, buf_cstr(&err));
 		imapd_unselect(sess);
@@ -81,7 +80,7 @@ static void do_select(struct imapd_session *sess, const struct imap_arg *args, s
 	imapd_sel_flags_list(sess->sel, 0xffffffffu, &kw);
 	imapd_untagged(sess, "FLAGS %s", buf_cstr(&kw));
 	imapd_untagged(sess, "%u EXISTS", sess->sel->exists);
-	imapd_untagged(sess, "%u RECENT", c.recent);
+	imapd_untagged(sess, "%u RECENT", sess->sel->recent);
 	if (readonly) {
 		imapd_untagged(sess, "OK [PERMANENTFLAGS ()] read-only");
 	} else {

@@ -367,32 +367,9 @@ bool imapd_mailboxes_prepare(const char *root, struct buf *err)
 	return ok;
 }
 
-/* ---- counts ---- */
-
-static uint32_t count_dir(const char *path, bool cur, uint32_t *unseen)
-{
-	uint32_t n = 0;
-	DIR *d = opendir(path);
-
-	if (!d)
-		return 0;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		struct maildir_name mn;
-		if (de->d_name[0] == '.' || !maildir_name_parse(de->d_name, &mn))
-			continue;
-		n++;
-		if (!cur || !strchr(mn.flags, 'S'))
-			(*unseen)++;
-	}
-	closedir(d);
-	return n;
-}
-
 bool imapd_mailbox_counts(const char *path, struct imapd_counts *out)
 {
 	struct buf p = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(1024);
-	uint32_t dummy = 0;
 	struct mbox *mb;
 
 	memset(out, 0, sizeof(*out));
@@ -402,10 +379,6 @@ bool imapd_mailbox_counts(const char *path, struct imapd_counts *out)
 		buf_free(&err);
 		return false;
 	}
-	/* \Recent: what is still in new/ has been seen by no session; opening the index moves it to cur/ */
-	buf_reset(&p);
-	buf_printf(&p, "%s/new", path);
-	out->recent = count_dir(buf_cstr(&p), false, &dummy);
 	buf_free(&p);
 	if ((mb = mbox_open(path, &err)) == NULL) {
 		log_error("imapd: %s", buf_cstr(&err));
@@ -414,6 +387,9 @@ bool imapd_mailbox_counts(const char *path, struct imapd_counts *out)
 	}
 	buf_free(&err);
 	imapd_mbox_counts(mb, out);
+	uint32_t mark = imapd_recent_mark(path);
+	for (size_t i = 0; i < mbox_count(mb); i++)
+		out->recent += mbox_get(mb, i)->uid > mark;
 	mbox_close(&mb);
 	return true;
 }
@@ -427,4 +403,31 @@ void imapd_mbox_counts(struct mbox *mb, struct imapd_counts *out)
 			out->unseen++;
 	out->uidvalidity = mbox_uidvalidity(mb);
 	out->uidnext = mbox_uidnext(mb);
+}
+
+uint32_t imapd_recent_mark(const char *path)
+{
+	struct buf f = BUF_INIT(BUF_NOLIMIT), data = BUF_INIT(64);
+	uint64_t v = 0;
+
+	buf_printf(&f, "%s/%s", path, IMAPD_RECENT_FILE);
+	if (fsutil_read_file(buf_cstr(&f), 64, &data) && data.len && data.data[data.len - 1] == '\n' &&
+	    !str_to_u64n(data.data, data.len - 1, UINT32_MAX, &v))
+		v = 0;
+	buf_free(&f);
+	buf_free(&data);
+	return (uint32_t)v;
+}
+
+void imapd_recent_set(const char *path, uint32_t uid)
+{
+	struct buf f = BUF_INIT(BUF_NOLIMIT), data = BUF_INIT(64), err = BUF_INIT(1024);
+
+	buf_printf(&f, "%s/%s", path, IMAPD_RECENT_FILE);
+	buf_printf(&data, "%u\n", uid);
+	if (!fsutil_write_atomic(buf_cstr(&f), data.data, data.len, 0600, &err))
+		log_warn("imapd: %s", buf_cstr(&err));
+	buf_free(&f);
+	buf_free(&data);
+	buf_free(&err);
 }

@@ -48,9 +48,14 @@ struct imapd_counts {
 	uint32_t messages, recent, unseen;
 	uint32_t uidvalidity, uidnext;
 };
-/* Counts from the shared mailbox index (common/mbox.h), which is opened and synced; recent = files that were
- * still in new/ (no session had seen them). */
+/* Counts from the shared mailbox index (common/mbox.h), which is opened and synced; recent = messages above the
+ * recent mark. */
 bool imapd_mailbox_counts(const char *path, struct imapd_counts *out);
+/* \Recent: the highest UID a read-write SELECT has already shown (postern-recent, 0 when absent); messages above
+ * it are recent for the next session that selects the folder, which moves the mark. */
+#define IMAPD_RECENT_FILE "postern-recent"
+uint32_t imapd_recent_mark(const char *path);
+void imapd_recent_set(const char *path, uint32_t uid);
 /* The same from an open index (recent untouched). */
 struct mbox;
 void imapd_mbox_counts(struct mbox *mb, struct imapd_counts *out);

@@ -15,6 +15,7 @@
 #include "flags.h"
 #include "keywords.h"
 #include "log.h"
+#include "mailboxes.h"
 #include "mbox.h"
 #include "selected.h"
 
@@ -58,6 +59,21 @@ static void view_push(struct imapd_selected *sel, uint32_t uid, uint32_t flags, 
 	sel->v[sel->n++] = (struct imapd_view_msg){ uid, flags, false, recent };
 }
 
+/* Messages from view position from on above the folder's recent mark are \Recent for this session (only one
+ * read-write session gets them: the mark moves; EXAMINE looks without taking). */
+static void claim_recent(struct imapd_selected *sel, size_t from)
+{
+	uint32_t mark = imapd_recent_mark(sel->path);
+
+	for (size_t i = from; i < sel->n; i++)
+		if (sel->v[i].uid > mark) {
+			sel->v[i].recent = true;
+			sel->recent++;
+		}
+	if (!sel->readonly && sel->n && sel->v[sel->n - 1].uid > mark)
+		imapd_recent_set(sel->path, sel->v[sel->n - 1].uid);
+}
+
 bool imapd_sel_open(struct imapd_selected *sel, struct buf *err)
 {
 	if ((sel->mb = mbox_open(sel->path, err)) == NULL)
@@ -68,9 +84,7 @@ bool imapd_sel_open(struct imapd_selected *sel, struct buf *err)
 		const struct mbox_msg *m = mbox_get(sel->mb, i);
 		view_push(sel, m->uid, imapd_sel_flags_from_letters(m->flags), false);
 	}
-	/* the newest sel->recent messages came from new/ during this open */
-	for (size_t i = sel->n - (sel->recent < sel->n ? sel->recent : sel->n); i < sel->n; i++)
-		sel->v[i].recent = true;
+	claim_recent(sel, 0);
 	sel->exists = (uint32_t)sel->n;
 	sel->uidvalidity = mbox_uidvalidity(sel->mb);
 	sel->uidnext = mbox_uidnext(sel->mb);
@@ -134,6 +148,8 @@ void imapd_sel_update(struct imapd_session *sess, bool expunges)
 			if (!sel->v[i].gone)
 				continue;
 			imapd_untagged(sess, "%zu EXPUNGE", i + 1);
+			if (sel->v[i].recent)
+				sel->recent--;
 			memmove(&sel->v[i], &sel->v[i + 1], (sel->n - i - 1) * sizeof(*sel->v));
 			sel->n--;
 			sel->exists--;	/* implied by EXPUNGE */
@@ -146,6 +162,8 @@ void imapd_sel_update(struct imapd_session *sess, bool expunges)
 		if (m->uid > last)
 			view_push(sel, m->uid, imapd_sel_flags_from_letters(m->flags), false);
 	}
+	if (sel->n != before)
+		claim_recent(sel, before);
 	if (sel->n != before || sel->n != sel->exists) {
 		sel->exists = (uint32_t)sel->n;
 		imapd_untagged(sess, "%zu EXISTS", sel->n);

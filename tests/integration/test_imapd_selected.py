@@ -226,8 +226,11 @@ def test_copy_move_expunge(inst):
 
 def test_two_sessions(inst):
     a = setup_two(inst)
+    assert a.untagged_responses['RECENT'] == [b'2']
+    assert a.search(None, 'RECENT')[1] == [b'1 2']
     b = login(inst)
     b.select('INBOX')
+    assert b.untagged_responses['RECENT'] == [b'0']     # \Recent goes to one session only
     a.store('1', '+FLAGS', r'(\Seen \Deleted)')
     typ, data = b.noop()
     assert b.untagged_responses.get('FETCH') == [b'1 (FLAGS (\\Seen \\Deleted))']
@@ -245,6 +248,8 @@ def test_two_sessions(inst):
     assert b.untagged_responses.pop('EXISTS')[-1] == b'2'
     typ, data = b.fetch('2', '(UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])')
     assert data[0][0].startswith(b'2 (UID 3 ') and data[0][1] == b'Subject: delivered\r\n\r\n'
+    assert b.search(None, 'RECENT')[1] == [b'2']
+    assert b.search(None, 'NEW')[1] == [b'2']
     a.logout()
     b.logout()
 
