@@ -353,3 +353,31 @@ def test_envelope_cache(inst):
     assert data[0] == first[1].replace(b'2 (', b'1 (', 1).split(b' BODYSTRUCTURE')[0] + b')'
     b.logout()
     m.logout()
+
+
+def test_queue_delivery_during_session(instance):
+    """A message through `postern queue inject`, qmgr and local shows up in a selected INBOX at the next NOOP."""
+    from conftest import build_dir
+    for prog in ('qmgr', 'local', 'imapd'):
+        if not (build_dir() / 'bin' / prog).exists():
+            pytest.skip(f'not built yet: {prog}')
+    user = f'ivy@{instance.domain}'
+    r = instance.cli('user', 'add', user, '--password-stdin', input='ivy-password\n')
+    if r.returncode != 0:
+        pytest.skip(f'cannot create an account: {r.stderr.strip()}')
+    m = imaplib.IMAP4('127.0.0.1', instance.port('imap'), timeout=20)
+    m.login(user, 'ivy-password')
+    assert m.select('INBOX')[1] == [b'0']
+    msg = f'From: <a@example.org>\nTo: <{user}>\nSubject: through the queue\n\nhello\n'
+    instance.cli('queue', 'inject', '-f', 'a@example.org', user, input=msg, check=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        m.noop()
+        if m.untagged_responses.get('EXISTS', [b'0'])[-1] == b'1':
+            break
+        time.sleep(0.2)
+    assert m.untagged_responses['EXISTS'][-1] == b'1'
+    typ, data = m.fetch('1', '(UID FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])')
+    assert data[0][0].startswith(b'1 (UID 1 FLAGS ()') and data[0][1] == b'Subject: through the queue\r\n\r\n'
+    assert m.search(None, 'RECENT')[1] == [b'1']
+    m.logout()
