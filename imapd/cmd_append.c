@@ -76,7 +76,7 @@ static bool write_lf(struct maildir_writer *w, const char *p, size_t n)
 void imapd_cmd_append(struct imapd_session *sess, const struct imap_arg *args, size_t nargs, bool uid)
 {
 	struct buf name = BUF_INIT(1024), path = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(1024);
-	struct buf letters = BUF_INIT(16), file = BUF_INIT(BUF_NOLIMIT);
+	struct buf letters = BUF_INIT(16);
 	unsigned flags = 0;
 	bool keywords = false;
 	time_t when = 0;
@@ -186,5 +186,4 @@ out:
 	buf_free(&path);
 	buf_free(&err);
 	buf_free(&letters);
-	buf_free(&file);
 }

@@ -124,7 +124,7 @@ void imapd_cmd_close(struct imapd_session *sess, const struct imap_arg *args, si
 	}
 	/* CLOSE expunges silently (RFC 3501 6.4.2); EXAMINE'd mailboxes are left alone */
 	if (!sess->sel->readonly)
-		imapd_expunge_deleted(sess, NULL, 0, false);
+		imapd_expunge_deleted(sess, NULL, 0);
 	imapd_unselect(sess);
 	imapd_ok(sess, "CLOSE completed");
 }

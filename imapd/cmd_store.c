@@ -72,7 +72,7 @@ void imapd_cmd_store(struct imapd_session *sess, const struct imap_arg *args, si
 			failed = true;
 			continue;
 		}
-		/* UID STORE .SILENT still reports... nothing: the client knows what it set */
+		/* .SILENT: the client knows what it set; changes by others still come with the next update */
 		if (!st.silent) {
 			buf_reset(&line);
 			imapd_sel_flags_list(sel, sel->v[i].flags, &line);
@@ -95,7 +95,7 @@ out:
 
 /* ---- EXPUNGE ---- */
 
-bool imapd_expunge_deleted(struct imapd_session *sess, const uint32_t *seqs, size_t n, bool report)
+bool imapd_expunge_deleted(struct imapd_session *sess, const uint32_t *seqs, size_t n)
 {
 	struct imapd_selected *sel = sess->sel;
 	struct buf err = BUF_INIT(1024);
@@ -103,7 +103,6 @@ bool imapd_expunge_deleted(struct imapd_session *sess, const uint32_t *seqs, siz
 	size_t nu = 0;
 	bool ok;
 
-	(void)report;
 	/* the flags as they are now, other sessions' changes included */
 	if (!mbox_sync(sel->mb, &err))
 		log_warn("imapd: %s", buf_cstr(&err));
@@ -139,7 +138,7 @@ void imapd_cmd_expunge(struct imapd_session *sess, const struct imap_arg *args, 
 	}
 	if (sess->sel->readonly)
 		imapd_no(sess, "[READ-ONLY] mailbox is read-only");
-	else if (!imapd_expunge_deleted(sess, uid ? seqs : NULL, n, true))
+	else if (!imapd_expunge_deleted(sess, uid ? seqs : NULL, n))
 		imapd_no(sess, "[SERVERBUG] EXPUNGE failed");
 	else
 		imapd_ok(sess, "EXPUNGE completed");	/* the update before it sends the EXPUNGE responses */

@@ -36,7 +36,7 @@ bool imapd_sel_read(struct imapd_session *sess, size_t i, struct buf *out);
 bool imapd_sel_set_flags(struct imapd_session *sess, size_t i, uint32_t flags);
 /* Expunge the \Deleted messages among seqs (all when seqs is NULL) from the index and the folder; the
  * EXPUNGE responses come from the next imapd_sel_update. (cmd_store.c) */
-bool imapd_expunge_deleted(struct imapd_session *sess, const uint32_t *seqs, size_t n, bool report);
+bool imapd_expunge_deleted(struct imapd_session *sess, const uint32_t *seqs, size_t n);
 /* The index of the folder at path: the selected one's (synced) when it is that folder, else opened (*own set:
  * mbox_close it). NULL with err. */
 struct mbox *imapd_sel_borrow(struct imapd_session *sess, const char *path, bool *own, struct buf *err);
