@@ -77,6 +77,8 @@ def setup_two(inst):
 
 def test_select_uidvalidity_uidnext(inst):
     m = setup_two(inst)
+    for cap in ('UIDPLUS', 'MOVE', 'ESEARCH'):
+        assert cap in m.capabilities
     uv = m.untagged_responses.get('UIDVALIDITY')
     assert uv and int(uv[0]) > 0
     assert m.untagged_responses['UIDNEXT'] == [b'3']
