@@ -281,6 +281,9 @@ struct accounts *accounts_open(const char *path, bool writable, struct buf *err)
 		mdb_err(err, "open", path, rc);
 		goto fail;
 	}
+	/* Daemons that exit (maxuse, idle, kill -9) leave their reader slot behind; LMDB has 126, and a full table
+	 * fails every lookup. Clearing the slots of dead processes at each open keeps it from filling. */
+	(void)mdb_reader_check(db->env, NULL);
 	if ((rc = mdb_txn_begin(db->env, NULL, writable ? 0 : MDB_RDONLY, &txn)) != 0) {
 		mdb_err(err, "open", path, rc);
 		goto fail;

@@ -239,6 +239,7 @@ struct qstate *qstate_open(const char *path, bool writable, struct buf *err)
 		buf_printf(err, "open %s: %s", path, mdb_strerror(rc));
 		goto fail;
 	}
+	(void)mdb_reader_check(db->env, NULL);	/* slots of processes that died without closing (kill -9) */
 	if ((rc = mdb_txn_begin(db->env, NULL, writable ? 0 : MDB_RDONLY, &txn)) != 0 ||
 	    (rc = mdb_dbi_open(txn, NULL, 0, &db->dbi)) != 0 || (rc = mdb_txn_commit(txn)) != 0) {
 		if (txn && rc != 0)

@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -329,6 +331,39 @@ static bool stop_first(const struct accounts_user *u, void *arg)
 	return false;
 }
 
+/* Daemons exit without closing the database (maxuse, idle, kill -9): their LMDB reader slots must not pile up
+ * until every lookup fails with MDB_READERS_FULL (126 slots). */
+static void test_dead_readers_do_not_fill_the_table(void **state)
+{
+	struct fixture *f = *state;
+	struct accounts *w = open_db(f, true);
+	struct buf err = BUF_INIT(1024);
+	struct accounts_opts o = { .mail_directory = "/m" };
+	struct accounts_user u;
+
+	assert_int_equal(accounts_add(w, "a@x.org", "pw", &o, &err), ACCOUNTS_OK);
+	accounts_close(&w);
+	for (int i = 0; i < 200; i++) {
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			struct buf e = BUF_INIT(1024);
+			struct accounts *r = accounts_open(f->path, false, &e);
+			struct accounts_user cu;
+			_exit(r != NULL && accounts_get(r, "a@x.org", &cu, &e) == ACCOUNTS_OK ? 0 : 1);
+		}
+		int st;
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		assert_true(WIFEXITED(st));
+		assert_int_equal(WEXITSTATUS(st), 0);
+	}
+	struct accounts *r = open_db(f, false);
+	assert_int_equal(accounts_get(r, "a@x.org", &u, &err), ACCOUNTS_OK);
+	accounts_user_free(&u);
+	accounts_close(&r);
+	buf_free(&err);
+}
+
 static void test_foreach_and_corrupt_in_db(void **state)
 {
 	struct fixture *f = *state;
@@ -444,6 +479,7 @@ int main(void)
 		cmocka_unit_test(test_record_corrupt),
 		cmocka_unit_test_setup_teardown(test_add_verify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_visible_across_handles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dead_readers_do_not_fill_the_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_foreach_and_corrupt_in_db, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dummy_verify_costs_like_real, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
