@@ -153,6 +153,15 @@ static void cmd_mail(struct smtpd_session *ss, const struct smtpd_cmd *cmd)
 		smtpd_reply_error(ss, "552 5.3.4 Message size exceeds fixed limit");
 		return;
 	}
+	uint64_t avail = 0;
+	if (!smtpd_space_ok(ss->set, mail.has_size ? mail.size : 0, &avail)) {
+		log_warn("NOQUEUE: reject: MAIL from %s[%s]: 452 4.3.1 Insufficient system storage (%llu bytes free)",
+		         ss->client_name, ss->client_addr, (unsigned long long)avail);
+		addr_free(&a);
+		esmtp_mail_free(&mail);
+		smtpd_reply(ss, "452 4.3.1 Insufficient system storage");
+		return;
+	}
 	if (ss->set->auth_required && ss->set->policy) {
 		struct buf reply = BUF_INIT(1024);
 		enum smtpd_verdict v = smtpd_policy_sender(ss->set->policy, ss, a.canon, &reply);

@@ -69,6 +69,10 @@ static void smtpd_init(struct daemon_ctx *ctx)
 	settings.bare_newline_reject = config_bool(cfg, "smtpd_forbid_bare_newline");
 	settings.dsn = config_bool(cfg, "smtpd_dsn");
 	settings.queue_dir = config_str(cfg, "queue_directory");
+	settings.queue_minfree = config_size(cfg, "queue_minfree", 0, (uint64_t)1 << 50);
+	/* Postfix's rule: without an explicit floor, keep room for 1.5 messages of the largest size */
+	if (settings.queue_minfree == 0)
+		settings.queue_minfree = settings.size_limit / 2 * 3;
 	free(qmgr_socket);
 	qmgr_socket = NULL;
 	struct buf q = BUF_INIT(BUF_NOLIMIT);

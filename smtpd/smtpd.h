@@ -56,6 +56,7 @@ struct smtpd_settings {
 	bool bare_newline_reject;	/* DATA with bare CR or LF: refuse (else normalize) */
 	bool dsn;			/* advertise DSN */
 	const char *queue_dir;
+	uint64_t queue_minfree;		/* MAIL gets 452 4.3.1 below this much free space (space.c) */
 	const char *qmgr_socket;	/* NULL: do not notify */
 	struct smtpd_policy *policy;	/* relay and recipient decisions; NULL: accept everything (fuzzer) */
 	bool no_sleep;			/* fuzzer: never pause */
@@ -147,6 +148,12 @@ void smtpd_received(const struct smtpd_session *ss, const char *id, int64_t now,
 void smtpd_rfc5322_date(int64_t now, struct buf *out);
 /* Does the header section (CRLF or LF lines, no body) hold a field with this name? */
 bool smtpd_header_has(const char *hdr, size_t len, const char *name);
+
+/* space.c */
+/* Is there room on the queue filesystem for a message of declared bytes (0: not declared)? The free space must
+ * be at least queue_minfree, and 1.5 x declared above that. True when statvfs fails (the write will tell).
+ * avail_out, if not NULL, receives the free bytes. */
+bool smtpd_space_ok(const struct smtpd_settings *set, uint64_t declared, uint64_t *avail_out);
 
 /* policy.c */
 enum smtpd_verdict { SMTPD_OK, SMTPD_REJECT, SMTPD_TEMPFAIL };
