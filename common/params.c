@@ -69,6 +69,7 @@ const struct config_param config_params[] = {
 	{ "smtpd_forbid_bare_newline", "yes", "refuse DATA with bare CR or LF (SMTP smuggling); no: normalize it" },
 	{ "smtpd_dsn", "yes", "advertise DSN (RFC 3461)" },
 	{ "smtpd_tls", "yes", "offer STARTTLS using tls_cert_file and tls_key_file (also on tls=none services)" },
+	{ "smtpd_peername_lookup", "yes", "forward-confirmed reverse DNS of each client (else it is \"unknown\")" },
 	{ "queue_minfree", "0", "free queue space below which MAIL gets 452 4.3.1; 0: 1.5 x message_size_limit" },
 	{ "smtpd_tls_required", "no", "refuse mail commands until STARTTLS (Postfix security level encrypt)" },
 

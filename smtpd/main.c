@@ -7,12 +7,14 @@
 #include "accounts_auth.h"
 #include "alloc.h"
 #include "daemon.h"
+#include "dns.h"
 #include "log.h"
 #include "smtpd.h"
 #include "tls.h"
 
 static struct smtpd_settings settings;
 static SSL_CTX *tls_ctx;
+static struct dns_options dns_opts;
 
 /* master.cf's tls column: none (STARTTLS still offered when smtpd_tls is on and a certificate loads, like
  * Postfix's "may"), starttls (offered; the certificate must load), implicit (TLS from the first byte).
@@ -69,6 +71,9 @@ static void smtpd_init(struct daemon_ctx *ctx)
 	settings.bare_newline_reject = config_bool(cfg, "smtpd_forbid_bare_newline");
 	settings.dsn = config_bool(cfg, "smtpd_dsn");
 	settings.queue_dir = config_str(cfg, "queue_directory");
+	dns_options_from_config(cfg, &dns_opts);
+	settings.dns = &dns_opts;
+	settings.peername_lookup = config_bool(cfg, "smtpd_peername_lookup");
 	settings.queue_minfree = config_size(cfg, "queue_minfree", 0, (uint64_t)1 << 50);
 	/* Postfix's rule: without an explicit floor, keep room for 1.5 messages of the largest size */
 	if (settings.queue_minfree == 0)

@@ -164,6 +164,8 @@ static void client_init(struct smtpd_session *ss, const struct sockaddr *sa, soc
 	}
 	if (ss->set->policy)
 		ss->trusted = smtpd_policy_mynetworks(ss->set->policy, sa);
+	if (ss->set->peername_lookup && ss->set->dns && strcmp(ss->client_addr, "unknown") != 0)
+		smtpd_peername(ss->set->dns, ss->client_addr, ss->client_name, sizeof(ss->client_name));
 }
 
 /* Replies wait in the output buffer while pipelined commands are processed (RFC 2920), but never while we wait

@@ -33,6 +33,7 @@
 enum smtpd_tls_mode { SMTPD_TLS_OFFER, SMTPD_TLS_REQUIRE, SMTPD_TLS_IMPLICIT };
 
 struct smtpd_policy;
+struct dns_options;
 
 /* Everything a session needs from outside; read-only for the session. */
 struct smtpd_settings {
@@ -60,6 +61,8 @@ struct smtpd_settings {
 	const char *qmgr_socket;	/* NULL: do not notify */
 	struct smtpd_policy *policy;	/* relay and recipient decisions; NULL: accept everything (fuzzer) */
 	bool no_sleep;			/* fuzzer: never pause */
+	bool peername_lookup;		/* smtpd_peername_lookup: forward-confirmed reverse DNS of the client */
+	const struct dns_options *dns;	/* resolver settings; NULL: no DNS at all (fuzzer) */
 };
 
 enum smtpd_state {
@@ -83,7 +86,7 @@ struct smtpd_session {
 	enum smtpd_state state;
 	/* client */
 	char client_addr[64];	/* numeric */
-	char client_name[64];	/* "unknown": smtpd does no reverse lookups (yet) */
+	char client_name[256];	/* forward-confirmed reverse name (peername.c), else "unknown" */
 	bool loopback;
 	bool trusted;		/* in mynetworks */
 	char *helo;
@@ -148,6 +151,12 @@ void smtpd_received(const struct smtpd_session *ss, const char *id, int64_t now,
 void smtpd_rfc5322_date(int64_t now, struct buf *out);
 /* Does the header section (CRLF or LF lines, no body) hold a field with this name? */
 bool smtpd_header_has(const char *hdr, size_t len, const char *name);
+
+/* peername.c */
+/* The forward-confirmed host name of numeric address addr into out (lowercase, no root dot), "unknown" when
+ * there is no PTR, none of the first few PTR names resolves back to addr, or DNS fails. Blocking, bounded by
+ * opt's timeout per lookup. */
+void smtpd_peername(const struct dns_options *opt, const char *addr, char *out, size_t outlen);
 
 /* space.c */
 /* Is there room on the queue filesystem for a message of declared bytes (0: not declared)? The free space must

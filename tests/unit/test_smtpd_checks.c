@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,6 +31,7 @@
 #include "ipc.h"
 #include "qproto.h"
 #include "buf.h"
+#include "dns.h"
 #include "log.h"
 #include "qfile.h"
 #include "../../smtpd/smtpd.h"
@@ -318,12 +320,19 @@ static char *log_text(struct fx *f)
 
 /* ---- free space ---------------------------------------------------------------------------------------------- */
 
+static char creply_last[1024];
+
+/* One message to postmaster; the final reply is kept in creply_last. */
 static void send_one(struct fx *f, const char *want)
 {
 	send_expect(f, "MAIL FROM:<a@remote.test>\r\n", "250");
 	send_expect(f, "RCPT TO:<postmaster@example.test>\r\n", "250");
 	send_expect(f, "DATA\r\n", "354");
-	send_expect(f, "Subject: x\r\n\r\nbody\r\n.\r\n", want);
+	csend(f, "Subject: x\r\n\r\nbody\r\n.\r\n");
+	const char *r = creply(f);
+	snprintf(creply_last, sizeof(creply_last), "%s", r);
+	if (strncmp(r, want, strlen(want)) != 0)
+		fail_msg("expected reply \"%s...\", got \"%s\"", want, r);
 }
 
 /* Fill the filesystem of dir with one file until the write fails (ENOSPC). */
@@ -441,17 +450,206 @@ static void test_space_full_tmpfs(void **state)
 	fx_done(&f);
 }
 
+
+/* ---- dnsmasq on a free loopback port (as in test_dns.c) ------------------------------------------------------ */
+
+static const char *const dnsmasq_paths[] = { "/usr/sbin/dnsmasq", "/usr/bin/dnsmasq", "/sbin/dnsmasq", NULL };
+static pid_t dnsmasq_pid = -1;
+static char servers[64];
+static char dnslog[64];
+static struct dns_options dnsopt;
+/* extra dnsmasq arguments added by the tests of later sections (TXT records) */
+static const char *dns_extra[32];
+static size_t ndns_extra;
+
+static int free_port(void)
+{
+	for (int attempt = 0; attempt < 20; attempt++) {
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		socklen_t len = sizeof(a);
+		int u = socket(AF_INET, SOCK_DGRAM, 0), t = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+		if (bind(u, (struct sockaddr *)&a, sizeof(a)) == 0 && getsockname(u, (struct sockaddr *)&a, &len) == 0 &&
+		    bind(t, (struct sockaddr *)&a, sizeof(a)) == 0)
+			port = ntohs(a.sin_port);
+		close(u);
+		close(t);
+		if (port > 0)
+			return port;
+	}
+	return -1;
+}
+
+static int start_dnsmasq(void **state)
+{
+	(void)state;
+	const char *bin = NULL;
+	char portarg[32], ptr6[160], ptr6arg[200];
+	struct buf pn = BUF_INIT(256);
+	int port;
+
+	for (size_t i = 0; dnsmasq_paths[i]; i++)
+		if (access(dnsmasq_paths[i], X_OK) == 0)
+			bin = dnsmasq_paths[i];
+	if (!bin || (port = free_port()) < 0)
+		return 0;	/* the DNS tests skip */
+	snprintf(portarg, sizeof(portarg), "--port=%d", port);
+	snprintf(servers, sizeof(servers), "127.0.0.1:%d", port);
+	snprintf(dnslog, sizeof(dnslog), "/tmp/test_smtpd_checks.%d.log", (int)getpid());
+	assert_true(dns_ptr_name("2001:db8::5", &pn));
+	snprintf(ptr6, sizeof(ptr6), "%s", buf_cstr(&pn));
+	snprintf(ptr6arg, sizeof(ptr6arg), "--ptr-record=%s,six.test", ptr6);
+	buf_free(&pn);
+	const char *argv[64] = {
+		bin, "-k", "--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--pid-file=", portarg,
+		"--listen-address=127.0.0.1", "--bind-interfaces", "--log-facility=-",
+		"--local=/test/", "--local=/2.0.192.in-addr.arpa/", "--local=/8.b.d.0.1.0.0.2.ip6.arpa/",
+		/* forward-confirmed, a PTR that lies, two PTRs of which the second confirms, IPv6 */
+		"--ptr-record=9.2.0.192.in-addr.arpa,Good.Test.", "--host-record=good.test,192.0.2.9",
+		"--ptr-record=10.2.0.192.in-addr.arpa,liar.test", "--host-record=liar.test,192.0.2.99",
+		"--ptr-record=12.2.0.192.in-addr.arpa,other.test", "--ptr-record=12.2.0.192.in-addr.arpa,second.test",
+		"--host-record=second.test,192.0.2.12",
+		ptr6arg, "--host-record=six.test,2001:db8::5",
+	};
+	size_t n = 0;
+	while (argv[n])
+		n++;
+	for (size_t i = 0; i < ndns_extra && n < 60; i++)
+		argv[n++] = dns_extra[i];
+	if (geteuid() == 0)
+		argv[n++] = "--user=root";
+	argv[n] = NULL;
+	dnsmasq_pid = fork();
+	if (dnsmasq_pid < 0)
+		return -1;
+	if (dnsmasq_pid == 0) {
+		int fd = open(dnslog, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execv(bin, (char *const *)argv);
+		_exit(127);
+	}
+	for (int i = 0; i < 100; i++) {
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+			                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		int s = socket(AF_INET, SOCK_STREAM, 0), ok = connect(s, (struct sockaddr *)&a, sizeof(a)) == 0;
+		close(s);
+		if (ok) {
+			dnsopt.nameservers = servers;
+			dnsopt.timeout_ms = 3000;
+			dnsopt.retries = 1;
+			return 0;
+		}
+		if (waitpid(dnsmasq_pid, NULL, WNOHANG) == dnsmasq_pid) {
+			fprintf(stderr, "dnsmasq exited at start; its log is %s\n", dnslog);
+			dnsmasq_pid = -1;
+			return -1;
+		}
+		usleep(50000);
+	}
+	return -1;
+}
+
+static int stop_dnsmasq(void **state)
+{
+	(void)state;
+	if (dnsmasq_pid > 0) {
+		kill(dnsmasq_pid, SIGTERM);
+		waitpid(dnsmasq_pid, NULL, 0);
+		dnsmasq_pid = -1;
+		unlink(dnslog);
+	}
+	return 0;
+}
+
+static bool need_dns(void)
+{
+	if (dnsmasq_pid > 0)
+		return true;
+	print_message("dnsmasq not available: DNS test skipped\n");
+	return false;
+}
+
+/* ---- reverse DNS ---------------------------------------------------------------------------------------------- */
+
+static void test_peername_direct(void **state)
+{
+	(void)state;
+	char name[256];
+
+	if (!need_dns())
+		skip();
+	smtpd_peername(&dnsopt, "192.0.2.9", name, sizeof(name));
+	assert_string_equal(name, "good.test");
+	smtpd_peername(&dnsopt, "192.0.2.10", name, sizeof(name));
+	assert_string_equal(name, "unknown");	/* liar.test resolves elsewhere */
+	smtpd_peername(&dnsopt, "192.0.2.11", name, sizeof(name));
+	assert_string_equal(name, "unknown");	/* no PTR */
+	smtpd_peername(&dnsopt, "192.0.2.12", name, sizeof(name));
+	assert_string_equal(name, "second.test");
+	smtpd_peername(&dnsopt, "2001:db8::5", name, sizeof(name));
+	assert_string_equal(name, "six.test");
+	smtpd_peername(&dnsopt, "not-an-address", name, sizeof(name));
+	assert_string_equal(name, "unknown");
+	/* a resolver that does not answer: unknown, within the time limit */
+	struct dns_options dead = { "127.0.0.1:1", 500, 0 };
+	smtpd_peername(&dead, "192.0.2.9", name, sizeof(name));
+	assert_string_equal(name, "unknown");
+}
+
+/* The name reaches the log and the Received header; with the lookup off it stays unknown. */
+static void test_peername_in_session(void **state)
+{
+	(void)state;
+	struct fx f;
+
+	if (!need_dns())
+		skip();
+	for (int on = 1; on >= 0; on--) {
+		fx_init(&f);
+		f.peer = "192.0.2.9";
+		f.set.dns = &dnsopt;
+		f.set.peername_lookup = on;
+		fx_start(&f);
+		expect(&f, "220");
+		send_expect(&f, "EHLO client.test\r\n", "250");
+		send_one(&f, "250 2.0.0 Ok: queued as");
+		const char *id = queued_id(creply_last);
+		struct qfile_envelope env;
+		struct buf content = BUF_INIT(BUF_NOLIMIT);
+		read_queue(&f, id, &env, &content);
+		buf_putc(&content, '\0');
+		if (on) {
+			assert_non_null(strstr(content.data, "Received: from client.test (good.test [192.0.2.9])"));
+			assert_string_equal(env.client_name, "good.test");
+		} else {
+			assert_non_null(strstr(content.data, "Received: from client.test (unknown [192.0.2.9])"));
+		}
+		qfile_envelope_free(&env);
+		buf_free(&content);
+		send_expect(&f, "QUIT\r\n", "221");
+		fx_wait(&f);
+		char *log = log_text(&f);
+		assert_non_null(strstr(log, on ? "connect from good.test[192.0.2.9]" : "connect from unknown[192.0.2.9]"));
+		free(log);
+		fx_done(&f);
+	}
+}
+
 int main(void)
 {
 	/* harness helpers shared with test_smtpd_session.c that not every test here uses */
 	(void)creply_all;
 	(void)at_eof;
-	(void)queued_id;
 
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_space_statvfs_rules),
 		cmocka_unit_test(test_space_full_tmpfs),
+		cmocka_unit_test(test_peername_direct),
+		cmocka_unit_test(test_peername_in_session),
 	};
 	signal(SIGPIPE, SIG_IGN);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, start_dnsmasq, stop_dnsmasq);
 }
