@@ -93,6 +93,19 @@ static void smtpd_init(struct daemon_ctx *ctx)
 	pc.aliases = config_str(cfg, "alias_maps");
 	pc.delimiters = config_str(cfg, "recipient_delimiter");
 	pc.system_users = config_bool(cfg, "local_system_users");
+	const char *maps[SMTPD_ACCESS_NSTAGES] = {
+		[SMTPD_ACCESS_CLIENT] = config_str(cfg, "smtpd_client_access"),
+		[SMTPD_ACCESS_HELO] = config_str(cfg, "smtpd_helo_access"),
+		[SMTPD_ACCESS_SENDER] = config_str(cfg, "smtpd_sender_access"),
+		[SMTPD_ACCESS_RECIPIENT] = config_str(cfg, "smtpd_recipient_access"),
+	};
+	bool any_map = false;
+	for (int i = 0; i < SMTPD_ACCESS_NSTAGES; i++)
+		any_map = any_map || *maps[i];
+	smtpd_access_free(&settings.access);
+	if (any_map)
+		settings.access = smtpd_access_new(maps, pc.delimiters);
+	settings.delay_reject = config_bool(cfg, "smtpd_delay_reject");
 	settings.policy = smtpd_policy_new(&pc, &err);
 	if (!settings.policy)
 		fatalx("%s", buf_cstr(&err));

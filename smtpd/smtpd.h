@@ -33,6 +33,7 @@
 enum smtpd_tls_mode { SMTPD_TLS_OFFER, SMTPD_TLS_REQUIRE, SMTPD_TLS_IMPLICIT };
 
 struct smtpd_policy;
+struct smtpd_access;
 struct dns_options;
 
 /* Everything a session needs from outside; read-only for the session. */
@@ -61,6 +62,8 @@ struct smtpd_settings {
 	const char *qmgr_socket;	/* NULL: do not notify */
 	struct smtpd_policy *policy;	/* relay and recipient decisions; NULL: accept everything (fuzzer) */
 	bool no_sleep;			/* fuzzer: never pause */
+	struct smtpd_access *access;	/* access maps; NULL: none */
+	bool delay_reject;		/* smtpd_delay_reject: client, HELO and sender verdicts wait for RCPT */
 	bool peername_lookup;		/* smtpd_peername_lookup: forward-confirmed reverse DNS of the client */
 	const struct dns_options *dns;	/* resolver settings; NULL: no DNS at all (fuzzer) */
 };
@@ -89,6 +92,7 @@ struct smtpd_session {
 	char client_name[256];	/* forward-confirmed reverse name (peername.c), else "unknown" */
 	bool loopback;
 	bool trusted;		/* in mynetworks */
+	bool access_denied;	/* client refused at connect: only QUIT is answered (RFC 5321 3.1) */
 	char *helo;
 	bool esmtp;
 	char *auth_user;	/* after a successful AUTH */
@@ -157,6 +161,33 @@ bool smtpd_header_has(const char *hdr, size_t len, const char *name);
  * there is no PTR, none of the first few PTR names resolves back to addr, or DNS fails. Blocking, bounded by
  * opt's timeout per lookup. */
 void smtpd_peername(const struct dns_options *opt, const char *addr, char *out, size_t outlen);
+
+/* access.c */
+enum smtpd_access_stage {
+	SMTPD_ACCESS_CLIENT,
+	SMTPD_ACCESS_HELO,
+	SMTPD_ACCESS_SENDER,
+	SMTPD_ACCESS_RECIPIENT,
+	SMTPD_ACCESS_NSTAGES
+};
+enum smtpd_access_result {
+	SMTPD_ACCESS_DUNNO,	/* no entry (or DUNNO): go on with the next check */
+	SMTPD_ACCESS_OK,	/* OK: this stage passes, its less specific keys are not looked at */
+	SMTPD_ACCESS_REJECT,	/* 5xx in reply */
+	SMTPD_ACCESS_DEFER,	/* 4xx in reply (also a map that cannot be read) */
+};
+/* paths[stage]: compiled table or NULL/"" for none. Tables are opened on first use (after fork). */
+struct smtpd_access *smtpd_access_new(const char *const paths[SMTPD_ACCESS_NSTAGES], const char *delims);
+void smtpd_access_free(struct smtpd_access **a);
+/* Look subject up in the stage's map by Postfix's rules. CLIENT: subject is the address, name the verified
+ * host name (or "unknown"); HELO: the HELO name; SENDER/RECIPIENT: the canonical address ("" = null sender).
+ * For REJECT/DEFER reply holds the complete reply line. */
+enum smtpd_access_result smtpd_access_check(struct smtpd_access *a, enum smtpd_access_stage st,
+                                            const char *subject, const char *name, struct buf *reply);
+/* commands.c: the client, HELO and sender stages in order (RCPT with smtpd_delay_reject). False when one refused;
+ * reply holds the reply and *defer says whether it is temporary. */
+bool smtpd_access_early(struct smtpd_session *ss, bool client, bool helo, bool sender, struct buf *reply,
+                        bool *defer);
 
 /* space.c */
 /* Is there room on the queue filesystem for a message of declared bytes (0: not declared)? The free space must

@@ -32,6 +32,7 @@
 #include "qproto.h"
 #include "buf.h"
 #include "dns.h"
+#include "table.h"
 #include "log.h"
 #include "qfile.h"
 #include "../../smtpd/smtpd.h"
@@ -638,6 +639,221 @@ static void test_peername_in_session(void **state)
 	}
 }
 
+/* ---- access maps ---------------------------------------------------------------------------------------------- */
+
+/* Write src into dir/name and compile it; returns the table path (static buffer per call site is not needed:
+ * the caller copies). */
+static char *make_map(const char *dir, const char *name, const char *src)
+{
+	char p[256];
+	struct buf err = BUF_INIT(4096), warn = BUF_INIT(4096);
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	FILE *fp = fopen(p, "w");
+	assert_non_null(fp);
+	fputs(src, fp);
+	fclose(fp);
+	if (!table_compile(p, NULL, TABLE_POSTMAP, NULL, &err, &warn))
+		fail_msg("compile %s: %s", p, buf_cstr(&err));
+	buf_free(&err);
+	buf_free(&warn);
+	return strdup(p);
+}
+
+static enum smtpd_access_result chk(struct smtpd_access *a, enum smtpd_access_stage st, const char *subj,
+                                    const char *name, const char *want_reply)
+{
+	struct buf reply = BUF_INIT(2048);
+	enum smtpd_access_result r = smtpd_access_check(a, st, subj, name, &reply);
+	if (want_reply && strcmp(buf_cstr(&reply), want_reply) != 0)
+		fail_msg("%s: reply \"%s\", want \"%s\"", subj, buf_cstr(&reply), want_reply);
+	buf_free(&reply);
+	return r;
+}
+
+static void test_access_lookup_rules(void **state)
+{
+	(void)state;
+	struct fx f;
+
+	fx_init(&f);
+	char *client = make_map(f.dir, "client",
+	                        "192.0.2.1 OK\n"
+	                        "192.0.2 REJECT no thanks\n"
+	                        "192.0 DEFER\n"
+	                        "10 550 5.7.0 go away\n"
+	                        "172.16 421 later\n"
+	                        "2001:db8:0:0:0:0:0:1 OK\n"
+	                        "2001:db8 REJECT\n"
+	                        "bad.example REJECT\n"
+	                        "198.51.100.7 FROB\n"
+	                        "203.0.113 DUNNO\n"
+	                        "203 REJECT\n");
+	char *helo = make_map(f.dir, "helo", "localhost REJECT you are not me\nfine.test OK\n");
+	char *sender = make_map(f.dir, "sender",
+	                        "friend@bad.test OK\n"
+	                        "bad.test REJECT\n"
+	                        "@worse.test DEFER try later\n"
+	                        "abuse@ REJECT\n"
+	                        "user+tag@ext.test REJECT tagged\n"
+	                        "<> 550 no bounces here\n");
+	const char *paths[SMTPD_ACCESS_NSTAGES] = { client, helo, sender, NULL };
+	struct smtpd_access *a = smtpd_access_new(paths, "+");
+
+	assert_int_equal(chk(a, SMTPD_ACCESS_CLIENT, "192.0.2.1", "unknown", ""), SMTPD_ACCESS_OK);
+	assert_int_equal(chk(a, SMTPD_ACCESS_CLIENT, "192.0.2.5", "unknown",
+	                     "554 5.7.1 <unknown[192.0.2.5]>: Client host rejected: no thanks"), SMTPD_ACCESS_REJECT);
+	assert_int_equal(chk(a, SMTPD_ACCESS_CLIENT, "192.0.3.1", "unknown",
+	                     "450 4.7.1 <unknown[192.0.3.1]>: Client host rejected: Access denied"), SMTPD_ACCESS_DEFER);
+	assert_int_equal(chk(a, SMTPD_ACCESS_CLIENT, "10.1.2.3", "unknown", "550 5.7.0 go away"), SMTPD_ACCESS_REJECT);
+	assert_int_equal(chk(a, SMTPD_ACCESS_CLIENT, "172.16.0.1", "unknown", "421 4.7.1 later"), SMTPD_ACCESS_DEFER);
+	assert_int_equal(chk(a, SMTPD_ACCESS_CLIENT, "2001:db8::1", "unknown", ""), SMTPD_ACCESS_OK);
+	assert_int_equal(chk(a, SMTPD_ACCESS_CLIENT, "2001:db8::2", "unknown", NULL), SMTPD_ACCESS_REJECT);
+	assert_int_equal(chk(a, SMTPD_ACCESS_CLIENT, "2001:db9::2", "unknown", ""), SMTPD_ACCESS_DUNNO);
+	assert_int_equal(chk(a, SMTPD_ACCESS_CLIENT, "198.51.100.1", "unknown", ""), SMTPD_ACCESS_DUNNO);
+	/* the host name and its parents come first; an unverified name is never looked up */
+	assert_int_equal(chk(a, SMTPD_ACCESS_CLIENT, "198.51.100.1", "mx.Bad.example", NULL), SMTPD_ACCESS_REJECT);
+	/* a typo in the map defers rather than letting the client through */
+	assert_int_equal(chk(a, SMTPD_ACCESS_CLIENT, "198.51.100.7", "unknown", "451 4.3.5 Server configuration error"),
+	                 SMTPD_ACCESS_DEFER);
+	/* DUNNO stops the search: the less specific 203 is not consulted */
+	assert_int_equal(chk(a, SMTPD_ACCESS_CLIENT, "203.0.113.9", "unknown", ""), SMTPD_ACCESS_DUNNO);
+	assert_int_equal(chk(a, SMTPD_ACCESS_CLIENT, "203.1.1.1", "unknown", NULL), SMTPD_ACCESS_REJECT);
+
+	assert_int_equal(chk(a, SMTPD_ACCESS_HELO, "localhost", NULL,
+	                     "554 5.7.1 <localhost>: Helo command rejected: you are not me"), SMTPD_ACCESS_REJECT);
+	assert_int_equal(chk(a, SMTPD_ACCESS_HELO, "a.fine.test", NULL, ""), SMTPD_ACCESS_OK);
+
+	/* user@domain beats domain; @domain; user@; extension; null sender */
+	assert_int_equal(chk(a, SMTPD_ACCESS_SENDER, "friend@bad.test", NULL, ""), SMTPD_ACCESS_OK);
+	assert_int_equal(chk(a, SMTPD_ACCESS_SENDER, "other@bad.test", NULL,
+	                     "554 5.7.1 <other@bad.test>: Sender address rejected: Access denied"), SMTPD_ACCESS_REJECT);
+	assert_int_equal(chk(a, SMTPD_ACCESS_SENDER, "x@sub.bad.test", NULL, NULL), SMTPD_ACCESS_REJECT);
+	assert_int_equal(chk(a, SMTPD_ACCESS_SENDER, "x@worse.test", NULL,
+	                     "450 4.7.1 <x@worse.test>: Sender address rejected: try later"), SMTPD_ACCESS_DEFER);
+	assert_int_equal(chk(a, SMTPD_ACCESS_SENDER, "abuse@anywhere.test", NULL, NULL), SMTPD_ACCESS_REJECT);
+	assert_int_equal(chk(a, SMTPD_ACCESS_SENDER, "user+tag@ext.test", NULL, NULL), SMTPD_ACCESS_REJECT);
+	assert_int_equal(chk(a, SMTPD_ACCESS_SENDER, "user@ext.test", NULL, ""), SMTPD_ACCESS_DUNNO);
+	assert_int_equal(chk(a, SMTPD_ACCESS_SENDER, "", NULL, "550 5.7.1 no bounces here"), SMTPD_ACCESS_REJECT);
+	/* no recipient map */
+	assert_int_equal(chk(a, SMTPD_ACCESS_RECIPIENT, "x@bad.test", NULL, ""), SMTPD_ACCESS_DUNNO);
+	smtpd_access_free(&a);
+	assert_null(a);
+
+	/* a configured map that does not exist (yet): defer, and pick it up once it is compiled */
+	char missing[256];
+	snprintf(missing, sizeof(missing), "%s/later", f.dir);
+	const char *p2[SMTPD_ACCESS_NSTAGES] = { NULL, NULL, NULL, missing };
+	a = smtpd_access_new(p2, NULL);
+	assert_int_equal(chk(a, SMTPD_ACCESS_RECIPIENT, "x@y.test", NULL, "451 4.3.0 Temporary lookup failure"),
+	                 SMTPD_ACCESS_DEFER);
+	free(make_map(f.dir, "later", "x@y.test REJECT\n"));
+	assert_int_equal(chk(a, SMTPD_ACCESS_RECIPIENT, "x@y.test", NULL, NULL), SMTPD_ACCESS_REJECT);
+	smtpd_access_free(&a);
+	free(client);
+	free(helo);
+	free(sender);
+	fx_done(&f);
+}
+
+/* smtpd_delay_reject = yes: the client is refused only at RCPT; HELO and MAIL pass. */
+static void test_access_delayed(void **state)
+{
+	(void)state;
+	struct fx f;
+
+	char mdir[64] = "/tmp/smtpd-maps-XXXXXX";	/* outlives each session's fixture */
+	assert_non_null(mkdtemp(mdir));
+	fx_init(&f);
+	f.peer = "192.0.2.5";
+	char *client = make_map(mdir, "client", "192.0.2 REJECT go away\n");
+	char *rcpt = make_map(mdir, "rcpt", "abuse@example.test 550 5.7.1 not here\n");
+	const char *paths[SMTPD_ACCESS_NSTAGES] = { client, NULL, NULL, rcpt };
+	f.set.access = smtpd_access_new(paths, "+");
+	f.set.delay_reject = true;
+	fx_start(&f);
+	expect(&f, "220 ");
+	send_expect(&f, "EHLO c.test\r\n", "250");
+	send_expect(&f, "MAIL FROM:<a@remote.test>\r\n", "250");
+	send_expect(&f, "RCPT TO:<postmaster@example.test>\r\n",
+	            "554 5.7.1 <unknown[192.0.2.5]>: Client host rejected: go away");
+	send_expect(&f, "QUIT\r\n", "221");
+	fx_wait(&f);
+	char *log = log_text(&f);
+	assert_non_null(strstr(log, "NOQUEUE: reject: RCPT from unknown[192.0.2.5]: 554 5.7.1"));
+	free(log);
+	smtpd_access_free(&f.set.access);
+	fx_done(&f);
+
+	/* a client the map lets through still meets the recipient map, then the relay rules */
+	fx_init(&f);
+	f.peer = "198.51.100.1";
+	f.set.access = smtpd_access_new(paths, "+");
+	f.set.delay_reject = true;
+	fx_start(&f);
+	expect(&f, "220 ");
+	send_expect(&f, "EHLO c.test\r\n", "250");
+	send_expect(&f, "MAIL FROM:<a@remote.test>\r\n", "250");
+	send_expect(&f, "RCPT TO:<abuse@example.test>\r\n", "550 5.7.1 not here");
+	send_expect(&f, "RCPT TO:<someone@elsewhere.test>\r\n", "554 5.7.1");
+	send_expect(&f, "RCPT TO:<postmaster@example.test>\r\n", "250");
+	send_expect(&f, "QUIT\r\n", "221");
+	fx_wait(&f);
+	smtpd_access_free(&f.set.access);
+	fx_done(&f);
+	free(client);
+	free(rcpt);
+	rm_tree(mdir);
+}
+
+/* smtpd_delay_reject = no: the client refusal replaces the greeting and only QUIT is answered; HELO and sender
+ * maps answer their own commands. */
+static void test_access_immediate(void **state)
+{
+	(void)state;
+	struct fx f;
+
+	char mdir[64] = "/tmp/smtpd-maps-XXXXXX";	/* outlives each session's fixture */
+	assert_non_null(mkdtemp(mdir));
+	fx_init(&f);
+	f.peer = "192.0.2.5";
+	char *client = make_map(mdir, "client", "192.0.2 REJECT go away\n192.0.2.6 OK\n");
+	char *helo = make_map(mdir, "helo", "mx.example.test REJECT that is my name\n");
+	char *sender = make_map(mdir, "sender", "spam.test DEFER\n");
+	const char *paths[SMTPD_ACCESS_NSTAGES] = { client, helo, sender, NULL };
+	f.set.access = smtpd_access_new(paths, "+");
+	f.set.delay_reject = false;
+	fx_start(&f);
+	expect(&f, "554 5.7.1 <unknown[192.0.2.5]>: Client host rejected: go away");
+	send_expect(&f, "EHLO c.test\r\n", "503 5.7.0 Error: access denied for unknown[192.0.2.5]");
+	send_expect(&f, "MAIL FROM:<a@remote.test>\r\n", "503 5.7.0");
+	send_expect(&f, "QUIT\r\n", "221");
+	fx_wait(&f);
+	smtpd_access_free(&f.set.access);
+	fx_done(&f);
+
+	fx_init(&f);
+	f.peer = "192.0.2.6";
+	f.set.access = smtpd_access_new(paths, "+");
+	f.set.delay_reject = false;
+	fx_start(&f);
+	expect(&f, "220 ");
+	send_expect(&f, "EHLO mx.example.test\r\n", "554 5.7.1 <mx.example.test>: Helo command rejected: that is my name");
+	send_expect(&f, "MAIL FROM:<a@remote.test>\r\n", "503 5.5.1 Error: send HELO/EHLO first");
+	send_expect(&f, "EHLO c.test\r\n", "250");
+	send_expect(&f, "MAIL FROM:<a@spam.test>\r\n", "450 4.7.1 <a@spam.test>: Sender address rejected");
+	send_expect(&f, "RCPT TO:<postmaster@example.test>\r\n", "503 5.5.1");
+	send_one(&f, "250 2.0.0 Ok: queued as");
+	send_expect(&f, "QUIT\r\n", "221");
+	fx_wait(&f);
+	smtpd_access_free(&f.set.access);
+	fx_done(&f);
+	free(client);
+	free(helo);
+	free(sender);
+	rm_tree(mdir);
+}
+
 int main(void)
 {
 	/* harness helpers shared with test_smtpd_session.c that not every test here uses */
@@ -649,6 +865,9 @@ int main(void)
 		cmocka_unit_test(test_space_full_tmpfs),
 		cmocka_unit_test(test_peername_direct),
 		cmocka_unit_test(test_peername_in_session),
+		cmocka_unit_test(test_access_lookup_rules),
+		cmocka_unit_test(test_access_delayed),
+		cmocka_unit_test(test_access_immediate),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, start_dnsmasq, stop_dnsmasq);
