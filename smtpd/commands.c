@@ -236,6 +236,7 @@ static void cmd_mail(struct smtpd_session *ss, const struct smtpd_cmd *cmd)
 	ss->mail = mail;
 	addr_free(&a);
 	ss->state = SMTPD_S_MAIL;
+	smtpd_authcheck_start(ss);
 	smtpd_reply(ss, "250 2.1.0 Ok");
 }
 

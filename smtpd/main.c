@@ -9,6 +9,7 @@
 #include "daemon.h"
 #include "dns.h"
 #include "log.h"
+#include "psl.h"
 #include "smtpd.h"
 #include "tls.h"
 
@@ -74,6 +75,21 @@ static void smtpd_init(struct daemon_ctx *ctx)
 	dns_options_from_config(cfg, &dns_opts);
 	settings.dns = &dns_opts;
 	settings.peername_lookup = config_bool(cfg, "smtpd_peername_lookup");
+	settings.sender_auth = config_bool(cfg, "smtpd_sender_authentication");
+	settings.dmarc_enforce = config_bool(cfg, "smtpd_dmarc_enforce");
+	static struct psl *psl;
+	psl_free(&psl);
+	if (settings.sender_auth) {
+		const char *pslfile = config_str(cfg, "public_suffix_list");
+		psl = psl_load(pslfile);
+		if (!psl) {
+			/* DMARC still works for domains directly under a top-level name */
+			log_warn("public_suffix_list %s: %s; organisational domains will be guessed poorly", pslfile,
+			         strerror(errno));
+			psl = psl_parse("", 0);
+		}
+	}
+	settings.psl = psl;
 	settings.queue_minfree = config_size(cfg, "queue_minfree", 0, (uint64_t)1 << 50);
 	/* Postfix's rule: without an explicit floor, keep room for 1.5 messages of the largest size */
 	if (settings.queue_minfree == 0)

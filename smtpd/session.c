@@ -101,6 +101,7 @@ void smtpd_reply_error(struct smtpd_session *ss, const char *fmt, ...)
 void smtpd_transaction_reset(struct smtpd_session *ss)
 {
 	smtpd_data_abort(ss);
+	smtpd_authcheck_free(ss);
 	xfree(&ss->sender);
 	esmtp_mail_free(&ss->mail);
 	memset(&ss->mail, 0, sizeof(ss->mail));

@@ -33,6 +33,8 @@
 enum smtpd_tls_mode { SMTPD_TLS_OFFER, SMTPD_TLS_REQUIRE, SMTPD_TLS_IMPLICIT };
 
 struct smtpd_policy;
+struct smtpd_authcheck;
+struct psl;
 struct smtpd_access;
 struct dns_options;
 
@@ -64,6 +66,9 @@ struct smtpd_settings {
 	bool no_sleep;			/* fuzzer: never pause */
 	struct smtpd_access *access;	/* access maps; NULL: none */
 	bool delay_reject;		/* smtpd_delay_reject: client, HELO and sender verdicts wait for RCPT */
+	bool sender_auth;		/* smtpd_sender_authentication: SPF, DKIM, DMARC on the MX port */
+	bool dmarc_enforce;		/* smtpd_dmarc_enforce: DMARC p=reject failures get 550 5.7.1 */
+	const struct psl *psl;		/* public suffix list for DMARC; NULL: no DMARC */
 	bool peername_lookup;		/* smtpd_peername_lookup: forward-confirmed reverse DNS of the client */
 	const struct dns_options *dns;	/* resolver settings; NULL: no DNS at all (fuzzer) */
 };
@@ -106,6 +111,7 @@ struct smtpd_session {
 	bool bdat_failed;	/* a chunk could not be stored: answer the rest with 451 / 552 */
 	char bdat_fail_reply[96];
 	struct smtpd_msgsink *sink;
+	struct smtpd_authcheck *authcheck;	/* SPF checks of this transaction (authcheck.c) */
 	/* counters */
 	unsigned errors;
 	unsigned junk;
@@ -188,6 +194,18 @@ enum smtpd_access_result smtpd_access_check(struct smtpd_access *a, enum smtpd_a
  * reply holds the reply and *defer says whether it is temporary. */
 bool smtpd_access_early(struct smtpd_session *ss, bool client, bool helo, bool sender, struct buf *reply,
                         bool *defer);
+
+/* authcheck.c */
+/* Is this session's mail checked (MX port, not submission, not logged in, not mynetworks)? */
+bool smtpd_authcheck_wanted(const struct smtpd_session *ss);
+/* MAIL accepted: start the SPF checks of MAIL FROM and HELO (nothing when not wanted). */
+void smtpd_authcheck_start(struct smtpd_session *ss);
+void smtpd_authcheck_free(struct smtpd_session *ss);
+/* The whole message (header and body as received) is in: wait for SPF, verify DKIM (only when complete), check
+ * DMARC, append Authentication-Results and Received-SPF to top. False with the reply when DMARC p=reject is
+ * enforced and failed. Frees the transaction's check. */
+bool smtpd_authcheck_finish(struct smtpd_session *ss, const char *msg, size_t len, bool complete, struct buf *top,
+                            struct buf *reply);
 
 /* space.c */
 /* Is there room on the queue filesystem for a message of declared bytes (0: not declared)? The free space must
