@@ -32,6 +32,8 @@
 #include "qproto.h"
 #include "buf.h"
 #include "dns.h"
+#include "dkim.h"
+#include "psl.h"
 #include "table.h"
 #include "log.h"
 #include "qfile.h"
@@ -854,6 +856,225 @@ static void test_access_immediate(void **state)
 	rm_tree(mdir);
 }
 
+/* ---- sender authentication ------------------------------------------------------------------------------------ */
+
+static struct dkim_key *dkim_test_key;
+static char dkim_txt_arg[512];
+
+/* Called before dnsmasq starts: the key record it will serve. */
+static void auth_records(void)
+{
+	struct buf rec = BUF_INIT(4096);
+
+	dkim_test_key = dkim_key_generate(DKIM_ED25519_SHA256);
+	assert_non_null(dkim_test_key);
+	assert_true(dkim_key_dns_record(dkim_test_key, &rec));
+	snprintf(dkim_txt_arg, sizeof(dkim_txt_arg), "--txt-record=sel._domainkey.spf.test,%s", buf_cstr(&rec));
+	buf_free(&rec);
+	dns_extra[ndns_extra++] = dkim_txt_arg;
+	dns_extra[ndns_extra++] = "--txt-record=spf.test,v=spf1 ip4:192.0.2.9 -all";
+	dns_extra[ndns_extra++] = "--txt-record=_dmarc.spf.test,v=DMARC1; p=reject";
+	dns_extra[ndns_extra++] = "--txt-record=fail.test,v=spf1 -all";
+	dns_extra[ndns_extra++] = "--txt-record=_dmarc.fail.test,v=DMARC1; p=reject";
+	dns_extra[ndns_extra++] = "--txt-record=client.test,v=spf1 a:good.test -all";
+}
+
+/* A message from From with a DKIM signature by spf.test when sign is set; CRLF lines; dot-stuffing not needed. */
+static char *auth_message(const char *from, bool sign, const char *extra_headers)
+{
+	struct buf m = BUF_INIT(BUF_NOLIMIT), out = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(1024);
+
+	buf_printf(&m, "%sFrom: <%s>\r\nTo: <postmaster@example.test>\r\nSubject: checked\r\n"
+	           "Date: Mon, 23 Nov 2026 12:00:00 +0000\r\nMessage-ID: <1@x.test>\r\n\r\nhello\r\n",
+	           extra_headers ? extra_headers : "", from);
+	if (sign) {
+		struct dkim_sign_options o = { "spf.test", "sel", dkim_test_key, 0, 0, DKIM_CANON_RELAXED,
+		                               DKIM_CANON_RELAXED };
+		if (!dkim_sign(&o, m.data, m.len, &out, &err))
+			fail_msg("dkim_sign: %s", buf_cstr(&err));
+	}
+	buf_append(&out, m.data, m.len);
+	buf_free(&m);
+	buf_free(&err);
+	return buf_steal(&out, NULL);
+}
+
+/* Send one message; returns the queued content (caller frees) or NULL when the final reply is not 250. */
+static char *auth_session(struct fx *f, const char *mailfrom, const char *msg, const char *want)
+{
+	char cmd[512];
+	char *content = NULL;
+
+	fx_start(f);
+	expect(f, "220");
+	send_expect(f, "EHLO client.test\r\n", "250");
+	snprintf(cmd, sizeof(cmd), "MAIL FROM:<%s>\r\n", mailfrom);
+	send_expect(f, cmd, "250");
+	send_expect(f, "RCPT TO:<postmaster@example.test>\r\n", "250");
+	send_expect(f, "DATA\r\n", "354");
+	csend(f, msg);
+	csend(f, ".\r\n");
+	const char *r = creply(f);
+	if (strncmp(r, want, strlen(want)) != 0)
+		fail_msg("expected reply \"%s...\", got \"%s\"", want, r);
+	if (strncmp(r, "250", 3) == 0) {
+		struct qfile_envelope env;
+		struct buf c = BUF_INIT(BUF_NOLIMIT);
+		read_queue(f, queued_id(r), &env, &c);
+		buf_putc(&c, '\0');
+		qfile_envelope_free(&env);
+		content = buf_steal(&c, NULL);
+	}
+	send_expect(f, "QUIT\r\n", "221");
+	fx_wait(f);
+	return content;
+}
+
+static struct psl *test_psl;
+
+static void auth_fx(struct fx *f, const char *peer)
+{
+	fx_init(f);
+	f->peer = peer;
+	f->set.dns = &dnsopt;
+	f->set.sender_auth = true;
+	f->set.psl = test_psl;
+}
+
+/* The header block of content (through the empty line), NUL-terminated in place. */
+static char *header_of(char *content)
+{
+	char *e = strstr(content, "\r\n\r\n");
+	if (!e)
+		e = strstr(content, "\n\n");
+	assert_non_null(e);
+	e[2] = '\0';
+	return content;
+}
+
+static void test_auth_pass_and_forgery_removed(void **state)
+{
+	(void)state;
+	struct fx f;
+
+	if (!need_dns())
+		skip();
+	auth_fx(&f, "192.0.2.9");
+	char *msg = auth_message("a@spf.test", true,
+	                         "Authentication-Results: mx.example.test; dkim=pass header.d=bank.test\r\n"
+	                         "Authentication-Results: other.test; spf=pass smtp.mailfrom=x@other.test\r\n");
+	char *c = auth_session(&f, "a@spf.test", msg, "250 2.0.0 Ok: queued as");
+	header_of(c);
+	/* ours on top, then Received-SPF, then Received */
+	assert_true(strncmp(c, "Authentication-Results: mx.example.test;", 40) == 0);
+	assert_non_null(strstr(c, "spf=pass"));
+	assert_non_null(strstr(c, "smtp.mailfrom=a@spf.test"));
+	assert_non_null(strstr(c, "dkim=pass"));
+	assert_non_null(strstr(c, "header.d=spf.test"));
+	assert_non_null(strstr(c, "dmarc=pass"));
+	assert_non_null(strstr(c, "header.from=spf.test"));
+	assert_non_null(strstr(c, "smtp.helo=client.test"));	/* the HELO identity too */
+	char *rspf = strstr(c, "\nReceived-SPF: pass");
+	char *rcvd = strstr(c, "\nReceived: from client.test");
+	assert_non_null(rspf);
+	assert_non_null(rcvd);
+	assert_true(rspf < rcvd);
+	/* the forged one claiming our id is gone, the foreign one stays */
+	assert_null(strstr(c, "bank.test"));
+	assert_non_null(strstr(c, "Authentication-Results: other.test; spf=pass"));
+	assert_null(strstr(c + 10, "Authentication-Results: mx.example.test"));
+	free(c);
+	free(msg);
+	fx_done(&f);
+}
+
+static void test_auth_dmarc_fail(void **state)
+{
+	(void)state;
+	struct fx f;
+
+	if (!need_dns())
+		skip();
+	/* recorded only */
+	auth_fx(&f, "192.0.2.9");
+	char *msg = auth_message("b@fail.test", false, NULL);
+	char *c = auth_session(&f, "b@fail.test", msg, "250 2.0.0 Ok: queued as");
+	header_of(c);
+	assert_non_null(strstr(c, "spf=fail"));
+	assert_non_null(strstr(c, "dkim=none"));
+	assert_non_null(strstr(c, "dmarc=fail"));
+	assert_non_null(strstr(c, "Received-SPF: fail"));
+	free(c);
+	fx_done(&f);
+
+	/* enforced: refused after the data, nothing queued */
+	auth_fx(&f, "192.0.2.9");
+	f.set.dmarc_enforce = true;
+	c = auth_session(&f, "b@fail.test", msg, "550 5.7.1 Email rejected per DMARC policy for fail.test");
+	assert_null(c);
+	assert_int_equal(count_files(&f, "incoming"), 0);
+	assert_int_equal(count_files(&f, "tmp"), 0);
+	fx_done(&f);
+
+	/* a DKIM signature by an aligned domain rescues an SPF failure: the From is spf.test, MAIL FROM fail.test */
+	free(msg);
+	auth_fx(&f, "192.0.2.9");
+	f.set.dmarc_enforce = true;
+	msg = auth_message("a@spf.test", true, NULL);
+	c = auth_session(&f, "b@fail.test", msg, "250 2.0.0 Ok: queued as");
+	header_of(c);
+	assert_non_null(strstr(c, "spf=fail"));
+	assert_non_null(strstr(c, "dmarc=pass"));
+	free(c);
+	free(msg);
+	fx_done(&f);
+}
+
+/* mynetworks clients, logged-in users and the submission service are not checked; neither is a disabled setting */
+static void test_auth_not_applied(void **state)
+{
+	(void)state;
+	struct fx f;
+
+	if (!need_dns())
+		skip();
+	char *msg = auth_message("b@fail.test", false,
+	                         "Authentication-Results: mx.example.test; dkim=pass header.d=bank.test\r\n");
+	for (int i = 0; i < 2; i++) {
+		auth_fx(&f, i == 0 ? "127.0.0.1" : "192.0.2.9");
+		if (i == 1)
+			f.set.sender_auth = false;
+		f.set.dmarc_enforce = true;
+		char *c = auth_session(&f, "b@fail.test", msg, "250 2.0.0 Ok: queued as");
+		header_of(c);
+		assert_null(strstr(c, "Received-SPF"));
+		assert_true(strncmp(c, "Received: ", 10) == 0);
+		free(c);
+		fx_done(&f);
+	}
+	free(msg);
+}
+
+/* The null sender is checked as postmaster@HELO. */
+static void test_auth_null_sender(void **state)
+{
+	(void)state;
+	struct fx f;
+
+	if (!need_dns())
+		skip();
+	auth_fx(&f, "192.0.2.9");
+	char *msg = auth_message("mailer-daemon@client.test", false, NULL);
+	char *c = auth_session(&f, "", msg, "250 2.0.0 Ok: queued as");
+	header_of(c);
+	assert_non_null(strstr(c, "spf=pass"));
+	assert_non_null(strstr(c, "smtp.helo=client.test"));
+	assert_non_null(strstr(c, "Received-SPF: pass"));
+	free(c);
+	free(msg);
+	fx_done(&f);
+}
+
 int main(void)
 {
 	/* harness helpers shared with test_smtpd_session.c that not every test here uses */
@@ -868,7 +1089,16 @@ int main(void)
 		cmocka_unit_test(test_access_lookup_rules),
 		cmocka_unit_test(test_access_delayed),
 		cmocka_unit_test(test_access_immediate),
+		cmocka_unit_test(test_auth_pass_and_forgery_removed),
+		cmocka_unit_test(test_auth_dmarc_fail),
+		cmocka_unit_test(test_auth_not_applied),
+		cmocka_unit_test(test_auth_null_sender),
 	};
 	signal(SIGPIPE, SIG_IGN);
-	return cmocka_run_group_tests(tests, start_dnsmasq, stop_dnsmasq);
+	auth_records();
+	test_psl = psl_parse("", 0);
+	int rc = cmocka_run_group_tests(tests, start_dnsmasq, stop_dnsmasq);
+	psl_free(&test_psl);
+	dkim_key_free(&dkim_test_key);
+	return rc;
 }
