@@ -78,7 +78,7 @@ def policy_instance(make_instance):
         for name, text in (maps or {}).items():
             src = inst.path('etc', f'{name}_access')
             Path(src).write_text(text)
-            inst.cli('map', 'compile', str(src), check=True)
+            inst.run('map', 'compile', str(src), check=True)
             settings[f'smtpd_{name}_access'] = str(src)
         settings.update(main_cf or {})
         for name, value in settings.items():
