@@ -102,9 +102,8 @@ static size_t enhanced_len(const char *s)
 	return s[i] == ' ' ? i + 1 : i;
 }
 
-/* Turn a map value into a verdict; reply receives the full SMTP reply for REJECT/TEMPFAIL. */
-static enum smtpd_access_result action(const char *value, const char *subject, enum smtpd_access_stage st,
-                                       const char *mapname, struct buf *reply)
+enum smtpd_access_result smtpd_access_action(const char *value, const char *subject, enum smtpd_access_stage st,
+                                             const char *mapname, struct buf *reply)
 {
 	const char *v = value;
 	size_t wl = strcspn(v, " \t");
@@ -268,7 +267,7 @@ enum smtpd_access_result smtpd_access_check(struct smtpd_access *a, enum smtpd_a
 			snprintf(shown, sizeof(shown), "%s[%s]", name ? name : "unknown", subject);
 		else
 			snprintf(shown, sizeof(shown), "%s", *subject ? subject : "");
-		res = action(buf_cstr(&value), shown, st, a->path[st], reply);
+		res = smtpd_access_action(buf_cstr(&value), shown, st, a->path[st], reply);
 	}
 	buf_free(&value);
 	return res;

@@ -190,6 +190,9 @@ void smtpd_access_free(struct smtpd_access **a);
  * For REJECT/DEFER reply holds the complete reply line. */
 enum smtpd_access_result smtpd_access_check(struct smtpd_access *a, enum smtpd_access_stage st,
                                             const char *subject, const char *name, struct buf *reply);
+/* Turn a map value into a verdict (reply: the whole reply line for REJECT/DEFER). Exposed for the fuzzer. */
+enum smtpd_access_result smtpd_access_action(const char *value, const char *subject, enum smtpd_access_stage st,
+                                             const char *mapname, struct buf *reply);
 /* commands.c: the client, HELO and sender stages in order (RCPT with smtpd_delay_reject). False when one refused;
  * reply holds the reply and *defer says whether it is temporary. */
 bool smtpd_access_early(struct smtpd_session *ss, bool client, bool helo, bool sender, struct buf *reply,
