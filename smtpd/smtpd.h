@@ -1,5 +1,5 @@
 /* smtpd's internal interfaces: the settings a session runs with, the session itself, and the pieces that act on
- * it (commands.c, data.c, policy.c, received.c, auth.c, notify.c). smtpd/main.c fills the settings from the
+ * it (commands.c, data.c, policy.c, received.c, auth.c, notify.c, access.c, authcheck.c, peername.c, space.c). smtpd/main.c fills the settings from the
  * configuration and runs one session per accepted connection; the unit tests and the fuzzer run sessions over
  * socketpairs.
  *

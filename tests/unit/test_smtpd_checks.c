@@ -1055,6 +1055,40 @@ static void test_auth_not_applied(void **state)
 	free(msg);
 }
 
+/* Who is checked: only the MX port, unauthenticated clients outside mynetworks, with DNS configured. */
+static void test_auth_wanted(void **state)
+{
+	(void)state;
+	struct fx f;
+	struct smtpd_session ss;
+
+	fx_init(&f);
+	f.set.dns = &dnsopt;
+	f.set.sender_auth = true;
+	memset(&ss, 0, sizeof(ss));
+	ss.set = &f.set;
+	snprintf(ss.client_addr, sizeof(ss.client_addr), "192.0.2.9");
+	assert_true(smtpd_authcheck_wanted(&ss));
+	ss.trusted = true;
+	assert_false(smtpd_authcheck_wanted(&ss));
+	ss.trusted = false;
+	ss.auth_user = (char *)"user@example.test";
+	assert_false(smtpd_authcheck_wanted(&ss));
+	ss.auth_user = NULL;
+	f.set.auth_required = true;
+	assert_false(smtpd_authcheck_wanted(&ss));
+	f.set.auth_required = false;
+	f.set.tls_mode = SMTPD_TLS_IMPLICIT;
+	assert_false(smtpd_authcheck_wanted(&ss));
+	f.set.tls_mode = SMTPD_TLS_OFFER;
+	f.set.dns = NULL;
+	assert_false(smtpd_authcheck_wanted(&ss));
+	f.set.dns = &dnsopt;
+	f.set.sender_auth = false;
+	assert_false(smtpd_authcheck_wanted(&ss));
+	fx_done(&f);
+}
+
 /* The null sender is checked as postmaster@HELO. */
 static void test_auth_null_sender(void **state)
 {
@@ -1093,6 +1127,7 @@ int main(void)
 		cmocka_unit_test(test_auth_dmarc_fail),
 		cmocka_unit_test(test_auth_not_applied),
 		cmocka_unit_test(test_auth_null_sender),
+		cmocka_unit_test(test_auth_wanted),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	auth_records();
