@@ -101,7 +101,8 @@ bool smtpd_access_early(struct smtpd_session *ss, bool client, bool helo, bool s
 	struct smtpd_access *a = ss->set->access;
 	enum smtpd_access_result r = SMTPD_ACCESS_DUNNO;
 
-	if (!a)
+	/* a local submission is identified by the kernel, not by an address the maps could speak about */
+	if (!a || ss->peer_uid >= 0)
 		return true;
 	if (client)
 		r = smtpd_access_check(a, SMTPD_ACCESS_CLIENT, ss->client_addr, ss->client_name, reply);
@@ -292,7 +293,7 @@ static void cmd_rcpt(struct smtpd_session *ss, const struct smtpd_cmd *cmd)
 		smtpd_reply(ss, "452 4.5.3 Error: too many recipients");
 		return;
 	}
-	if (ss->set->access) {
+	if (ss->set->access && ss->peer_uid < 0) {
 		/* smtpd_delay_reject: the client, HELO and sender verdicts are given here, so the client learns
 		 * which recipient they concerned and broken clients that do not expect a refused HELO keep working */
 		struct buf reply = BUF_INIT(1024);

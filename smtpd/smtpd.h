@@ -59,6 +59,9 @@ struct smtpd_settings {
 	bool submission_fixups;		/* add missing Message-ID and Date to mail from authenticated clients */
 	bool bare_newline_reject;	/* DATA with bare CR or LF: refuse (else normalize) */
 	bool dsn;			/* advertise DSN */
+	/* Local submission (public/submit, sendmail): the client is identified by its uid from SO_PEERCRED,
+	 * which is recorded in the queue file and logged; it may relay like mynetworks. */
+	bool local_submission;
 	const char *queue_dir;
 	uint64_t queue_minfree;		/* MAIL gets 452 4.3.1 below this much free space (space.c) */
 	const char *qmgr_socket;	/* NULL: do not notify */
@@ -96,7 +99,8 @@ struct smtpd_session {
 	char client_addr[64];	/* numeric */
 	char client_name[256];	/* forward-confirmed reverse name (peername.c), else "unknown" */
 	bool loopback;
-	bool trusted;		/* in mynetworks */
+	bool trusted;		/* in mynetworks, or a local submission */
+	long peer_uid;		/* local submission: the client's uid (SO_PEERCRED); -1 otherwise */
 	bool access_denied;	/* client refused at connect: only QUIT is answered (RFC 5321 3.1) */
 	char *helo;
 	bool esmtp;
