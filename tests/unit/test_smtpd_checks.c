@@ -1055,6 +1055,49 @@ static void test_auth_not_applied(void **state)
 	free(msg);
 }
 
+/* BDAT chunks are held the same way; a forged header split across chunks is still found. */
+static void test_auth_bdat(void **state)
+{
+	(void)state;
+	struct fx f;
+	char cmd[64];
+
+	if (!need_dns())
+		skip();
+	auth_fx(&f, "192.0.2.9");
+	char *msg = auth_message("a@spf.test", true, "Authentication-Results: mx.example.test; dmarc=pass\r\n");
+	size_t len = strlen(msg), half = len / 2;
+	fx_start(&f);
+	expect(&f, "220");
+	send_expect(&f, "EHLO client.test\r\n", "250");
+	send_expect(&f, "MAIL FROM:<a@spf.test>\r\n", "250");
+	send_expect(&f, "RCPT TO:<postmaster@example.test>\r\n", "250");
+	snprintf(cmd, sizeof(cmd), "BDAT %zu\r\n", half);
+	csend(&f, cmd);
+	assert_int_equal(write(f.fd, msg, half), (ssize_t)half);
+	expect(&f, "250 2.0.0 Ok");
+	snprintf(cmd, sizeof(cmd), "BDAT %zu LAST\r\n", len - half);
+	csend(&f, cmd);
+	assert_int_equal(write(f.fd, msg + half, len - half), (ssize_t)(len - half));
+	const char *r = creply(&f);
+	assert_true(strncmp(r, "250 2.0.0 Ok: queued as", 23) == 0);
+	struct qfile_envelope env;
+	struct buf c = BUF_INIT(BUF_NOLIMIT);
+	read_queue(&f, queued_id(r), &env, &c);
+	buf_putc(&c, '\0');
+	header_of(c.data);
+	assert_true(strncmp(c.data, "Authentication-Results: mx.example.test;", 40) == 0);
+	assert_non_null(strstr(c.data, "dkim=pass"));
+	assert_non_null(strstr(c.data, "dmarc=pass (p=reject"));
+	assert_null(strstr(c.data + 10, "Authentication-Results: mx.example.test"));
+	qfile_envelope_free(&env);
+	buf_free(&c);
+	send_expect(&f, "QUIT\r\n", "221");
+	fx_wait(&f);
+	free(msg);
+	fx_done(&f);
+}
+
 /* Who is checked: only the MX port, unauthenticated clients outside mynetworks, with DNS configured. */
 static void test_auth_wanted(void **state)
 {
@@ -1128,6 +1171,7 @@ int main(void)
 		cmocka_unit_test(test_auth_not_applied),
 		cmocka_unit_test(test_auth_null_sender),
 		cmocka_unit_test(test_auth_wanted),
+		cmocka_unit_test(test_auth_bdat),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	auth_records();
