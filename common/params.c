@@ -69,6 +69,15 @@ const struct config_param config_params[] = {
 	{ "smtpd_forbid_bare_newline", "yes", "refuse DATA with bare CR or LF (SMTP smuggling); no: normalize it" },
 	{ "smtpd_dsn", "yes", "advertise DSN (RFC 3461)" },
 	{ "smtpd_tls", "yes", "offer STARTTLS using tls_cert_file and tls_key_file (also on tls=none services)" },
+	{ "smtpd_peername_lookup", "yes", "forward-confirmed reverse DNS of each client (else it is \"unknown\")" },
+	{ "smtpd_client_access", "", "access map (postern map) by client name, address and networks: OK, REJECT, ..." },
+	{ "smtpd_helo_access", "", "access map by HELO name and its parent domains" },
+	{ "smtpd_sender_access", "", "access map by MAIL FROM address, @domain, domain, user@ (null sender: <>)" },
+	{ "smtpd_recipient_access", "", "access map by RCPT TO address (same forms as the sender map)" },
+	{ "smtpd_delay_reject", "yes", "give client, HELO and sender access verdicts at RCPT, not when they happen" },
+	{ "smtpd_sender_authentication", "yes", "SPF, DKIM, DMARC and Authentication-Results on the MX port" },
+	{ "smtpd_dmarc_enforce", "no", "refuse mail failing DMARC with p=reject (550 5.7.1); no: only record it" },
+	{ "queue_minfree", "0", "free queue space below which MAIL gets 452 4.3.1; 0: 1.5 x message_size_limit" },
 	{ "smtpd_tls_required", "no", "refuse mail commands until STARTTLS (Postfix security level encrypt)" },
 
 	/* ---- cli: local submission (sendmail) ---- */

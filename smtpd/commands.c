@@ -8,6 +8,9 @@
 #include "smtpd.h"
 #include "str.h"
 
+static void access_refuse(struct smtpd_session *ss, const char *what, const struct buf *reply, bool defer,
+                          const char *to);
+
 /* A HELO/EHLO argument: one printable ASCII token. Postfix-like leniency: we do not insist on a resolvable name,
  * since the name is only recorded in Received. */
 static bool helo_valid(const char *p, size_t n)
@@ -32,6 +35,18 @@ static void cmd_helo(struct smtpd_session *ss, const struct smtpd_cmd *cmd)
 	smtpd_transaction_reset(ss);
 	free(ss->helo);
 	ss->helo = xstrndup(cmd->arg, cmd->arglen);
+	if (ss->set->access && !ss->set->delay_reject) {
+		struct buf reply = BUF_INIT(1024);
+		bool defer;
+		if (!smtpd_access_early(ss, false, true, false, &reply, &defer)) {
+			xfree(&ss->helo);
+			ss->state = SMTPD_S_CONNECTED;
+			access_refuse(ss, cmd->name, &reply, defer, NULL);
+			buf_free(&reply);
+			return;
+		}
+		buf_free(&reply);
+	}
 	ss->esmtp = ehlo;
 	ss->state = SMTPD_S_READY;
 	if (!ehlo) {
@@ -78,6 +93,36 @@ static void log_reject(struct smtpd_session *ss, const char *what, const struct 
 	         ss->client_addr, buf_cstr(reply), ss->sender ? log_safe(ss->sender, strlen(ss->sender), 300) : "",
 	         to ? " to=<" : "", to ? log_safe(to, strlen(to), 300) : "", to ? ">" : "",
 	         ss->helo ? log_safe(ss->helo, strlen(ss->helo), 100) : "");
+}
+
+bool smtpd_access_early(struct smtpd_session *ss, bool client, bool helo, bool sender, struct buf *reply,
+                        bool *defer)
+{
+	struct smtpd_access *a = ss->set->access;
+	enum smtpd_access_result r = SMTPD_ACCESS_DUNNO;
+
+	/* a local submission is identified by the kernel, not by an address the maps could speak about */
+	if (!a || ss->peer_uid >= 0)
+		return true;
+	if (client)
+		r = smtpd_access_check(a, SMTPD_ACCESS_CLIENT, ss->client_addr, ss->client_name, reply);
+	if (r < SMTPD_ACCESS_REJECT && helo && ss->helo)
+		r = smtpd_access_check(a, SMTPD_ACCESS_HELO, ss->helo, NULL, reply);
+	if (r < SMTPD_ACCESS_REJECT && sender && ss->sender)
+		r = smtpd_access_check(a, SMTPD_ACCESS_SENDER, ss->sender, NULL, reply);
+	*defer = r == SMTPD_ACCESS_DEFER;
+	return r < SMTPD_ACCESS_REJECT;
+}
+
+/* Send an access-map refusal: 4xx replies do not count as client errors (the client did nothing wrong). */
+static void access_refuse(struct smtpd_session *ss, const char *what, const struct buf *reply, bool defer,
+                          const char *to)
+{
+	log_reject(ss, what, reply, to);
+	if (defer)
+		smtpd_reply(ss, "%s", buf_cstr(reply));
+	else
+		smtpd_reply_error(ss, "%s", buf_cstr(reply));
 }
 
 static void cmd_mail(struct smtpd_session *ss, const struct smtpd_cmd *cmd)
@@ -153,6 +198,15 @@ static void cmd_mail(struct smtpd_session *ss, const struct smtpd_cmd *cmd)
 		smtpd_reply_error(ss, "552 5.3.4 Message size exceeds fixed limit");
 		return;
 	}
+	uint64_t avail = 0;
+	if (!smtpd_space_ok(ss->set, mail.has_size ? mail.size : 0, &avail)) {
+		log_warn("NOQUEUE: reject: MAIL from %s[%s]: 452 4.3.1 Insufficient system storage (%llu bytes free)",
+		         ss->client_name, ss->client_addr, (unsigned long long)avail);
+		addr_free(&a);
+		esmtp_mail_free(&mail);
+		smtpd_reply(ss, "452 4.3.1 Insufficient system storage");
+		return;
+	}
 	if (ss->set->auth_required && ss->set->policy) {
 		struct buf reply = BUF_INIT(1024);
 		enum smtpd_verdict v = smtpd_policy_sender(ss->set->policy, ss, a.canon, &reply);
@@ -167,9 +221,23 @@ static void cmd_mail(struct smtpd_session *ss, const struct smtpd_cmd *cmd)
 		buf_free(&reply);
 	}
 	ss->sender = xstrdup(a.canon);
+	if (ss->set->access && !ss->set->delay_reject) {
+		struct buf reply = BUF_INIT(1024);
+		bool defer;
+		if (!smtpd_access_early(ss, false, false, true, &reply, &defer)) {
+			access_refuse(ss, "MAIL", &reply, defer, NULL);
+			xfree(&ss->sender);
+			buf_free(&reply);
+			addr_free(&a);
+			esmtp_mail_free(&mail);
+			return;
+		}
+		buf_free(&reply);
+	}
 	ss->mail = mail;
 	addr_free(&a);
 	ss->state = SMTPD_S_MAIL;
+	smtpd_authcheck_start(ss);
 	smtpd_reply(ss, "250 2.1.0 Ok");
 }
 
@@ -224,6 +292,27 @@ static void cmd_rcpt(struct smtpd_session *ss, const struct smtpd_cmd *cmd)
 		esmtp_rcpt_free(&rcpt);
 		smtpd_reply(ss, "452 4.5.3 Error: too many recipients");
 		return;
+	}
+	if (ss->set->access && ss->peer_uid < 0) {
+		/* smtpd_delay_reject: the client, HELO and sender verdicts are given here, so the client learns
+		 * which recipient they concerned and broken clients that do not expect a refused HELO keep working */
+		struct buf reply = BUF_INIT(1024);
+		bool defer = false;
+		bool pass = !ss->set->delay_reject || smtpd_access_early(ss, true, true, true, &reply, &defer);
+		if (pass) {
+			enum smtpd_access_result ar =
+				smtpd_access_check(ss->set->access, SMTPD_ACCESS_RECIPIENT, a.canon, NULL, &reply);
+			pass = ar < SMTPD_ACCESS_REJECT;
+			defer = ar == SMTPD_ACCESS_DEFER;
+		}
+		if (!pass) {
+			access_refuse(ss, "RCPT", &reply, defer, a.canon);
+			buf_free(&reply);
+			addr_free(&a);
+			esmtp_rcpt_free(&rcpt);
+			return;
+		}
+		buf_free(&reply);
 	}
 	if (ss->set->policy) {
 		struct buf reply = BUF_INIT(1024);

@@ -6,10 +6,14 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "authres.h"
 #include "dotstream.h"
 #include "log.h"
 #include "smtpd.h"
 #include "str.h"
+
+/* A message is held in memory for DKIM at most this large when message_size_limit is 0 (no limit). */
+#define SMTPD_HOLD_MAX ((size_t)64 << 20)
 
 struct smtpd_msgsink {
 	struct qfile_writer *w;
@@ -17,6 +21,8 @@ struct smtpd_msgsink {
 	bool hdr_done;
 	bool failed;		/* a queue write failed: the message will be refused with 451 */
 	uint64_t size;		/* message bytes from the client */
+	bool hold;		/* sender authentication: keep the whole message until its headers are known */
+	struct buf msg;		/* the held message */
 	int64_t now;
 };
 
@@ -29,6 +35,7 @@ static void sink_free(struct smtpd_session *ss)
 	if (k->w)
 		qfile_abort(&k->w);
 	buf_free(&k->hdr);
+	buf_free(&k->msg);
 	xfree(&ss->sink);
 }
 
@@ -98,6 +105,11 @@ static bool sink_open(struct smtpd_session *ss)
 	ss->sink->w = w;
 	ss->sink->now = (int64_t)time(NULL);
 	buf_init(&ss->sink->hdr, ss->set->header_limit ? ss->set->header_limit : 65536);
+	if (ss->authcheck) {
+		/* DKIM needs the body before the headers that report it can be written; held up to the size limit */
+		ss->sink->hold = true;
+		buf_init(&ss->sink->msg, ss->set->size_limit ? (size_t)ss->set->size_limit + 1 : SMTPD_HOLD_MAX);
+	}
 	if (ss->peer_uid >= 0)
 		/* the sender is the client's word (-f), the uid the kernel's: both logged, so a forgery is traceable */
 		log_info("%s: client=local, uid=%ld, sender=<%s>", qfile_writer_id(w), ss->peer_uid,
@@ -115,13 +127,16 @@ static void sink_raw(struct smtpd_msgsink *k, const void *p, size_t n)
 		k->failed = true;
 }
 
-/* Emit what goes before the client's headers, then the held header bytes. */
-static void sink_flush_header(struct smtpd_session *ss)
+/* Emit what goes before the client's headers (top: Authentication-Results, Received-SPF; then Received), then
+ * the held header bytes. */
+static void sink_flush_header(struct smtpd_session *ss, const struct buf *top)
 {
 	struct smtpd_msgsink *k = ss->sink;
 	struct buf pre = BUF_INIT(BUF_NOLIMIT);
 	const char *id = qfile_writer_id(k->w);
 
+	if (top)
+		buf_append(&pre, top->data, top->len);
 	smtpd_received(ss, id, k->now, &pre);
 	if (ss->set->submission_fixups && (ss->auth_user || ss->peer_uid >= 0)) {
 		if (!smtpd_header_has(k->hdr.data ? k->hdr.data : "", k->hdr.len, "Message-ID"))
@@ -157,11 +172,89 @@ static bool header_ended(const struct buf *h, size_t from)
 	return false;
 }
 
+/* Where the body starts: after the first empty line, or the end when there is none. */
+static size_t body_offset(const char *d, size_t len)
+{
+	if (len && d[0] == '\n')
+		return 1;
+	if (len >= 2 && d[0] == '\r' && d[1] == '\n')
+		return 2;
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (d[i] != '\n')
+			continue;
+		if (d[i + 1] == '\n')
+			return i + 2;
+		if (i + 2 < len && d[i + 1] == '\r' && d[i + 2] == '\n')
+			return i + 3;
+	}
+	return len;
+}
+
+static void sink_write(struct smtpd_session *ss, const void *p, size_t n);
+
+/* The held message is complete (or too large to hold): add the sender authentication headers, drop arriving
+ * Authentication-Results that claim our authserv-id (RFC 8601 section 5), and write it all out. False with the
+ * reply when the message is to be refused (DMARC). */
+static bool sink_release(struct smtpd_session *ss, bool complete, struct buf *reply)
+{
+	struct smtpd_msgsink *k = ss->sink;
+	struct buf top = BUF_INIT(BUF_NOLIMIT);
+	struct buf msg = k->msg;
+	const char *d = msg.data ? msg.data : "";
+
+	k->hold = false;
+	buf_init(&k->msg, 0);
+	if (!smtpd_authcheck_finish(ss, d, msg.len, complete, &top, reply)) {
+		buf_free(&top);
+		buf_free(&msg);
+		return false;
+	}
+	size_t boff = body_offset(d, msg.len);
+	struct authres_range r[16];
+	size_t nr = authres_find_ours(d, boff, ss->set->hostname, r, 16);
+	buf_free(&k->hdr);
+	buf_init(&k->hdr, BUF_NOLIMIT);
+	size_t at = 0;
+	for (size_t i = 0; i < nr && i < 16; i++) {
+		buf_append(&k->hdr, d + at, r[i].off - at);
+		at = r[i].off + r[i].len;
+	}
+	if (nr > 16) {
+		/* more forgeries than one pass removes: none of the rest may survive either */
+		log_warn("%s: more than 16 forged Authentication-Results headers; message refused",
+		         qfile_writer_id(k->w));
+		buf_reset(reply);
+		buf_puts(reply, "550 5.7.1 Too many Authentication-Results headers");
+		buf_free(&top);
+		buf_free(&msg);
+		return false;
+	}
+	if (nr)
+		log_info("%s: removed %zu Authentication-Results header%s claiming to be ours", qfile_writer_id(k->w), nr,
+		         nr == 1 ? "" : "s");
+	buf_append(&k->hdr, d + at, boff - at);
+	sink_flush_header(ss, &top);
+	sink_raw(k, d + boff, msg.len - boff);
+	buf_free(&top);
+	buf_free(&msg);
+	return true;
+}
+
 static void sink_write(struct smtpd_session *ss, const void *p, size_t n)
 {
 	struct smtpd_msgsink *k = ss->sink;
 	const char *c = p;
 
+	if (k->hold) {
+		if (buf_append(&k->msg, p, n)) {
+			k->size += n;
+			return;
+		}
+		/* no size limit and a giant message: report SPF only and stream the rest */
+		struct buf reply = BUF_INIT(256);
+		(void)sink_release(ss, false, &reply);
+		buf_free(&reply);
+	}
 	k->size += n;
 	if (k->hdr_done) {
 		sink_raw(k, p, n);
@@ -174,7 +267,7 @@ static void sink_write(struct smtpd_session *ss, const void *p, size_t n)
 		c += take;
 		n -= take;
 		if (header_ended(&k->hdr, from) || k->hdr.len >= k->hdr.max) {
-			sink_flush_header(ss);
+			sink_flush_header(ss, NULL);
 			sink_raw(k, c, n);
 			return;
 		}
@@ -188,9 +281,21 @@ static void sink_finish(struct smtpd_session *ss)
 	struct buf err = BUF_INIT(1024);
 	char id[QFILE_ID_MAX + 1];
 
-	if (!k->hdr_done)
-		sink_flush_header(ss);
 	str_copy(id, sizeof(id), qfile_writer_id(k->w));
+	if (k->hold) {
+		struct buf reply = BUF_INIT(512);
+		if (!sink_release(ss, true, &reply)) {
+			log_info("%s: reject: DATA from %s[%s]: %s; from=<%s>", id, ss->client_name, ss->client_addr,
+			         buf_cstr(&reply), log_safe(ss->sender, strlen(ss->sender), 300));
+			sink_free(ss);
+			smtpd_reply_error(ss, "%s", buf_cstr(&reply));
+			buf_free(&reply);
+			return;
+		}
+		buf_free(&reply);
+	}
+	if (!k->hdr_done)
+		sink_flush_header(ss, NULL);
 	if (k->failed) {
 		log_error("%s: queue file write error: %s", id, qfile_writer_error(k->w));
 		sink_free(ss);

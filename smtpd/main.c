@@ -7,12 +7,15 @@
 #include "accounts_auth.h"
 #include "alloc.h"
 #include "daemon.h"
+#include "dns.h"
 #include "log.h"
+#include "psl.h"
 #include "smtpd.h"
 #include "tls.h"
 
 static struct smtpd_settings settings;
 static SSL_CTX *tls_ctx;
+static struct dns_options dns_opts;
 
 /* master.cf's tls column: none (STARTTLS still offered when smtpd_tls is on and a certificate loads, like
  * Postfix's "may"), starttls (offered; the certificate must load), implicit (TLS from the first byte).
@@ -77,6 +80,28 @@ static void smtpd_init(struct daemon_ctx *ctx)
 		settings.auth_required = false;
 	}
 	settings.queue_dir = config_str(cfg, "queue_directory");
+	dns_options_from_config(cfg, &dns_opts);
+	settings.dns = &dns_opts;
+	settings.peername_lookup = config_bool(cfg, "smtpd_peername_lookup");
+	settings.sender_auth = config_bool(cfg, "smtpd_sender_authentication");
+	settings.dmarc_enforce = config_bool(cfg, "smtpd_dmarc_enforce");
+	static struct psl *psl;
+	psl_free(&psl);
+	if (settings.sender_auth) {
+		const char *pslfile = config_str(cfg, "public_suffix_list");
+		psl = psl_load(pslfile);
+		if (!psl) {
+			/* DMARC still works for domains directly under a top-level name */
+			log_warn("public_suffix_list %s: %s; organisational domains will be guessed poorly", pslfile,
+			         strerror(errno));
+			psl = psl_parse("", 0);
+		}
+	}
+	settings.psl = psl;
+	settings.queue_minfree = config_size(cfg, "queue_minfree", 0, (uint64_t)1 << 50);
+	/* Postfix's rule: without an explicit floor, keep room for 1.5 messages of the largest size */
+	if (settings.queue_minfree == 0)
+		settings.queue_minfree = settings.size_limit / 2 * 3;
 	free(qmgr_socket);
 	qmgr_socket = NULL;
 	struct buf q = BUF_INIT(BUF_NOLIMIT);
@@ -92,6 +117,19 @@ static void smtpd_init(struct daemon_ctx *ctx)
 	pc.aliases = config_str(cfg, "alias_maps");
 	pc.delimiters = config_str(cfg, "recipient_delimiter");
 	pc.system_users = config_bool(cfg, "local_system_users");
+	const char *maps[SMTPD_ACCESS_NSTAGES] = {
+		[SMTPD_ACCESS_CLIENT] = config_str(cfg, "smtpd_client_access"),
+		[SMTPD_ACCESS_HELO] = config_str(cfg, "smtpd_helo_access"),
+		[SMTPD_ACCESS_SENDER] = config_str(cfg, "smtpd_sender_access"),
+		[SMTPD_ACCESS_RECIPIENT] = config_str(cfg, "smtpd_recipient_access"),
+	};
+	bool any_map = false;
+	for (int i = 0; i < SMTPD_ACCESS_NSTAGES; i++)
+		any_map = any_map || *maps[i];
+	smtpd_access_free(&settings.access);
+	if (any_map)
+		settings.access = smtpd_access_new(maps, pc.delimiters);
+	settings.delay_reject = config_bool(cfg, "smtpd_delay_reject");
 	settings.policy = smtpd_policy_new(&pc, &err);
 	if (!settings.policy)
 		fatalx("%s", buf_cstr(&err));

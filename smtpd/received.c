@@ -80,7 +80,7 @@ void smtpd_received(const struct smtpd_session *ss, const char *id, int64_t now,
 	buf_puts(out, "Received: from ");
 	put_safe(out, ss->helo ? ss->helo : ss->client_addr, 255);
 	buf_puts(out, " (");
-	put_safe(out, ss->client_name, 64);
+	put_safe(out, ss->client_name, 255);
 	buf_printf(out, " [%s])\r\n", ss->client_addr);
 	if (ss->s && stream_is_tls(ss->s)) {
 		const char *proto = "", *cipher = "";

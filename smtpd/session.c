@@ -102,6 +102,7 @@ void smtpd_reply_error(struct smtpd_session *ss, const char *fmt, ...)
 void smtpd_transaction_reset(struct smtpd_session *ss)
 {
 	smtpd_data_abort(ss);
+	smtpd_authcheck_free(ss);
 	xfree(&ss->sender);
 	esmtp_mail_free(&ss->mail);
 	memset(&ss->mail, 0, sizeof(ss->mail));
@@ -165,6 +166,8 @@ static void client_init(struct smtpd_session *ss, const struct sockaddr *sa, soc
 	}
 	if (ss->set->policy)
 		ss->trusted = smtpd_policy_mynetworks(ss->set->policy, sa);
+	if (ss->set->peername_lookup && ss->set->dns && strcmp(ss->client_addr, "unknown") != 0)
+		smtpd_peername(ss->set->dns, ss->client_addr, ss->client_name, sizeof(ss->client_name));
 }
 
 /* Replies wait in the output buffer while pipelined commands are processed (RFC 2920), but never while we wait
@@ -225,6 +228,10 @@ static void one_command(struct smtpd_session *ss)
 			ss->state = SMTPD_S_CLOSING;
 			return;
 		}
+	}
+	if (ss->access_denied && cmd.id != SMTPD_CMD_QUIT) {
+		smtpd_reply_error(ss, "503 5.7.0 Error: access denied for %s[%s]", ss->client_name, ss->client_addr);
+		return;
 	}
 	if (ss->set->tls_mode == SMTPD_TLS_REQUIRE && !stream_is_tls(ss->s) && !(cmd.flags & SMTPD_CF_PRE_TLS)) {
 		smtpd_reply_error(ss, "530 5.7.0 Must issue a STARTTLS command first");
@@ -289,7 +296,19 @@ void smtpd_session_run(int fd, const struct sockaddr *peer, socklen_t peerlen, c
 		}
 	}
 	if (ss->state != SMTPD_S_CLOSING) {
-		smtpd_reply(ss, "220 %s", set->banner);
+		struct buf reply = BUF_INIT(1024);
+		bool defer;
+		/* smtpd_delay_reject = no: the client map is applied now and a refusal replaces the greeting; the
+		 * client may then only QUIT (RFC 5321 3.1) */
+		if (set->access && !set->delay_reject && !smtpd_access_early(ss, true, false, false, &reply, &defer)) {
+			log_info("NOQUEUE: reject: CONNECT from %s[%s]: %s", ss->client_name, ss->client_addr,
+			         buf_cstr(&reply));
+			ss->access_denied = true;
+			smtpd_reply(ss, "%s", buf_cstr(&reply));
+		} else {
+			smtpd_reply(ss, "220 %s", set->banner);
+		}
+		buf_free(&reply);
 		smtpd_flush(ss);
 	}
 	while (ss->state != SMTPD_S_CLOSING)

@@ -1,5 +1,5 @@
 /* smtpd's internal interfaces: the settings a session runs with, the session itself, and the pieces that act on
- * it (commands.c, data.c, policy.c, received.c, auth.c, notify.c). smtpd/main.c fills the settings from the
+ * it (commands.c, data.c, policy.c, received.c, auth.c, notify.c, access.c, authcheck.c, peername.c, space.c). smtpd/main.c fills the settings from the
  * configuration and runs one session per accepted connection; the unit tests and the fuzzer run sessions over
  * socketpairs.
  *
@@ -33,6 +33,10 @@
 enum smtpd_tls_mode { SMTPD_TLS_OFFER, SMTPD_TLS_REQUIRE, SMTPD_TLS_IMPLICIT };
 
 struct smtpd_policy;
+struct smtpd_authcheck;
+struct psl;
+struct smtpd_access;
+struct dns_options;
 
 /* Everything a session needs from outside; read-only for the session. */
 struct smtpd_settings {
@@ -59,9 +63,17 @@ struct smtpd_settings {
 	 * which is recorded in the queue file and logged; it may relay like mynetworks. */
 	bool local_submission;
 	const char *queue_dir;
+	uint64_t queue_minfree;		/* MAIL gets 452 4.3.1 below this much free space (space.c) */
 	const char *qmgr_socket;	/* NULL: do not notify */
 	struct smtpd_policy *policy;	/* relay and recipient decisions; NULL: accept everything (fuzzer) */
 	bool no_sleep;			/* fuzzer: never pause */
+	struct smtpd_access *access;	/* access maps; NULL: none */
+	bool delay_reject;		/* smtpd_delay_reject: client, HELO and sender verdicts wait for RCPT */
+	bool sender_auth;		/* smtpd_sender_authentication: SPF, DKIM, DMARC on the MX port */
+	bool dmarc_enforce;		/* smtpd_dmarc_enforce: DMARC p=reject failures get 550 5.7.1 */
+	const struct psl *psl;		/* public suffix list for DMARC; NULL: no DMARC */
+	bool peername_lookup;		/* smtpd_peername_lookup: forward-confirmed reverse DNS of the client */
+	const struct dns_options *dns;	/* resolver settings; NULL: no DNS at all (fuzzer) */
 };
 
 enum smtpd_state {
@@ -85,10 +97,11 @@ struct smtpd_session {
 	enum smtpd_state state;
 	/* client */
 	char client_addr[64];	/* numeric */
-	char client_name[64];	/* "unknown": smtpd does no reverse lookups (yet) */
+	char client_name[256];	/* forward-confirmed reverse name (peername.c), else "unknown" */
 	bool loopback;
 	bool trusted;		/* in mynetworks, or a local submission */
 	long peer_uid;		/* local submission: the client's uid (SO_PEERCRED); -1 otherwise */
+	bool access_denied;	/* client refused at connect: only QUIT is answered (RFC 5321 3.1) */
 	char *helo;
 	bool esmtp;
 	char *auth_user;	/* after a successful AUTH */
@@ -102,6 +115,7 @@ struct smtpd_session {
 	bool bdat_failed;	/* a chunk could not be stored: answer the rest with 451 / 552 */
 	char bdat_fail_reply[96];
 	struct smtpd_msgsink *sink;
+	struct smtpd_authcheck *authcheck;	/* SPF checks of this transaction (authcheck.c) */
 	/* counters */
 	unsigned errors;
 	unsigned junk;
@@ -151,6 +165,60 @@ void smtpd_received(const struct smtpd_session *ss, const char *id, int64_t now,
 void smtpd_rfc5322_date(int64_t now, struct buf *out);
 /* Does the header section (CRLF or LF lines, no body) hold a field with this name? */
 bool smtpd_header_has(const char *hdr, size_t len, const char *name);
+
+/* peername.c */
+/* The forward-confirmed host name of numeric address addr into out (lowercase, no root dot), "unknown" when
+ * there is no PTR, none of the first few PTR names resolves back to addr, or DNS fails. Blocking, bounded by
+ * opt's timeout per lookup. */
+void smtpd_peername(const struct dns_options *opt, const char *addr, char *out, size_t outlen);
+
+/* access.c */
+enum smtpd_access_stage {
+	SMTPD_ACCESS_CLIENT,
+	SMTPD_ACCESS_HELO,
+	SMTPD_ACCESS_SENDER,
+	SMTPD_ACCESS_RECIPIENT,
+	SMTPD_ACCESS_NSTAGES
+};
+enum smtpd_access_result {
+	SMTPD_ACCESS_DUNNO,	/* no entry (or DUNNO): go on with the next check */
+	SMTPD_ACCESS_OK,	/* OK: this stage passes, its less specific keys are not looked at */
+	SMTPD_ACCESS_REJECT,	/* 5xx in reply */
+	SMTPD_ACCESS_DEFER,	/* 4xx in reply (also a map that cannot be read) */
+};
+/* paths[stage]: compiled table or NULL/"" for none. Tables are opened on first use (after fork). */
+struct smtpd_access *smtpd_access_new(const char *const paths[SMTPD_ACCESS_NSTAGES], const char *delims);
+void smtpd_access_free(struct smtpd_access **a);
+/* Look subject up in the stage's map by Postfix's rules. CLIENT: subject is the address, name the verified
+ * host name (or "unknown"); HELO: the HELO name; SENDER/RECIPIENT: the canonical address ("" = null sender).
+ * For REJECT/DEFER reply holds the complete reply line. */
+enum smtpd_access_result smtpd_access_check(struct smtpd_access *a, enum smtpd_access_stage st,
+                                            const char *subject, const char *name, struct buf *reply);
+/* Turn a map value into a verdict (reply: the whole reply line for REJECT/DEFER). Exposed for the fuzzer. */
+enum smtpd_access_result smtpd_access_action(const char *value, const char *subject, enum smtpd_access_stage st,
+                                             const char *mapname, struct buf *reply);
+/* commands.c: the client, HELO and sender stages in order (RCPT with smtpd_delay_reject). False when one refused;
+ * reply holds the reply and *defer says whether it is temporary. */
+bool smtpd_access_early(struct smtpd_session *ss, bool client, bool helo, bool sender, struct buf *reply,
+                        bool *defer);
+
+/* authcheck.c */
+/* Is this session's mail checked (MX port, not submission, not logged in, not mynetworks)? */
+bool smtpd_authcheck_wanted(const struct smtpd_session *ss);
+/* MAIL accepted: start the SPF checks of MAIL FROM and HELO (nothing when not wanted). */
+void smtpd_authcheck_start(struct smtpd_session *ss);
+void smtpd_authcheck_free(struct smtpd_session *ss);
+/* The whole message (header and body as received) is in: wait for SPF, verify DKIM (only when complete), check
+ * DMARC, append Authentication-Results and Received-SPF to top. False with the reply when DMARC p=reject is
+ * enforced and failed. Frees the transaction's check. */
+bool smtpd_authcheck_finish(struct smtpd_session *ss, const char *msg, size_t len, bool complete, struct buf *top,
+                            struct buf *reply);
+
+/* space.c */
+/* Is there room on the queue filesystem for a message of declared bytes (0: not declared)? The free space must
+ * be at least queue_minfree, and 1.5 x declared above that. True when statvfs fails (the write will tell).
+ * avail_out, if not NULL, receives the free bytes. */
+bool smtpd_space_ok(const struct smtpd_settings *set, uint64_t declared, uint64_t *avail_out);
 
 /* policy.c */
 enum smtpd_verdict { SMTPD_OK, SMTPD_REJECT, SMTPD_TEMPFAIL };
