@@ -45,6 +45,8 @@ def fmt(v, unit):
         return f"{v:.1f} ms" if v < 1000 else f"{v / 1000:.2f} s"
     if unit.startswith("cpu"):
         return f"{v:.2f} s"
+    if unit == "slots":
+        return f"{v:.0f}"
     return f"{v:.0f}/s" if unit == "msgs/s" else f"{v:g} {unit}"
 
 
@@ -108,7 +110,8 @@ def main():
     for k in keys:
         unit = units[k]
         p = median(vals.get((k, "postern"), []))
-        line = f"| {k[0]} | {k[1]} ({unit}) | {fmt(p, unit)} |"
+        what = {"KB": "resident", "ms": "time", "msgs/s": "rate", "slots": "count"}.get(unit, unit)
+        line = f"| {k[0]} | {k[1]} ({what}) | {fmt(p, unit)} |"
         if peer:
             q = median(vals.get((k, "peer"), []))
             ratio = f"{p / q:.2f}" if p is not None and q else "n/a"
