@@ -103,8 +103,12 @@ def main():
       f"{a.size} B; {a.ingest} per ingest run, {a.relay} per relay run, {a.imap} in the IMAP/POP3 mailbox.\n")
 
     w("## Results\n")
-    w("Ratio is Postern / peer: above 1 is better for Postern on rates (msgs/s), below 1 is better on times, "
-      "CPU and memory. \"n/a\": Postern does not support the operation yet.\n")
+    if peer:
+        w("Ratio is Postern / peer: above 1 is better for Postern on rates (msgs/s), below 1 is better on "
+          "times, CPU and memory.")
+    else:
+        w("The peers did not run (PEERS=no, or they could not be installed or started): Postern alone.")
+    w("\"n/a\": Postern does not support the operation yet.\n")
     w("| workload | figure | Postern | " + ("peer | ratio |" if peer else ""))
     w("|---|---|---:|" + ("---:|---:|" if peer else ""))
     for k in keys:
