@@ -16,6 +16,7 @@
 #include "deliver.h"
 #include "log.h"
 #include "maildir.h"
+#include "receipt.h"
 #include "str.h"
 
 static bool read_at(int fd, void *p, size_t n, uint64_t off, size_t *got)
@@ -205,21 +206,6 @@ static void receipt_path(const struct ldeliver_msg *m, const char *maildir, stru
 	buf_printf(out, "%s/%u-%016llx", m->receipt_dir, (unsigned)m->rcpt_idx, (unsigned long long)h);
 }
 
-/* Written after the Maildir commit and before the answer; not fsynced: it guards against crashed processes,
- * and after a power loss a duplicate is the lesser evil. */
-static void write_receipt(const struct ldeliver_msg *m, const char *path)
-{
-	if (mkdir(m->receipt_dir, 0700) != 0 && errno != EEXIST) {
-		log_warn("%s: receipt directory %s: %s", m->queue_id, m->receipt_dir, strerror(errno));
-		return;
-	}
-	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		log_warn("%s: receipt %s: %s", m->queue_id, path, strerror(errno));
-	else
-		close(fd);
-}
-
 enum ldeliver_status ldeliver_maildir(const struct ldeliver_msg *m, const char *rcpt, const char *maildir,
                                       bool switch_user, uid_t uid, gid_t gid, struct buf *dsn, struct buf *text)
 {
@@ -239,13 +225,30 @@ enum ldeliver_status ldeliver_maildir(const struct ldeliver_msg *m, const char *
 		buf_puts(dsn, "5.4.6");
 		buf_printf(text, "mail forwarding loop for %s", rcpt);
 		st = LDELIVER_FAIL;
-	} else if (switch_user && geteuid() == 0 && !(uid == geteuid() && gid == getegid())) {
-		st = deliver_as(m, rcpt, maildir, uid, gid, dsn, text);
 	} else {
-		st = write_maildir(m, rcpt, maildir, dsn, text);
+		/* exactly once across crashes: see local/receipt.h (the pending mark is taken before the fork, so a
+		 * writer child holds its lock until it exits) */
+		struct buf hdr = BUF_INIT(BUF_NOLIMIT);
+		struct lreceipt lr = { NULL, -1 };
+		buf_puts(&hdr, "Return-Path: <");
+		put_clean(&hdr, m->sender);
+		buf_puts(&hdr, ">\nDelivered-To: ");
+		put_clean(&hdr, rcpt);
+		buf_puts(&hdr, "\n");
+		struct lreceipt_content rc = { hdr.data, hdr.len, m->fd, m->content_offset, m->content_len };
+		if (m->receipt_dir && lreceipt_begin(&lr, receipt.data, maildir, &rc)) {
+			buf_puts(dsn, "2.0.0");
+			buf_puts(text, "delivered to maildir (before a restart)");
+			st = LDELIVER_OK;
+		} else {
+			if (switch_user && geteuid() == 0 && !(uid == geteuid() && gid == getegid()))
+				st = deliver_as(m, rcpt, maildir, uid, gid, dsn, text);
+			else
+				st = write_maildir(m, rcpt, maildir, dsn, text);
+			lreceipt_end(&lr, st == LDELIVER_OK);
+		}
+		buf_free(&hdr);
 	}
-	if (st == LDELIVER_OK && m->receipt_dir)
-		write_receipt(m, receipt.data);
 	buf_free(&receipt);
 	return st;
 }
