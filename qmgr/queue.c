@@ -362,14 +362,23 @@ void qmgr_start(struct qmgr *q, uint64_t now)
 		size_t n;
 		char **v = list_dir(q, dirs[i], &n);
 		for (size_t j = 0; j < n; j++) {
-			all.v = xreallocarray(all.v, all.n + 1, sizeof(*all.v));
-			all.v[all.n++] = xstrdup(v[j]);
 			if (i < 3) {
 				struct qmsg *m = load_msg(q, v[j], dirs[i], now);
+				if (!m) {
+					/* set aside as corrupt (or gone): its state goes; a file we merely could not open
+					 * keeps it, so that what was delivered is not delivered again */
+					char *p = qmgr_path(q, dirs[i], v[j]);
+					bool gone = access(p, F_OK) != 0 && errno == ENOENT;
+					free(p);
+					if (gone)
+						continue;
+				}
 				/* Files left in active/ by a crash are simply retried: their state says what is done. */
-				if (m && i == 0)
+				else if (i == 0)
 					log_info("%s: resumed from active/", m->id);
 			}
+			all.v = xreallocarray(all.v, all.n + 1, sizeof(*all.v));
+			all.v[all.n++] = xstrdup(v[j]);
 		}
 		free_names(v, n);
 	}
