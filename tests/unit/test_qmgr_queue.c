@@ -307,6 +307,47 @@ static void test_defer_and_added(void **state)
 	cur_q = NULL;
 }
 
+/* A deferred message whose file is truncated while qmgr is stopped: set aside in corrupt/ at start, its state
+ * dropped with it, and the other messages go on. */
+static void test_truncated_deferred(void **state)
+{
+	(void)state;
+	struct qmgr *q = new_qmgr();
+	const char *r[] = { "a@local.test" };
+	char *id = queue_msg("s@remote.test", r, 1, 0, NULL);
+	char *ok = queue_msg("s@remote.test", r, 1, 0, NULL);
+	uint64_t now = qsched_now();
+	qmgr_start(q, now);
+	qmgr_run(q, now);
+	assert_int_equal(njobs, 2);
+	for (int i = 0; i < 2; i++)
+		qmgr_job_done(take_job(), now, "try later");
+	assert_true(exists("deferred", id));
+	qmgr_free(&q);
+	cur_q = NULL;
+	char p[256];
+	snprintf(p, sizeof(p), "%s/deferred/%s", qdir, id);
+	struct stat sb;
+	assert_int_equal(stat(p, &sb), 0);
+	assert_int_equal(truncate(p, sb.st_size / 2), 0);
+	q = new_qmgr();
+	qmgr_start(q, now + 1000);
+	assert_true(exists("corrupt", id));
+	assert_false(exists("deferred", id));
+	assert_int_equal(qmgr_count(q), 1);
+	struct qstate_rcpt *st;
+	size_t n;
+	get_state(id, &st, &n);
+	assert_int_equal(n, 0);
+	get_state(ok, &st, &n);
+	assert_int_equal(n, 1);
+	qstate_free_list(&st, n);
+	qmgr_free(&q);
+	cur_q = NULL;
+	free(id);
+	free(ok);
+}
+
 /* delay_warning_time: one "delayed" report per recipient, only once the time has passed, only when NOTIFY allows
  * it, never to the null sender; the message stays queued and is still delivered. */
 static void test_delay_warning(void **state)
@@ -672,6 +713,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_defer_and_added, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delay_warning, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncated_deferred, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_double_bounce, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notify_success, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
