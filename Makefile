@@ -109,8 +109,12 @@ unit: all
 deps:
 	tests/deps
 
+# As root, the daemons of ./run run as nobody when nobody can reach this directory, else as root (with a warning).
 run: all
-	@test -d run || $(BUILD)/bin/postern init $(CURDIR)/run
+	@test -d run || { \
+		if [ "$$(id -u)" = 0 ] && runuser -u nobody -- test -x $(CURDIR) 2>/dev/null; then \
+			$(BUILD)/bin/postern init $(CURDIR)/run --dev --user nobody; \
+		else $(BUILD)/bin/postern init $(CURDIR)/run; fi; }
 	$(BUILD)/bin/postern start -c $(CURDIR)/run --foreground
 
 install: all
@@ -120,7 +124,10 @@ install: all
 	for p in $(filter-out $(BUILD)/bin/postern,$(PROGS)); do install -m 0755 $$p $(DESTDIR)$(PREFIX)/libexec/postern/; done
 	install -m 0755 $(BUILD)/bin/postern $(DESTDIR)$(PREFIX)/sbin/postern
 	for l in sendmail mailq newaliases; do ln -sf postern $(DESTDIR)$(PREFIX)/sbin/$$l; done
-	for f in conf/*; do [ -f $(DESTDIR)/etc/postern/$$(basename $$f) ] || install -m 0644 $$f $(DESTDIR)/etc/postern/; done
+	@# default configuration, never overwriting an administrator's; daemons are where this install put them
+	for f in conf/*.cf; do [ -f $(DESTDIR)/etc/postern/$$(basename $$f) ] || install -m 0644 $$f $(DESTDIR)/etc/postern/; done
+	grep -q '^daemon_directory' $(DESTDIR)/etc/postern/main.cf || \
+		printf '\n# set by make install\ndaemon_directory = $(PREFIX)/libexec/postern\n' >> $(DESTDIR)/etc/postern/main.cf
 	for m in docs/man/*.[158]; do [ -f "$$m" ] && install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man$${m##*.}/ || true; done
 	sed 's|@PREFIX@|$(PREFIX)|g' conf/postern.service.in > $(DESTDIR)/lib/systemd/system/postern.service
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && ! getent passwd postern >/dev/null; then \

@@ -534,6 +534,9 @@ static void init_master_cf(const struct init_opts *o, struct buf *b)
 		buf_printf(b, "%-12s unix %-17s -         %-4s -      %-7s %-6s %-4s %s\n", u->name, u->name,
 		           o->dev ? "-" : u->system_user, u->maxproc, u->maxuse, u->idle, u->command);
 	}
+	buf_puts(b, "# local submission: sendmail speaks SMTP to public/submit; smtpd takes the uid from the socket\n"
+	            "submit       unix public/submit     -         -    -      100     100    100s smtpd\n"
+	            "    -o smtpd_local_submission=yes\n");
 	buf_free(&listen);
 }
 

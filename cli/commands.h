@@ -20,6 +20,9 @@ int cmd_map(int argc, char **argv);	/* cli/cmd_map.c */
 int cmd_dkim(int argc, char **argv);	/* cli/cmd_dkim.c */
 int cmd_queue(int argc, char **argv);	/* cli/cmd_queue.c */
 int cmd_user(int argc, char **argv);	/* cli/cmd_user.c */
+int cmd_sendmail(int argc, char **argv);	/* cli/sendmail.c */
+int cmd_newaliases(int argc, char **argv);	/* cli/sendmail.c */
+int cmd_mailq(int argc, char **argv);	/* cli/sendmail.c */
 int cmd_start(int argc, char **argv);	/* cli/cmd_ctl.c */
 int cmd_stop(int argc, char **argv);	/* cli/cmd_ctl.c */
 int cmd_reload(int argc, char **argv);	/* cli/cmd_ctl.c */

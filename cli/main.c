@@ -23,6 +23,9 @@ static const struct cli_command commands[] = {
 	{ "dkim", cmd_dkim, "keygen DOMAIN SELECTOR [--ed25519] [-c DIR]  make a DKIM key, print its DNS record" },
 	{ "init", cmd_init, "DIR [--domain D] [--hostname H] [--port NAME=PORT]... [--user USER] [--dev]  create an instance" },
 	{ "map", cmd_map, "compile FILE [--aliases] | get FILE KEY   build FILE.lmdb, or look KEY up" },
+	{ "sendmail", cmd_sendmail, "[-t] [-i] [-f SENDER] [-bs|-bp|-bi|-q] [RCPT...]  submit a message (sendmail(8))" },
+	{ "mailq", cmd_mailq, "[-C DIR]  list the mail queue (sendmail -bp)" },
+	{ "newaliases", cmd_newaliases, "[-C DIR]  compile $config_directory/aliases (sendmail -bi)" },
 	{ "queue", cmd_queue, "list | flush|hold|release|requeue [ID] | delete ID | inject -f SENDER RCPT...  the queue" },
 	{ "user", cmd_user, "add|passwd|del|list|apop|enable|disable [ADDRESS] [-c DIR]  manage mail accounts" },
 };
@@ -75,6 +78,10 @@ int main(int argc, char **argv)
 	const struct cli_command *c;
 
 	log_init("postern");
+	/* called through the sendmail, mailq or newaliases link: that command, with all the arguments */
+	const char *base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+	if (strcmp(base, "sendmail") == 0 || strcmp(base, "mailq") == 0 || strcmp(base, "newaliases") == 0)
+		return find(base)->run(argc, argv);
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		list_commands(argc < 2 ? stderr : stdout);
 		return argc < 2 ? EX_USAGE : 0;

@@ -71,6 +71,9 @@ const struct config_param config_params[] = {
 	{ "smtpd_tls", "yes", "offer STARTTLS using tls_cert_file and tls_key_file (also on tls=none services)" },
 	{ "smtpd_tls_required", "no", "refuse mail commands until STARTTLS (Postfix security level encrypt)" },
 
+	/* ---- cli: local submission (sendmail) ---- */
+	{ "smtpd_local_submission", "no",
+	  "smtpd serves sendmail on public/submit: client = its uid (SO_PEERCRED), relays like mynetworks" },
 	/* ---- queue and qmgr ---- */
 	{ "minimal_backoff_time", "300s", "first retry delay of a deferred recipient (then doubled each attempt)" },
 	{ "maximal_backoff_time", "3600s", "cap of the doubling retry delay" },
@@ -89,9 +92,13 @@ const struct config_param config_params[] = {
 	{ "alias_maps", "$config_directory/aliases.lmdb", "the compiled aliases table (postern map compile --aliases)" },
 	{ "recipient_delimiter", "+", "characters that start an address extension (user+ext); empty for none" },
 	{ "local_system_users", "yes", "deliver to system (passwd) users of mydestination domains in ~/Maildir" },
-	{ "local_forward_files", "yes", "honour a system user's ~/.forward (addresses only, for now)" },
+	{ "local_forward_files", "yes", "honour a system user's ~/.forward (addresses, |commands, /files, :include:)" },
 	{ "local_postmaster_maildir", "$mail_directory/postmaster/", "postmaster mail when no alias or account takes it" },
 	{ "local_alias_depth_limit", "20", "nesting limit of alias expansion" },
+	{ "default_privs", "nobody", "user that runs alias commands and writes alias files when root owns the aliases" },
+	{ "command_time_limit", "1000s", "time limit of a command an alias or .forward delivers to" },
+	{ "quota_exceeded_action", "defer", "a message that does not fit an account's quota: defer (4.2.2) or bounce (5.2.2)" },
+	{ "deliver_to_extension_folder", "yes", "user+tag@domain goes to the Maildir folder .tag when it exists" },
 
 	/* ---- smtp ---- */
 	{ "relayhost", "", "send all remote mail to this next hop ([host]:port: no MX lookup); empty: MX of the domain" },

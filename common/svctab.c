@@ -170,9 +170,11 @@ static bool parse_listen(struct parser *p, struct svc_entry *e, char *field)
 	for (size_t i = 0; i < n; i++) {
 		struct svc_listen *l = &e->listen[i];
 		if (e->type == SVC_UNIX) {
-			if (!valid_name(items[i]))
-				return perr(p, "service %s: bad socket name '%s' (letters, digits, '.', '_', '-'; no '/')",
-				            e->name, show(items[i]));
+			const char *pub = strncmp(items[i], SVCTAB_PUBLIC_PREFIX, strlen(SVCTAB_PUBLIC_PREFIX)) == 0
+			                  ? items[i] + strlen(SVCTAB_PUBLIC_PREFIX) : items[i];
+			if (!valid_name(pub))
+				return perr(p, "service %s: bad socket name '%s' (letters, digits, '.', '_', '-'; no '/' "
+				            "except a leading public/)", e->name, show(items[i]));
 			l->name = xstrdup(items[i]);
 			l->text = xstrdup(items[i]);
 		} else if (!parse_inet(p, e->name, items[i], l)) {
@@ -336,6 +338,14 @@ static bool parse_entry(struct parser *p, char *line, struct svc_entry *e)
 		            show(f[9]));
 	e->command = xstrdup(f[9]);
 	return parse_args(p, e, f + 10, n - 10);
+}
+
+const char *svctab_public_name(const struct svc_listen *l)
+{
+	size_t n = strlen(SVCTAB_PUBLIC_PREFIX);
+	if (!l->name || strncmp(l->name, SVCTAB_PUBLIC_PREFIX, n) != 0)
+		return NULL;
+	return l->name + n;
 }
 
 bool svctab_listen_equal(const struct svc_listen *a, const struct svc_listen *b)

@@ -66,6 +66,11 @@ const struct svc_entry *svctab_find(const struct svctab *tab, const char *name, 
 const char *svctab_type_name(enum svc_type type);
 const char *svctab_tls_name(enum svc_tls tls);
 bool svctab_tls_from_name(const char *s, enum svc_tls *out);
+/* A unix listener written "public/NAME" is the socket NAME in public_directory (mode 0666 in a 0755 directory:
+ * any local user may connect, e.g. local submission for sendmail); every other unix socket lives in
+ * private_directory. Returns NAME for a public listener, NULL otherwise. */
+#define SVCTAB_PUBLIC_PREFIX "public/"
+const char *svctab_public_name(const struct svc_listen *l);
 /* True when both entries listen on exactly the same sockets (decides what a reload must rebind). */
 bool svctab_listen_equal(const struct svc_listen *a, const struct svc_listen *b);
 

@@ -1,6 +1,7 @@
 /* imapd APPEND: a literal becomes a Maildir message in the folder's cur/ with its flags, written crash-safely by
- * common/maildir.c (tmp, fsync, rename). The internal date, when given, becomes the file's mtime, which is where
- * Maildir readers (and the shared index) take it from. APPENDUID waits for the index that assigns UIDs. */
+ * common/maildir.c (tmp, fsync, rename). The internal date, when given, goes into the
+ * leading seconds of the file name and the mtime, which is where the shared index and other readers take it from. The folder's index then gives it
+ * its UID for APPENDUID (UIDPLUS). */
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -9,8 +10,11 @@
 #include "alloc.h"
 #include "cmdtab.h"
 #include "flags.h"
+#include "keywords.h"
 #include "log.h"
 #include "maildir.h"
+#include "mbox.h"
+#include "selected.h"
 #include "mailboxes.h"
 #include "str.h"
 
@@ -72,7 +76,7 @@ static bool write_lf(struct maildir_writer *w, const char *p, size_t n)
 void imapd_cmd_append(struct imapd_session *sess, const struct imap_arg *args, size_t nargs, bool uid)
 {
 	struct buf name = BUF_INIT(1024), path = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(1024);
-	struct buf letters = BUF_INIT(16), file = BUF_INIT(BUF_NOLIMIT);
+	struct buf letters = BUF_INIT(16);
 	unsigned flags = 0;
 	bool keywords = false;
 	time_t when = 0;
@@ -128,21 +132,48 @@ void imapd_cmd_append(struct imapd_session *sess, const struct imap_arg *args, s
 		goto fail;
 	}
 	imap_flags_to_maildir(flags, &letters);
+	if (keywords) {
+		/* the target folder's letters; a keyword that finds no room is dropped, the message is not */
+		char *kw[IMAPD_KEYWORDS_MAX] = { 0 };
+		unsigned kwl = 0;
+		bool bad;
+		struct buf kerr = BUF_INIT(1024);
+		imapd_keywords_load(buf_cstr(&path), kw);
+		if (!imapd_keywords_from_args(buf_cstr(&path), kw, &args[1], true, &kwl, &bad, &kerr))
+			log_warn("imapd: user %s: APPEND keywords: %s", sess->login.user, buf_cstr(&kerr));
+		for (int c = 0; c < IMAPD_KEYWORDS_MAX; c++) {
+			if (kwl & (1u << c))
+				buf_putc(&letters, (char)('a' + c));
+			free(kw[c]);
+		}
+		buf_free(&kerr);
+	}
 	if (!maildir_commit(&w, buf_cstr(&letters), &final, &err))
 		goto fail;
-	if (have_date) {
-		struct timespec ts[2] = { { when, 0 }, { when, 0 } };
-		buf_printf(&file, "%s/cur/%s", buf_cstr(&path), final);
-		/* the message is stored; a date that cannot be set is logged, not an error for the client */
-		if (utimensat(AT_FDCWD, buf_cstr(&file), ts, 0) != 0)
-			log_warn("imapd: %s: cannot set the internal date: %m", buf_cstr(&file));
-	}
-	if (sess->sel && strcmp(sess->sel->name, buf_cstr(&name)) == 0) {
-		struct imapd_counts c;
-		if (imapd_mailbox_counts(sess->sel->path, &c) && c.messages != sess->sel->exists) {
-			sess->sel->exists = c.messages;
-			imapd_untagged(sess, "%u EXISTS", c.messages);
+	/* a date that cannot be set is logged, not an error for the client: the message is stored */
+	if (have_date && !imapd_set_idate(buf_cstr(&path), &final, (int64_t)when))
+		log_warn("imapd: %s/cur/%s: cannot set the internal date: %m", buf_cstr(&path), final);
+	bool own;
+	struct mbox *mb = imapd_sel_borrow(sess, buf_cstr(&path), &own, &err);
+	uint32_t newuid = 0;
+	if (mb) {
+		/* the index names the file ",U=n" on its sync: find ours by its base */
+		size_t bl = strcspn(final, ":");
+		for (size_t k = mbox_count(mb); k-- > 0 && !newuid;) {
+			const struct mbox_msg *m = mbox_get(mb, k);
+			if (strncmp(m->name, final, bl) == 0 && (m->name[bl] == ',' || m->name[bl] == ':'))
+				newuid = m->uid;
 		}
+		if (newuid) {
+			imapd_ok(sess, "[APPENDUID %u %u] APPEND completed", mbox_uidvalidity(mb), newuid);
+			if (own)
+				mbox_close(&mb);
+			goto out;
+		}
+		if (own)
+			mbox_close(&mb);
+	} else {
+		log_warn("imapd: %s", buf_cstr(&err));
 	}
 	imapd_ok(sess, "APPEND completed");
 	goto out;
@@ -155,5 +186,4 @@ out:
 	buf_free(&path);
 	buf_free(&err);
 	buf_free(&letters);
-	buf_free(&file);
 }

@@ -6,7 +6,9 @@
 #include "cmdtab.h"
 #include "listmatch.h"
 #include "log.h"
+#include "flags.h"
 #include "mailboxes.h"
+#include "selected.h"
 #include "str.h"
 #include "utf7imap.h"
 
@@ -46,7 +48,7 @@ static void answer_result(struct imapd_session *sess, enum imapd_mbox_result r, 
 
 static void do_select(struct imapd_session *sess, const struct imap_arg *args, size_t nargs, bool readonly)
 {
-	struct buf name = BUF_INIT(NAME_MAX_BYTES), path = BUF_INIT(BUF_NOLIMIT);
+	struct buf name = BUF_INIT(NAME_MAX_BYTES), path = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(1024);
 	struct imapd_counts c;
 
 	/* a failed SELECT leaves no mailbox selected (RFC 3501 6.3.1) */
@@ -66,22 +68,38 @@ static void do_select(struct imapd_session *sess, const struct imap_arg *args, s
 	sess->sel->name = buf_steal(&name, NULL);
 	sess->sel->path = buf_steal(&path, NULL);
 	sess->sel->readonly = readonly;
-	sess->sel->exists = c.messages;
-	sess->sel->recent = c.recent;
-	sess->sel->uidvalidity = c.uidvalidity;
-	sess->sel->uidnext = c.messages + 1;
+	if (!imapd_sel_open(sess->sel, &err)) {
+		log_error("imapd: user %s: %s", sess->login.user, buf_cstr(&err));
+		imapd_unselect(sess);
+		imapd_no(sess, "[SERVERBUG] cannot open the mailbox");
+		goto out;
+	}
 	sess->state = IMAPD_SELECTED;
 
-	imapd_untagged(sess, "FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)");
-	imapd_untagged(sess, "%u EXISTS", c.messages);
-	imapd_untagged(sess, "%u RECENT", c.recent);
-	imapd_untagged(sess, "OK [PERMANENTFLAGS (%s)] flags", readonly ? "" : "\\Answered \\Flagged \\Deleted \\Seen \\Draft");
-	imapd_untagged(sess, "OK [UIDVALIDITY %u] UIDs valid", c.uidvalidity);
+	struct buf kw = BUF_INIT(BUF_NOLIMIT);
+	imapd_sel_flags_list(sess->sel, 0xffffffffu, &kw);
+	imapd_untagged(sess, "FLAGS %s", buf_cstr(&kw));
+	imapd_untagged(sess, "%u EXISTS", sess->sel->exists);
+	imapd_untagged(sess, "%u RECENT", sess->sel->recent);
+	if (readonly) {
+		imapd_untagged(sess, "OK [PERMANENTFLAGS ()] read-only");
+	} else {
+		buf_truncate(&kw, kw.len - 1);
+		imapd_untagged(sess, "OK [PERMANENTFLAGS %s \\*)] flags", buf_cstr(&kw));
+	}
+	buf_free(&kw);
+	for (size_t i = 0; i < sess->sel->n; i++)
+		if (!(sess->sel->v[i].flags & IMAP_FLAG_SEEN)) {
+			imapd_untagged(sess, "OK [UNSEEN %zu] first unseen", i + 1);
+			break;
+		}
+	imapd_untagged(sess, "OK [UIDVALIDITY %u] UIDs valid", sess->sel->uidvalidity);
 	imapd_untagged(sess, "OK [UIDNEXT %u] predicted next UID", sess->sel->uidnext);
 	imapd_ok(sess, "[%s] %s completed", readonly ? "READ-ONLY" : "READ-WRITE", readonly ? "EXAMINE" : "SELECT");
 out:
 	buf_free(&name);
 	buf_free(&path);
+	buf_free(&err);
 }
 
 void imapd_cmd_select(struct imapd_session *sess, const struct imap_arg *args, size_t nargs, bool uid)
@@ -104,7 +122,9 @@ void imapd_cmd_close(struct imapd_session *sess, const struct imap_arg *args, si
 		imapd_bad(sess, "CLOSE takes no arguments");
 		return;
 	}
-	/* expunging \Deleted messages on CLOSE waits for the mailbox index */
+	/* CLOSE expunges silently (RFC 3501 6.4.2); EXAMINE'd mailboxes are left alone */
+	if (!sess->sel->readonly)
+		imapd_expunge_deleted(sess, NULL, 0);
 	imapd_unselect(sess);
 	imapd_ok(sess, "CLOSE completed");
 }
@@ -354,7 +374,25 @@ void imapd_cmd_status(struct imapd_session *sess, const struct imap_arg *args, s
 	if (!get_name(sess, &args[0], &name))
 		goto out;
 	if (!imapd_mailbox_exists(root(sess), buf_cstr(&name)) ||
-	    !imapd_mailbox_path(root(sess), buf_cstr(&name), &path) || !imapd_mailbox_counts(buf_cstr(&path), &c)) {
+	    !imapd_mailbox_path(root(sess), buf_cstr(&name), &path)) {
+		imapd_no(sess, "[NONEXISTENT] no such mailbox");
+		goto out;
+	}
+	if (sess->sel && strcmp(sess->sel->path, buf_cstr(&path)) == 0) {
+		/* the selected folder: its index is open here already (one LMDB environment per process) */
+		bool own;
+		struct buf err = BUF_INIT(1024);
+		struct mbox *mb = imapd_sel_borrow(sess, buf_cstr(&path), &own, &err);
+		buf_free(&err);
+		if (!mb) {
+			imapd_no(sess, "[SERVERBUG] cannot read the mailbox");
+			goto out;
+		}
+		imapd_mbox_counts(mb, &c);
+		c.recent = 0;
+		for (size_t i = 0; i < sess->sel->n; i++)
+			c.recent += sess->sel->v[i].recent;
+	} else if (!imapd_mailbox_counts(buf_cstr(&path), &c)) {
 		imapd_no(sess, "[NONEXISTENT] no such mailbox");
 		goto out;
 	}
@@ -364,7 +402,7 @@ void imapd_cmd_status(struct imapd_session *sess, const struct imap_arg *args, s
 	for (size_t i = 0; i < args[1].count; i++) {
 		const char *item = args[1].list[i].str;
 		uint32_t v = str_eq_ci(item, "MESSAGES") ? c.messages : str_eq_ci(item, "RECENT") ? c.recent :
-			     str_eq_ci(item, "UIDNEXT") ? c.messages + 1 : str_eq_ci(item, "UIDVALIDITY") ? c.uidvalidity :
+			     str_eq_ci(item, "UIDNEXT") ? c.uidnext : str_eq_ci(item, "UIDVALIDITY") ? c.uidvalidity :
 			     c.unseen;
 		char upper[16];
 		str_copy(upper, sizeof(upper), item);

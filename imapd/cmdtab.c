@@ -1,5 +1,4 @@
-/* The imapd command table; see cmdtab.h. Selected-state commands (FETCH, STORE, SEARCH, COPY, MOVE, EXPUNGE)
- * join it with the shared mailbox index. */
+/* The imapd command table; see cmdtab.h. */
 #include <stddef.h>
 
 #include "cmdtab.h"
@@ -31,6 +30,12 @@ static const struct imapd_cmd cmds[] = {
 	{ "CHECK",		imapd_cmd_check,	IMAPD_CMD_SELECTED },
 	{ "CLOSE",		imapd_cmd_close,	IMAPD_CMD_SELECTED },
 	{ "UNSELECT",		imapd_cmd_unselect,	IMAPD_CMD_SELECTED },
+	{ "FETCH",		imapd_cmd_fetch,	IMAPD_CMD_SELECTED | IMAPD_CMD_UID },
+	{ "STORE",		imapd_cmd_store,	IMAPD_CMD_SELECTED | IMAPD_CMD_UID },
+	{ "SEARCH",		imapd_cmd_search,	IMAPD_CMD_SELECTED | IMAPD_CMD_UID },
+	{ "COPY",		imapd_cmd_copy,		IMAPD_CMD_SELECTED | IMAPD_CMD_UID },
+	{ "MOVE",		imapd_cmd_move,		IMAPD_CMD_SELECTED | IMAPD_CMD_UID },
+	{ "EXPUNGE",		imapd_cmd_expunge,	IMAPD_CMD_SELECTED | IMAPD_CMD_UID },
 };
 
 const struct imapd_cmd *imapd_cmd_find(const char *name)

@@ -51,12 +51,30 @@ struct imapd_settings {
 	void *auth_ctx;
 };
 
+/* One message as this session last reported it: sequence number = position + 1. gone: expunged by someone else
+ * but not yet announced (EXPUNGE may not be sent during FETCH, STORE or SEARCH). */
+struct imapd_view_msg {
+	uint32_t uid;
+	uint32_t flags;		/* IMAP_FLAG_* and keyword bits (flags.h) */
+	bool gone;
+	bool recent;
+};
+
+struct mbox;
+struct imapd_fcache;
+
 struct imapd_selected {
 	char *name;		/* UTF-8 name as stored */
 	char *path;		/* Maildir directory */
 	bool readonly;		/* EXAMINE */
 	uint32_t exists, recent;
 	uint32_t uidvalidity, uidnext;
+	struct mbox *mb;	/* the shared index (common/mbox.h) */
+	struct imapd_fcache *fc;	/* ENVELOPE/BODYSTRUCTURE cache (fetchcache.h); NULL when unusable */
+	struct imapd_view_msg *v;
+	size_t n, cap;
+	bool no_expunge;	/* the running command may not announce expunges (FETCH, STORE, SEARCH) */
+	char *keywords[26];	/* keyword names of the Maildir letters a-z (postern-keywords) */
 };
 
 struct imapd_session {

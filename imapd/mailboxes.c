@@ -13,10 +13,10 @@
 #include "log.h"
 #include "maildir.h"
 #include "mailboxes.h"
+#include "mbox.h"
 #include "str.h"
 
 #define SUBS_MAX	(1024u * 1024)
-#define UIDVALIDITY_FILE "postern-uidvalidity"
 
 static const struct {
 	const char *name, *use;
@@ -367,67 +367,67 @@ bool imapd_mailboxes_prepare(const char *root, struct buf *err)
 	return ok;
 }
 
-/* ---- counts ---- */
-
-static uint32_t count_dir(const char *path, bool cur, uint32_t *unseen)
-{
-	uint32_t n = 0;
-	DIR *d = opendir(path);
-
-	if (!d)
-		return 0;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		struct maildir_name mn;
-		if (de->d_name[0] == '.' || !maildir_name_parse(de->d_name, &mn))
-			continue;
-		n++;
-		if (!cur || !strchr(mn.flags, 'S'))
-			(*unseen)++;
-	}
-	closedir(d);
-	return n;
-}
-
-static uint32_t uidvalidity(const char *path)
-{
-	struct buf f = BUF_INIT(BUF_NOLIMIT), data = BUF_INIT(64), err = BUF_INIT(1024);
-	uint64_t v = 0;
-
-	buf_printf(&f, "%s/%s", path, UIDVALIDITY_FILE);
-	if (!fsutil_read_file(buf_cstr(&f), 64, &data) || !str_to_u64n(data.data ? data.data : "",
-								      data.len && data.data[data.len - 1] == '\n' ? data.len - 1 : data.len,
-								      UINT32_MAX, &v) || v == 0) {
-		v = (uint64_t)time(NULL) & 0xffffffffu;
-		if (v == 0)
-			v = 1;
-		buf_reset(&data);
-		buf_printf(&data, "%llu\n", (unsigned long long)v);
-		if (!fsutil_write_atomic(buf_cstr(&f), data.data, data.len, 0600, &err))
-			log_warn("imapd: %s", buf_cstr(&err));
-	}
-	buf_free(&f);
-	buf_free(&data);
-	buf_free(&err);
-	return (uint32_t)v;
-}
-
 bool imapd_mailbox_counts(const char *path, struct imapd_counts *out)
 {
-	struct buf p = BUF_INIT(BUF_NOLIMIT);
+	struct buf p = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(1024);
+	struct mbox *mb;
 
 	memset(out, 0, sizeof(*out));
 	buf_printf(&p, "%s/cur", path);
 	if (!is_dir(buf_cstr(&p))) {
 		buf_free(&p);
+		buf_free(&err);
 		return false;
 	}
-	out->messages = count_dir(buf_cstr(&p), true, &out->unseen);
-	buf_reset(&p);
-	buf_printf(&p, "%s/new", path);
-	out->recent = count_dir(buf_cstr(&p), false, &out->unseen);
-	out->messages += out->recent;
-	out->uidvalidity = uidvalidity(path);
 	buf_free(&p);
+	if ((mb = mbox_open(path, &err)) == NULL) {
+		log_error("imapd: %s", buf_cstr(&err));
+		buf_free(&err);
+		return false;
+	}
+	buf_free(&err);
+	imapd_mbox_counts(mb, out);
+	uint32_t mark = imapd_recent_mark(path);
+	for (size_t i = 0; i < mbox_count(mb); i++)
+		out->recent += mbox_get(mb, i)->uid > mark;
+	mbox_close(&mb);
 	return true;
+}
+
+void imapd_mbox_counts(struct mbox *mb, struct imapd_counts *out)
+{
+	out->messages = (uint32_t)mbox_count(mb);
+	out->unseen = 0;
+	for (size_t i = 0; i < mbox_count(mb); i++)
+		if (!strchr(mbox_get(mb, i)->flags, 'S'))
+			out->unseen++;
+	out->uidvalidity = mbox_uidvalidity(mb);
+	out->uidnext = mbox_uidnext(mb);
+}
+
+uint32_t imapd_recent_mark(const char *path)
+{
+	struct buf f = BUF_INIT(BUF_NOLIMIT), data = BUF_INIT(64);
+	uint64_t v = 0;
+
+	buf_printf(&f, "%s/%s", path, IMAPD_RECENT_FILE);
+	if (fsutil_read_file(buf_cstr(&f), 64, &data) && data.len && data.data[data.len - 1] == '\n' &&
+	    !str_to_u64n(data.data, data.len - 1, UINT32_MAX, &v))
+		v = 0;
+	buf_free(&f);
+	buf_free(&data);
+	return (uint32_t)v;
+}
+
+void imapd_recent_set(const char *path, uint32_t uid)
+{
+	struct buf f = BUF_INIT(BUF_NOLIMIT), data = BUF_INIT(64), err = BUF_INIT(1024);
+
+	buf_printf(&f, "%s/%s", path, IMAPD_RECENT_FILE);
+	buf_printf(&data, "%u\n", uid);
+	if (!fsutil_write_atomic(buf_cstr(&f), data.data, data.len, 0600, &err))
+		log_warn("imapd: %s", buf_cstr(&err));
+	buf_free(&f);
+	buf_free(&data);
+	buf_free(&err);
 }

@@ -1,7 +1,7 @@
 /* imapd's view of a user's Maildir++ tree as IMAP mailboxes: INBOX is the root, "A/B" is root/.A.B. Folder
  * names here are UTF-8 with '/' as the separator (the wire encoding is cmd_mailbox.c's business). Also the
- * subscriptions file and the SPECIAL-USE folders made at first login. Message counts are read from the
- * directories until the shared mailbox index (common/mbox) takes over. */
+ * subscriptions file and the SPECIAL-USE folders made at first login. Message counts come from the
+ * shared mailbox index (common/mbox.h). */
 #ifndef POSTERN_IMAPD_MAILBOXES_H
 #define POSTERN_IMAPD_MAILBOXES_H
 
@@ -46,9 +46,18 @@ bool imapd_subscribe(const char *root, const char *name, bool on, struct buf *er
 
 struct imapd_counts {
 	uint32_t messages, recent, unseen;
-	uint32_t uidvalidity;
+	uint32_t uidvalidity, uidnext;
 };
-/* Counts from new/ and cur/ (recent = new/); uidvalidity kept in the folder, made on first use. */
+/* Counts from the shared mailbox index (common/mbox.h), which is opened and synced; recent = messages above the
+ * recent mark. */
 bool imapd_mailbox_counts(const char *path, struct imapd_counts *out);
+/* \Recent: the highest UID a read-write SELECT has already shown (postern-recent, 0 when absent); messages above
+ * it are recent for the next session that selects the folder, which moves the mark. */
+#define IMAPD_RECENT_FILE "postern-recent"
+uint32_t imapd_recent_mark(const char *path);
+void imapd_recent_set(const char *path, uint32_t uid);
+/* The same from an open index (recent untouched). */
+struct mbox;
+void imapd_mbox_counts(struct mbox *mb, struct imapd_counts *out);
 
 #endif

@@ -323,9 +323,9 @@ static bool match_key(const struct imap_search_key *k, const struct imap_search_
 	case IMAP_SK_OLD:
 		return !m->recent;
 	case IMAP_SK_KEYWORD:
-		return false;
+		return m->text && m->text(m->ctx, k);
 	case IMAP_SK_UNKEYWORD:
-		return true;
+		return !(m->text && m->text(m->ctx, k));
 	case IMAP_SK_LARGER:
 		return m->size > k->num;
 	case IMAP_SK_SMALLER:

@@ -24,7 +24,7 @@ enum imap_search_type {
 	IMAP_SK_FLAG_SET,	/* num = flag bits that must all be set (ANSWERED, SEEN, ...) */
 	IMAP_SK_FLAG_UNSET,	/* num = flag bits that must all be clear (UNSEEN, ...) */
 	IMAP_SK_RECENT, IMAP_SK_NEW, IMAP_SK_OLD,
-	IMAP_SK_KEYWORD, IMAP_SK_UNKEYWORD,	/* str; keywords are not stored yet: never / always */
+	IMAP_SK_KEYWORD, IMAP_SK_UNKEYWORD,	/* str; the callback says whether the message has it */
 	IMAP_SK_LARGER, IMAP_SK_SMALLER,	/* num against RFC822.SIZE */
 	IMAP_SK_BEFORE, IMAP_SK_ON, IMAP_SK_SINCE,	/* num = yyyymmdd against the internal date */
 	IMAP_SK_SENTBEFORE, IMAP_SK_SENTON, IMAP_SK_SENTSINCE,	/* against the Date: header (callback) */
@@ -64,7 +64,8 @@ struct imap_search_msg {
 	uint32_t internal_ymd;	/* internal date as yyyymmdd */
 	/* Text keys: does the message's field (HEADER, with field upper-cased) or body/text contain str
 	 * (case-insensitively)? For SENT* keys, type is the key and the callback compares the Date: header with
-	 * key->num. NULL: such keys never match. */
+	 * key->num; for KEYWORD and UNKEYWORD it says whether the message has keyword str (UNKEYWORD is negated
+	 * here). NULL: such keys never match (UNKEYWORD always does). */
 	bool (*text)(void *ctx, const struct imap_search_key *key);
 	void *ctx;
 };

@@ -14,6 +14,7 @@
 #include "listmatch.h"
 #include "log.h"
 #include "mailboxes.h"
+#include "selected.h"
 #include "str.h"
 #include "utf7imap.h"
 
@@ -47,6 +48,7 @@ void imapd_unselect(struct imapd_session *sess)
 {
 	if (!sess->sel)
 		return;
+	imapd_sel_free(sess->sel);
 	xfree(&sess->sel->name);
 	xfree(&sess->sel->path);
 	xfree(&sess->sel);
@@ -89,6 +91,12 @@ void imapd_untagged(struct imapd_session *sess, const char *fmt, ...)
 void imapd_ok(struct imapd_session *sess, const char *fmt, ...)
 {
 	va_list ap;
+
+	/* every successful command in selected state tells what other sessions changed (RFC 3501 7) */
+	if (sess->sel && sess->sel->mb) {
+		imapd_sel_update(sess, !sess->sel->no_expunge);
+		sess->sel->no_expunge = false;
+	}
 	va_start(ap, fmt);
 	reply(sess, sess->tag, "OK", fmt, ap);
 	va_end(ap);
@@ -169,7 +177,7 @@ bool imapd_arg_mailbox(struct imapd_session *sess, const struct imap_arg *a, str
 
 void imapd_capabilities(struct imapd_session *sess, struct buf *out)
 {
-	buf_puts(out, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE NAMESPACE UNSELECT SPECIAL-USE");
+	buf_puts(out, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE NAMESPACE UNSELECT SPECIAL-USE UIDPLUS MOVE ESEARCH");
 	if (sess->state != IMAPD_NOTAUTH && sess->set->max_literal)
 		buf_printf(out, " APPENDLIMIT=%zu", sess->set->max_literal);
 	if (sess->state != IMAPD_NOTAUTH)
@@ -248,6 +256,8 @@ static void dispatch(struct imapd_session *sess)
 			imapd_bad(sess, "already logged in");
 		return;
 	}
+	if (sess->sel)
+		sess->sel->no_expunge = false;
 	c->fn(sess, args, nargs, uid);
 }
 

@@ -1,6 +1,7 @@
-/* Maildir delivery. As root, the write happens in a child that has dropped to the mailbox owner, so a
- * mailbox path under a user's control can never be used to write as root; the child reports its outcome
- * through a pipe. Without root the daemon writes as itself. Every failure of the write itself is temporary. */
+/* Maildir and mbox delivery. As root, the write happens in a child that has dropped to the target's owner, so
+ * a path under a user's control can never be used to write as root; the child reports its outcome through a
+ * pipe. Without root the daemon writes as itself. Every failure of the write itself is temporary; only a
+ * full quota can bounce (quota_exceeded_action). */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -19,7 +20,7 @@
 #include "receipt.h"
 #include "str.h"
 
-static bool read_at(int fd, void *p, size_t n, uint64_t off, size_t *got)
+bool ldeliver_read_at(int fd, void *p, size_t n, uint64_t off, size_t *got)
 {
 	*got = 0;
 	while (*got < n) {
@@ -43,7 +44,7 @@ bool ldeliver_has_loop(const struct ldeliver_msg *m, const char *rcpt)
 	size_t got;
 	bool loop = false;
 
-	if (!read_at(m->fd, h, n, m->content_offset, &got)) {
+	if (!ldeliver_read_at(m->fd, h, n, m->content_offset, &got)) {
 		free(h);
 		return false;
 	}
@@ -77,29 +78,72 @@ static void put_clean(struct buf *b, const char *s)
 		buf_putc(b, (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
 }
 
-static enum ldeliver_status write_maildir(const struct ldeliver_msg *m, const char *rcpt, const char *maildir,
+void ldeliver_trace_headers(const char *sender, const char *rcpt, struct buf *out)
+{
+	buf_puts(out, "Return-Path: <");
+	put_clean(out, sender);
+	buf_puts(out, ">\nDelivered-To: ");
+	put_clean(out, rcpt);
+	buf_puts(out, "\n");
+}
+
+/* The extension folder when it exists as a directory, else the Maildir itself. */
+static void pick_folder(const struct ldeliver_target *t, struct buf *dir)
+{
+	struct stat st;
+	if (t->folder && maildir_folder_path(t->path, t->folder, dir) && stat(dir->data, &st) == 0 &&
+	    S_ISDIR(st.st_mode)) {
+		if (dir->len && dir->data[dir->len - 1] != '/')
+			buf_putc(dir, '/');
+		return;
+	}
+	buf_reset(dir);
+	buf_puts(dir, t->path);
+}
+
+static enum ldeliver_status write_maildir(const struct ldeliver_msg *m, const struct ldeliver_target *t,
                                           struct buf *dsn, struct buf *text)
 {
-	struct buf err = BUF_INIT(1024), hdr = BUF_INIT(BUF_NOLIMIT);
+	struct buf err = BUF_INIT(1024), hdr = BUF_INIT(BUF_NOLIMIT), dirb = BUF_INIT(BUF_NOLIMIT);
 	struct maildir_writer *w;
 	char *chunk = NULL, *name = NULL;
 	enum ldeliver_status st = LDELIVER_TEMPFAIL;
+	const char *rcpt = t->rcpt;
 
-	if (!maildir_make(maildir, 0700, &err) || !(w = maildir_begin(maildir, 0600, &err))) {
+	ldeliver_trace_headers(t->sender ? t->sender : m->sender, rcpt, &hdr);
+	if (!maildir_make(t->path, 0700, &err)) {
+		buf_puts(dsn, errno == ENOSPC || errno == EDQUOT ? "4.3.1" : "4.2.0");
+		buf_printf(text, "cannot write to maildir %s: %s", t->path, buf_cstr(&err));
+		goto out;
+	}
+	if (t->quota) {
+		uint64_t used = 0;
+		if (!lquota_usage(t->path, &used, &err)) {
+			buf_puts(dsn, "4.2.0");
+			buf_printf(text, "cannot compute the size of maildir %s: %s", t->path, buf_cstr(&err));
+			goto out;
+		}
+		if (used + hdr.len + m->content_len > t->quota) {
+			st = t->quota_bounce ? LDELIVER_FAIL : LDELIVER_TEMPFAIL;
+			buf_puts(dsn, t->quota_bounce ? "5.2.2" : "4.2.2");
+			buf_printf(text, "mailbox full: quota %llu bytes, %llu used, message %llu",
+			           (unsigned long long)t->quota, (unsigned long long)used,
+			           (unsigned long long)(hdr.len + m->content_len));
+			goto out;
+		}
+	}
+	pick_folder(t, &dirb);
+	const char *maildir = dirb.data;
+	if (!(w = maildir_begin(maildir, 0600, &err))) {
 		buf_puts(dsn, errno == ENOSPC || errno == EDQUOT ? "4.3.1" : "4.2.0");
 		buf_printf(text, "cannot write to maildir %s: %s", maildir, buf_cstr(&err));
 		goto out;
 	}
-	buf_puts(&hdr, "Return-Path: <");
-	put_clean(&hdr, m->sender);
-	buf_puts(&hdr, ">\nDelivered-To: ");
-	put_clean(&hdr, rcpt);
-	buf_puts(&hdr, "\n");
 	bool ok = maildir_write(w, hdr.data, hdr.len);
 	chunk = xmalloc(65536);
 	for (uint64_t off = 0; ok && off < m->content_len;) {
 		size_t want = m->content_len - off < 65536 ? (size_t)(m->content_len - off) : 65536, got;
-		if (!read_at(m->fd, chunk, want, m->content_offset + off, &got) || got != want) {
+		if (!ldeliver_read_at(m->fd, chunk, want, m->content_offset + off, &got) || got != want) {
 			buf_puts(dsn, "4.3.0");
 			buf_printf(text, "cannot read queue file: %s", got != want ? "short read" : strerror(errno));
 			maildir_abort(&w);
@@ -120,20 +164,29 @@ static enum ldeliver_status write_maildir(const struct ldeliver_msg *m, const ch
 		goto out;
 	}
 	buf_puts(dsn, "2.0.0");
-	buf_puts(text, "delivered to maildir");
+	if (strcmp(maildir, t->path) != 0)
+		buf_printf(text, "delivered to maildir folder %s", t->folder);
+	else
+		buf_puts(text, "delivered to maildir");
 	st = LDELIVER_OK;
 out:
 	free(chunk);
 	free(name);
 	buf_free(&err);
 	buf_free(&hdr);
+	buf_free(&dirb);
 	return st;
 }
 
+typedef enum ldeliver_status (*write_fn)(const struct ldeliver_msg *m, const struct ldeliver_target *t,
+                                         struct buf *dsn, struct buf *text);
+
 /* Child side of a delivery as another user: drop, write, send "CODE dsn text" back, exit. */
-static noreturn void child_deliver(int wfd, const struct ldeliver_msg *m, const char *rcpt, const char *maildir,
-                                   uid_t uid, gid_t gid)
+static noreturn void child_deliver(int wfd, const struct ldeliver_msg *m, const struct ldeliver_target *t,
+                                   write_fn fn)
 {
+	uid_t uid = t->uid;
+	gid_t gid = t->gid;
 	struct buf dsn = BUF_INIT(64), text = BUF_INIT(2048), out = BUF_INIT(4096);
 	enum ldeliver_status st;
 
@@ -142,15 +195,15 @@ static noreturn void child_deliver(int wfd, const struct ldeliver_msg *m, const 
 		buf_puts(&dsn, "4.3.0");
 		buf_printf(&text, "cannot switch to uid %u gid %u: %s", (unsigned)uid, (unsigned)gid, strerror(errno));
 	} else {
-		st = write_maildir(m, rcpt, maildir, &dsn, &text);
+		st = fn(m, t, &dsn, &text);
 	}
 	buf_printf(&out, "%d %s %s", (int)st, buf_cstr(&dsn), buf_cstr(&text));
 	ssize_t k = write(wfd, out.data, out.len);
 	_exit(k == (ssize_t)out.len ? 0 : 1);
 }
 
-static enum ldeliver_status deliver_as(const struct ldeliver_msg *m, const char *rcpt, const char *maildir, uid_t uid,
-                                       gid_t gid, struct buf *dsn, struct buf *text)
+static enum ldeliver_status deliver_as(const struct ldeliver_msg *m, const struct ldeliver_target *t, write_fn fn,
+                                       struct buf *dsn, struct buf *text)
 {
 	int p[2];
 	pid_t pid;
@@ -162,7 +215,7 @@ static enum ldeliver_status deliver_as(const struct ldeliver_msg *m, const char 
 	}
 	if (pid == 0) {
 		close(p[0]);
-		child_deliver(p[1], m, rcpt, maildir, uid, gid);
+		child_deliver(p[1], m, t, fn);
 	}
 	close(p[1]);
 	struct buf in = BUF_INIT(8192);
@@ -197,58 +250,98 @@ static enum ldeliver_status deliver_as(const struct ldeliver_msg *m, const char 
 	return st;
 }
 
-/* Receipt name: recipient number and a hash of the mailbox path (one recipient may have several mailboxes). */
-static void receipt_path(const struct ldeliver_msg *m, const char *maildir, struct buf *out)
+/* Receipt name: recipient number and a hash of the target (one recipient may have several targets). */
+static void receipt_path(const struct ldeliver_msg *m, const struct ldeliver_target *t, struct buf *out)
 {
 	uint64_t h = 1469598103934665603ull;	/* FNV-1a */
-	for (const unsigned char *p = (const unsigned char *)maildir; *p; p++)
+	for (const unsigned char *p = (const unsigned char *)t->path; *p; p++)
 		h = (h ^ *p) * 1099511628211ull;
+	if (t->kind != LDELIVER_MAILDIR)	/* Maildir receipts keep their old names */
+		h = (h ^ (unsigned)t->kind) * 1099511628211ull;
+	if (t->kind == LDELIVER_RESUBMIT && t->sender)
+		for (const unsigned char *p = (const unsigned char *)t->sender; *p; p++)
+			h = (h ^ *p) * 1099511628211ull;
 	buf_printf(out, "%s/%u-%016llx", m->receipt_dir, (unsigned)m->rcpt_idx, (unsigned long long)h);
+}
+
+/* Written after the Maildir commit and before the answer; not fsynced: it guards against crashed processes,
+ * and after a power loss a duplicate is the lesser evil. */
+static void write_receipt(const struct ldeliver_msg *m, const char *path)
+{
+	if (mkdir(m->receipt_dir, 0700) != 0 && errno != EEXIST) {
+		log_warn("%s: receipt directory %s: %s", m->queue_id, m->receipt_dir, strerror(errno));
+		return;
+	}
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		log_warn("%s: receipt %s: %s", m->queue_id, path, strerror(errno));
+	else
+		close(fd);
+}
+
+/* Maildir targets are delivered exactly once across crashes (local/receipt.h): the pending mark is taken here,
+ * before any fork, so a writer child holds its lock until it exits. true when an interrupted earlier attempt
+ * already put the message into the folder. */
+static bool maildir_receipt_begin(const struct ldeliver_msg *m, const struct ldeliver_target *t, const char *path,
+                                  struct lreceipt *lr)
+{
+	struct buf hdr = BUF_INIT(BUF_NOLIMIT), dir = BUF_INIT(BUF_NOLIMIT);
+	ldeliver_trace_headers(t->sender ? t->sender : m->sender, t->rcpt, &hdr);
+	pick_folder(t, &dir);
+	struct lreceipt_content c = { hdr.data, hdr.len, m->fd, m->content_offset, m->content_len };
+	bool done = lreceipt_begin(lr, path, buf_cstr(&dir), &c);
+	buf_free(&hdr);
+	buf_free(&dir);
+	return done;
+}
+
+enum ldeliver_status ldeliver(const struct ldeliver_msg *m, const struct ldeliver_target *t, struct buf *dsn,
+                              struct buf *text)
+{
+	struct lreceipt lr = { NULL, -1 };
+	bool guarded = false;
+	struct buf receipt = BUF_INIT(BUF_NOLIMIT);
+	enum ldeliver_status st;
+	static const char *const what[] = { "maildir", "file", "command", "the list owner's queue" };
+
+	if (m->receipt_dir) {
+		receipt_path(m, t, &receipt);
+		if (access(receipt.data, F_OK) == 0) {
+			buf_puts(dsn, "2.0.0");
+			buf_printf(text, "delivered to %s (before a restart)", what[t->kind]);
+			buf_free(&receipt);
+			return LDELIVER_OK;
+		}
+	}
+	write_fn fn = t->kind == LDELIVER_FILE ? lmbox_append : t->kind == LDELIVER_RESUBMIT ? lresubmit : write_maildir;
+	if (ldeliver_has_loop(m, t->rcpt)) {
+		buf_puts(dsn, "5.4.6");
+		buf_printf(text, "mail forwarding loop for %s", t->rcpt);
+		st = LDELIVER_FAIL;
+	} else if (t->kind == LDELIVER_MAILDIR && m->receipt_dir && (guarded = true) &&
+	           maildir_receipt_begin(m, t, receipt.data, &lr)) {
+		buf_puts(dsn, "2.0.0");
+		buf_printf(text, "delivered to %s (before a restart)", what[t->kind]);
+		st = LDELIVER_OK;
+	} else if (t->kind == LDELIVER_PIPE) {
+		st = lpipe_run(m, t, dsn, text);
+	} else if (t->switch_user && geteuid() == 0 && !(t->uid == geteuid() && t->gid == getegid())) {
+		st = deliver_as(m, t, fn, dsn, text);
+	} else {
+		st = fn(m, t, dsn, text);
+	}
+	if (guarded)
+		lreceipt_end(&lr, st == LDELIVER_OK);	/* no-op when the receipt was already there */
+	else if (st == LDELIVER_OK && m->receipt_dir)
+		write_receipt(m, receipt.data);
+	buf_free(&receipt);
+	return st;
 }
 
 enum ldeliver_status ldeliver_maildir(const struct ldeliver_msg *m, const char *rcpt, const char *maildir,
                                       bool switch_user, uid_t uid, gid_t gid, struct buf *dsn, struct buf *text)
 {
-	struct buf receipt = BUF_INIT(BUF_NOLIMIT);
-	enum ldeliver_status st;
-
-	if (m->receipt_dir) {
-		receipt_path(m, maildir, &receipt);
-		if (access(receipt.data, F_OK) == 0) {
-			buf_puts(dsn, "2.0.0");
-			buf_puts(text, "delivered to maildir (before a restart)");
-			buf_free(&receipt);
-			return LDELIVER_OK;
-		}
-	}
-	if (ldeliver_has_loop(m, rcpt)) {
-		buf_puts(dsn, "5.4.6");
-		buf_printf(text, "mail forwarding loop for %s", rcpt);
-		st = LDELIVER_FAIL;
-	} else {
-		/* exactly once across crashes: see local/receipt.h (the pending mark is taken before the fork, so a
-		 * writer child holds its lock until it exits) */
-		struct buf hdr = BUF_INIT(BUF_NOLIMIT);
-		struct lreceipt lr = { NULL, -1 };
-		buf_puts(&hdr, "Return-Path: <");
-		put_clean(&hdr, m->sender);
-		buf_puts(&hdr, ">\nDelivered-To: ");
-		put_clean(&hdr, rcpt);
-		buf_puts(&hdr, "\n");
-		struct lreceipt_content rc = { hdr.data, hdr.len, m->fd, m->content_offset, m->content_len };
-		if (m->receipt_dir && lreceipt_begin(&lr, receipt.data, maildir, &rc)) {
-			buf_puts(dsn, "2.0.0");
-			buf_puts(text, "delivered to maildir (before a restart)");
-			st = LDELIVER_OK;
-		} else {
-			if (switch_user && geteuid() == 0 && !(uid == geteuid() && gid == getegid()))
-				st = deliver_as(m, rcpt, maildir, uid, gid, dsn, text);
-			else
-				st = write_maildir(m, rcpt, maildir, dsn, text);
-			lreceipt_end(&lr, st == LDELIVER_OK);
-		}
-		buf_free(&hdr);
-	}
-	buf_free(&receipt);
-	return st;
+	struct ldeliver_target t = { .kind = LDELIVER_MAILDIR, .rcpt = rcpt, .path = maildir,
+		                     .switch_user = switch_user, .uid = uid, .gid = gid };
+	return ldeliver(m, &t, dsn, text);
 }

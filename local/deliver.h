@@ -1,12 +1,14 @@
-/* Maildir delivery of one queued message to one mailbox: the Delivered-To loop check, the Return-Path and
- * Delivered-To headers, and the privilege switch to the mailbox owner (a forked child when running as root).
- * Called by the local daemon for each target lres_resolve() produced. */
+/* Delivery of one queued message to one target: a Maildir (with extension folder and quota), an mbox file or a
+ * command. The Delivered-To loop check, the Return-Path and Delivered-To headers, and the privilege switch to
+ * the target's owner (a forked child when running as root). Called by the local daemon for each target
+ * lres_resolve() produced; mbox.c, pipe.c and quota.c hold the file, command and quota parts. */
 #ifndef POSTERN_LOCAL_DELIVER_H
 #define POSTERN_LOCAL_DELIVER_H
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "buf.h"
 
@@ -27,13 +29,80 @@ struct ldeliver_msg {
 
 enum ldeliver_status { LDELIVER_OK = 2, LDELIVER_TEMPFAIL = 4, LDELIVER_FAIL = 5 };
 
-/* Deliver m to maildir for rcpt (the Delivered-To value). switch_user: write as uid/gid (only possible and
- * only done when running as root; otherwise the daemon's own uid writes). dsn and text describe the outcome
- * ("2.0.0", "delivered to maildir"). */
+enum ldeliver_kind { LDELIVER_MAILDIR, LDELIVER_FILE, LDELIVER_PIPE, LDELIVER_RESUBMIT };
+
+struct ldeliver_target {
+	enum ldeliver_kind kind;
+	const char *rcpt;	/* the Delivered-To value */
+	const char *sender;	/* Return-Path (and the From_ line), NULL: the message's sender */
+	const char *path;	/* the Maildir root (ending in '/'), the mbox file, the command, or (resubmit)
+				 * the queue directory */
+	const char *folder;	/* Maildir: Maildir++ folder used instead of INBOX when it exists, NULL none */
+	uint64_t quota;		/* Maildir: bytes, 0 for none */
+	bool quota_bounce;	/* over quota: 5.2.2 (else 4.2.2) */
+	bool switch_user;	/* write or run as uid/gid (only done when running as root) */
+	uid_t uid;
+	gid_t gid;
+	char *const *env;	/* command: its whole environment ("NAME=value", NULL-terminated) */
+	const char *home;	/* command: working directory ("/" when it cannot be entered) */
+	unsigned time_limit;	/* command: seconds before it is killed */
+	char *const *rcpts;	/* resubmit: the recipients of the new message (NULL-terminated) */
+};
+
+/* Deliver m to t; dsn and text describe the outcome ("2.0.0", "delivered to maildir"). */
+enum ldeliver_status ldeliver(const struct ldeliver_msg *m, const struct ldeliver_target *t, struct buf *dsn,
+                              struct buf *text);
+
+/* The old entry point: ldeliver() of a Maildir with no folder and no quota. */
 enum ldeliver_status ldeliver_maildir(const struct ldeliver_msg *m, const char *rcpt, const char *maildir,
                                       bool switch_user, uid_t uid, gid_t gid, struct buf *dsn, struct buf *text);
 
 /* true when the message header already has "Delivered-To: rcpt" (any case): delivering again would loop. */
 bool ldeliver_has_loop(const struct ldeliver_msg *m, const char *rcpt);
+
+/* The Return-Path and Delivered-To lines put before the message (control characters made '?'). */
+void ldeliver_trace_headers(const char *sender, const char *rcpt, struct buf *out);
+
+/* Read len bytes at off (fewer only at the end of the file). */
+bool ldeliver_read_at(int fd, void *p, size_t n, uint64_t off, size_t *got);
+
+/* ---- mbox.c: appending to an mbox file ---- */
+
+/* ">From " quoting of a message streamed in pieces of any size: a line starting with "From " gets a '>'. */
+struct lmbox_quoter {
+	size_t held;	/* bytes of "From " matched at the start of the current line, not yet output */
+	bool mid_line;	/* inside a line (not at its start) */
+};
+void lmbox_quote(struct lmbox_quoter *q, const char *p, size_t n, struct buf *out);
+/* End of the message: what is held, then the newline a message must end with and the empty separator line. */
+void lmbox_quote_end(struct lmbox_quoter *q, struct buf *out);
+/* "From SENDER DATE" line (MAILER-DAEMON for the null sender), with its newline. */
+void lmbox_from_line(const char *sender, time_t when, struct buf *out);
+/* Append m to the file t->path as the calling user: locked, fsynced, cut back on failure. */
+enum ldeliver_status lmbox_append(const struct ldeliver_msg *m, const struct ldeliver_target *t, struct buf *dsn,
+                                  struct buf *text);
+
+/* ---- pipe.c: running a command ---- */
+
+/* Map a command's wait status and its first output line to a result: exit 0 delivered, 75 (EX_TEMPFAIL)
+ * 4.3.0, 67 (EX_NOUSER) 5.1.1, other exit codes 5.3.0, a signal 4.3.0; timed_out 4.3.0. */
+enum ldeliver_status lpipe_status(int wstatus, bool timed_out, const char *first_line, unsigned limit,
+                                  struct buf *dsn, struct buf *text);
+/* Run t->path with /bin/sh -c as t->uid (when root) with the message on stdin. */
+enum ldeliver_status lpipe_run(const struct ldeliver_msg *m, const struct ldeliver_target *t, struct buf *dsn,
+                               struct buf *text);
+
+/* ---- resubmit.c: remote list members under the list owner's sender ---- */
+
+/* Queue a new message (as the calling user) from t->sender to t->rcpts: a Delivered-To: t->rcpt line, then
+ * m's content. Its queue ID goes into text ("queued as ID"). */
+enum ldeliver_status lresubmit(const struct ldeliver_msg *m, const struct ldeliver_target *t, struct buf *dsn,
+                               struct buf *text);
+
+/* ---- quota.c: Maildir size ---- */
+
+/* Bytes used by the Maildir at root: the S= sizes (else the file sizes) of new/ and cur/ of INBOX and every
+ * folder. false with err when root cannot be read (a missing Maildir is empty). */
+bool lquota_usage(const char *root, uint64_t *bytes, struct buf *err);
 
 #endif

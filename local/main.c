@@ -1,7 +1,8 @@
-/* local: Maildir delivery (DAEMON_SINGLE: one qmgr connection per process, master runs up to maxproc of them,
+/* local: local delivery (DAEMON_SINGLE: one qmgr connection per process, master runs up to maxproc of them,
  * so a slow mailbox holds up only its own process). For each LP_DELIVER request it resolves every recipient
- * (resolve.c), delivers to each mailbox (deliver.c, as the mailbox owner when running as root) and answers one
- * result per recipient, plus the remote addresses aliases expanded to. */
+ * (resolve.c), delivers to each Maildir, mbox file and command (deliver.c, as the owner when running as root)
+ * and answers one result per recipient, plus the remote addresses aliases expanded to (those of a list with an
+ * owner-NAME alias are queued anew from the owner instead: resubmit.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -31,7 +32,11 @@ static struct {
 	char *queue_dir, *accounts_path, *aliases_path, *delims, *postmaster_maildir, *myhostname;
 	char **mydest, **vdomains;
 	size_t nmydest, nvdomains;
-	bool system_users, forward;
+	bool system_users, forward, ext_folders, quota_bounce;
+	bool resubmitted;	/* a list's remote members were queued anew during this request */
+	unsigned command_time_limit;
+	uid_t privs_uid;	/* default_privs: commands and files of root-owned aliases */
+	gid_t privs_gid;
 	unsigned depth;
 	struct accounts *accounts;
 	struct table *aliases;
@@ -55,7 +60,8 @@ static bool is_local_domain(const char *domain, void *arg)
 	return domain_in(L.mydest, L.nmydest, domain) || domain_in(L.vdomains, L.nvdomains, domain);
 }
 
-static int lookup_account(const char *addr, char **maildir, uint32_t *uid, uint32_t *gid, void *arg, struct buf *err)
+static int lookup_account(const char *addr, char **maildir, uint32_t *uid, uint32_t *gid, uint64_t *quota, void *arg,
+                          struct buf *err)
 {
 	(void)arg;
 	if (!L.accounts) {
@@ -80,6 +86,7 @@ static int lookup_account(const char *addr, char **maildir, uint32_t *uid, uint3
 	*maildir = xstrdup(u.maildir);
 	*uid = u.uid;
 	*gid = u.gid;
+	*quota = u.quota;
 	accounts_user_free(&u);
 	return 1;
 }
@@ -119,6 +126,82 @@ static int lookup_system(const char *name, char **home, uid_t *uid, gid_t *gid, 
 
 #define LOCAL_FORWARD_MAX 65536
 
+/* Read a list file opened by the caller (at most max bytes) into data. */
+static bool read_list(int fd, size_t max, struct buf *data, const char *path, struct buf *err)
+{
+	char chunk[4096];
+	ssize_t k;
+	while ((k = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			buf_printf(err, "read %s: %s", path, strerror(errno));
+			return false;
+		}
+		if (data->len + (size_t)k > max || !buf_append(data, chunk, (size_t)k)) {
+			buf_printf(err, "%s: larger than %zu bytes", path, max);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* An :include: list: a regular file owned by root or the owner of what includes it, writable by nobody else and
+ * readable by that owner; otherwise refused (0), since whoever can write it decides where the mail goes and
+ * what runs. */
+static int lookup_include(const char *path, uid_t owner, struct buf *value, uid_t *file_uid, gid_t *file_gid,
+                          void *arg, struct buf *err)
+{
+	(void)arg;
+	struct buf data = BUF_INIT(LRES_LIST_FILE_MAX);
+	struct stat st;
+	int r = 0;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0) {
+		if (errno == ENOENT || errno == ELOOP || errno == ENOTDIR) {
+			buf_printf(err, "%s: %s", path, errno == ELOOP ? "a symbolic link" : strerror(errno));
+			return 0;
+		}
+		buf_printf(err, "open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		buf_printf(err, "%s: not a regular file", path);
+	} else if (st.st_uid != 0 && st.st_uid != owner) {
+		buf_printf(err, "%s: owned by uid %u, neither root nor the alias owner", path, (unsigned)st.st_uid);
+	} else if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		buf_printf(err, "%s: writable by group or others", path);
+	} else if (!(st.st_mode & (st.st_uid == owner ? S_IRUSR : S_IROTH))) {
+		/* we read as root: a file its owner could not read (/etc/shadow in a .forward) must not leak into
+		 * addresses, logs and bounces */
+		buf_printf(err, "%s: not readable by uid %u", path, (unsigned)owner);
+	} else if (!read_list(fd, LRES_LIST_FILE_MAX, &data, path, err)) {
+		r = -1;
+	} else if (!lres_list_parse(buf_cstr(&data), data.len, value)) {
+		buf_printf(err, "%s: contains a NUL byte", path);
+	} else {
+		*file_uid = st.st_uid;
+		*file_gid = st.st_gid;
+		r = 1;
+	}
+	close(fd);
+	buf_free(&data);
+	return r;
+}
+
+/* Who the aliases table's files and commands run as: its owner, or default_privs when root owns it. */
+static void alias_owner(uid_t *uid, gid_t *gid)
+{
+	struct stat st;
+	*uid = L.privs_uid;
+	*gid = L.privs_gid;
+	if (stat(L.aliases_path, &st) == 0 && st.st_uid != 0) {
+		*uid = st.st_uid;
+		struct passwd *pw = getpwuid(st.st_uid);
+		*gid = pw ? pw->pw_gid : st.st_gid;
+	}
+}
+
 /* ~/.forward of a system user: only a regular file owned by the user (or root) and writable by nobody else is
  * honoured; any other is ignored with a warning, so mail still reaches the mailbox. */
 static int lookup_forward(const char *home, uid_t uid, struct buf *value, void *arg, struct buf *err)
@@ -145,29 +228,13 @@ static int lookup_forward(const char *home, uid_t uid, struct buf *value, void *
 		log_warn("%s: not a regular file of its user, writable by others, or too large: ignored", path.data);
 		goto out;
 	}
-	char chunk[4096];
-	ssize_t k;
-	while ((k = read(fd, chunk, sizeof(chunk))) > 0)
-		if (!buf_append(&data, chunk, (size_t)k))
-			break;
-	if (k < 0) {
-		buf_printf(err, "read %s: %s", path.data, strerror(errno));
+	if (!read_list(fd, LOCAL_FORWARD_MAX, &data, path.data, err)) {
 		r = -1;
 		goto out;
 	}
-	buf_reset(value);
-	/* one target list: lines joined with commas, comment lines dropped */
-	for (char *line = data.data; line && *line;) {
-		char *nl = strchr(line, '\n');
-		if (nl)
-			*nl = '\0';
-		char *t = str_trim(line);
-		if (*t && *t != '#') {
-			if (value->len)
-				buf_putc(value, ',');
-			buf_puts(value, t);
-		}
-		line = nl ? nl + 1 : NULL;
+	if (!lres_list_parse(buf_cstr(&data), data.len, value)) {
+		log_warn("%s: contains a NUL byte or is too large: ignored", path.data);
+		goto out;
 	}
 	r = 1;
 out:
@@ -178,6 +245,92 @@ out:
 	return r;
 }
 
+/* Header-safe copy for the command environment. */
+static void env_put(char ***env, size_t *n, const char *name, const char *value)
+{
+	struct buf b = BUF_INIT(BUF_NOLIMIT);
+	buf_printf(&b, "%s=", name);
+	for (const char *p = value ? value : ""; *p; p++)
+		buf_putc(&b, (unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p);
+	*env = xreallocarray(*env, *n + 2, sizeof(**env));
+	(*env)[(*n)++] = buf_steal(&b, NULL);
+	(*env)[*n] = NULL;
+}
+
+/* The environment of a command, as Postfix's local(8) sets it. */
+static char **command_env(const struct ldeliver_msg *m, const char *rcpt, const struct lres_target *t, uid_t uid,
+                          const char **home)
+{
+	char **env = NULL;
+	size_t n = 0;
+	struct passwd *pw = getpwuid(uid);
+	const char *at = strrchr(rcpt, '@');
+	char *local = xstrndup(rcpt, at ? (size_t)(at - rcpt) : strlen(rcpt)), *lower = xstrdup(local);
+	str_lower(lower);
+	const char *ext;
+	size_t cut = lres_split_extension(lower, L.delims, &ext);
+	*home = pw && pw->pw_dir ? pw->pw_dir : "/";
+	env_put(&env, &n, "PATH", "/usr/local/bin:/usr/bin:/bin");
+	env_put(&env, &n, "SENDER", t->sender ? t->sender : m->sender);
+	env_put(&env, &n, "RECIPIENT", rcpt);
+	env_put(&env, &n, "ORIGINAL_RECIPIENT", rcpt);
+	lower[cut] = '\0';
+	env_put(&env, &n, "LOCAL", lower);
+	env_put(&env, &n, "DOMAIN", at ? at + 1 : L.myhostname);
+	env_put(&env, &n, "EXTENSION", ext ? local + (ext - lower) : "");
+	env_put(&env, &n, "HOME", *home);
+	env_put(&env, &n, "USER", pw ? pw->pw_name : "");
+	env_put(&env, &n, "LOGNAME", pw ? pw->pw_name : "");
+	env_put(&env, &n, "SHELL", pw && pw->pw_shell && *pw->pw_shell ? pw->pw_shell : "/bin/sh");
+	free(local);
+	free(lower);
+	*home = pw && pw->pw_dir ? xstrdup(pw->pw_dir) : NULL;
+	return env;
+}
+
+static void free_env(char **env)
+{
+	for (size_t i = 0; env && env[i]; i++)
+		free(env[i]);
+	free(env);
+}
+
+/* The remote targets with the same list-owner sender as res->v[first], when first is the first of them
+ * (NULL-terminated, the strings are res's); NULL when an earlier target already took them. */
+static char **list_members(const struct lres_result *res, size_t first)
+{
+	const char *sender = res->v[first].sender;
+	for (size_t j = 0; j < first; j++)
+		if (res->v[j].kind == LRES_REMOTE && res->v[j].sender && strcmp(res->v[j].sender, sender) == 0)
+			return NULL;
+	char **v = NULL;
+	size_t n = 0;
+	for (size_t j = first; j < res->n; j++)
+		if (res->v[j].kind == LRES_REMOTE && res->v[j].sender && strcmp(res->v[j].sender, sender) == 0) {
+			v = xreallocarray(v, n + 2, sizeof(*v));
+			v[n++] = res->v[j].addr;
+			v[n] = NULL;
+		}
+	return v;
+}
+
+/* New mail in incoming/ (a list's resubmission): tell qmgr; its periodic scan is the fallback. */
+static void wake_qmgr(void)
+{
+	struct buf path = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(1024);
+	buf_printf(&path, "%s/qmgr", config_str(L.cfg, "private_directory"));
+	int fd = ipc_connect(path.data, 1000);
+	if (fd >= 0) {
+		struct ipc_msg *msg = ipc_msg_new(QP_WAKEUP);
+		if (!ipc_send(fd, msg, 1000, &err))
+			log_warn("qmgr wakeup: %s", buf_cstr(&err));
+		ipc_msg_free(&msg);
+		close(fd);
+	}
+	buf_free(&path);
+	buf_free(&err);
+}
+
 /* Deliver one recipient; code 2/4/5 with dsn and text, remote targets appended to remote. */
 static int deliver_rcpt(const struct ldeliver_msg *m, const char *rcpt, struct buf *dsn, struct buf *text,
                         struct lres_result *res)
@@ -185,32 +338,73 @@ static int deliver_rcpt(const struct ldeliver_msg *m, const char *rcpt, struct b
 	struct lres_ops ops = {
 		.account = lookup_account, .alias = lookup_alias,
 		.system_user = L.system_users ? lookup_system : NULL, .forward = L.forward ? lookup_forward : NULL,
-		.is_local_domain = is_local_domain,
+		.include = lookup_include, .is_local_domain = is_local_domain,
 		.myhostname = L.myhostname, .postmaster_maildir = L.postmaster_maildir, .delims = L.delims,
-		.max_depth = L.depth,
+		.max_depth = L.depth, .extension_folders = L.ext_folders,
 	};
+	alias_owner(&ops.alias_uid, &ops.alias_gid);
 	enum lres_status st = lres_resolve(&ops, rcpt, res, dsn, text);
 	if (st != LRES_OK)
 		return st == LRES_TEMPFAIL ? 4 : 5;
 	int worst = 0, delivered = 0;
-	struct buf d1 = BUF_INIT(64), t1 = BUF_INIT(2048);
+	struct buf d1 = BUF_INIT(64), t1 = BUF_INIT(2048), last = BUF_INIT(2048);
+	static const enum ldeliver_kind kinds[] = {
+		[LRES_MAILDIR] = LDELIVER_MAILDIR, [LRES_FILE] = LDELIVER_FILE, [LRES_PIPE] = LDELIVER_PIPE,
+	};
 	for (size_t i = 0; i < res->n; i++) {
 		struct lres_target *t = &res->v[i];
-		if (t->kind != LRES_MAILDIR)
-			continue;
-		bool sw = t->switch_user;
-		uid_t uid = t->uid;
-		gid_t gid = t->gid;
-		if (!sw && geteuid() == 0) {
-			/* never write mailboxes as root: the virtual-mail user owns them */
-			sw = true;
-			uid = L.vuid;
-			gid = L.vgid;
+		char **members = NULL;
+		if (t->kind == LRES_REMOTE) {
+			/* remote members of a list with an owner go out in a new message from the owner; the others
+			 * go back to qmgr as added recipients */
+			if (!t->sender || !(members = list_members(res, i)))
+				continue;
+		}
+		struct ldeliver_target dt = {
+			.kind = kinds[t->kind], .rcpt = t->addr, .sender = t->sender, .path = t->maildir,
+			.folder = t->folder, .quota = t->quota, .quota_bounce = L.quota_bounce,
+			.switch_user = t->switch_user, .uid = t->uid, .gid = t->gid,
+			.time_limit = L.command_time_limit,
+		};
+		if (geteuid() == 0 && (!dt.switch_user || dt.uid == 0)) {
+			/* never write mailboxes or run commands as root: Maildirs belong to the virtual-mail user,
+			 * files and commands to default_privs */
+			dt.switch_user = true;
+			dt.uid = t->kind == LRES_MAILDIR ? L.vuid : L.privs_uid;
+			dt.gid = t->kind == LRES_MAILDIR ? L.vgid : L.privs_gid;
+		}
+		if (members) {
+			dt.kind = LDELIVER_RESUBMIT;
+			dt.rcpt = rcpt;
+			dt.path = L.queue_dir;
+			dt.rcpts = members;
+			dt.switch_user = true;	/* the queue file belongs to mail_owner */
+			dt.uid = L.vuid;
+			dt.gid = L.vgid;
+		}
+		char **env = NULL;
+		const char *home = NULL;
+		if (t->kind == LRES_PIPE) {
+			env = command_env(m, rcpt, t, dt.switch_user ? dt.uid : geteuid(), &home);
+			dt.env = env;
+			dt.home = home;
 		}
 		buf_reset(&d1);
 		buf_reset(&t1);
-		int c = (int)ldeliver_maildir(m, t->addr, t->maildir, sw, uid, gid, &d1, &t1);
+		int c = (int)ldeliver(m, &dt, &d1, &t1);
+		bool resubmit = members != NULL;
+		if (resubmit && c == 2)
+			L.resubmitted = true;
+		free(members);
+		free_env(env);
+		free((char *)home);
 		if (c == 2) {
+			if (t->kind != LRES_MAILDIR || resubmit)
+				log_info("%s: to=<%s>, orig_to=<%s>, relay=local, dsn=%s, status=sent (%s)", m->queue_id,
+				         log_safe(t->addr, strlen(t->addr), 256), log_safe(rcpt, strlen(rcpt), 256),
+				         buf_cstr(&d1), buf_cstr(&t1));
+			buf_reset(&last);
+			buf_puts(&last, buf_cstr(&t1));
 			delivered++;
 			continue;
 		}
@@ -232,23 +426,26 @@ static int deliver_rcpt(const struct ldeliver_msg *m, const char *rcpt, struct b
 	}
 	buf_free(&d1);
 	buf_free(&t1);
-	if (worst == 4 || (worst == 5 && delivered == 0))
+	if (worst == 4 || (worst == 5 && delivered == 0)) {
+		buf_free(&last);
 		return worst;
+	}
 	buf_reset(dsn);
 	buf_reset(text);
 	buf_puts(dsn, "2.0.0");
 	size_t remote = 0;
 	for (size_t i = 0; i < res->n; i++)
-		remote += res->v[i].kind == LRES_REMOTE;
+		remote += res->v[i].kind == LRES_REMOTE && !res->v[i].sender;
 	if (delivered == 1 && res->n == 1)
-		buf_puts(text, "delivered to maildir");
+		buf_puts(text, buf_cstr(&last));
 	else if (remote == 0)
-		buf_printf(text, "delivered to %d maildirs", delivered);
+		buf_printf(text, "delivered to %d mailboxes", delivered);
 	else if (delivered == 0)
 		buf_printf(text, "alias expanded to %zu remote address%s", remote, remote == 1 ? "" : "es");
 	else
-		buf_printf(text, "delivered to %d maildir%s, %zu remote address%s added", delivered,
-		           delivered == 1 ? "" : "s", remote, remote == 1 ? "" : "es");
+		buf_printf(text, "delivered to %d mailbox%s, %zu remote address%s added", delivered,
+		           delivered == 1 ? "" : "es", remote, remote == 1 ? "" : "es");
+	buf_free(&last);
 	return 2;
 }
 
@@ -305,11 +502,15 @@ static struct ipc_msg *handle(struct ipc_msg *req)
 		ipc_put_str(reply, LP_F_R_TEXT, buf_cstr(&text));
 		if (code == 2)
 			for (size_t i = 0; i < res.n; i++)
-				if (res.v[i].kind == LRES_REMOTE) {
+				if (res.v[i].kind == LRES_REMOTE && !res.v[i].sender) {
 					ipc_put_u32(reply, LP_F_A_IDX, idx);
 					ipc_put_str(reply, LP_F_A_ADDR, res.v[i].addr);
 				}
 		lres_result_free(&res);
+	}
+	if (L.resubmitted) {
+		L.resubmitted = false;
+		wake_qmgr();
 	}
 	if (have_env)
 		qfile_envelope_free(&env);
@@ -367,6 +568,24 @@ static void init(struct daemon_ctx *ctx)
 	L.system_users = config_bool(cfg, "local_system_users");
 	L.forward = config_bool(cfg, "local_forward_files");
 	L.depth = (unsigned)config_int(cfg, "local_alias_depth_limit", 1, 1000);
+	L.ext_folders = config_bool(cfg, "deliver_to_extension_folder");
+	L.command_time_limit = (unsigned)config_time(cfg, "command_time_limit", 1, 86400);
+	const char *qa = config_str(cfg, "quota_exceeded_action");
+	if (strcmp(qa, "bounce") == 0)
+		L.quota_bounce = true;
+	else if (strcmp(qa, "defer") != 0)
+		fatalx("quota_exceeded_action = %s: must be defer or bounce", qa);
+	const char *privs = config_str(cfg, "default_privs");
+	struct passwd *ppw = getpwnam(privs);
+	if (ppw && ppw->pw_uid != 0) {
+		L.privs_uid = ppw->pw_uid;
+		L.privs_gid = ppw->pw_gid;
+	} else if (geteuid() == 0) {
+		fatalx("default_privs %s: no such user, or root", privs);
+	} else {
+		L.privs_uid = geteuid();	/* not root: everything runs as ourselves anyway */
+		L.privs_gid = getegid();
+	}
 	L.mydest = config_list(cfg, "mydestination", &L.nmydest);
 	L.vdomains = config_list(cfg, "virtual_mailbox_domains", &L.nvdomains);
 	const char *owner = config_str(cfg, "mail_owner");

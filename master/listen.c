@@ -106,13 +106,32 @@ static bool unix_path(const char *dir, const char *name, struct sockaddr_un *sun
 	return true;
 }
 
+/* Sockets named public/NAME (local submission) live in the public directory, which every local user can reach;
+ * all others in the private one. */
+static char *public_dir;
+
+void master_listen_set_public_dir(const char *dir)
+{
+	free(public_dir);
+	public_dir = dir ? xstrdup(dir) : NULL;
+}
+
+static bool socket_path(const struct svc_listen *l, const char *private_dir, struct sockaddr_un *sun,
+                        struct buf *err)
+{
+	const char *pub = svctab_public_name(l);
+	if (pub && public_dir)
+		return unix_path(public_dir, pub, sun, err);
+	return unix_path(private_dir, l->name, sun, err);
+}
+
 static bool bind_unix(const struct svc_listen *l, const char *dir, int **fds, size_t *n, struct buf *err)
 {
 	struct sockaddr_un sun;
 	struct stat st;
 	int fd;
 
-	if (!unix_path(dir, l->name, &sun, err))
+	if (!socket_path(l, dir, &sun, err))
 		return false;
 	/* a socket left by a master that crashed; anything else at that name is not ours to remove */
 	if (lstat(sun.sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
@@ -156,7 +175,7 @@ void master_listen_close(const struct svc_entry *e, const char *private_dir, int
 	if (e->type == SVC_UNIX) {
 		for (size_t i = 0; i < e->nlisten; i++) {
 			struct sockaddr_un sun;
-			if (unix_path(private_dir, e->listen[i].name, &sun, &err))
+			if (socket_path(&e->listen[i], private_dir, &sun, &err))
 				unlink(sun.sun_path);
 		}
 	}

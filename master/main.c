@@ -251,6 +251,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	master.startup_failures = failures;
 	if (!master.foreground)
 		daemon_setup_logging(master.cfg);
+	master_listen_set_public_dir(config_str(master.cfg, "public_directory"));
 	master_services_sync();
 	config_free(&old);
 	master_reap_children();	/* frees replaced tables once nothing points into them */
@@ -338,6 +339,9 @@ int main(int argc, char **argv)
 	stdio_to_null(true);
 	ensure_dir(config_str(master.cfg, "pid_directory"), 0755, false);
 	ensure_dir(config_str(master.cfg, "private_directory"), 0700, true);
+	/* local submission: any user may connect to the sockets in here, never list or create files */
+	ensure_dir(config_str(master.cfg, "public_directory"), 0711, false);
+	master_listen_set_public_dir(config_str(master.cfg, "public_directory"));
 	take_lock();
 	log_set_fatal_hook(on_fatal);
 	if ((master.base = event_base_new()) == NULL)

@@ -73,6 +73,8 @@ extern struct master_state master;
 bool master_listen_bind(const struct svc_entry *e, const char *private_dir, int **fds, size_t *nfds,
                         struct buf *err);
 void master_listen_close(const struct svc_entry *e, const char *private_dir, int *fds, size_t nfds);
+/* Where public/NAME sockets go (public_directory); set before binding, again on reload. */
+void master_listen_set_public_dir(const char *dir);
 
 /* service.c */
 /* (Re)build the services from master.tab: new ones are bound, kept ones keep matching sockets, removed

@@ -1,6 +1,7 @@
 /* DATA and BDAT: the message goes through one sink that collects the header section (to add Received and, on
  * submission, a missing Message-ID or Date), then streams into a queue file. The client hears 250 only after
  * qfile_commit() has made the file durable in queue/incoming; any failure is 451 4.3.0 and leaves no file. */
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -65,8 +66,13 @@ static bool put_envelope(struct smtpd_session *ss, struct qfile_writer *w)
 		ok = qfile_put_str(w, QREC_TLS, buf_cstr(&b));
 		buf_free(&b);
 	}
-	ok = ok && qfile_put_str(w, QREC_PROTOCOL, smtpd_protocol_name(ss));
-	ok = ok && qfile_put_str(w, QREC_ORIGIN, "smtpd");
+	if (ss->peer_uid >= 0) {
+		char uid[32];
+		snprintf(uid, sizeof(uid), "%ld", ss->peer_uid);
+		ok = ok && qfile_put_str(w, QREC_UID, uid);
+	}
+	ok = ok && qfile_put_str(w, QREC_PROTOCOL, ss->peer_uid >= 0 ? "LOCAL" : smtpd_protocol_name(ss));
+	ok = ok && qfile_put_str(w, QREC_ORIGIN, ss->peer_uid >= 0 ? "sendmail" : "smtpd");
 	return ok;
 }
 
@@ -92,9 +98,14 @@ static bool sink_open(struct smtpd_session *ss)
 	ss->sink->w = w;
 	ss->sink->now = (int64_t)time(NULL);
 	buf_init(&ss->sink->hdr, ss->set->header_limit ? ss->set->header_limit : 65536);
-	log_info("%s: client=%s[%s]%s%s", qfile_writer_id(w), ss->client_name, ss->client_addr,
-	         ss->auth_user ? ", sasl_username=" : "",
-	         ss->auth_user ? log_safe(ss->auth_user, strlen(ss->auth_user), 300) : "");
+	if (ss->peer_uid >= 0)
+		/* the sender is the client's word (-f), the uid the kernel's: both logged, so a forgery is traceable */
+		log_info("%s: client=local, uid=%ld, sender=<%s>", qfile_writer_id(w), ss->peer_uid,
+		         log_safe(ss->sender ? ss->sender : "", ss->sender ? strlen(ss->sender) : 0, 300));
+	else
+		log_info("%s: client=%s[%s]%s%s", qfile_writer_id(w), ss->client_name, ss->client_addr,
+		         ss->auth_user ? ", sasl_username=" : "",
+		         ss->auth_user ? log_safe(ss->auth_user, strlen(ss->auth_user), 300) : "");
 	return true;
 }
 
@@ -112,7 +123,7 @@ static void sink_flush_header(struct smtpd_session *ss)
 	const char *id = qfile_writer_id(k->w);
 
 	smtpd_received(ss, id, k->now, &pre);
-	if (ss->set->submission_fixups && ss->auth_user) {
+	if (ss->set->submission_fixups && (ss->auth_user || ss->peer_uid >= 0)) {
 		if (!smtpd_header_has(k->hdr.data ? k->hdr.data : "", k->hdr.len, "Message-ID"))
 			buf_printf(&pre, "Message-ID: <%s@%s>\r\n", id, ss->set->hostname);
 		if (!smtpd_header_has(k->hdr.data ? k->hdr.data : "", k->hdr.len, "Date")) {

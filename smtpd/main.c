@@ -68,6 +68,14 @@ static void smtpd_init(struct daemon_ctx *ctx)
 	settings.submission_fixups = config_bool(cfg, "smtpd_submission_fixups");
 	settings.bare_newline_reject = config_bool(cfg, "smtpd_forbid_bare_newline");
 	settings.dsn = config_bool(cfg, "smtpd_dsn");
+	settings.local_submission = config_bool(cfg, "smtpd_local_submission");
+	if (settings.local_submission) {
+		/* a local socket: the kernel already names the client, so TLS and AUTH add nothing and a global
+		 * smtpd_tls_required or smtpd_auth_required must not lock sendmail out */
+		settings.tls_mode = SMTPD_TLS_OFFER;
+		settings.tls_ctx = NULL;
+		settings.auth_required = false;
+	}
 	settings.queue_dir = config_str(cfg, "queue_directory");
 	free(qmgr_socket);
 	qmgr_socket = NULL;

@@ -92,6 +92,8 @@ void smtpd_received(const struct smtpd_session *ss, const char *id, int64_t now,
 		put_safe(out, cipher, 64);
 		buf_printf(out, " (%d bits))\r\n", bits);
 	}
+	if (ss->peer_uid >= 0)
+		buf_printf(out, "\t(from userid %ld)\r\n", ss->peer_uid);
 	if (ss->auth_user) {
 		buf_puts(out, "\t(Authenticated sender: ");
 		put_safe(out, ss->auth_user, 255);

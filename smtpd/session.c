@@ -2,6 +2,7 @@
  * (RSET/EHLO drop the transaction, STARTTLS drops everything). Runs over any connected socket, so the unit tests
  * and the fuzzer drive it through a socketpair exactly as a network client would. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -232,6 +233,25 @@ static void one_command(struct smtpd_session *ss)
 	smtpd_command(ss, &cmd);
 }
 
+/* Local submission: the kernel says who is on the other end of the socket; nothing the client sends can change
+ * that. false when it cannot be told (then the client is refused, never treated as anonymous). */
+static bool local_client_init(struct smtpd_session *ss, int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || len != sizeof(cred)) {
+		log_warn("local submission: cannot identify the client: %s", strerror(errno));
+		return false;
+	}
+	ss->peer_uid = (long)cred.uid;
+	str_copy(ss->client_name, sizeof(ss->client_name), "localhost");
+	str_copy(ss->client_addr, sizeof(ss->client_addr), "127.0.0.1");
+	ss->loopback = true;
+	ss->trusted = true;
+	return true;
+}
+
 void smtpd_session_run(int fd, const struct sockaddr *peer, socklen_t peerlen, const struct smtpd_settings *set)
 {
 	struct smtpd_session sess;
@@ -247,8 +267,18 @@ void smtpd_session_run(int fd, const struct sockaddr *peer, socklen_t peerlen, c
 	stream_set_timeouts(ss->s, set->timeout_ms, set->timeout_ms);
 	/* A client that trickles a byte at a time must not hold a process past the timeout per command. */
 	stream_set_deadline_mode(ss->s, true);
-	client_init(ss, peer, peerlen);
-	log_info("connect from %s[%s]", ss->client_name, ss->client_addr);
+	ss->peer_uid = -1;
+	if (set->local_submission) {
+		if (!local_client_init(ss, fd)) {
+			smtpd_reply(ss, "421 4.7.0 %s cannot identify the local client", set->hostname);
+			ss->state = SMTPD_S_CLOSING;
+		} else {
+			log_info("connect from local uid=%ld", ss->peer_uid);
+		}
+	} else {
+		client_init(ss, peer, peerlen);
+		log_info("connect from %s[%s]", ss->client_name, ss->client_addr);
+	}
 
 	if (set->tls_mode == SMTPD_TLS_IMPLICIT) {
 		enum stream_result r = set->tls_ctx ? stream_starttls_server(ss->s, set->tls_ctx) : STREAM_ERROR;

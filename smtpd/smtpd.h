@@ -55,6 +55,9 @@ struct smtpd_settings {
 	bool submission_fixups;		/* add missing Message-ID and Date to mail from authenticated clients */
 	bool bare_newline_reject;	/* DATA with bare CR or LF: refuse (else normalize) */
 	bool dsn;			/* advertise DSN */
+	/* Local submission (public/submit, sendmail): the client is identified by its uid from SO_PEERCRED,
+	 * which is recorded in the queue file and logged; it may relay like mynetworks. */
+	bool local_submission;
 	const char *queue_dir;
 	const char *qmgr_socket;	/* NULL: do not notify */
 	struct smtpd_policy *policy;	/* relay and recipient decisions; NULL: accept everything (fuzzer) */
@@ -84,7 +87,8 @@ struct smtpd_session {
 	char client_addr[64];	/* numeric */
 	char client_name[64];	/* "unknown": smtpd does no reverse lookups (yet) */
 	bool loopback;
-	bool trusted;		/* in mynetworks */
+	bool trusted;		/* in mynetworks, or a local submission */
+	long peer_uid;		/* local submission: the client's uid (SO_PEERCRED); -1 otherwise */
 	char *helo;
 	bool esmtp;
 	char *auth_user;	/* after a successful AUTH */

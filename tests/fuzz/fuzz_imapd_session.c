@@ -1,7 +1,9 @@
 /* Fuzz whole imapd sessions: the input is what a client sends (login with password "pw" succeeds), the server
  * runs on one end of a socketpair against a scratch Maildir, a thread drains its replies. Exercises every command
- * handler's argument checks and the folder code with hostile names. The scratch tree is wiped when it grows and
- * removed at exit. */
+ * handler's argument checks and the folder code with hostile names. INBOX always holds a few messages (a
+ * multipart one among them) so the selected state (FETCH, STORE, SEARCH, COPY, MOVE, EXPUNGE) runs on real data.
+ * The scratch tree is wiped when it grows and removed at exit. */
+#include <dirent.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -14,6 +16,7 @@
 
 #include "alloc.h"
 #include "log.h"
+#include "maildir.h"
 #include "../../imapd/imapd.h"
 #include "../../imapd/mailboxes.h"
 
@@ -60,6 +63,42 @@ static void *drain(void *arg)
 	return NULL;
 }
 
+static const char *const messages[] = {
+	"From: A <a@example.org>\nTo: b@example.net\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\n"
+	"Date: Tue, 1 Dec 2026 08:00:00 +0000\n\nhello body\n",
+	"Subject: multi\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=xx\n\n--xx\n"
+	"Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\nw5xiZXI=\n--xx\n"
+	"Content-Type: message/rfc822\n\nSubject: inner\n\ninner text\n--xx--\n",
+	"no header at all\n",
+};
+
+/* INBOX gets its sample messages back when a session expunged or moved them away. */
+static void fill_inbox(void)
+{
+	struct buf err = BUF_INIT(1024), p = BUF_INIT(BUF_NOLIMIT);
+	size_t have = 0;
+
+	if (!maildir_make(maildir, 0700, &err))
+		abort();
+	for (int i = 0; i < 2; i++) {
+		buf_reset(&p);
+		buf_printf(&p, "%s/%s", maildir, i ? "new" : "cur");
+		DIR *d = opendir(buf_cstr(&p));
+		struct dirent *de;
+		while (d && (de = readdir(d)) != NULL)
+			have += de->d_name[0] != '.';
+		if (d)
+			closedir(d);
+	}
+	for (size_t i = 0; have < 3 && i < sizeof(messages) / sizeof(messages[0]); i++, have++) {
+		struct maildir_writer *w = maildir_begin(maildir, 0600, &err);
+		if (!w || !maildir_write(w, messages[i], strlen(messages[i])) || !maildir_commit(&w, NULL, NULL, &err))
+			abort();
+	}
+	buf_free(&err);
+	buf_free(&p);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!maildir) {
@@ -74,6 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		maildir = xmalloc(n);
 		snprintf(maildir, n, "%s/m", scratch);
 	}
+	fill_inbox();
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
 		abort();
@@ -104,7 +144,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* keep the tree small so runs stay fast */
 	struct imapd_names n = { 0 };
 	imapd_mailboxes_list(maildir, &n);
-	if (n.count > 40)
+	static unsigned runs;
+	/* copies pile up in other folders: start over now and then */
+	if (n.count > 40 || ++runs % 500 == 0)
 		cleanup();
 	imapd_names_free(&n);
 	return 0;

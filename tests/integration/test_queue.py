@@ -134,11 +134,11 @@ def _add_alias(inst, line):
 
 def test_state_rebuilt_after_deletion(qinst):
     user, maildir = _demo(qinst)
-    # a message that stays queued, so that it has state: its alias target type is not supported yet, which
-    # local reports as a temporary failure
-    _add_alias(qinst, 'stays: "|/bin/cat"')
+    # a message that stays queued, so that it has state: its alias is a command that always fails
+    # temporarily (EX_TEMPFAIL)
+    _add_alias(qinst, 'stays: "|exit 75"')
     held = _queued(qinst, user, [f'stays@{qinst.domain}'], 'stays')
-    qinst.wait_log(rf'{held}: to=<stays@{re.escape(qinst.domain)}>, .*dsn=4\.3\.5, status=deferred')
+    qinst.wait_log(rf'{held}: to=<stays@{re.escape(qinst.domain)}>, .*dsn=4\.3\.0, status=deferred')
     qinst.stop()
     for name in ('state.lmdb', 'state.lmdb-lock'):
         p = qinst.path('queue', name)

@@ -276,7 +276,8 @@ static void test_login_and_errors(void **state)
 	EXPECT(e, "q1 CREATE \"a\\\"b\\\\c\"", "q1 OK");
 	EXPECT(e, "q2 LIST \"\" a*", "* LIST (\\HasNoChildren) \"/\" \"a\\\"b\\\\c\"");
 	EXPECT(e, "b6 CLOSE", "b6 BAD no mailbox selected");
-	EXPECT(e, "b7 UID FETCH 1 FLAGS", "b7 BAD unknown command");
+	EXPECT(e, "b7 UID FETCH 1 FLAGS", "b7 BAD no mailbox selected");
+	EXPECT(e, "b9 UID FROB 1", "b9 BAD unknown command");
 	EXPECT(e, "b8 LOGOUT", "b8 OK");
 }
 
@@ -404,12 +405,16 @@ static void test_select_status(void **state)
 	snprintf(d, sizeof(d), "%s/cur", e->maildir);
 	put_file(d, "1700000001.M2P1.host,S=17,W=20:2,S");
 	put_file(d, "1700000002.M3P1.host,S=17,W=20:2,");
-	EXPECT(e, "a1 SELECT inbox", "* 3 EXISTS");
-	EXPECT(e, "a2 SELECT INBOX", "* 1 RECENT");
+	EXPECT(e, "a0 STATUS INBOX (RECENT UIDNEXT)", "* STATUS \"INBOX\" (RECENT 3 UIDNEXT 4)");
+	EXPECT(e, "a0a EXAMINE INBOX", "* 3 RECENT");
+	EXPECT(e, "a1 SELECT inbox", "* 3 RECENT");
+	/* \Recent: only the first read-write SELECT gets the messages (STATUS and EXAMINE only look) */
+	EXPECT(e, "a1a SELECT INBOX", "* 0 RECENT");
+	EXPECT(e, "a2 SELECT INBOX", "* OK [UIDNEXT 4]");
 	EXPECT(e, "a3 SELECT INBOX", "a3 OK [READ-WRITE]");
 	EXPECT(e, "a4 SELECT INBOX", "* OK [UIDVALIDITY ");
 	EXPECT(e, "a5 EXAMINE INBOX", "a5 OK [READ-ONLY]");
-	EXPECT(e, "a6 STATUS INBOX (MESSAGES unseen RECENT)", "* STATUS \"INBOX\" (MESSAGES 3 UNSEEN 2 RECENT 1)");
+	EXPECT(e, "a6 STATUS INBOX (MESSAGES unseen RECENT)", "* STATUS \"INBOX\" (MESSAGES 3 UNSEEN 2 RECENT 0)");
 	EXPECT(e, "a7 STATUS Nope (MESSAGES)", "a7 NO [NONEXISTENT]");
 	EXPECT(e, "a8 STATUS INBOX (BOGUS)", "a8 BAD");
 	EXPECT(e, "a9 CHECK", "a9 OK");
@@ -464,7 +469,7 @@ static void test_append(void **state)
 	char *l = readline(e);
 	assert_string_equal(l, "+ OK");
 	free(l);
-	EXPECT_TAG(e, "Subject: hi\r\n\r\nbody\r\n\r", "a1", "a1 OK APPEND completed");
+	EXPECT_TAG(e, "Subject: hi\r\n\r\nbody\r\n\r", "a1", "a1 OK [APPENDUID ");
 	char dir[256], path[512];
 	snprintf(dir, sizeof(dir), "%s/.Drafts/cur", e->maildir);
 	char *name = only_file(dir);

@@ -17,6 +17,7 @@
 #include "../../local/deliver.h"
 #include "../../local/resolve.h"
 #include "alloc.h"
+#include "buf.h"
 #include "fsutil.h"
 
 static const char *ALIASES[][2] = {
@@ -31,6 +32,16 @@ static const char *ALIASES[][2] = {
 	{ "dup@local.test", "alice, alice@local.test, ALICE" },
 	{ "err@local.test", NULL },
 	{ "postmaster@local.test", "nosuchadmin" },
+	{ "staff@local.test", ":include:/lists/staff" },
+	{ "owner-staff@local.test", "admin" },
+	{ "self@local.test", ":include:/lists/self" },
+	{ "nested@local.test", ":include:/lists/nested" },
+	{ "userlist@local.test", ":include:/lists/user" },
+	{ "cmdlist@local.test", ":include:/lists/cmd" },
+	{ "tmplist@local.test", ":include:/lists/tmp" },
+	{ "unsafe@local.test", ":include:/lists/unsafe" },
+	{ "missing@local.test", ":include:/lists/none" },
+	{ "relative@local.test", ":include:lists/staff" },
 };
 
 static int alias(const char *addr, struct buf *value, void *arg, struct buf *err)
@@ -55,12 +66,15 @@ static int alias(const char *addr, struct buf *value, void *arg, struct buf *err
 	return 0;
 }
 
-static int account(const char *addr, char **maildir, uint32_t *uid, uint32_t *gid, void *arg, struct buf *err)
+static int account(const char *addr, char **maildir, uint32_t *uid, uint32_t *gid, uint64_t *quota, void *arg,
+                   struct buf *err)
 {
 	(void)arg;
 	(void)err;
-	const char *known[] = { "alice@local.test", "bob@local.test", "admin@local.test", "virt@virtual.test" };
-	for (size_t i = 0; i < 4; i++)
+	const char *known[] = { "alice@local.test", "bob@local.test", "admin@local.test", "virt@virtual.test",
+		                "alice+own@local.test" };
+	*quota = strcmp(addr, "bob@local.test") == 0 ? 5000 : 0;
+	for (size_t i = 0; i < 5; i++)
 		if (strcmp(addr, known[i]) == 0) {
 			struct buf b = BUF_INIT(BUF_NOLIMIT);
 			buf_printf(&b, "/mail/%s/", addr);
@@ -103,6 +117,38 @@ static int fwd(const char *home, uid_t uid, struct buf *value, void *arg, struct
 	return 1;
 }
 
+/* :include: files: "/lists/NAME" with fixed contents; owner 0 (root) unless the name says "user" */
+static int include_cb(const char *path, uid_t owner, struct buf *value, uid_t *fu, gid_t *fg, void *arg,
+                      struct buf *err)
+{
+	(void)arg;
+	static const char *FILES[][2] = {
+		{ "/lists/staff", "alice\n# a comment\n\n  bob@local.test , far@remote.test\n" },
+		{ "/lists/self", ":include:/lists/self" },
+		{ "/lists/nested", ":include:/lists/staff, admin" },
+		{ "/lists/user", "\"|/bin/true\"" },
+		{ "/lists/cmd", "|/usr/bin/archive, /var/log/list.mbox" },
+	};
+	if (strcmp(path, "/lists/tmp") == 0) {
+		buf_puts(err, "read failed");
+		return -1;
+	}
+	if (strcmp(path, "/lists/unsafe") == 0) {
+		buf_puts(err, "writable by group or others");
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(FILES) / sizeof(FILES[0]); i++)
+		if (strcmp(path, FILES[i][0]) == 0) {
+			assert_true(lres_list_parse(FILES[i][1], strlen(FILES[i][1]), value));
+			*fu = strcmp(path, "/lists/user") == 0 ? 777 : 0;
+			*fg = *fu ? 778 : 0;
+			(void)owner;
+			return 1;
+		}
+	buf_puts(err, "No such file or directory");
+	return 0;
+}
+
 static bool is_local(const char *domain, void *arg)
 {
 	(void)arg;
@@ -112,6 +158,7 @@ static bool is_local(const char *domain, void *arg)
 static const struct lres_ops OPS = {
 	.account = account, .alias = alias, .system_user = sysuser, .forward = fwd, .is_local_domain = is_local,
 	.myhostname = "local.test", .postmaster_maildir = "/mail/postmaster/", .delims = "+",
+	.alias_uid = 4242, .alias_gid = 4343, .include = include_cb, .extension_folders = true,
 };
 
 static enum lres_status res(const char *rcpt, struct lres_result *r, char *dsn, size_t dl)
@@ -183,8 +230,15 @@ static void test_resolve_aliases(void **state)
 	assert_true(strncmp(d, "5.4.6", 5) == 0);
 	assert_int_equal(res("deep0@local.test", &r, d, sizeof(d)), LRES_FAIL);
 	assert_true(strncmp(d, "5.4.6 alias expansion too deep", 30) == 0);
-	assert_int_equal(res("pipe@local.test", &r, d, sizeof(d)), LRES_TEMPFAIL);
-	assert_true(strncmp(d, "4.3.5", 5) == 0);
+	/* a command runs as the aliases' owner (alias_uid in OPS) */
+	assert_int_equal(res("pipe@local.test", &r, d, sizeof(d)), LRES_OK);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.v[0].kind, LRES_PIPE);
+	assert_string_equal(r.v[0].maildir, "/bin/cat");
+	assert_string_equal(r.v[0].addr, "pipe@local.test");
+	assert_true(r.v[0].switch_user);
+	assert_int_equal(r.v[0].uid, 4242);
+	lres_result_free(&r);
 	assert_int_equal(res("err@local.test", &r, d, sizeof(d)), LRES_TEMPFAIL);
 	assert_true(strncmp(d, "4.3.0", 5) == 0);
 	assert_int_equal(res("broken@local.test", &r, d, sizeof(d)), LRES_TEMPFAIL);
@@ -222,8 +276,25 @@ static void test_forward(void **state)
 	fwd_value = "ERR";
 	assert_int_equal(res("sys@local.test", &r, d, sizeof(d)), LRES_TEMPFAIL);
 	assert_true(strncmp(d, "4.3.0 .forward: group writable", 30) == 0);
-	fwd_value = "\"|/usr/bin/procmail\"";
-	assert_int_equal(res("sys@local.test", &r, d, sizeof(d)), LRES_TEMPFAIL);
+	/* commands and files of a .forward run as its user */
+	fwd_value = "\"|/usr/bin/procmail -a x\", /home/sys/mbox, /home/sys/Other/";
+	assert_int_equal(res("sys@local.test", &r, d, sizeof(d)), LRES_OK);
+	assert_int_equal(r.n, 3);
+	assert_int_equal(r.v[0].kind, LRES_PIPE);
+	assert_string_equal(r.v[0].maildir, "/usr/bin/procmail -a x");
+	assert_int_equal(r.v[0].uid, 1234);
+	assert_int_equal(r.v[0].gid, 5678);
+	assert_string_equal(r.v[0].addr, "sys@local.test");
+	assert_int_equal(r.v[1].kind, LRES_FILE);
+	assert_string_equal(r.v[1].maildir, "/home/sys/mbox");
+	assert_int_equal(r.v[1].uid, 1234);
+	assert_int_equal(r.v[2].kind, LRES_MAILDIR);
+	assert_string_equal(r.v[2].maildir, "/home/sys/Other/");
+	assert_int_equal(r.v[2].uid, 1234);
+	lres_result_free(&r);
+	fwd_value = "\"|\"";
+	assert_int_equal(res("sys@local.test", &r, d, sizeof(d)), LRES_FAIL);
+	assert_true(strncmp(d, "5.3.5", 5) == 0);
 	fwd_value = NULL;
 }
 
@@ -246,6 +317,126 @@ static void test_split(void **state)
 	assert_true(lres_split_targets("", collect, &b));
 	assert_int_equal(b.len, 0);
 	buf_free(&b);
+}
+
+
+static void test_include(void **state)
+{
+	(void)state;
+	struct lres_result r;
+	char d[4200];
+	assert_int_equal(res("staff@local.test", &r, d, sizeof(d)), LRES_OK);
+	assert_int_equal(r.n, 3);
+	assert_string_equal(r.v[0].addr, "alice@local.test");
+	assert_string_equal(r.v[1].addr, "bob@local.test");
+	assert_int_equal(r.v[2].kind, LRES_REMOTE);
+	/* owner-staff exists: the list's members get it as their envelope sender */
+	for (size_t i = 0; i < r.n; i++)
+		assert_string_equal(r.v[i].sender, "owner-staff@local.test");
+	lres_result_free(&r);
+	assert_int_equal(res("nested@local.test", &r, d, sizeof(d)), LRES_OK);
+	assert_int_equal(r.n, 4);
+	assert_null(r.v[0].sender);	/* no owner-nested alias */
+	lres_result_free(&r);
+	assert_int_equal(res("self@local.test", &r, d, sizeof(d)), LRES_FAIL);
+	assert_true(strncmp(d, "5.4.6 :include: loop", 20) == 0);
+	/* a list file owned by a user: its commands run as that user */
+	assert_int_equal(res("userlist@local.test", &r, d, sizeof(d)), LRES_OK);
+	assert_int_equal(r.v[0].kind, LRES_PIPE);
+	assert_int_equal(r.v[0].uid, 777);
+	assert_int_equal(r.v[0].gid, 778);
+	assert_string_equal(r.v[0].addr, "userlist@local.test");
+	lres_result_free(&r);
+	/* root-owned: the aliases' owner */
+	assert_int_equal(res("cmdlist@local.test", &r, d, sizeof(d)), LRES_OK);
+	assert_int_equal(r.n, 2);
+	assert_int_equal(r.v[0].kind, LRES_PIPE);
+	assert_int_equal(r.v[0].uid, 4242);
+	assert_int_equal(r.v[1].kind, LRES_FILE);
+	assert_string_equal(r.v[1].maildir, "/var/log/list.mbox");
+	lres_result_free(&r);
+	assert_int_equal(res("tmplist@local.test", &r, d, sizeof(d)), LRES_TEMPFAIL);
+	assert_true(strncmp(d, "4.3.5", 5) == 0);
+	assert_int_equal(res("unsafe@local.test", &r, d, sizeof(d)), LRES_FAIL);
+	assert_true(strncmp(d, "5.3.5 :include: writable", 24) == 0);
+	assert_int_equal(res("missing@local.test", &r, d, sizeof(d)), LRES_FAIL);
+	assert_true(strncmp(d, "5.3.5", 5) == 0);
+	assert_int_equal(res("relative@local.test", &r, d, sizeof(d)), LRES_FAIL);
+	assert_true(strncmp(d, "5.3.5 :include: needs an absolute path", 38) == 0);
+	/* without an include callback :include: is refused */
+	struct lres_ops ops = OPS;
+	ops.include = NULL;
+	struct buf dd = BUF_INIT(64), tt = BUF_INIT(4096);
+	assert_int_equal(lres_resolve(&ops, "staff@local.test", &r, &dd, &tt), LRES_FAIL);
+	assert_string_equal(dd.data, "5.3.5");
+	buf_free(&dd);
+	buf_free(&tt);
+}
+
+static void test_extension_and_quota(void **state)
+{
+	(void)state;
+	struct lres_result r;
+	char d[4200];
+	assert_int_equal(res("alice+Lists@local.test", &r, d, sizeof(d)), LRES_OK);
+	assert_string_equal(r.v[0].folder, "lists");
+	assert_int_equal(r.v[0].quota, 0);
+	lres_result_free(&r);
+	assert_int_equal(res("alice+own@local.test", &r, d, sizeof(d)), LRES_OK);
+	assert_string_equal(r.v[0].maildir, "/mail/alice+own@local.test/");
+	assert_null(r.v[0].folder);	/* an account of its own, not alice's folder */
+	lres_result_free(&r);
+	assert_int_equal(res("bob@local.test", &r, d, sizeof(d)), LRES_OK);
+	assert_null(r.v[0].folder);
+	assert_int_equal(r.v[0].quota, 5000);
+	lres_result_free(&r);
+	assert_int_equal(res("sys+x@local.test", &r, d, sizeof(d)), LRES_OK);
+	assert_string_equal(r.v[0].folder, "x");
+	lres_result_free(&r);
+	struct lres_ops ops = OPS;
+	ops.extension_folders = false;
+	struct buf dd = BUF_INIT(64), tt = BUF_INIT(4096);
+	assert_int_equal(lres_resolve(&ops, "alice+lists@local.test", &r, &dd, &tt), LRES_OK);
+	assert_null(r.v[0].folder);
+	lres_result_free(&r);
+	buf_free(&dd);
+	buf_free(&tt);
+	const char *ext;
+	assert_int_equal(lres_split_extension("user+tag+more", "+-", &ext), 4);
+	assert_string_equal(ext, "tag+more");
+	assert_int_equal(lres_split_extension("user-tag", "+-", &ext), 4);
+	assert_string_equal(ext, "tag");
+	assert_int_equal(lres_split_extension("user+", "+", &ext), 4);
+	assert_null(ext);
+	assert_int_equal(lres_split_extension("+tag", "+", &ext), 4);
+	assert_null(ext);
+	assert_int_equal(lres_split_extension("user+tag", "", &ext), 8);
+	assert_null(ext);
+	assert_int_equal(lres_split_extension("user+tag", NULL, &ext), 8);
+	assert_null(ext);
+}
+
+static void test_list_parse(void **state)
+{
+	(void)state;
+	struct buf b = BUF_INIT(BUF_NOLIMIT);
+	const char *text = "# staff list\n alice , bob\r\n\n\t# indented comment\ncarol@remote.test  \n\"|cmd a, b\"";
+	assert_true(lres_list_parse(text, strlen(text), &b));
+	assert_string_equal(b.data, "alice , bob,carol@remote.test,\"|cmd a, b\"");
+	struct buf t = BUF_INIT(BUF_NOLIMIT);
+	assert_true(lres_split_targets(b.data, collect, &t));
+	assert_string_equal(t.data, "[alice][bob][carol@remote.test][|cmd a, b]");
+	buf_free(&t);
+	assert_true(lres_list_parse("", 0, &b));
+	assert_int_equal(b.len, 0);
+	assert_true(lres_list_parse("#only\n\n", 7, &b));
+	assert_int_equal(b.len, 0);
+	assert_false(lres_list_parse("a\0b", 3, &b));
+	buf_free(&b);
+	/* the output cap is honoured */
+	struct buf small = BUF_INIT(4);
+	assert_false(lres_list_parse("abc\ndef\n", 8, &small));
+	buf_free(&small);
 }
 
 /* ---- delivery ---- */
@@ -437,6 +628,9 @@ int main(void)
 		cmocka_unit_test(test_resolve_aliases),
 		cmocka_unit_test(test_forward),
 		cmocka_unit_test(test_split),
+		cmocka_unit_test(test_include),
+		cmocka_unit_test(test_extension_and_quota),
+		cmocka_unit_test(test_list_parse),
 		cmocka_unit_test(test_deliver),
 		cmocka_unit_test(test_receipts),
 		cmocka_unit_test(test_deliver_as_user),

@@ -1,0 +1,307 @@
+/* imapd STORE, EXPUNGE, COPY and MOVE (and their UID forms, UIDPLUS and RFC 6851). Flags are renames in cur/
+ * (selected.c); EXPUNGE goes through the shared index; COPY hard-links the message file into the target folder
+ * under a new unique name (same bytes, same flags, same internal date), falling back to a copy. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "cmdtab.h"
+#include "fetchcache.h"
+#include "flags.h"
+#include "keywords.h"
+#include "log.h"
+#include "maildir.h"
+#include "mailboxes.h"
+#include "mbox.h"
+#include "selected.h"
+
+/* ---- STORE ---- */
+
+void imapd_cmd_store(struct imapd_session *sess, const struct imap_arg *args, size_t nargs, bool uid)
+{
+	struct imapd_selected *sel = sess->sel;
+	struct imap_store st;
+	struct buf err = BUF_INIT(1024), line = BUF_INIT(BUF_NOLIMIT);
+	uint32_t *seqs = NULL;
+	size_t n = 0;
+	const char *set;
+	bool failed = false;
+
+	if (nargs != 3 || !imap_arg_atom(&args[0], &set)) {
+		imapd_bad(sess, "STORE needs a sequence set, a data item and flags");
+		goto out;
+	}
+	if (!imap_store_parse(&args[1], &args[2], &st, &err)) {
+		imapd_bad(sess, "%s", buf_cstr(&err));
+		goto out;
+	}
+	if (!imapd_sel_set(sess, set, uid, &seqs, &n)) {
+		imapd_bad(sess, "invalid sequence set");
+		goto out;
+	}
+	if (sel->readonly) {
+		imapd_no(sess, "[READ-ONLY] mailbox is read-only");
+		goto out;
+	}
+	unsigned kwl;
+	bool bad;
+	if (!imapd_keywords_from_args(sel->path, sel->keywords, &args[2], st.op != IMAP_STORE_REMOVE, &kwl, &bad,
+				      &err)) {
+		if (bad)
+			imapd_bad(sess, "%s", buf_cstr(&err));
+		else
+			imapd_no(sess, "%s", buf_cstr(&err));
+		goto out;
+	}
+	uint32_t kwmask = (uint32_t)kwl << 5;
+	for (size_t j = 0; j < n; j++) {
+		size_t i = seqs[j] - 1;
+		if (sel->v[i].gone) {
+			failed = true;
+			continue;
+		}
+		uint32_t cur = sel->v[i].flags;
+		uint32_t kw = cur & ~IMAPD_SYS_FLAGS;
+		kw = st.op == IMAP_STORE_SET ? kwmask : st.op == IMAP_STORE_ADD ? kw | kwmask : kw & ~kwmask;
+		uint32_t nf = kw | imap_store_apply(&st, cur & IMAPD_SYS_FLAGS);
+		if (nf != cur && !imapd_sel_set_flags(sess, i, nf)) {
+			failed = true;
+			continue;
+		}
+		/* .SILENT: the client knows what it set; changes by others still come with the next update */
+		if (!st.silent) {
+			buf_reset(&line);
+			imapd_sel_flags_list(sel, sel->v[i].flags, &line);
+			if (uid)
+				imapd_untagged(sess, "%zu FETCH (UID %u FLAGS %s)", i + 1, sel->v[i].uid, buf_cstr(&line));
+			else
+				imapd_untagged(sess, "%zu FETCH (FLAGS %s)", i + 1, buf_cstr(&line));
+		}
+	}
+	sel->no_expunge = true;
+	if (failed && !uid)
+		imapd_no(sess, "some messages were expunged meanwhile");
+	else
+		imapd_ok(sess, "STORE completed");
+out:
+	free(seqs);
+	buf_free(&err);
+	buf_free(&line);
+}
+
+/* ---- EXPUNGE ---- */
+
+bool imapd_expunge_deleted(struct imapd_session *sess, const uint32_t *seqs, size_t n)
+{
+	struct imapd_selected *sel = sess->sel;
+	struct buf err = BUF_INIT(1024);
+	uint32_t *uids = xcalloc(sel->n + 1, sizeof(*uids));
+	size_t nu = 0;
+	bool ok;
+
+	/* the flags as they are now, other sessions' changes included */
+	if (!mbox_sync(sel->mb, &err))
+		log_warn("imapd: %s", buf_cstr(&err));
+	for (size_t j = 0; j < (seqs ? n : sel->n); j++) {
+		size_t i = seqs ? seqs[j] - 1 : j;
+		size_t k = imapd_sel_mbox_index(sess, i);
+		if (k != (size_t)-1 && (imapd_sel_flags_from_letters(mbox_get(sel->mb, k)->flags) & IMAP_FLAG_DELETED))
+			uids[nu++] = sel->v[i].uid;
+	}
+	ok = nu == 0 || mbox_expunge(sel->mb, uids, nu, &err);
+	if (ok)
+		imapd_fcache_drop(sel->fc, sel->uidvalidity, uids, nu);
+	if (!ok)
+		log_error("imapd: user %s: expunge: %s", sess->login.user, buf_cstr(&err));
+	free(uids);
+	buf_free(&err);
+	return ok;
+}
+
+void imapd_cmd_expunge(struct imapd_session *sess, const struct imap_arg *args, size_t nargs, bool uid)
+{
+	uint32_t *seqs = NULL;
+	size_t n = 0;
+	const char *set;
+
+	if (uid ? nargs != 1 || !imap_arg_atom(&args[0], &set) : nargs != 0) {
+		imapd_bad(sess, uid ? "UID EXPUNGE needs a UID set" : "EXPUNGE takes no arguments");
+		return;
+	}
+	if (uid && !imapd_sel_set(sess, set, true, &seqs, &n)) {
+		imapd_bad(sess, "invalid UID set");
+		return;
+	}
+	if (sess->sel->readonly)
+		imapd_no(sess, "[READ-ONLY] mailbox is read-only");
+	else if (!imapd_expunge_deleted(sess, uid ? seqs : NULL, n))
+		imapd_no(sess, "[SERVERBUG] EXPUNGE failed");
+	else
+		imapd_ok(sess, "EXPUNGE completed");	/* the update before it sends the EXPUNGE responses */
+	free(seqs);
+}
+
+/* ---- COPY / MOVE ---- */
+
+/* Put view message i into the folder at dest under a new name; the new file name in *name. */
+static bool copy_file(struct imapd_session *sess, size_t i, const char *dest, char **name, struct buf *err)
+{
+	struct imapd_selected *sel = sess->sel;
+	size_t k = imapd_sel_mbox_index(sess, i);
+	struct buf data = BUF_INIT(BUF_NOLIMIT), letters = BUF_INIT(64), p = BUF_INIT(BUF_NOLIMIT);
+	bool ok = false;
+
+	if (k == (size_t)-1 || !imapd_sel_read(sess, i, &data) || (k = imapd_sel_mbox_index(sess, i)) == (size_t)-1) {
+		buf_puts(err, "message expunged meanwhile");
+		goto out;
+	}
+	const struct mbox_msg *m = mbox_get(sel->mb, k);
+	struct maildir_writer *w = maildir_begin(dest, 0600, err);
+	if (!w)
+		goto out;
+	if (!maildir_write(w, data.data ? data.data : "", data.len)) {
+		maildir_abort(&w);
+		buf_puts(err, "write failed");
+		goto out;
+	}
+	/* system flags only: keyword letters mean other words in the other folder */
+	imap_flags_to_maildir(imap_flags_from_maildir(m->flags), &letters);
+	if (!maildir_commit(&w, buf_cstr(&letters), name, err))
+		goto out;
+	(void)imapd_set_idate(dest, name, m->idate);
+	ok = true;
+out:
+	buf_free(&data);
+	buf_free(&letters);
+	buf_free(&p);
+	return ok;
+}
+
+/* After the files are in dest: the UIDs the target index gave them (by base name), 0 when not found. */
+static void target_uids(struct mbox *mb, char **names, size_t n, uint32_t *out)
+{
+	for (size_t j = 0; j < n; j++) {
+		out[j] = 0;
+		if (!names[j])
+			continue;
+		size_t bl = strcspn(names[j], ":");
+		for (size_t k = mbox_count(mb); k-- > 0;) {
+			const struct mbox_msg *m = mbox_get(mb, k);
+			if (strncmp(m->name, names[j], bl) == 0 && (m->name[bl] == ',' || m->name[bl] == ':')) {
+				out[j] = m->uid;
+				break;
+			}
+		}
+	}
+}
+
+static void uid_list(const uint32_t *u, size_t n, struct buf *out)
+{
+	for (size_t j = 0; j < n; j++)
+		buf_printf(out, "%s%u", j ? "," : "", u[j]);
+}
+
+static void do_copy(struct imapd_session *sess, const struct imap_arg *args, size_t nargs, bool uid, bool move)
+{
+	struct imapd_selected *sel = sess->sel;
+	struct buf name = BUF_INIT(1024), path = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(1024);
+	struct buf src = BUF_INIT(BUF_NOLIMIT), dst = BUF_INIT(BUF_NOLIMIT);
+	const char *what = move ? "MOVE" : "COPY", *set;
+	uint32_t *seqs = NULL, *suids = NULL, *duids = NULL;
+	char **names = NULL;
+	size_t n = 0, done = 0;
+	struct mbox *tmb = NULL;
+	bool own = false;
+
+	if (nargs != 2 || !imap_arg_atom(&args[0], &set)) {
+		imapd_bad(sess, "%s needs a sequence set and a mailbox", what);
+		goto out;
+	}
+	if (!imapd_sel_set(sess, set, uid, &seqs, &n)) {
+		imapd_bad(sess, "invalid sequence set");
+		goto out;
+	}
+	if (!imapd_arg_mailbox(sess, &args[1], &name))
+		goto out;
+	if (!imapd_mailbox_exists(sess->login.maildir, buf_cstr(&name)) ||
+	    !imapd_mailbox_path(sess->login.maildir, buf_cstr(&name), &path)) {
+		imapd_no(sess, "[TRYCREATE] no such mailbox");
+		goto out;
+	}
+	if (move && sel->readonly) {
+		imapd_no(sess, "[READ-ONLY] mailbox is read-only");
+		goto out;
+	}
+	names = xcalloc(n + 1, sizeof(*names));
+	suids = xcalloc(n + 1, sizeof(*suids));
+	duids = xcalloc(n + 1, sizeof(*duids));
+	for (size_t j = 0; j < n; j++) {
+		size_t i = seqs[j] - 1;
+		if (sel->v[i].gone)
+			continue;
+		if (!copy_file(sess, i, buf_cstr(&path), &names[done], &err)) {
+			log_error("imapd: user %s: %s to %s: %s", sess->login.user, what, buf_cstr(&path), buf_cstr(&err));
+			imapd_no(sess, "[SERVERBUG] %s failed", what);
+			/* undo: a failed COPY copies nothing (RFC 3501 6.4.7) */
+			for (size_t d = 0; d < done; d++) {
+				buf_reset(&err);
+				buf_printf(&err, "%s/cur/%s", buf_cstr(&path), names[d]);
+				(void)unlink(buf_cstr(&err));
+			}
+			goto out;
+		}
+		suids[done++] = sel->v[i].uid;
+	}
+	if (!(tmb = imapd_sel_borrow(sess, buf_cstr(&path), &own, &err))) {
+		log_error("imapd: user %s: %s", sess->login.user, buf_cstr(&err));
+		imapd_no(sess, "[SERVERBUG] %s failed", what);
+		goto out;
+	}
+	target_uids(tmb, names, done, duids);
+	uid_list(suids, done, &src);
+	uid_list(duids, done, &dst);
+	if (move) {
+		if (done)
+			imapd_untagged(sess, "OK [COPYUID %u %s %s] moved", mbox_uidvalidity(tmb), buf_cstr(&src),
+				       buf_cstr(&dst));
+		if (done && !mbox_expunge(sel->mb, suids, done, &err))
+			log_error("imapd: user %s: MOVE expunge: %s", sess->login.user, buf_cstr(&err));
+		else
+			imapd_fcache_drop(sel->fc, sel->uidvalidity, suids, done);
+		imapd_ok(sess, "MOVE completed");
+	} else if (done) {
+		imapd_ok(sess, "[COPYUID %u %s %s] COPY completed", mbox_uidvalidity(tmb), buf_cstr(&src),
+			 buf_cstr(&dst));
+	} else {
+		imapd_ok(sess, "COPY completed");
+	}
+out:
+	if (names)
+		for (size_t d = 0; d < done; d++)
+			free(names[d]);
+	free(names);
+	free(seqs);
+	free(suids);
+	free(duids);
+	if (own)
+		mbox_close(&tmb);
+	buf_free(&name);
+	buf_free(&path);
+	buf_free(&err);
+	buf_free(&src);
+	buf_free(&dst);
+}
+
+void imapd_cmd_copy(struct imapd_session *sess, const struct imap_arg *args, size_t nargs, bool uid)
+{
+	do_copy(sess, args, nargs, uid, false);
+}
+
+void imapd_cmd_move(struct imapd_session *sess, const struct imap_arg *args, size_t nargs, bool uid)
+{
+	do_copy(sess, args, nargs, uid, true);
+}

@@ -1,0 +1,31 @@
+/* A per-folder cache of the ENVELOPE, BODY and BODYSTRUCTURE strings FETCH sends (postern-cache.lmdb beside the
+ * index), so fetching them again for a large mailbox does not read and parse every message. A message's text
+ * never changes under its UID, so entries are keyed by UIDVALIDITY and UID and never go stale; they are
+ * dropped with the message on expunge. The cache is optional: when it cannot be opened or written, FETCH just
+ * parses, and a damaged cache file is thrown away. Used by cmd_fetch.c and cmd_store.c. */
+#ifndef POSTERN_IMAPD_FETCHCACHE_H
+#define POSTERN_IMAPD_FETCHCACHE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+#define IMAPD_FETCHCACHE_FILE "postern-cache.lmdb"
+
+enum imapd_fc_kind { IMAPD_FC_ENVELOPE = 1, IMAPD_FC_BODY = 2, IMAPD_FC_BODYSTRUCTURE = 3 };
+
+struct imapd_fcache;
+
+/* NULL when the cache cannot be used (logged). */
+struct imapd_fcache *imapd_fcache_open(const char *dir);
+void imapd_fcache_close(struct imapd_fcache **cp);
+/* Append the cached string to out; false when absent. */
+bool imapd_fcache_get(struct imapd_fcache *c, uint32_t uidvalidity, uint32_t uid, enum imapd_fc_kind kind,
+		      struct buf *out);
+void imapd_fcache_put(struct imapd_fcache *c, uint32_t uidvalidity, uint32_t uid, enum imapd_fc_kind kind,
+		      const char *s, size_t n);
+/* Forget every entry of these UIDs. */
+void imapd_fcache_drop(struct imapd_fcache *c, uint32_t uidvalidity, const uint32_t *uids, size_t n);
+
+#endif

@@ -1,0 +1,353 @@
+/* imapd selected state: the session's view of the mailbox over the shared index. The view is what the client
+ * has been told; imapd_sel_update() brings it in line with the index and says what changed, at the moments the
+ * command handlers allow. Flags live in the Maildir file names, so a flag change is a rename in cur/ that other
+ * sessions (and pop3d) pick up at their next sync. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "fetchcache.h"
+#include "flags.h"
+#include "keywords.h"
+#include "log.h"
+#include "mailboxes.h"
+#include "mbox.h"
+#include "selected.h"
+
+#define KW_BIT(c) IMAPD_KW_BIT(c)
+#define MSG_MAX (256u * 1024 * 1024)
+
+uint32_t imapd_sel_flags_from_letters(const char *letters)
+{
+	uint32_t f = imap_flags_from_maildir(letters);
+
+	for (const char *p = letters; *p; p++)
+		if (*p >= 'a' && *p <= 'z')
+			f |= KW_BIT(*p);
+	return f;
+}
+
+void imapd_sel_flags_list(const struct imapd_selected *sel, uint32_t flags, struct buf *out)
+{
+	struct buf sys = BUF_INIT(BUF_NOLIMIT);
+
+	imap_flags_to_list(flags & IMAPD_SYS_FLAGS, &sys);
+	/* "(...)": splice the keywords in before the closing parenthesis */
+	buf_append(out, sys.data, sys.len - 1);
+	bool first = sys.len == 2;
+	for (int c = 0; c < 26; c++) {
+		if (!(flags & KW_BIT('a' + c)) || !sel->keywords[c])
+			continue;
+		buf_printf(out, "%s%s", first ? "" : " ", sel->keywords[c]);
+		first = false;
+	}
+	buf_putc(out, ')');
+	buf_free(&sys);
+}
+
+static void view_push(struct imapd_selected *sel, uint32_t uid, uint32_t flags, bool recent)
+{
+	if (sel->n == sel->cap) {
+		sel->cap = sel->cap ? sel->cap * 2 : 64;
+		sel->v = xrealloc(sel->v, sel->cap * sizeof(*sel->v));
+	}
+	sel->v[sel->n++] = (struct imapd_view_msg){ uid, flags, false, recent };
+}
+
+/* Messages from view position from on above the folder's recent mark are \Recent for this session (only one
+ * read-write session gets them: the mark moves; EXAMINE looks without taking). */
+static void claim_recent(struct imapd_selected *sel, size_t from)
+{
+	uint32_t mark = imapd_recent_mark(sel->path);
+
+	for (size_t i = from; i < sel->n; i++)
+		if (sel->v[i].uid > mark) {
+			sel->v[i].recent = true;
+			sel->recent++;
+		}
+	if (!sel->readonly && sel->n && sel->v[sel->n - 1].uid > mark)
+		imapd_recent_set(sel->path, sel->v[sel->n - 1].uid);
+}
+
+bool imapd_sel_open(struct imapd_selected *sel, struct buf *err)
+{
+	if ((sel->mb = mbox_open(sel->path, err)) == NULL)
+		return false;
+	imapd_keywords_load(sel->path, sel->keywords);
+	sel->fc = imapd_fcache_open(sel->path);
+	for (size_t i = 0; i < mbox_count(sel->mb); i++) {
+		const struct mbox_msg *m = mbox_get(sel->mb, i);
+		view_push(sel, m->uid, imapd_sel_flags_from_letters(m->flags), false);
+	}
+	claim_recent(sel, 0);
+	sel->exists = (uint32_t)sel->n;
+	sel->uidvalidity = mbox_uidvalidity(sel->mb);
+	sel->uidnext = mbox_uidnext(sel->mb);
+	return true;
+}
+
+void imapd_sel_free(struct imapd_selected *sel)
+{
+	mbox_close(&sel->mb);
+	imapd_fcache_close(&sel->fc);
+	xfree(&sel->v);
+	for (int c = 0; c < 26; c++)
+		xfree(&sel->keywords[c]);
+	sel->n = sel->cap = 0;
+}
+
+size_t imapd_sel_mbox_index(struct imapd_session *sess, size_t i)
+{
+	struct imapd_selected *sel = sess->sel;
+
+	if (i >= sel->n || sel->v[i].gone)
+		return (size_t)-1;
+	return mbox_find(sel->mb, sel->v[i].uid);
+}
+
+void imapd_sel_update(struct imapd_session *sess, bool expunges)
+{
+	struct imapd_selected *sel = sess->sel;
+	struct buf err = BUF_INIT(1024), line = BUF_INIT(BUF_NOLIMIT);
+
+	if (!mbox_sync(sel->mb, &err)) {
+		log_error("imapd: user %s: %s", sess->login.user, buf_cstr(&err));
+		goto out;
+	}
+	if (imapd_keywords_load(sel->path, sel->keywords)) {
+		/* another session named a new keyword: the client learns it before seeing it on a message */
+		imapd_sel_flags_list(sel, 0xffffffffu, &line);
+		imapd_untagged(sess, "FLAGS %s", buf_cstr(&line));
+		if (!sel->readonly) {
+			buf_truncate(&line, line.len - 1);
+			imapd_untagged(sess, "OK [PERMANENTFLAGS %s \\*)] flags", buf_cstr(&line));
+		}
+	}
+	for (size_t i = 0; i < sel->n; i++) {
+		size_t k = mbox_find(sel->mb, sel->v[i].uid);
+		if (k == (size_t)-1) {
+			sel->v[i].gone = true;
+			continue;
+		}
+		uint32_t f = imapd_sel_flags_from_letters(mbox_get(sel->mb, k)->flags);
+		if (f != sel->v[i].flags && !sel->v[i].gone) {
+			sel->v[i].flags = f;
+			buf_reset(&line);
+			imapd_sel_flags_list(sel, f, &line);
+			imapd_untagged(sess, "%zu FETCH (FLAGS %s)", i + 1, buf_cstr(&line));
+		}
+	}
+	if (expunges) {
+		/* from the top down, so each number is still right when it is sent */
+		for (size_t i = sel->n; i-- > 0;) {
+			if (!sel->v[i].gone)
+				continue;
+			imapd_untagged(sess, "%zu EXPUNGE", i + 1);
+			if (sel->v[i].recent)
+				sel->recent--;
+			memmove(&sel->v[i], &sel->v[i + 1], (sel->n - i - 1) * sizeof(*sel->v));
+			sel->n--;
+			sel->exists--;	/* implied by EXPUNGE */
+		}
+	}
+	uint32_t last = sel->n ? sel->v[sel->n - 1].uid : 0;
+	size_t before = sel->n;
+	for (size_t k = 0; k < mbox_count(sel->mb); k++) {
+		const struct mbox_msg *m = mbox_get(sel->mb, k);
+		if (m->uid > last)
+			view_push(sel, m->uid, imapd_sel_flags_from_letters(m->flags), false);
+	}
+	if (sel->n != before)
+		claim_recent(sel, before);
+	if (sel->n != before || sel->n != sel->exists) {
+		sel->exists = (uint32_t)sel->n;
+		imapd_untagged(sess, "%zu EXISTS", sel->n);
+	}
+	sel->uidnext = mbox_uidnext(sel->mb);
+out:
+	buf_free(&err);
+	buf_free(&line);
+}
+
+static int u32cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+bool imapd_sel_set(struct imapd_session *sess, const char *set, bool uid, uint32_t **seqs, size_t *n)
+{
+	struct imapd_selected *sel = sess->sel;
+	struct imap_seqset ss = { 0 };
+	size_t cap = 0;
+
+	*seqs = NULL;
+	*n = 0;
+	if (!imap_seqset_parse(set, &ss, IMAPD_SET_MAX_RANGES)) {
+		imap_seqset_free(&ss);
+		return false;
+	}
+	if (uid) {
+		/* '*' is the largest UID in use; "n:*" with n above it still names that message (RFC 3501 6.4.8) */
+		imap_seqset_resolve(&ss, sel->n ? sel->v[sel->n - 1].uid : 0);
+		for (size_t i = 0; i < sel->n; i++) {
+			if (!imap_seqset_contains(&ss, sel->v[i].uid))
+				continue;
+			if (*n == cap) {
+				cap = cap ? cap * 2 : 64;
+				*seqs = xrealloc(*seqs, cap * sizeof(**seqs));
+			}
+			(*seqs)[(*n)++] = (uint32_t)i + 1;
+		}
+	} else {
+		imap_seqset_resolve(&ss, (uint32_t)sel->n);
+		for (size_t r = 0; r < ss.count; r++) {
+			if (ss.r[r].lo < 1 || ss.r[r].hi > sel->n) {
+				imap_seqset_free(&ss);
+				free(*seqs);
+				*seqs = NULL;
+				*n = 0;
+				return false;
+			}
+			for (uint64_t s = ss.r[r].lo; s <= ss.r[r].hi; s++) {
+				if (*n == cap) {
+					cap = cap ? cap * 2 : 64;
+					*seqs = xrealloc(*seqs, cap * sizeof(**seqs));
+				}
+				(*seqs)[(*n)++] = (uint32_t)s;
+			}
+		}
+		qsort(*seqs, *n, sizeof(**seqs), u32cmp);
+	}
+	imap_seqset_free(&ss);
+	return true;
+}
+
+bool imapd_sel_read(struct imapd_session *sess, size_t i, struct buf *out)
+{
+	struct buf err = BUF_INIT(1024);
+	size_t k = imapd_sel_mbox_index(sess, i);
+	struct stat st;
+	int fd;
+	bool ok = false;
+
+	if (k == (size_t)-1 || (fd = mbox_msg_open(sess->sel->mb, k, &err)) < 0) {
+		if (k != (size_t)-1)
+			log_warn("imapd: %s", buf_cstr(&err));
+		buf_free(&err);
+		return false;
+	}
+	buf_reset(out);
+	if (fstat(fd, &st) == 0 && (uint64_t)st.st_size <= MSG_MAX) {
+		ok = true;
+		char blk[65536];
+		ssize_t r;
+		while ((r = read(fd, blk, sizeof(blk))) > 0)
+			if (!buf_append(out, blk, (size_t)r)) {
+				ok = false;
+				break;
+			}
+		if (r < 0)
+			ok = false;
+	}
+	close(fd);
+	buf_free(&err);
+	return ok;
+}
+
+static bool rename_flags(struct imapd_selected *sel, const char *name, uint32_t flags, bool *gone)
+{
+	struct buf from = BUF_INIT(BUF_NOLIMIT), to = BUF_INIT(BUF_NOLIMIT), letters = BUF_INIT(64);
+	const char *colon = strchr(name, ':');
+	size_t blen = colon ? (size_t)(colon - name) : strlen(name);
+	bool ok;
+
+	imap_flags_to_maildir(flags & IMAPD_SYS_FLAGS, &letters);
+	/* Maildir wants the letters in ASCII order: upper case (system flags) first, then keyword letters */
+	for (int c = 0; c < 26; c++)
+		if (flags & KW_BIT('a' + c))
+			buf_putc(&letters, (char)('a' + c));
+	buf_printf(&from, "%s/cur/%s", sel->path, name);
+	buf_printf(&to, "%s/cur/", sel->path);
+	buf_append(&to, name, blen);
+	buf_printf(&to, ":2,%s", buf_cstr(&letters));
+	ok = strcmp(buf_cstr(&from), buf_cstr(&to)) == 0 || rename(buf_cstr(&from), buf_cstr(&to)) == 0;
+	*gone = !ok && errno == ENOENT;
+	if (!ok && !*gone)
+		log_error("imapd: rename %s: %m", buf_cstr(&from));
+	buf_free(&from);
+	buf_free(&to);
+	buf_free(&letters);
+	return ok;
+}
+
+bool imapd_sel_set_flags(struct imapd_session *sess, size_t i, uint32_t flags)
+{
+	struct imapd_selected *sel = sess->sel;
+	struct buf err = BUF_INIT(1024);
+	size_t k = imapd_sel_mbox_index(sess, i);
+	bool gone = false, ok = false;
+
+	if (k == (size_t)-1)
+		goto out;
+	if (!rename_flags(sel, mbox_get(sel->mb, k)->name, flags, &gone)) {
+		if (!gone)
+			goto out;
+		/* renamed by another session or tool since our last sync: learn the new name and try once more */
+		if (!mbox_sync(sel->mb, &err) || (k = mbox_find(sel->mb, sel->v[i].uid)) == (size_t)-1)
+			goto out;
+		if (!rename_flags(sel, mbox_get(sel->mb, k)->name, flags, &gone))
+			goto out;
+	}
+	ok = true;
+	sel->v[i].flags = flags;
+out:
+	buf_free(&err);
+	return ok;
+}
+
+struct mbox *imapd_sel_borrow(struct imapd_session *sess, const char *path, bool *own, struct buf *err)
+{
+	/* one LMDB environment per file and process: a second open of the selected folder would break its locks */
+	if (sess->sel && sess->sel->mb && strcmp(sess->sel->path, path) == 0) {
+		*own = false;
+		return mbox_sync(sess->sel->mb, err) ? sess->sel->mb : NULL;
+	}
+	*own = true;
+	return mbox_open(path, err);
+}
+
+bool imapd_set_idate(const char *dir, char **name, int64_t when)
+{
+	struct buf from = BUF_INIT(BUF_NOLIMIT), to = BUF_INIT(BUF_NOLIMIT), nn = BUF_INIT(BUF_NOLIMIT);
+	const char *dot = strchr(*name, '.');
+	bool ok = false;
+
+	if (!dot || when <= 0)
+		goto out;
+	/* the index takes the internal date from the seconds that start the name (mtime only as a fallback) */
+	buf_printf(&nn, "%lld%s", (long long)when, dot);
+	buf_printf(&from, "%s/cur/%s", dir, *name);
+	buf_printf(&to, "%s/cur/%s", dir, buf_cstr(&nn));
+	/* link + unlink: never replaces another message */
+	if (strcmp(buf_cstr(&from), buf_cstr(&to)) != 0) {
+		if (link(buf_cstr(&from), buf_cstr(&to)) != 0)
+			goto out;
+		(void)unlink(buf_cstr(&from));
+		free(*name);
+		*name = buf_steal(&nn, NULL);
+	}
+	struct timespec ts[2] = { { (time_t)when, 0 }, { (time_t)when, 0 } };
+	(void)utimensat(AT_FDCWD, buf_cstr(&to), ts, 0);
+	ok = true;
+out:
+	buf_free(&from);
+	buf_free(&to);
+	buf_free(&nn);
+	return ok;
+}
