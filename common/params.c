@@ -87,6 +87,7 @@ const struct config_param config_params[] = {
 	{ "minimal_backoff_time", "300s", "first retry delay of a deferred recipient (then doubled each attempt)" },
 	{ "maximal_backoff_time", "3600s", "cap of the doubling retry delay" },
 	{ "maximal_queue_lifetime", "5d", "a recipient still deferred after this long is bounced" },
+	{ "delay_warning_time", "0h", "warn the sender (DSN action delayed) once mail is still deferred after this long; 0: never" },
 	{ "queue_time_scale", "1", "testing only: every queue delay above is divided by this" },
 	{ "queue_scan_interval", "30s", "how often qmgr scans incoming/ for mail whose wakeup was lost" },
 	{ "qmgr_concurrency_limit", "20", "deliveries in progress at once, all destinations together" },

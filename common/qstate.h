@@ -17,7 +17,8 @@
 #define QSTATE_IDX_MAX 999999	/* recipient indexes are written as six digits in keys */
 #define QSTATE_NO_PARENT UINT32_MAX
 #define QSTATE_F_NOTIFIED 0x01u	/* the sender has been sent the DSN this recipient's status calls for */
-#define QSTATE_F_KNOWN QSTATE_F_NOTIFIED
+#define QSTATE_F_WARNED 0x02u	/* the sender has been sent a delay warning for this recipient */
+#define QSTATE_F_KNOWN (QSTATE_F_NOTIFIED | QSTATE_F_WARNED)
 
 enum qstate_status {
 	QSTATE_PENDING = 'P',	/* not yet tried, or due again */

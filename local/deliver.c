@@ -17,6 +17,7 @@
 #include "deliver.h"
 #include "log.h"
 #include "maildir.h"
+#include "receipt.h"
 #include "str.h"
 
 bool ldeliver_read_at(int fd, void *p, size_t n, uint64_t off, size_t *got)
@@ -278,9 +279,27 @@ static void write_receipt(const struct ldeliver_msg *m, const char *path)
 		close(fd);
 }
 
+/* Maildir targets are delivered exactly once across crashes (local/receipt.h): the pending mark is taken here,
+ * before any fork, so a writer child holds its lock until it exits. true when an interrupted earlier attempt
+ * already put the message into the folder. */
+static bool maildir_receipt_begin(const struct ldeliver_msg *m, const struct ldeliver_target *t, const char *path,
+                                  struct lreceipt *lr)
+{
+	struct buf hdr = BUF_INIT(BUF_NOLIMIT), dir = BUF_INIT(BUF_NOLIMIT);
+	ldeliver_trace_headers(t->sender ? t->sender : m->sender, t->rcpt, &hdr);
+	pick_folder(t, &dir);
+	struct lreceipt_content c = { hdr.data, hdr.len, m->fd, m->content_offset, m->content_len };
+	bool done = lreceipt_begin(lr, path, buf_cstr(&dir), &c);
+	buf_free(&hdr);
+	buf_free(&dir);
+	return done;
+}
+
 enum ldeliver_status ldeliver(const struct ldeliver_msg *m, const struct ldeliver_target *t, struct buf *dsn,
                               struct buf *text)
 {
+	struct lreceipt lr = { NULL, -1 };
+	bool guarded = false;
 	struct buf receipt = BUF_INIT(BUF_NOLIMIT);
 	enum ldeliver_status st;
 	static const char *const what[] = { "maildir", "file", "command", "the list owner's queue" };
@@ -299,6 +318,11 @@ enum ldeliver_status ldeliver(const struct ldeliver_msg *m, const struct ldelive
 		buf_puts(dsn, "5.4.6");
 		buf_printf(text, "mail forwarding loop for %s", t->rcpt);
 		st = LDELIVER_FAIL;
+	} else if (t->kind == LDELIVER_MAILDIR && m->receipt_dir && (guarded = true) &&
+	           maildir_receipt_begin(m, t, receipt.data, &lr)) {
+		buf_puts(dsn, "2.0.0");
+		buf_printf(text, "delivered to %s (before a restart)", what[t->kind]);
+		st = LDELIVER_OK;
 	} else if (t->kind == LDELIVER_PIPE) {
 		st = lpipe_run(m, t, dsn, text);
 	} else if (t->switch_user && geteuid() == 0 && !(t->uid == geteuid() && t->gid == getegid())) {
@@ -306,7 +330,9 @@ enum ldeliver_status ldeliver(const struct ldeliver_msg *m, const struct ldelive
 	} else {
 		st = fn(m, t, dsn, text);
 	}
-	if (st == LDELIVER_OK && m->receipt_dir)
+	if (guarded)
+		lreceipt_end(&lr, st == LDELIVER_OK);	/* no-op when the receipt was already there */
+	else if (st == LDELIVER_OK && m->receipt_dir)
 		write_receipt(m, receipt.data);
 	buf_free(&receipt);
 	return st;

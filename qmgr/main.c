@@ -312,6 +312,7 @@ static void init(struct daemon_ctx *ctx)
 	app.p.sched.max_backoff_ms = (uint64_t)config_time(cfg, "maximal_backoff_time", 1, 86400 * 30) * 1000;
 	app.p.sched.lifetime_ms = (uint64_t)config_time(cfg, "maximal_queue_lifetime", 0, 86400 * 365) * 1000;
 	app.p.sched.time_scale = (uint64_t)config_int(cfg, "queue_time_scale", 1, 100000000);
+	app.p.sched.warn_ms = (uint64_t)config_time(cfg, "delay_warning_time", 0, 86400 * 365) * 1000;
 	app.p.bounce_size_limit = (size_t)config_int(cfg, "bounce_size_limit", 0, 1 << 30);
 	app.p.global_limit = (unsigned)config_int(cfg, "qmgr_concurrency_limit", 1, 10000);
 	app.p.dest_limit = (unsigned)config_int(cfg, "default_destination_concurrency_limit", 1, 10000);

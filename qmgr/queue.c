@@ -362,14 +362,23 @@ void qmgr_start(struct qmgr *q, uint64_t now)
 		size_t n;
 		char **v = list_dir(q, dirs[i], &n);
 		for (size_t j = 0; j < n; j++) {
-			all.v = xreallocarray(all.v, all.n + 1, sizeof(*all.v));
-			all.v[all.n++] = xstrdup(v[j]);
 			if (i < 3) {
 				struct qmsg *m = load_msg(q, v[j], dirs[i], now);
+				if (!m) {
+					/* set aside as corrupt (or gone): its state goes; a file we merely could not open
+					 * keeps it, so that what was delivered is not delivered again */
+					char *p = qmgr_path(q, dirs[i], v[j]);
+					bool gone = access(p, F_OK) != 0 && errno == ENOENT;
+					free(p);
+					if (gone)
+						continue;
+				}
 				/* Files left in active/ by a crash are simply retried: their state says what is done. */
-				if (m && i == 0)
+				else if (i == 0)
 					log_info("%s: resumed from active/", m->id);
 			}
+			all.v = xreallocarray(all.v, all.n + 1, sizeof(*all.v));
+			all.v[all.n++] = xstrdup(v[j]);
 		}
 		free_names(v, n);
 	}
@@ -495,6 +504,75 @@ static bool any_failed(const struct bounce_rcpt *br, size_t n)
 	return false;
 }
 
+/* Build and queue one report about m's recipients br (to the sender, or as bounce_recipient() says). true when
+ * queued or deliberately dropped (a double bounce), false when it must be tried again. */
+static bool queue_report(struct qmgr *q, struct qmsg *m, const struct bounce_rcpt *br, size_t n, uint64_t now)
+{
+	const char *origin;
+	const char *to = bounce_recipient(&m->env, q->p.postmaster, &origin);
+	bool ok = true;
+	if (!to) {
+		log_warn("%s: undeliverable notification to the postmaster discarded", m->id);
+		return true;
+	}
+	struct buf content = BUF_INIT(BUF_NOLIMIT), msg = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(1024);
+	read_content(q, m, &content);
+	struct bounce_info bi = { q->p.hostname, m->id, &m->env, to, br, n, content.data, content.len,
+	                          q->p.bounce_size_limit, now / 1000 };
+	bounce_build(&bi, &msg);
+	char *nid = NULL;
+	bool eight = m->env.body && !str_eq_ci(m->env.body, "7BIT");
+	ok = bounce_queue(q->p.queue_dir, to, origin, eight, &msg, &nid, &err);
+	if (ok) {
+		log_info("%s: sender %s notification: %s", m->id,
+		         any_failed(br, n) ? "non-delivery" : strcmp(br[0].action, "delayed") == 0 ? "delay" :
+		         "delivery status", nid);
+		q->rescan = true;
+	} else {
+		log_error("%s: cannot queue notification: %s", m->id, buf_cstr(&err));
+	}
+	free(nid);
+	buf_free(&content);
+	buf_free(&msg);
+	buf_free(&err);
+	return ok;
+}
+
+/* Once per recipient, when delay_warning_time has passed and it is still deferred: a "delayed" report, if its
+ * NOTIFY asks for delays (or was not given, as Postfix does) and the sender is not the null sender. A failure
+ * to queue it is tried at the next attempt; the warning is never worth holding the message for. */
+static void warn_delayed(struct qmgr *q, struct qmsg *m, uint64_t now)
+{
+	if (!m->env.sender || !m->env.sender[0] || !qsched_warn_due(&q->p.sched, arrival_ms(m), now))
+		return;
+	struct bounce_rcpt *br = xcalloc(m->nst ? m->nst : 1, sizeof(*br));
+	bool *inc = xcalloc(m->nst ? m->nst : 1, sizeof(*inc));
+	size_t n = 0;
+	bool changed = false;
+	for (size_t i = 0; i < m->nst; i++) {
+		struct qstate_rcpt *r = &m->st[i];
+		if (r->status != QSTATE_DEFERRED || (r->flags & QSTATE_F_WARNED))
+			continue;
+		const struct qfile_rcpt *er = env_rcpt(m, i);
+		unsigned nf = er ? er->notify : 0;
+		if (nf == 0 || (nf & QFILE_NOTIFY_DELAY)) {
+			br[n++] = (struct bounce_rcpt){ r->addr, er ? er->orcpt : NULL, "delayed", r->dsn, r->text,
+			                                r->last_try / 1000 };
+			inc[i] = true;
+		} else {
+			r->flags |= QSTATE_F_WARNED, m->dirty[i] = true, changed = true;
+		}
+	}
+	if (n > 0 && queue_report(q, m, br, n, now))
+		for (size_t i = 0; i < m->nst; i++)
+			if (inc[i])
+				m->st[i].flags |= QSTATE_F_WARNED, m->dirty[i] = true, changed = true;
+	if (changed)
+		qmgr_commit(q, m);
+	free(inc);
+	free(br);
+}
+
 /* Send one DSN for every bounced recipient not yet notified, and for delivered ones that asked
  * (NOTIFY=SUCCESS). false when it must be tried again. */
 static bool notify(struct qmgr *q, struct qmsg *m, uint64_t now)
@@ -528,31 +606,7 @@ static bool notify(struct qmgr *q, struct qmsg *m, uint64_t now)
 		}
 	}
 	if (n > 0) {
-		const char *origin;
-		const char *to = bounce_recipient(&m->env, q->p.postmaster, &origin);
-		if (!to) {
-			log_warn("%s: undeliverable notification to the postmaster discarded", m->id);
-		} else {
-			struct buf content = BUF_INIT(BUF_NOLIMIT), msg = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(1024);
-			read_content(q, m, &content);
-			struct bounce_info bi = { q->p.hostname, m->id, &m->env, to, br, n, content.data, content.len,
-			                          q->p.bounce_size_limit, now / 1000 };
-			bounce_build(&bi, &msg);
-			char *nid = NULL;
-			bool eight = m->env.body && !str_eq_ci(m->env.body, "7BIT");
-			ok = bounce_queue(q->p.queue_dir, to, origin, eight, &msg, &nid, &err);
-			if (ok) {
-				log_info("%s: sender %s notification: %s", m->id,
-				         any_failed(br, n) ? "non-delivery" : "delivery status", nid);
-				q->rescan = true;
-			}
-			else
-				log_error("%s: cannot queue non-delivery notification: %s", m->id, buf_cstr(&err));
-			free(nid);
-			buf_free(&content);
-			buf_free(&msg);
-			buf_free(&err);
-		}
+		ok = queue_report(q, m, br, n, now);
 		if (ok)
 			for (size_t i = 0; i < m->nst; i++)
 				if (inc[i])
@@ -614,6 +668,7 @@ static void settle(struct qmgr *q, struct qmsg *m, uint64_t now)
 			finish(q, m);
 		return;
 	}
+	warn_delayed(q, m, now);
 	bool due = false;
 	for (size_t i = 0; i < m->nst; i++)
 		if (!qstate_final(m->st[i].status) && m->st[i].next_try <= now)

@@ -28,6 +28,11 @@ bool qsched_expired(const struct qsched_params *p, uint64_t arrival_ms, uint64_t
 	return now_ms >= arrival_ms && now_ms - arrival_ms >= scaled(p, p->lifetime_ms);
 }
 
+bool qsched_warn_due(const struct qsched_params *p, uint64_t arrival_ms, uint64_t now_ms)
+{
+	return p->warn_ms > 0 && now_ms >= arrival_ms && now_ms - arrival_ms >= scaled(p, p->warn_ms);
+}
+
 uint64_t qsched_now(void)
 {
 	struct timespec ts;

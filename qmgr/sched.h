@@ -12,6 +12,7 @@ struct qsched_params {
 	uint64_t max_backoff_ms;	/* cap of the doubling (maximal_backoff_time) */
 	uint64_t lifetime_ms;		/* bounce after this long in the queue (maximal_queue_lifetime) */
 	uint64_t time_scale;		/* >= 1: every delay above is divided by it */
+	uint64_t warn_ms;		/* delay warning after this long in the queue, 0: never (delay_warning_time) */
 };
 
 /* Delay before the next attempt after the attempts-th failed one (attempts >= 1): min * 2^(attempts-1), capped
@@ -19,6 +20,8 @@ struct qsched_params {
 uint64_t qsched_backoff(const struct qsched_params *p, uint32_t attempts);
 /* True when a message that arrived at arrival_ms has stayed past its (scaled) lifetime at now_ms. */
 bool qsched_expired(const struct qsched_params *p, uint64_t arrival_ms, uint64_t now_ms);
+/* True when a message that arrived at arrival_ms is due a delay warning at now_ms (never when warn_ms is 0). */
+bool qsched_warn_due(const struct qsched_params *p, uint64_t arrival_ms, uint64_t now_ms);
 /* Milliseconds since the epoch. */
 uint64_t qsched_now(void);
 

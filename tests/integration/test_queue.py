@@ -214,8 +214,8 @@ def test_kill9_during_delivery_loses_nothing(qinst):
     _wait(lambda: 'Mail queue is empty' in qinst.cli('queue', 'list').stdout, what='an empty queue', inst=qinst)
     assert killed > 0
     assert len(ids) == n
-    # a duplicate needs a kill between the Maildir rename and qmgr's commit: rare, but counted, not hidden
-    assert duplicates <= killed
+    # a kill between the Maildir rename and qmgr's commit is covered by local's pending mark and receipt
+    assert duplicates == 0
 
 
 def test_postmaster_always_resolves(qinst):

@@ -60,12 +60,13 @@ static struct qjob *take_job(void)
 static char *local_domains[] = { "local.test" };
 
 static unsigned global_limit = 10;
+static uint64_t warn_ms;	/* delay_warning_time of the next qmgr */
 
 static struct qmgr *new_qmgr(void)
 {
 	struct qmgr_params p = {
 		.queue_dir = qdir, .hostname = "mx.local.test", .postmaster = "postmaster@local.test",
-		.sched = { 300000, 3600000, 5ull * 86400000, 1 }, .bounce_size_limit = 50000,
+		.sched = { 300000, 3600000, 5ull * 86400000, 1, warn_ms }, .bounce_size_limit = 50000,
 		.global_limit = global_limit, .dest_limit = 10, .rcpt_limit = 2,
 		.route = { local_domains, 1, NULL, 0, NULL, NULL },
 	};
@@ -302,6 +303,128 @@ static void test_defer_and_added(void **state)
 	assert_int_equal(n, 0);
 	assert_int_equal(count_dir("incoming"), 0);
 	free(id);
+	qmgr_free(&q);
+	cur_q = NULL;
+}
+
+/* A deferred message whose file is truncated while qmgr is stopped: set aside in corrupt/ at start, its state
+ * dropped with it, and the other messages go on. */
+static void test_truncated_deferred(void **state)
+{
+	(void)state;
+	struct qmgr *q = new_qmgr();
+	const char *r[] = { "a@local.test" };
+	char *id = queue_msg("s@remote.test", r, 1, 0, NULL);
+	char *ok = queue_msg("s@remote.test", r, 1, 0, NULL);
+	uint64_t now = qsched_now();
+	qmgr_start(q, now);
+	qmgr_run(q, now);
+	assert_int_equal(njobs, 2);
+	for (int i = 0; i < 2; i++)
+		qmgr_job_done(take_job(), now, "try later");
+	assert_true(exists("deferred", id));
+	qmgr_free(&q);
+	cur_q = NULL;
+	char p[256];
+	snprintf(p, sizeof(p), "%s/deferred/%s", qdir, id);
+	struct stat sb;
+	assert_int_equal(stat(p, &sb), 0);
+	assert_int_equal(truncate(p, sb.st_size / 2), 0);
+	q = new_qmgr();
+	qmgr_start(q, now + 1000);
+	assert_true(exists("corrupt", id));
+	assert_false(exists("deferred", id));
+	assert_int_equal(qmgr_count(q), 1);
+	struct qstate_rcpt *st;
+	size_t n;
+	get_state(id, &st, &n);
+	assert_int_equal(n, 0);
+	get_state(ok, &st, &n);
+	assert_int_equal(n, 1);
+	qstate_free_list(&st, n);
+	qmgr_free(&q);
+	cur_q = NULL;
+	free(id);
+	free(ok);
+}
+
+/* delay_warning_time: one "delayed" report per recipient, only once the time has passed, only when NOTIFY allows
+ * it, never to the null sender; the message stays queued and is still delivered. */
+static void test_delay_warning(void **state)
+{
+	(void)state;
+	warn_ms = 3600000;
+	struct qmgr *q = new_qmgr();
+	warn_ms = 0;
+	const char *r[] = { "slow@local.test" };
+	char *id = queue_msg("s@remote.test", r, 1, 0, NULL);
+	char *quiet = queue_msg("s@remote.test", r, 1, QFILE_NOTIFY_FAILURE, NULL);
+	char *nul = queue_msg("", r, 1, 0, NULL);
+	uint64_t now = qsched_now();
+	qmgr_start(q, now);
+	qmgr_run(q, now);
+	assert_int_equal(njobs, 3);
+	for (int i = 0; i < 3; i++)
+		qmgr_job_done(take_job(), now, "mailbox busy");
+	/* too early: nothing */
+	assert_int_equal(count_dir("incoming"), 0);
+	uint64_t later = now + 3600000 + 1000;
+	qmgr_run(q, later);
+	assert_int_equal(njobs, 3);
+	for (int i = 0; i < 3; i++) {
+		struct qjob *j = take_job();
+		qmgr_job_result(j, 0, 4, "4.2.1", "mailbox busy again");
+		qmgr_job_done(j, later, NULL);
+	}
+	/* one warning: the other two asked for failures only or have no one to tell */
+	assert_int_equal(count_dir("incoming"), 1);
+	struct qfile_envelope env;
+	struct buf content = BUF_INIT(BUF_NOLIMIT);
+	char *wid = incoming_one(&env, &content, false);
+	assert_string_equal(env.rcpts[0].addr, "s@remote.test");
+	assert_string_equal(env.sender, "");
+	assert_non_null(strstr(content.data, "Subject: Delayed Mail (still being retried)"));
+	assert_non_null(strstr(content.data, "Action: delayed"));
+	assert_non_null(strstr(content.data, "Status: 4.2.1"));
+	assert_non_null(strstr(content.data, id));
+	assert_null(strstr(content.data, "Content-Type: message/rfc822"));	/* headers only */
+	qfile_envelope_free(&env);
+	free(wid);
+	buf_free(&content);
+	struct qstate_rcpt *st;
+	size_t n;
+	get_state(id, &st, &n);
+	assert_int_equal(st[0].status, QSTATE_DEFERRED);
+	assert_true(st[0].flags & QSTATE_F_WARNED);
+	qstate_free_list(&st, n);
+	/* never twice, also not after a restart */
+	qmgr_free(&q);
+	warn_ms = 3600000;
+	q = new_qmgr();
+	warn_ms = 0;
+	uint64_t much_later = later + 86400000;
+	qmgr_start(q, much_later);
+	qmgr_run(q, much_later);
+	assert_int_equal(njobs, 3);
+	struct qjob *last[3];
+	for (int i = 0; i < 3; i++) {
+		last[i] = take_job();
+		qmgr_job_done(last[i], much_later, "still busy");
+	}
+	assert_int_equal(count_dir("incoming"), 0);
+	/* delivered in the end: removed as usual */
+	assert_int_equal(qmgr_flush(q, NULL, much_later + 10), 3);
+	qmgr_run(q, much_later + 10);
+	for (int i = 0; i < 3; i++) {
+		struct qjob *j = take_job();
+		qmgr_job_result(j, 0, 2, "2.0.0", "delivered");
+		qmgr_job_done(j, much_later + 10, NULL);
+	}
+	assert_int_equal(qmgr_count(q), 0);
+	assert_int_equal(count_dir("incoming"), 0);
+	free(id);
+	free(quiet);
+	free(nul);
 	qmgr_free(&q);
 	cur_q = NULL;
 }
@@ -589,6 +712,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_flow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_defer_and_added, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delay_warning, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncated_deferred, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_double_bounce, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notify_success, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),

@@ -7,7 +7,7 @@
 
 #include "../../qmgr/sched.h"
 
-static const struct qsched_params P = { 300000, 3600000, 5ull * 86400000, 1 };
+static const struct qsched_params P = { 300000, 3600000, 5ull * 86400000, 1, 4ull * 3600000 };
 
 static void test_backoff(void **state)
 {
@@ -28,7 +28,7 @@ static void test_backoff(void **state)
 static void test_huge_values(void **state)
 {
 	(void)state;
-	struct qsched_params p = { UINT64_MAX / 3, UINT64_MAX, UINT64_MAX, 1 };
+	struct qsched_params p = { UINT64_MAX / 3, UINT64_MAX, UINT64_MAX, 1, UINT64_MAX };
 	assert_true(qsched_backoff(&p, 10) == UINT64_MAX);
 	assert_false(qsched_expired(&p, 0, UINT64_MAX - 1));
 }
@@ -62,6 +62,22 @@ static void test_expired(void **state)
 	assert_true(qsched_now() > t0 - 1000000000000ull);
 }
 
+static void test_warn_due(void **state)
+{
+	(void)state;
+	uint64_t t0 = 1800000000000ull;
+	assert_false(qsched_warn_due(&P, t0, t0 + 4ull * 3600000 - 1));
+	assert_true(qsched_warn_due(&P, t0, t0 + 4ull * 3600000));
+	assert_false(qsched_warn_due(&P, t0, t0 - 1));
+	struct qsched_params p = P;
+	p.warn_ms = 0;		/* the default: never */
+	assert_false(qsched_warn_due(&p, 0, UINT64_MAX));
+	p = P;
+	p.time_scale = 3600;	/* four hours = four seconds */
+	assert_true(qsched_warn_due(&p, t0, t0 + 4000));
+	assert_false(qsched_warn_due(&p, t0, t0 + 3999));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -69,6 +85,7 @@ int main(void)
 		cmocka_unit_test(test_huge_values),
 		cmocka_unit_test(test_scale),
 		cmocka_unit_test(test_expired),
+		cmocka_unit_test(test_warn_due),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
