@@ -50,6 +50,63 @@ def free_port(host=LOOPBACK):
     return free_ports(1, host)[0]
 
 
+# ---- dnsmasq on loopback, for tests that need DNS answers ----
+DNSMASQ = next((p for p in ('/usr/sbin/dnsmasq', '/usr/bin/dnsmasq') if os.path.exists(p)), None)
+
+
+def _dns_port():
+    """A port free for both UDP and TCP a moment ago (dnsmasq binds both)."""
+    for _ in range(20):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, \
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            u.bind((LOOPBACK, 0))
+            port = u.getsockname()[1]
+            try:
+                t.bind((LOOPBACK, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError('no port free for both UDP and TCP')
+
+
+def _dns_answers(proc, port, name, timeout=10):
+    """True once the server on port answers a query for NAME (type A); False if it exits or after timeout."""
+    import struct
+    qname = b''.join(bytes([len(p)]) + p.encode() for p in name.split('.')) + b'\x00'
+    q = struct.pack('>HHHHHH', 0x1234, 0x100, 1, 0, 0, 0) + qname + struct.pack('>HH', 1, 1)
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.2)
+            try:
+                s.sendto(q, (LOOPBACK, port))
+                if s.recv(512)[:2] == b'\x12\x34':
+                    return True
+            except OSError:
+                time.sleep(0.05)
+    return False
+
+
+def start_dnsmasq(logdir, zone, probe_name, local=('/test/',)):
+    """dnsmasq serving zone (a list of --mx-host=/--host-record=/... options) on a free loopback port, started
+    again on another port when the chosen one was taken meanwhile. Returns (process, port); the caller
+    terminates the process."""
+    if not DNSMASQ:
+        pytest.skip('dnsmasq is not installed')
+    for _ in range(3):
+        port = _dns_port()
+        proc = subprocess.Popen([DNSMASQ, '-k', '--port=%d' % port, '--listen-address=127.0.0.1',
+                                 '--bind-interfaces', '--no-resolv', '--no-hosts', '--user=root', '--pid-file=',
+                                 '--log-facility=%s' % (Path(logdir) / 'dnsmasq.log')]
+                                + ['--local=%s' % d for d in local] + list(zone),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if _dns_answers(proc, port, probe_name):
+            return proc, port
+        proc.terminate()
+        proc.wait(5)
+    raise RuntimeError('dnsmasq did not start; see %s' % (Path(logdir) / 'dnsmasq.log'))
+
+
 def free_ports(count, host=LOOPBACK):
     """count distinct free ports. The sockets stay bound until all are chosen so the kernel cannot hand the same
     port out twice, and ports already given to another instance of this session are skipped."""

@@ -15,6 +15,8 @@ import threading
 import time
 from pathlib import Path
 
+from conftest import start_dnsmasq
+
 import pytest
 
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
@@ -63,14 +65,6 @@ def free_port(hosts):
         if ok:
             return port
     raise RuntimeError('no free port')
-
-
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(('127.0.0.1', 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 # ---- IPC wire format and the delivery protocol (common/qproto.h) ----
@@ -266,7 +260,6 @@ class FakeSMTP:
 def env(tmp_path):
     hosts = ['127.0.0.%d' % i for i in range(2, 9)] + (['::1'] if HAVE_V6 else [])
     port = free_port(hosts)
-    dns_port = free_udp_port()
     zone = [
         '--mx-host=a.test,mx1.a.test,10', '--mx-host=a.test,mx2.a.test,20',
         '--host-record=mx1.a.test,127.0.0.2', '--host-record=mx2.a.test,127.0.0.3',
@@ -278,11 +271,7 @@ def env(tmp_path):
         '--mx-host=v6.test,mx.v6.test,10', '--host-record=mx.v6.test,::1',
         '--mx-host=dual.test,mx.dual.test,10', '--host-record=mx.dual.test,127.0.0.8,::1',
     ]
-    dns = subprocess.Popen([DNSMASQ, '-k', '--port=%d' % dns_port, '--listen-address=127.0.0.1', '--bind-interfaces',
-                            '--no-resolv', '--no-hosts', '--user=root', '--pid-file=', '--local=/test/',
-                            '--log-facility=%s' % (tmp_path / 'dnsmasq.log')] + zone,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_dns(dns_port)
+    dns, dns_port = start_dnsmasq(tmp_path, zone, 'mx1.a.test')
     e = Env(tmp_path, port, dns_port)
     try:
         yield e
@@ -292,24 +281,6 @@ def env(tmp_path):
             s.close()
         dns.terminate()
         dns.wait(5)
-
-
-def wait_dns(port):
-    """Until dnsmasq answers: a query for mx1.a.test A."""
-    q = struct.pack('>HHHHHH', 0x1234, 0x100, 1, 0, 0, 0) + b'\x03mx1\x01a\x04test\x00' + struct.pack('>HH', 1, 1)
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.settimeout(0.2)
-        try:
-            s.sendto(q, ('127.0.0.1', port))
-            if s.recv(512)[:2] == b'\x12\x34':
-                return
-        except OSError:
-            time.sleep(0.05)
-        finally:
-            s.close()
-    raise RuntimeError('dnsmasq did not start')
 
 
 class Env:

@@ -12,42 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import start_dnsmasq
 from test_smtpd import LOOPBACK, edit_master_cf, queue_files, queued_message, rcpt
 
 DNSMASQ = shutil.which('dnsmasq') or ('/usr/sbin/dnsmasq' if os.path.exists('/usr/sbin/dnsmasq') else None)
-
-
-def free_port():
-    """A port free for both UDP and TCP a moment ago (dnsmasq binds both)."""
-    for _ in range(20):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, \
-                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            u.bind((LOOPBACK, 0))
-            port = u.getsockname()[1]
-            try:
-                t.bind((LOOPBACK, port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError('no free port')
-
-
-def wait_dns(port):
-    """True once dnsmasq answers on port (a query for client.test A), False after 10 s."""
-    q = struct.pack('>HHHHHH', 0x1234, 0x100, 1, 0, 0, 0) + b'\x06client\x04test\x00' + struct.pack('>HH', 1, 1)
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.settimeout(0.2)
-        try:
-            s.sendto(q, (LOOPBACK, port))
-            if s.recv(512)[:2] == b'\x12\x34':
-                return True
-        except OSError:
-            time.sleep(0.05)
-        finally:
-            s.close()
-    return False
 
 
 ZONE = [
@@ -63,21 +31,7 @@ ZONE = [
 @pytest.fixture
 def dns(tmp_path):
     """dnsmasq on a free loopback port: 127.0.0.2 is client.test (confirmed), 127.0.0.3 claims liar.test."""
-    if not DNSMASQ:
-        pytest.skip('dnsmasq is not installed')
-    for _ in range(3):      # a port taken between the check and dnsmasq's bind: try another
-        port = free_port()
-        proc = subprocess.Popen([DNSMASQ, '-k', '--port=%d' % port, '--listen-address=127.0.0.1',
-                                 '--bind-interfaces', '--no-resolv', '--no-hosts', '--user=root', '--pid-file=',
-                                 '--local=/test/', '--local=/0.0.127.in-addr.arpa/',
-                                 '--log-facility=%s' % (tmp_path / 'dnsmasq.log')] + ZONE,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if wait_dns(port):
-            break
-        proc.terminate()
-        proc.wait(5)
-    else:
-        raise RuntimeError('dnsmasq did not start; see %s' % (tmp_path / 'dnsmasq.log'))
+    proc, port = start_dnsmasq(tmp_path, ZONE, 'client.test', local=('/test/', '/0.0.127.in-addr.arpa/'))
     try:
         yield f'127.0.0.1:{port}'
     finally:
