@@ -12,12 +12,15 @@ import pwd
 import re
 import shutil
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
 COUNT = 1000
 IS_ROOT = os.geteuid() == 0
+NOBODY = 65534
 
 
 def demo_maildir(inst):
@@ -84,8 +87,17 @@ def received(outdir):
     return got
 
 
+def open_path(path):
+    """Give others search permission (no listing) on path and the test's temporary directories above it."""
+    top = Path(tempfile.gettempdir()).resolve()
+    for d in [Path(path), *Path(path).parents]:
+        if d == top or top not in d.parents:
+            break
+        os.chmod(d, os.stat(d).st_mode | 0o011)
+
+
 @pytest.fixture
-def pop3_instance(make_instance, tmp_path_factory):
+def pop3_instance(make_instance):
     """A started instance whose demo mailbox pop3d will serve: pop3d never serves a mailbox as root, so a
     root test run makes the instance for nobody (unless POSTERN_TEST_USER names the user) and lets it through
     the temporary directories above the instance (search permission only, no listing)."""
@@ -94,11 +106,7 @@ def pop3_instance(make_instance, tmp_path_factory):
         extra = ('--user', 'nobody')
     inst = make_instance(extra_args=extra)
     if IS_ROOT:
-        base = tmp_path_factory.getbasetemp()
-        for d in [inst.dir, *inst.dir.parents]:
-            if d != base.parent and not str(d).startswith(str(base.parent) + os.sep):
-                break
-            os.chmod(d, os.stat(d).st_mode | 0o011)
+        open_path(inst.dir)
     inst.require('pop3', 'pop3s')
     inst.start()
     return inst
@@ -166,6 +174,13 @@ def run_getmail(inst, work, port, tls, delete):
     out = work / 'Maildir'
     for d in ('cur', 'new', 'tmp'):
         (out / d).mkdir(parents=True, exist_ok=True)
+    # getmail refuses to write mail as root: its Maildir destination switches to the user named here
+    as_user = ''
+    if IS_ROOT:
+        as_user = 'user = nobody\n'
+        for d in (out, *(out / x for x in ('cur', 'new', 'tmp'))):
+            os.chown(d, NOBODY, NOBODY)
+        open_path(work)
     rc = work / 'getmailrc'
     rc.write_text(
         '[retriever]\n'
@@ -173,7 +188,7 @@ def run_getmail(inst, work, port, tls, delete):
         f'server = 127.0.0.1\nport = {port}\n'
         f'username = {inst.demo_user}\npassword = {inst.demo_password}\n'
         '\n[destination]\n'
-        f'type = Maildir\npath = {out}/\n'
+        f'type = Maildir\npath = {out}/\n{as_user}'
         '\n[options]\n'
         f'delete = {"true" if delete else "false"}\n'
         'read_all = false\n'
@@ -181,7 +196,7 @@ def run_getmail(inst, work, port, tls, delete):
         'message_log_syslog = false\n')
     r = subprocess.run(['getmail', '--getmaildir', str(work), '--rcfile', str(rc)],
                        env=dict(os.environ, HOME=str(work)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       text=True, timeout=120)
+                       text=True, timeout=60)
     return r.returncode, r.stdout
 
 
@@ -211,12 +226,15 @@ def test_getmail_keep_pop3s_then_nothing_new(pop3_instance, tmp_path):
 # ---------------------------------------------------------------- throttling
 
 def timed_failed_login(port, user):
-    with poplib.POP3('127.0.0.1', port, timeout=60) as p:
+    p = poplib.POP3('127.0.0.1', port, timeout=60)
+    try:
         p.user(user)
         start = time.monotonic()
         with pytest.raises(poplib.error_proto):
             p.pass_('wrong password')
         return time.monotonic() - start
+    finally:
+        p.close()
 
 
 def test_wrong_passwords_are_throttled(pop3_instance):
@@ -229,7 +247,11 @@ def test_wrong_passwords_are_throttled(pop3_instance):
     assert times[2] >= 1.8, times
     assert times[2] >= times[0] + 1.5, times
     # the right password still works afterwards (after its own throttle delay) and resets nothing it should not
-    with poplib.POP3('127.0.0.1', port, timeout=60) as p:
+    p = poplib.POP3('127.0.0.1', port, timeout=60)
+    try:
         p.user(inst.demo_user)
         p.pass_(inst.demo_password)
         assert p.stat()[0] == 0
+        p.quit()
+    finally:
+        p.close()
