@@ -24,7 +24,7 @@ def problems(output):
 
 def make_cert(path, key_path, not_before, not_after):
     """A self-signed EC certificate with the given validity; the key goes to key_path (mode 0600)."""
-    crypto = pytest.importorskip('cryptography')   # noqa: F841  (python3-cryptography)
+    pytest.importorskip('cryptography')     # python3-cryptography
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
