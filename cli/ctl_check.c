@@ -308,12 +308,8 @@ static void check_queue(struct checker *c, struct config *cfg)
 	uid_t uid;
 	gid_t gid;
 
-	if (privs_is_root())
-		know_uid = privs_lookup_user(owner, &uid, &gid, &err);	/* unknown user: reported elsewhere */
-	else {
-		know_uid = true;	/* an unprivileged instance runs everything as its own user */
-		uid = geteuid();
-	}
+	/* an unprivileged instance has its own user as mail_owner; an unknown user is reported elsewhere */
+	know_uid = privs_lookup_user(owner, &uid, &gid, &err);
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		buf_reset(&p);
 		buf_printf(&p, "%s/%s", qdir, dirs[i]);
