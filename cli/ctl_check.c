@@ -355,7 +355,7 @@ static void check_services(struct checker *c, struct config *cfg)
 	struct buf path = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(4096), missing = BUF_INIT(BUF_NOLIMIT);
 	struct svctab *tab = NULL;
 	const char *ddir = config_str(cfg, "daemon_directory");
-	bool running = master_running(cfg), tls = false;
+	bool running = master_running(cfg), tls = false, queue = false;
 	uid_t uid;
 	gid_t gid;
 
@@ -379,6 +379,9 @@ static void check_services(struct checker *c, struct config *cfg)
 		}
 		if (e->tls != SVC_TLS_NONE)
 			tls = true;
+		if (strcmp(e->command, "qmgr") == 0 || strcmp(e->command, "smtpd") == 0 ||
+		    strcmp(e->command, "local") == 0 || strcmp(e->command, "smtp") == 0)
+			queue = true;
 		if (e->user && privs_is_root() && !privs_lookup_user(e->user, &uid, &gid, &err))
 			problem(c, "%s: service %s: %s", e->origin, e->name, buf_cstr(&err));
 		if (e->chroot && access(e->chroot, X_OK) < 0)
@@ -391,6 +394,8 @@ static void check_services(struct checker *c, struct config *cfg)
 		note(c, "not installed in %s, master will skip: %s", ddir, buf_cstr(&missing));
 	if (tls)
 		check_tls(c, cfg);
+	if (queue)	/* an instance without mail services (master alone) has no use for the queue */
+		check_queue(c, cfg);
 	svctab_free(&tab);
 out:
 	buf_free(&path);
@@ -434,7 +439,6 @@ int ctl_check_instance(const char *dir, FILE *out)
 	check_dir(&c, cfg, "queue_directory", 022, true);
 	check_dir(&c, cfg, "private_directory", 077, true);
 	check_dir(&c, cfg, "pid_directory", 022, false);
-	check_queue(&c, cfg);
 	check_tables(&c, cfg);
 	check_services(&c, cfg);
 	config_free(&cfg);
