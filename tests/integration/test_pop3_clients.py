@@ -197,7 +197,7 @@ def run_getmail(inst, work, port, tls, delete):
         'message_log_syslog = false\n')
     r = subprocess.run(['getmail', '--getmaildir', str(work), '--rcfile', str(rc)],
                        env=dict(os.environ, HOME=str(work)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       text=True, timeout=60)
+                       text=True, timeout=180)
     return r.returncode, r.stdout
 
 
