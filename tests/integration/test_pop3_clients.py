@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from conftest import SERVICES, Instance, free_ports
+
 import pytest
 
 COUNT = 1000
@@ -87,29 +89,26 @@ def received(outdir):
     return got
 
 
-def open_path(path):
-    """Give others search permission (no listing) on path and the test's temporary directories above it."""
-    top = Path(tempfile.gettempdir()).resolve()
-    for d in [Path(path), *Path(path).parents]:
-        if d == top or top not in d.parents:
-            break
-        os.chmod(d, os.stat(d).st_mode | 0o011)
-
-
 @pytest.fixture
-def pop3_instance(make_instance):
-    """A started instance whose demo mailbox pop3d will serve: pop3d never serves a mailbox as root, so a
-    root test run makes the instance for nobody (unless POSTERN_TEST_USER names the user) and lets it through
-    the temporary directories above the instance (search permission only, no listing)."""
-    extra = ()
-    if IS_ROOT and not os.environ.get('POSTERN_TEST_USER'):
-        extra = ('--user', 'nobody')
-    inst = make_instance(extra_args=extra)
-    if IS_ROOT:
-        open_path(inst.dir)
-    inst.require('pop3', 'pop3s')
-    inst.start()
-    return inst
+def pop3_instance(postern_build):
+    """A started instance whose demo mailbox pop3d will serve, and inst.work, a directory for the clients.
+    pop3d never serves a mailbox as root, so a root run makes the instance for nobody (unless
+    POSTERN_TEST_USER names the user). Both live in a world-searchable temporary directory of their own rather
+    than under pytest's: pytest makes its base directory private again whenever any pytest session starts."""
+    top = Path(tempfile.mkdtemp(prefix='postern-pop3c-'))
+    os.chmod(top, 0o711)
+    inst = Instance(top / 'postern', zip(SERVICES, free_ports(len(SERVICES))), 'example.test',
+                    'mail.example.test')
+    try:
+        inst.init(*(('--user', 'nobody') if IS_ROOT and not os.environ.get('POSTERN_TEST_USER') else ()))
+        inst.require('pop3', 'pop3s')
+        inst.start()
+        inst.work = top / 'client'
+        inst.work.mkdir(mode=0o711)
+        yield inst
+    finally:
+        inst.stop()
+        shutil.rmtree(top, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- fetchmail
@@ -140,8 +139,9 @@ def run_fetchmail(inst, work, port, tls, keep):
     return r.returncode, r.stdout
 
 
-def test_fetchmail_keep_plain_then_uidl(pop3_instance, tmp_path):
+def test_fetchmail_keep_plain_then_uidl(pop3_instance):
     inst = pop3_instance
+    tmp_path = inst.work
     expected = fill(inst)
     rc, out = run_fetchmail(inst, tmp_path, inst.port('pop3'), tls=False, keep=True)
     assert rc == 0, out
@@ -157,8 +157,9 @@ def test_fetchmail_keep_plain_then_uidl(pop3_instance, tmp_path):
     assert maildir_count(inst) == COUNT
 
 
-def test_fetchmail_delete_pop3s(pop3_instance, tmp_path):
+def test_fetchmail_delete_pop3s(pop3_instance):
     inst = pop3_instance
+    tmp_path = inst.work
     expected = fill(inst)
     rc, out = run_fetchmail(inst, tmp_path, inst.port('pop3s'), tls=True, keep=False)
     assert rc == 0, out
@@ -181,7 +182,6 @@ def run_getmail(inst, work, port, tls, delete):
         as_user = 'user = nobody\n'
         for d in (out, *(out / x for x in ('cur', 'new', 'tmp'))):
             os.chown(d, NOBODY, NOBODY)
-        open_path(work)
     rc = work / 'getmailrc'
     rc.write_text(
         '[retriever]\n'
@@ -201,8 +201,9 @@ def run_getmail(inst, work, port, tls, delete):
     return r.returncode, r.stdout
 
 
-def test_getmail_delete_plain(pop3_instance, tmp_path):
+def test_getmail_delete_plain(pop3_instance):
     inst = pop3_instance
+    tmp_path = inst.work
     expected = fill(inst)
     rc, out = run_getmail(inst, tmp_path, inst.port('pop3'), tls=False, delete=True)
     assert rc == 0, out[-3000:]
@@ -210,8 +211,9 @@ def test_getmail_delete_plain(pop3_instance, tmp_path):
     assert maildir_count(inst) == 0, out[-3000:]
 
 
-def test_getmail_keep_pop3s_then_nothing_new(pop3_instance, tmp_path):
+def test_getmail_keep_pop3s_then_nothing_new(pop3_instance):
     inst = pop3_instance
+    tmp_path = inst.work
     expected = fill(inst)
     rc, out = run_getmail(inst, tmp_path, inst.port('pop3s'), tls=True, delete=False)
     assert rc == 0, out[-3000:]
