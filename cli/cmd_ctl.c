@@ -1,6 +1,8 @@
 /* postern start | stop | reload | status | check: controlling master. start runs master from daemon_directory
  * and waits for its verdict; stop and reload signal the pid in pid_directory/master.pid after checking the
- * instance lock is really held; status reads master's status socket; check inspects an instance at rest. */
+ * instance lock is really held; status reads master's status socket and counts the queue directories; check
+ * inspects an instance at rest. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -247,6 +249,42 @@ static const char *field(const char *line, const char *key, char *out, size_t ou
 	return out;
 }
 
+/* Queue files in queue_directory/NAME, or -1 when the directory cannot be read. Only counts names: status must
+ * stay cheap on a big queue, so nothing is opened or parsed. */
+static long count_queue(struct config *cfg, const char *name)
+{
+	struct buf p = BUF_INIT(BUF_NOLIMIT);
+	struct dirent *de;
+	long n = 0;
+	DIR *d;
+
+	buf_printf(&p, "%s/%s", config_str(cfg, "queue_directory"), name);
+	d = opendir(buf_cstr(&p));
+	buf_free(&p);
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+static void print_queue_counts(struct config *cfg)
+{
+	static const char *const dirs[] = { "incoming", "active", "deferred", "hold", "corrupt" };
+
+	fputs("queue:", stdout);
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		long n = count_queue(cfg, dirs[i]);
+		if (n < 0)
+			printf(" %s ?", dirs[i]);	/* unreadable or missing: postern check says why */
+		else
+			printf(" %s %ld", dirs[i], n);
+	}
+	fputc('\n', stdout);
+}
+
 int cmd_status(int argc, char **argv)
 {
 	struct ctl_opts o;
@@ -264,6 +302,7 @@ int cmd_status(int argc, char **argv)
 		return 1;
 	if ((pid = master_pid(cfg)) == 0) {
 		printf("postern: not running for %s\n", o.dir);
+		print_queue_counts(cfg);
 		config_free(&cfg);
 		return 3;
 	}
@@ -298,6 +337,7 @@ int cmd_status(int argc, char **argv)
 			       field(line, "listen", listen, sizeof(listen)));
 		line = nl ? nl + 1 : NULL;
 	}
+	print_queue_counts(cfg);
 out:
 	if (fd >= 0)
 		close(fd);

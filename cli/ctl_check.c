@@ -9,6 +9,7 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -17,6 +18,9 @@
 #include "daemon.h"
 #include "privs.h"
 #include "svctab.h"
+#include "x509.h"
+
+#define CHECK_CERT_WARN_DAYS 30	/* time enough to renew before clients start refusing */
 
 struct checker {
 	FILE *out;
@@ -42,6 +46,18 @@ static void note(struct checker *c, const char *fmt, ...)
 	va_list ap;
 
 	fputs("note: ", c->out);
+	va_start(ap, fmt);
+	vfprintf(c->out, fmt, ap);
+	va_end(ap);
+	fputc('\n', c->out);
+}
+
+static void warning(struct checker *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warning(struct checker *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("warning: ", c->out);
 	va_start(ap, fmt);
 	vfprintf(c->out, fmt, ap);
 	va_end(ap);
@@ -104,6 +120,36 @@ static void check_dir(struct checker *c, struct config *cfg, const char *param, 
 	buf_free(&err);
 }
 
+/* Only when both files are readable: check_tls has already said why one is not. */
+static void check_cert(struct checker *c, const char *cert, const char *key)
+{
+	struct buf err = BUF_INIT(2048);
+	struct x509_info info;
+	long long left;
+
+	if (access(cert, R_OK) < 0)
+		goto out;
+	if (!x509_cert_info(cert, &info, &err)) {
+		problem(c, "tls_cert_file %s: %s; replace it with a PEM certificate", cert, buf_cstr(&err));
+		goto out;
+	}
+	left = x509_seconds_left(&info, time(NULL));
+	if (left < 0)
+		problem(c, "tls_cert_file %s expired %lld days ago; renew the certificate (postern init makes a new "
+		        "self-signed one for a test instance) and run postern reload", cert, -left / 86400);
+	else if (left < (long long)CHECK_CERT_WARN_DAYS * 86400)
+		warning(c, "tls_cert_file %s expires in %lld days; renew it and run postern reload", cert,
+		        left / 86400);
+	if (access(key, R_OK) < 0)
+		goto out;
+	buf_reset(&err);
+	if (!x509_check_key_matches(cert, key, &err))
+		problem(c, "tls_key_file %s does not belong to tls_cert_file %s (%s); install the key the certificate "
+		        "was issued for, or a certificate for this key", key, cert, buf_cstr(&err));
+out:
+	buf_free(&err);
+}
+
 static void check_tls(struct checker *c, struct config *cfg)
 {
 	const char *cert = config_str(cfg, "tls_cert_file"), *key = config_str(cfg, "tls_key_file");
@@ -118,6 +164,7 @@ static void check_tls(struct checker *c, struct config *cfg)
 	else if (st.st_mode & 077)
 		problem(c, "tls_key_file %s has mode %04o: the private key must not be readable by others; run: chmod "
 		        "600 %s", key, (unsigned)(st.st_mode & 07777), key);
+	check_cert(c, cert, key);
 }
 
 /* Can we bind this listener now? In use is fine when our own master holds it. */
@@ -162,6 +209,132 @@ static void check_port(struct checker *c, const struct svc_entry *e, const struc
 		close(fd);
 }
 
+/* Compiled tables are what the daemons read: a source edited after the last compile is silently ignored. */
+struct table_check {
+	struct checker *c;
+	struct buf seen;	/* "\n"-separated sources already reported on, so alias_maps and aliases count once */
+	const char *aliases;	/* config_directory/aliases: its fix is newaliases */
+};
+
+static void check_table(struct table_check *tc, const char *param, const char *item)
+{
+	struct buf src = BUF_INIT(BUF_NOLIMIT), db = BUF_INIT(BUF_NOLIMIT), key = BUF_INIT(BUF_NOLIMIT);
+	size_t n = strlen(item);
+	bool named_db = n > 5 && strcmp(item + n - 5, ".lmdb") == 0;
+	struct stat ss, ds;
+
+	if (item[0] != '/')
+		goto out;	/* not a file (an inline value or a table type this check does not know) */
+	if (named_db) {
+		buf_append(&src, item, n - 5);
+		buf_puts(&db, item);
+	} else {
+		buf_puts(&src, item);
+		buf_printf(&db, "%s.lmdb", item);
+	}
+	buf_printf(&key, "\n%s\n", buf_cstr(&src));
+	if (tc->seen.len && memmem(tc->seen.data, tc->seen.len, key.data, key.len))
+		goto out;
+	buf_printf(&tc->seen, "%s\n", buf_cstr(&src));
+	if (stat(buf_cstr(&src), &ss) < 0)
+		goto out;	/* only the compiled form exists: nothing to compare */
+	bool aliases = strcmp(param, "alias_maps") == 0 || strcmp(buf_cstr(&src), tc->aliases) == 0;
+	const char *fix = aliases ? "run newaliases (postern map compile FILE --aliases)" : "run postern map compile FILE";
+	if (stat(buf_cstr(&db), &ds) < 0) {
+		if (named_db)	/* a daemon will try to open exactly this file */
+			problem(tc->c, "%s: %s is not compiled (%s missing); %s with FILE=%s", param, buf_cstr(&src),
+			        buf_cstr(&db), fix, buf_cstr(&src));
+		goto out;
+	}
+	if (ss.st_mtim.tv_sec > ds.st_mtim.tv_sec ||
+	    (ss.st_mtim.tv_sec == ds.st_mtim.tv_sec && ss.st_mtim.tv_nsec > ds.st_mtim.tv_nsec))
+		problem(tc->c, "%s: %s was changed after %s was compiled, so the change is not in effect; %s with FILE=%s",
+		        param, buf_cstr(&src), buf_cstr(&db), fix, buf_cstr(&src));
+out:
+	buf_free(&src);
+	buf_free(&db);
+	buf_free(&key);
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static void table_param(const char *name, const char *value, bool set, void *arg)
+{
+	struct table_check *tc = arg;
+	struct config *tmp;
+	char **items;
+	size_t count;
+
+	(void)set;
+	if (!ends_with(name, "_maps") && !ends_with(name, "_access"))
+		return;
+	/* config_list splits by the same rules the daemons use; a scratch config holds the expanded value */
+	tmp = config_new();
+	config_set(tmp, name, value, "check");
+	items = config_list(tmp, name, &count);
+	for (size_t i = 0; i < count; i++)
+		check_table(tc, name, items[i]);
+	config_list_free(&items);
+	config_free(&tmp);
+}
+
+static void check_tables(struct checker *c, struct config *cfg)
+{
+	struct buf aliases = BUF_INIT(BUF_NOLIMIT);
+	struct table_check tc = { c, BUF_INIT(BUF_NOLIMIT), NULL };
+
+	buf_printf(&aliases, "%s/aliases", config_str(cfg, "config_directory"));
+	tc.aliases = buf_cstr(&aliases);
+	buf_puts(&tc.seen, "\n");
+	config_foreach(cfg, table_param, &tc);
+	check_table(&tc, "aliases", tc.aliases);	/* newaliases writes it even when alias_maps names another */
+	buf_free(&tc.seen);
+	buf_free(&aliases);
+}
+
+/* The queue directories qmgr, smtpd and local move files between; postern init makes them mode 0700, owned by
+ * mail_owner. A missing one stops delivery; a readable one exposes mail. */
+static void check_queue(struct checker *c, struct config *cfg)
+{
+	static const char *const dirs[] = { "tmp", "incoming", "active", "deferred", "hold", "corrupt" };
+	const char *qdir = config_str(cfg, "queue_directory"), *owner = config_str(cfg, "mail_owner");
+	struct buf p = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(1024);
+	bool know_uid;
+	struct stat st;
+	uid_t uid;
+	gid_t gid;
+
+	/* an unprivileged instance has its own user as mail_owner; an unknown user is reported elsewhere */
+	know_uid = privs_lookup_user(owner, &uid, &gid, &err);
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		buf_reset(&p);
+		buf_printf(&p, "%s/%s", qdir, dirs[i]);
+		if (stat(buf_cstr(&p), &st) < 0) {
+			problem(c, "queue directory %s: %s; run: mkdir -m 0700 %s%s%s (or postern init again)",
+			        buf_cstr(&p), strerror(errno), buf_cstr(&p), privs_is_root() ? " && chown " : "",
+			        privs_is_root() ? owner : "");
+			continue;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			problem(c, "queue directory %s is not a directory; move it away and run: mkdir -m 0700 %s",
+			        buf_cstr(&p), buf_cstr(&p));
+			continue;
+		}
+		if ((st.st_mode & 07777) != 0700)
+			problem(c, "queue directory %s has mode %04o, not 0700; run: chmod 0700 %s", buf_cstr(&p),
+			        (unsigned)(st.st_mode & 07777), buf_cstr(&p));
+		if (know_uid && st.st_uid != uid)
+			problem(c, "queue directory %s is owned by uid %ld, not mail_owner %s; run: chown %s %s",
+			        buf_cstr(&p), (long)st.st_uid, owner, owner, buf_cstr(&p));
+	}
+	buf_free(&p);
+	buf_free(&err);
+}
+
 static bool master_running(struct config *cfg)
 {
 	struct buf p = BUF_INIT(BUF_NOLIMIT);
@@ -182,7 +355,7 @@ static void check_services(struct checker *c, struct config *cfg)
 	struct buf path = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(4096), missing = BUF_INIT(BUF_NOLIMIT);
 	struct svctab *tab = NULL;
 	const char *ddir = config_str(cfg, "daemon_directory");
-	bool running = master_running(cfg), tls = false;
+	bool running = master_running(cfg), tls = false, queue = false;
 	uid_t uid;
 	gid_t gid;
 
@@ -206,6 +379,9 @@ static void check_services(struct checker *c, struct config *cfg)
 		}
 		if (e->tls != SVC_TLS_NONE)
 			tls = true;
+		if (strcmp(e->command, "qmgr") == 0 || strcmp(e->command, "smtpd") == 0 ||
+		    strcmp(e->command, "local") == 0 || strcmp(e->command, "smtp") == 0)
+			queue = true;
 		if (e->user && privs_is_root() && !privs_lookup_user(e->user, &uid, &gid, &err))
 			problem(c, "%s: service %s: %s", e->origin, e->name, buf_cstr(&err));
 		if (e->chroot && access(e->chroot, X_OK) < 0)
@@ -218,6 +394,8 @@ static void check_services(struct checker *c, struct config *cfg)
 		note(c, "not installed in %s, master will skip: %s", ddir, buf_cstr(&missing));
 	if (tls)
 		check_tls(c, cfg);
+	if (queue)	/* an instance without mail services (master alone) has no use for the queue */
+		check_queue(c, cfg);
 	svctab_free(&tab);
 out:
 	buf_free(&path);
@@ -261,6 +439,7 @@ int ctl_check_instance(const char *dir, FILE *out)
 	check_dir(&c, cfg, "queue_directory", 022, true);
 	check_dir(&c, cfg, "private_directory", 077, true);
 	check_dir(&c, cfg, "pid_directory", 022, false);
+	check_tables(&c, cfg);
 	check_services(&c, cfg);
 	config_free(&cfg);
 done:
