@@ -69,6 +69,7 @@ const struct config_param config_params[] = {
 	{ "smtpd_forbid_bare_newline", "yes", "refuse DATA with bare CR or LF (SMTP smuggling); no: normalize it" },
 	{ "smtpd_dsn", "yes", "advertise DSN (RFC 3461)" },
 	{ "smtpd_tls", "yes", "offer STARTTLS using tls_cert_file and tls_key_file (also on tls=none services)" },
+	{ "smtpd_client_connection_limit", "50", "sessions at once from one client address outside mynetworks; 0: no limit" },
 	{ "smtpd_peername_lookup", "yes", "forward-confirmed reverse DNS of each client (else it is \"unknown\")" },
 	{ "smtpd_client_access", "", "access map (postern map) by client name, address and networks: OK, REJECT, ..." },
 	{ "smtpd_helo_access", "", "access map by HELO name and its parent domains" },

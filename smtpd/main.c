@@ -108,6 +108,15 @@ static void smtpd_init(struct daemon_ctx *ctx)
 	buf_printf(&q, "%s/qmgr", config_str(cfg, "private_directory"));
 	qmgr_socket = buf_steal(&q, NULL);
 	settings.qmgr_socket = qmgr_socket;
+	/* one slot file for every smtpd of the instance, opened once per process (connlimit.c) */
+	settings.connlimit = (unsigned)config_int(cfg, "smtpd_client_connection_limit", 0, 65535);
+	settings.connlimit_fd = -1;
+	if (settings.connlimit) {
+		struct buf c = BUF_INIT(BUF_NOLIMIT);
+		buf_printf(&c, "%s/smtpd-clients", config_str(cfg, "private_directory"));
+		settings.connlimit_fd = smtpd_connlimit_open(buf_cstr(&c));
+		buf_free(&c);
+	}
 
 	memset(&pc, 0, sizeof(pc));
 	pc.mydestination = config_str(cfg, "mydestination");

@@ -295,6 +295,18 @@ void smtpd_session_run(int fd, const struct sockaddr *peer, socklen_t peerlen, c
 			ss->state = SMTPD_S_CLOSING;
 		}
 	}
+	ss->connslot = -1;
+	if (ss->state != SMTPD_S_CLOSING && set->connlimit && set->connlimit_fd >= 0 && !ss->trusted &&
+	    strcmp(ss->client_addr, "unknown") != 0) {
+		ss->connslot = smtpd_connlimit_acquire(set->connlimit_fd, ss->client_addr, set->connlimit);
+		if (ss->connslot == -1) {
+			log_warn("too many connections from %s[%s] (limit %u)", ss->client_name, ss->client_addr,
+			         set->connlimit);
+			smtpd_reply(ss, "421 4.7.0 %s Error: too many connections from %s", set->hostname,
+			            ss->client_addr);
+			ss->state = SMTPD_S_CLOSING;
+		}
+	}
 	if (ss->state != SMTPD_S_CLOSING) {
 		struct buf reply = BUF_INIT(1024);
 		bool defer;
@@ -314,6 +326,8 @@ void smtpd_session_run(int fd, const struct sockaddr *peer, socklen_t peerlen, c
 	while (ss->state != SMTPD_S_CLOSING)
 		one_command(ss);
 	smtpd_flush(ss);
+	if (ss->connslot >= 0)
+		smtpd_connlimit_release(set->connlimit_fd, ss->connslot);
 	smtpd_session_reset_all(ss);
 	log_info("disconnect from %s[%s] errors=%u messages=%u", ss->client_name, ss->client_addr, ss->errors,
 	         ss->messages);

@@ -74,6 +74,8 @@ struct smtpd_settings {
 	const struct psl *psl;		/* public suffix list for DMARC; NULL: no DMARC */
 	bool peername_lookup;		/* smtpd_peername_lookup: forward-confirmed reverse DNS of the client */
 	const struct dns_options *dns;	/* resolver settings; NULL: no DNS at all (fuzzer) */
+	int connlimit_fd;		/* shared slot file of connlimit.c; -1: no per-client limit */
+	unsigned connlimit;		/* smtpd_client_connection_limit: sessions at once per client address */
 };
 
 enum smtpd_state {
@@ -102,6 +104,7 @@ struct smtpd_session {
 	bool trusted;		/* in mynetworks, or a local submission */
 	long peer_uid;		/* local submission: the client's uid (SO_PEERCRED); -1 otherwise */
 	bool access_denied;	/* client refused at connect: only QUIT is answered (RFC 5321 3.1) */
+	long long connslot;	/* offset of the slot held in connlimit_fd; -1 when none */
 	char *helo;
 	bool esmtp;
 	char *auth_user;	/* after a successful AUTH */
@@ -127,6 +130,15 @@ struct smtpd_session {
 /* session.c */
 /* Runs a whole SMTP session on fd (taken over and closed) from the greeting to QUIT or disconnect.
  * peer may be NULL (fuzzer: "unknown", not loopback). */
+/* Connections per client address (connlimit.c): concurrent sessions from one address hold OFD record locks on
+ * one shared file, one byte per session at an offset derived from the address. The kernel drops a lock when its
+ * holder closes or dies, so a killed smtpd never leaves a count behind and the file never grows. */
+int smtpd_connlimit_open(const char *path);
+/* The offset of a free slot now held for addr, -1 when all limit slots are taken (too many sessions), -2 on a
+ * locking error (the caller lets the client in: the limit is a defence, not a reason to refuse mail). */
+long long smtpd_connlimit_acquire(int fd, const char *addr, unsigned limit);
+void smtpd_connlimit_release(int fd, long long slot);
+
 void smtpd_session_run(int fd, const struct sockaddr *peer, socklen_t peerlen, const struct smtpd_settings *set);
 /* Write one reply line (CRLF added); the text must hold no CR/LF. Multi-line replies call smtpd_reply_cont()
  * for all lines but the last. Output is flushed when the client has no more pipelined input. */

@@ -464,3 +464,30 @@ def test_delivered_to_maildir_promptly(make_instance):
     msg = next(new.iterdir()).read_bytes()
     assert re.search(rb'(^|\n)Received: from client\.test \(unknown \[127\.0\.0\.1\]\)\n', msg), msg
     assert b'\nSubject: end to end\n\nhello\n' in msg
+
+
+def test_connections_per_client_address_limited(smtp_instance):
+    inst = smtp_instance(main_cf={'mynetworks': '127.0.0.1/32', 'smtpd_client_connection_limit': '2'})
+    port = inst.port('smtp')
+    held = [smtplib.SMTP(LOOPBACK, port, timeout=10, source_address=('127.0.0.2', 0)) for _ in range(2)]
+    # a third session from the same address is turned away at the greeting
+    with socket.create_connection((LOOPBACK, port), timeout=10, source_address=('127.0.0.2', 0)) as s:
+        assert s.recv(512).startswith(b'421 4.7.0'), 'third connection was not refused'
+    # other addresses, and mynetworks, are not affected
+    with smtplib.SMTP(LOOPBACK, port, timeout=10, source_address=('127.0.0.3', 0)) as s:
+        assert s.noop()[0] == 250
+    extra = [smtplib.SMTP(LOOPBACK, port, timeout=10, source_address=('127.0.0.1', 0)) for _ in range(3)]
+    for s in extra:
+        s.quit()
+    assert inst.wait_log(r'too many connections from \S+\[127\.0\.0\.2\] \(limit 2\)', 10)
+    # a session that ends (or a process that is killed) frees its slot
+    held.pop().quit()
+    deadline = time.time() + 10
+    while True:
+        with socket.create_connection((LOOPBACK, port), timeout=10, source_address=('127.0.0.2', 0)) as s:
+            if s.recv(512).startswith(b'220'):
+                break
+        assert time.time() < deadline, 'slot not freed after QUIT'
+        time.sleep(0.1)
+    for s in held:
+        s.quit()
