@@ -22,7 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				__builtin_trap();
 			for (size_t j = 0; j < e->nlisten; j++)
 				if (e->type == SVC_INET ? (e->listen[j].port == 0 || e->listen[j].port > 65535)
-				                        : strchr(e->listen[j].name, '/') != NULL)
+				                        : strchr(svctab_public_name(&e->listen[j]) ? svctab_public_name(&e->listen[j])
+				                                                                   : e->listen[j].name, '/') != NULL)
 					__builtin_trap();
 			for (size_t j = 0; j < e->noverrides; j++)
 				if (strchr(e->overrides[j], '=') == NULL)
