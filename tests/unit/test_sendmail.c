@@ -322,7 +322,7 @@ static void test_mailq(void **state)
 	struct buf err = BUF_INIT(4096);
 	FILE *out, *errf = tmpfile();
 
-	strcpy(qdir, "/tmp/test_sendmail.XXXXXX");
+	snprintf(qdir, sizeof(qdir), "%s", "/tmp/test_sendmail.XXXXXX");
 	assert_non_null(mkdtemp(qdir));
 	/* no queue directories at all: an empty queue */
 	out = open_memstream(&text, &len);

@@ -50,7 +50,7 @@ static int setup(void **state)
 {
 	(void)state;
 	char p[192];
-	strcpy(dir, "/tmp/sendmail-submit-XXXXXX");
+	snprintf(dir, sizeof(dir), "%s", "/tmp/sendmail-submit-XXXXXX");
 	assert_non_null(mkdtemp(dir));
 	mk("etc");
 	mk("public");

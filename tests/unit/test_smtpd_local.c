@@ -29,7 +29,7 @@ static int setup(void **state)
 {
 	(void)state;
 	char p[192];
-	strcpy(dir, "/tmp/smtpd-local-XXXXXX");
+	snprintf(dir, sizeof(dir), "%s", "/tmp/smtpd-local-XXXXXX");
 	assert_non_null(mkdtemp(dir));
 	snprintf(qdir, sizeof(qdir), "%s/queue", dir);
 	mkdir(qdir, 0700);
