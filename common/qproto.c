@@ -1,5 +1,9 @@
 /* Decoding tables of the qmgr and local protocols (see qproto.h). */
+#include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "qproto.h"
 
@@ -64,3 +68,28 @@ static const struct ipc_msg_def local_reply_msgs[] = {
 };
 const struct ipc_proto qproto_local = { "local", local_msgs };
 const struct ipc_proto qproto_local_reply = { "local-reply", local_reply_msgs };
+
+int qproto_open_job(const struct ipc_msg *req, const char *queue_dir, struct qfile_envelope *env, struct buf *err)
+{
+	const char *id = "", *dir = "";
+	struct buf path = BUF_INIT(BUF_NOLIMIT);
+	int fd;
+
+	ipc_get_str(req, LP_F_QUEUE_ID, &id, NULL);
+	ipc_get_str(req, LP_F_DIR, &dir, NULL);
+	/* the name comes from a peer: only a queue ID in one of the two directories qmgr delivers from */
+	if (!qfile_id_valid(id) || (strcmp(dir, "active") != 0 && strcmp(dir, "deferred") != 0)) {
+		buf_puts(err, "bad queue file name in request");
+		return -1;
+	}
+	buf_printf(&path, "%s/%s/%s", queue_dir, dir, id);
+	fd = open(buf_cstr(&path), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		buf_printf(err, "open queue file %s: %s", buf_cstr(&path), strerror(errno));
+	else if (!qfile_read_envelope(fd, env, err)) {
+		close(fd);
+		fd = -1;
+	}
+	buf_free(&path);
+	return fd;
+}

@@ -4,7 +4,9 @@
 #ifndef POSTERN_QPROTO_H
 #define POSTERN_QPROTO_H
 
+#include "buf.h"
 #include "ipc.h"
+#include "qfile.h"
 
 /* private/qmgr */
 enum {
@@ -35,5 +37,10 @@ extern const struct ipc_proto qproto_qmgr;	/* what qmgr receives */
 extern const struct ipc_proto qproto_qmgr_reply;	/* what qmgr's clients receive */
 extern const struct ipc_proto qproto_local;	/* what local receives */
 extern const struct ipc_proto qproto_local_reply;	/* what qmgr receives from local */
+
+/* Transports (local, smtp): open the queue file an LP_DELIVER request names (QUEUE_ID in DIR active or deferred,
+ * under queue_dir) and read its envelope. Returns the fd, positioned at the content, or -1 with the reason in
+ * err (bad name, missing or corrupt file); env needs qfile_envelope_free() only when an fd was returned. */
+int qproto_open_job(const struct ipc_msg *req, const char *queue_dir, struct qfile_envelope *env, struct buf *err);
 
 #endif

@@ -451,29 +451,16 @@ static int deliver_rcpt(const struct ldeliver_msg *m, const char *rcpt, struct b
 
 static struct ipc_msg *handle(struct ipc_msg *req)
 {
-	const char *id, *dir, *sender;
+	const char *id = "", *sender = "";
 	struct ipc_msg *reply = ipc_msg_reply_to(req, LP_RESULT);
-	struct buf path = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(1024), dsn = BUF_INIT(64), text = BUF_INIT(4096);
+	struct buf err = BUF_INIT(1024), dsn = BUF_INIT(64), text = BUF_INIT(4096);
 	struct qfile_envelope env;
-	int fd = -1;
-	bool have_env = false;
 
 	ipc_get_str(req, LP_F_QUEUE_ID, &id, NULL);
-	ipc_get_str(req, LP_F_DIR, &dir, NULL);
 	ipc_get_str(req, LP_F_SENDER, &sender, NULL);
-	const char *fail = NULL;
-	if (!qfile_id_valid(id) || (strcmp(dir, "active") != 0 && strcmp(dir, "deferred") != 0)) {
-		fail = "bad queue file name in request";
-	} else {
-		buf_printf(&path, "%s/%s/%s", L.queue_dir, dir, id);
-		fd = open(path.data, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0)
-			buf_printf(&err, "open queue file %s: %s", path.data, strerror(errno));
-		else
-			have_env = qfile_read_envelope(fd, &env, &err);
-		if (!have_env)
-			fail = buf_cstr(&err);
-	}
+	int fd = qproto_open_job(req, L.queue_dir, &env, &err);
+	bool have_env = fd >= 0;
+	const char *fail = have_env ? NULL : buf_cstr(&err);
 	struct ipc_iter ii, ir;
 	uint32_t idx;
 	const char *rcpt;
@@ -516,7 +503,6 @@ static struct ipc_msg *handle(struct ipc_msg *req)
 		qfile_envelope_free(&env);
 	if (fd >= 0)
 		close(fd);
-	buf_free(&path);
 	buf_free(&rdir);
 	buf_free(&err);
 	buf_free(&dsn);

@@ -262,29 +262,16 @@ out:
 
 static struct ipc_msg *handle(struct ipc_msg *req)
 {
-	const char *id, *dir, *sender;
+	const char *id = "", *sender = "";
 	struct ipc_msg *reply = ipc_msg_reply_to(req, LP_RESULT);
-	struct buf path = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(1024);
+	struct buf err = BUF_INIT(1024);
 	struct qfile_envelope env;
-	int fd = -1;
-	bool have_env = false;
 
 	ipc_get_str(req, LP_F_QUEUE_ID, &id, NULL);
-	ipc_get_str(req, LP_F_DIR, &dir, NULL);
 	ipc_get_str(req, LP_F_SENDER, &sender, NULL);
-	const char *fail = NULL;
-	if (!qfile_id_valid(id) || (strcmp(dir, "active") != 0 && strcmp(dir, "deferred") != 0)) {
-		fail = "bad queue file name in request";
-	} else {
-		buf_printf(&path, "%s/%s/%s", S.queue_dir, dir, id);
-		fd = open(path.data, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0)
-			buf_printf(&err, "open queue file %s: %s", path.data, strerror(errno));
-		else
-			have_env = qfile_read_envelope(fd, &env, &err);
-		if (!have_env)
-			fail = buf_cstr(&err);
-	}
+	int fd = qproto_open_job(req, S.queue_dir, &env, &err);
+	bool have_env = fd >= 0;
+	const char *fail = have_env ? NULL : buf_cstr(&err);
 	size_t n = ipc_count(req, LP_F_RCPT);
 	if (ipc_count(req, LP_F_IDX) != n)
 		fail = "request has different numbers of recipients and indexes";
@@ -354,7 +341,6 @@ static struct ipc_msg *handle(struct ipc_msg *req)
 		qfile_envelope_free(&env);
 	if (fd >= 0)
 		close(fd);
-	buf_free(&path);
 	buf_free(&err);
 	return reply;
 }
