@@ -376,6 +376,7 @@ static void cmd_vrfy(struct smtpd_session *ss, const struct smtpd_cmd *cmd)
 	smtpd_reply(ss, "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
 }
 
+/* EXPN is refused on purpose: expanding lists and aliases to strangers hands out addresses (RFC 5321 7.3). */
 static void cmd_expn(struct smtpd_session *ss, const struct smtpd_cmd *cmd)
 {
 	(void)cmd;
