@@ -41,6 +41,16 @@ def build_dir():
     return Path(os.environ.get('POSTERN_BUILD') or SOURCE_ROOT / 'build').resolve()
 
 
+def asan_build():
+    """True when the build under test is the ASan+UBSan one (about 3x slower)."""
+    return build_dir().name == 'build-asan'
+
+
+# Long interoperability and volume tests (thousands of messages through third-party clients) run on the normal
+# build only: under ASan they would take most of CI's time and find nothing the shorter tests there do not.
+heavy = pytest.mark.skipif(asan_build(), reason='volume test: runs on the normal build only, not under ASan')
+
+
 def postern_bin():
     return build_dir() / 'bin' / 'postern'
 
