@@ -6,6 +6,7 @@ import os
 import pwd
 import re
 import shutil
+import smtplib
 import subprocess
 import tempfile
 import threading
@@ -322,3 +323,40 @@ def test_list_owner_resubmits_remote_members(linst):
     assert len(got) == 1 and got[0].startswith(f'Return-Path: <owner-rlist@{linst.domain}>\n')
     # qmgr did not add the remote member to the original message
     assert not re.search(rf'{qid}: to=<far@remote\.test>, .*status=expanded', linst.log_path.read_text())
+
+
+def test_failed_target_bounced_others_kept(linst, shared_dir):
+    """One target of an alias fails for good (a command exiting 67) while the other is delivered: the sender gets a
+    bounce that names the failed target, and the delivered one is not delivered again."""
+    user, maildir = _demo(linst)
+    mbox = os.path.join(shared_dir, 'kept.mbox')
+    _add_alias(linst, f'mixed: {mbox}, "|echo no such member >&2; exit 67"')
+    with smtplib.SMTP('127.0.0.1', linst.port('smtp'), timeout=TIMEOUT) as s:
+        s.ehlo('client.test')
+        s.sendmail(user, [f'mixed@{linst.domain}'],
+                   f'From: <{user}>\nTo: <mixed@{linst.domain}>\nSubject: half delivered\n\nbody\n')
+    m = linst.wait_log(rf'([0-9A-Z]+): to=<mixed@{re.escape(linst.domain)}>, relay=local, .*dsn=2\.0\.0, '
+                       r'status=sent \(delivered to 1 mailbox, 1 failed\)', timeout=TIMEOUT)
+    qid = m.group(1)
+    linst.wait_log(rf'{qid}: to=<\|echo no such member >&2; exit 67>, orig_to=<mixed@{re.escape(linst.domain)}>, '
+                   r'.*dsn=5\.1\.1, status=bounced', timeout=TIMEOUT)
+
+    def bounce():
+        for f in _maildir_files(maildir):
+            t = f.read_text()
+            if 'multipart/report' in t and 'Subject: half delivered' in t:
+                return t
+        return None
+    report = _wait(bounce, what='the bounce for the failed command', inst=linst)
+    assert 'Final-Recipient: rfc822; |echo no such member >&2; exit 67' in report
+    assert 'Status: 5.1.1' in report and 'no such member' in report
+    assert f'expanded from <mixed@{linst.domain}>' in report
+    assert _mbox_copies(mbox) == 1
+    # the message is finished: nothing left to retry, so the mbox copy stays the only one
+    _wait(lambda: qid not in linst.cli('queue', 'list', check=True).stdout, what='the message to leave the queue',
+          inst=linst)
+    assert _mbox_copies(mbox) == 1
+
+
+def _mbox_copies(path):
+    return open(path).read().count('Subject: half delivered')
