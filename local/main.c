@@ -438,14 +438,22 @@ static int deliver_rcpt(const struct ldeliver_msg *m, const char *rcpt, struct b
 		bool resubmit = members != NULL;
 		if (resubmit && c == 2)
 			L.resubmitted = true;
+		if (c == 2 && resubmit) {
+			/* every member by name: the new queue ID alone would leave "where did mail for X go" to the
+			 * new message's own log lines */
+			for (size_t j = 0; members[j]; j++)
+				log_info("%s: to=<%s>, orig_to=<%s>, relay=local, dsn=%s, status=sent (%s)", m->queue_id,
+				         log_safe(members[j], strlen(members[j]), 256), log_safe(rcpt, strlen(rcpt), 256),
+				         buf_cstr(&d1), buf_cstr(&t1));
+		} else if (c == 2 && t->kind != LRES_MAILDIR) {
+			log_info("%s: to=<%s>, orig_to=<%s>, relay=local, dsn=%s, status=sent (%s)", m->queue_id,
+			         log_safe(t->addr, strlen(t->addr), 256), log_safe(rcpt, strlen(rcpt), 256),
+			         buf_cstr(&d1), buf_cstr(&t1));
+		}
 		free(members);
 		free_env(env);
 		free((char *)home);
 		if (c == 2) {
-			if (t->kind != LRES_MAILDIR || resubmit)
-				log_info("%s: to=<%s>, orig_to=<%s>, relay=local, dsn=%s, status=sent (%s)", m->queue_id,
-				         log_safe(t->addr, strlen(t->addr), 256), log_safe(rcpt, strlen(rcpt), 256),
-				         buf_cstr(&d1), buf_cstr(&t1));
 			buf_reset(&last);
 			buf_puts(&last, buf_cstr(&t1));
 			delivered++;

@@ -307,7 +307,7 @@ def test_parallel_deliveries_unique(linst):
 
 def test_list_owner_resubmits_remote_members(linst):
     user, maildir = _demo(linst)
-    _add_alias(linst, f'rlist: far@remote.test, {user}')
+    _add_alias(linst, f'rlist: far@remote.test, {user}, second@remote.test')
     _add_alias(linst, f'owner-rlist: {user}')
     qid = _queued(linst, 'sender@remote.test', [f'rlist@{linst.domain}'], 'to rlist')
     # the remote member leaves in a new message from the list owner, so its bounces go there
@@ -315,6 +315,10 @@ def test_list_owner_resubmits_remote_members(linst):
                        rf'dsn=2\.0\.0, status=sent \(resubmitted from owner-rlist@{re.escape(linst.domain)} as '
                        r'([0-9A-Z]+)\)', timeout=TIMEOUT)
     new_id = m.group(1)
+    # every remote member is named in the log with the new message's queue ID, not only the first
+    linst.wait_log(rf'{qid}: to=<second@remote\.test>, orig_to=<rlist@{re.escape(linst.domain)}>, relay=local, '
+                   rf'dsn=2\.0\.0, status=sent \(resubmitted from owner-rlist@{re.escape(linst.domain)} as {new_id}\)',
+                   timeout=TIMEOUT)
     _log_status(linst, qid, f'rlist@{linst.domain}', '2.0.0', 'sent')
     linst.wait_log(rf'{new_id}: to=<far@remote\.test>, .*status=deferred', timeout=TIMEOUT)
     listing = linst.cli('queue', 'list', check=True).stdout
