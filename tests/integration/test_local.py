@@ -364,3 +364,41 @@ def test_failed_target_bounced_others_kept(linst, shared_dir):
 
 def _mbox_copies(path):
     return open(path).read().count('Subject: half delivered')
+
+
+def _maildirsize_usage(path):
+    lines = path.read_text().splitlines()
+    return lines[0], sum(int(line.split()[0]) for line in lines[1:]), sum(int(line.split()[1]) for line in lines[1:])
+
+
+def test_quota_maildirsize_parallel(make_instance):
+    """The Maildir++ maildirsize file: written with the quota, rebuilt when deleted, and with it ten parallel
+    deliveries never take the mailbox over its quota."""
+    inst = _make_inst(make_instance, 'quota_exceeded_action=bounce')
+    _demo(inst)
+    user = f'par@{inst.domain}'
+    r = inst.cli('user', 'add', user, '--password-stdin', '--quota', '4k', input='pw-par\n')
+    if r.returncode != 0:
+        pytest.skip(f'cannot create an account with a quota: {r.stderr.strip()}')
+    maildir = inst.path('mail', inst.domain, 'par')
+    size_file = maildir / 'maildirsize'
+
+    def on_disk():
+        files = _maildir_files(maildir)
+        return sum(f.stat().st_size for f in files), len(files)
+    for i in range(2):
+        qid = _queued(inst, 'sender@remote.test', [user], f'small {i}', body='s' * 100 + '\n')
+        _log_status(inst, qid, user, '2.0.0', 'sent')
+        assert _maildirsize_usage(size_file) == ('4096S', *on_disk())
+        size_file.unlink()      # rebuilt from the files by the next delivery
+    inst.stop()
+    ids = [_queued(inst, 'sender@remote.test', [user], f'big {i}', body='b' * 1000 + '\n') for i in range(10)]
+    inst.start()
+    sent = 0
+    for qid in ids:
+        m = inst.wait_log(rf'{qid}: to=<{re.escape(user)}>, .*status=(sent|bounced)', timeout=TIMEOUT)
+        sent += m.group(1) == 'sent'
+    used, count = on_disk()
+    assert used <= 4096 and count == 2 + sent
+    assert 1 <= sent <= 3
+    assert _maildirsize_usage(size_file) == ('4096S', used, count)

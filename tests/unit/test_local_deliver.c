@@ -21,6 +21,7 @@
 #include "alloc.h"
 #include "buf.h"
 #include "fsutil.h"
+#include "maildirsize.h"
 #include "qfile.h"
 
 static char tmpdir[64];
@@ -298,8 +299,8 @@ static void test_quota_usage(void **state)
 	char root[128], p[256];
 	snprintf(root, sizeof(root), "%s/qmd/", tmpdir);
 	struct buf err = BUF_INIT(1024);
-	uint64_t used = 99;
-	assert_true(lquota_usage(root, &used, &err));	/* missing: empty */
+	uint64_t used = 99, cnt = 99;
+	assert_true(maildirsize_scan(root, &used, &cnt, &err));	/* missing: empty */
 	assert_int_equal(used, 0);
 	mkdirs(root, "");
 	mkdirs(root, ".Sent");
@@ -315,8 +316,9 @@ static void test_quota_usage(void **state)
 	put_file(p, "5.M1P1.host,S=40", 1);
 	snprintf(p, sizeof(p), "%stmp", root);
 	put_file(p, "6.M1P1.host,S=999999", 1);		/* tmp/ does not count */
-	assert_true(lquota_usage(root, &used, &err));
+	assert_true(maildirsize_scan(root, &used, &cnt, &err));
 	assert_int_equal(used, 1000 + 500 + 2000 + 300 + 40);
+	assert_int_equal(cnt, 5);
 	buf_free(&err);
 }
 
@@ -359,9 +361,9 @@ static void test_maildir_quota_and_folder(void **state)
 	assert_int_equal(ldeliver(&m, &t, &d, &x), LDELIVER_OK);
 	assert_string_equal(x.data, "delivered to maildir");
 	/* quota: 3 messages of about 90 bytes are there; the 4th fits 400 but not 300 */
-	uint64_t used;
+	uint64_t used, cnt;
 	struct buf err = BUF_INIT(1024);
-	assert_true(lquota_usage(root, &used, &err));
+	assert_true(maildirsize_scan(root, &used, &cnt, &err));
 	buf_free(&err);
 	t.folder = NULL;
 	t.quota = used + 200;

@@ -1,0 +1,38 @@
+/* Maildir++ quota accounting: the "maildirsize" file in a Maildir's root, the format Courier and Dovecot share.
+ * Line 1 is the quota definition ("4096S"), every further line "BYTES COUNT" (negative for removals); usage is
+ * their sum. local reserves a message's size in it before writing (under a lock on the Maildir root, so
+ * parallel deliveries cannot both pass the quota); imapd and pop3d append negative lines when they expunge.
+ * A missing, damaged, oversized or stale file is rebuilt from the S= sizes of the files. */
+#ifndef POSTERN_MAILDIRSIZE_H
+#define POSTERN_MAILDIRSIZE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+#define MAILDIRSIZE_NAME "maildirsize"
+#define MAILDIRSIZE_RECALC_BYTES 5120	/* a longer file is summed up anew (the Maildir++ rule) */
+#define MAILDIRSIZE_RECALC_AGE 900	/* as is one not written for 15 minutes: users and other programs
+					 * remove mail without telling us */
+
+/* Bytes (the S= sizes, else the file sizes) and number of messages in new/ and cur/ of INBOX and of every
+ * Maildir++ folder of root. A missing root is empty. false with err when root cannot be read. */
+bool maildirsize_scan(const char *root, uint64_t *bytes, uint64_t *count, struct buf *err);
+
+enum maildirsize_result { MAILDIRSIZE_OK, MAILDIRSIZE_OVER, MAILDIRSIZE_ERROR };
+
+/* Before a delivery of size bytes into the Maildir at root with a quota of quota bytes: OVER when it does not
+ * fit; OK when it does, and then the size is already counted ("SIZE 1" appended), so a delivery that fails
+ * afterwards must call maildirsize_update(root, -size, -1). used gets the usage before this message. */
+enum maildirsize_result maildirsize_reserve(const char *root, uint64_t quota, uint64_t size, uint64_t *used,
+                                            struct buf *err);
+
+/* Append "BYTES COUNT" when root has a maildirsize file (without one there is nothing to keep current).
+ * Best effort: a failure only makes the next recalculation come sooner. */
+void maildirsize_update(const char *root, int64_t bytes, int64_t count);
+
+/* The Maildir root of a folder directory: dir itself, or its parent for a Maildir++ folder (".NAME"). */
+void maildirsize_root(const char *dir, struct buf *out);
+
+#endif
