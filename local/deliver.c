@@ -288,7 +288,7 @@ static void write_receipt(const struct ldeliver_msg *m, const char *path)
 		close(fd);
 }
 
-/* Maildir targets are delivered exactly once across crashes (local/receipt.h): the pending mark is taken here,
+/* Maildir and file targets are delivered exactly once across crashes (local/receipt.h): the pending mark is taken here,
  * before any fork, so a writer child holds its lock until it exits. true when an interrupted earlier attempt
  * already put the message into the folder. */
 static bool maildir_receipt_begin(const struct ldeliver_msg *m, const struct ldeliver_target *t, const char *path,
@@ -307,7 +307,8 @@ static bool maildir_receipt_begin(const struct ldeliver_msg *m, const struct lde
 enum ldeliver_status ldeliver(const struct ldeliver_msg *m, const struct ldeliver_target *t, struct buf *dsn,
                               struct buf *text)
 {
-	struct lreceipt lr = { NULL, -1 };
+	struct lreceipt lr = { NULL, -1, false };
+	struct ldeliver_target ft;
 	bool guarded = false;
 	struct buf receipt = BUF_INIT(BUF_NOLIMIT);
 	enum ldeliver_status st;
@@ -322,6 +323,12 @@ enum ldeliver_status ldeliver(const struct ldeliver_msg *m, const struct ldelive
 			return LDELIVER_OK;
 		}
 	}
+	if (t->kind == LDELIVER_FILE && m->receipt_dir) {
+		/* the append records its start in the pending mark; the forked writer inherits the mark's fd */
+		ft = *t;
+		ft.mark = &lr;
+		t = &ft;
+	}
 	write_fn fn = t->kind == LDELIVER_FILE ? lmbox_append : t->kind == LDELIVER_RESUBMIT ? lresubmit : write_maildir;
 	if (ldeliver_has_loop(m, t->rcpt)) {
 		buf_puts(dsn, "5.4.6");
@@ -329,6 +336,11 @@ enum ldeliver_status ldeliver(const struct ldeliver_msg *m, const struct ldelive
 		st = LDELIVER_FAIL;
 	} else if (t->kind == LDELIVER_MAILDIR && m->receipt_dir && (guarded = true) &&
 	           maildir_receipt_begin(m, t, receipt.data, &lr)) {
+		buf_puts(dsn, "2.0.0");
+		buf_printf(text, "delivered to %s (before a restart)", what[t->kind]);
+		st = LDELIVER_OK;
+	} else if (t->kind == LDELIVER_FILE && m->receipt_dir && (guarded = true) &&
+	           lreceipt_begin(&lr, receipt.data, NULL, NULL)) {
 		buf_puts(dsn, "2.0.0");
 		buf_printf(text, "delivered to %s (before a restart)", what[t->kind]);
 		st = LDELIVER_OK;

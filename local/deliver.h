@@ -12,6 +12,8 @@
 
 #include "buf.h"
 
+struct lreceipt;
+
 #define LDELIVER_HEADER_SCAN_MAX (1u << 20)	/* Delivered-To lines are looked for in this much of the header */
 
 struct ldeliver_msg {
@@ -47,6 +49,9 @@ struct ldeliver_target {
 	const char *home;	/* command: working directory ("/" when it cannot be entered) */
 	unsigned time_limit;	/* command: seconds before it is killed */
 	char *const *rcpts;	/* resubmit: the recipients of the new message (NULL-terminated) */
+	const struct lreceipt *mark;	/* file: set by ldeliver(), the pending receipt mark (NULL: none); the
+					 * append records its start there, and a retry after an interrupted
+					 * attempt finds or cuts off that attempt's message */
 };
 
 /* Deliver m to t; dsn and text describe the outcome ("2.0.0", "delivered to maildir"). */
