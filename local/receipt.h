@@ -1,7 +1,8 @@
-/* Exactly-once Maildir delivery across crashes of local: a pending mark is written before the Maildir write and
- * becomes the delivery receipt after it; a retry that finds a pending mark looks in the Maildir for the very
- * message before writing it again. Called by local/deliver.c around each Maildir write; qmgr removes the
- * receipts directory (queue/receipts/ID/) with the message. */
+/* Exactly-once delivery across crashes of local: a pending mark is written before the Maildir write (or mbox
+ * append) and becomes the delivery receipt after it; a retry that finds a pending mark looks in the Maildir for
+ * the very message before writing it again (for an mbox, local/mbox.c checks the file at the offset the mark
+ * records). Called by local/deliver.c around each write; qmgr removes the receipts directory
+ * (queue/receipts/ID/) with the message. */
 #ifndef POSTERN_LOCAL_RECEIPT_H
 #define POSTERN_LOCAL_RECEIPT_H
 
