@@ -334,6 +334,8 @@ static void wake_qmgr(void)
 /* Targets of one recipient that failed for good while others were delivered: each is answered to qmgr as a
  * bounced recipient of its own (LP_F_F_*), so the sender learns which alias target failed, and the delivered
  * ones are not tried again. */
+#define LOCAL_FAILED_TARGET_MAX 1024
+
 struct failed_targets {
 	char **addr, **dsn, **text;
 	size_t n;
@@ -342,6 +344,7 @@ struct failed_targets {
 static void failed_add(struct failed_targets *f, const struct lres_target *t, const char *rcpt, const char *dsn,
                        const char *text)
 {
+	/* capped below qmgr's address limit (QSTATE_ADDR_MAX), which would refuse a long command outright */
 	struct buf a = BUF_INIT(BUF_NOLIMIT), x = BUF_INIT(BUF_NOLIMIT);
 	/* the target as the alias wrote it: a command or file says more than the alias address it came from */
 	if (t->kind == LRES_PIPE)
@@ -350,6 +353,10 @@ static void failed_add(struct failed_targets *f, const struct lres_target *t, co
 		buf_puts(&a, t->maildir);
 	else
 		buf_puts(&a, t->addr);
+	if (a.len > LOCAL_FAILED_TARGET_MAX) {
+		memcpy(a.data + LOCAL_FAILED_TARGET_MAX - 3, "...", 4);
+		a.len = LOCAL_FAILED_TARGET_MAX;
+	}
 	buf_printf(&x, "%s (expanded from <%s>)", text, rcpt);
 	f->addr = xreallocarray(f->addr, f->n + 1, sizeof(*f->addr));
 	f->dsn = xreallocarray(f->dsn, f->n + 1, sizeof(*f->dsn));
