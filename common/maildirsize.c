@@ -282,16 +282,18 @@ out:
 	return r;
 }
 
-void maildirsize_update(const char *root, int64_t bytes, int64_t count)
+void maildirsize_update(const char *dir, int64_t bytes, int64_t count)
 {
-	struct buf path = BUF_INIT(BUF_NOLIMIT);
-	file_path(root, MAILDIRSIZE_NAME, &path);
+	struct buf root = BUF_INIT(BUF_NOLIMIT), path = BUF_INIT(BUF_NOLIMIT);
+	maildirsize_root(dir, &root);
+	file_path(buf_cstr(&root), MAILDIRSIZE_NAME, &path);
 	if (access(buf_cstr(&path), F_OK) == 0) {
-		int lock = lock_root(root);
+		int lock = lock_root(buf_cstr(&root));
 		(void)append_line(buf_cstr(&path), bytes, count);
 		if (lock >= 0)
 			close(lock);
 	}
+	buf_free(&root);
 	buf_free(&path);
 }
 

@@ -1,7 +1,7 @@
 /* Maildir++ quota accounting: the "maildirsize" file in a Maildir's root, the format Courier and Dovecot share.
  * Line 1 is the quota definition ("4096S"), every further line "BYTES COUNT" (negative for removals); usage is
  * their sum. local reserves a message's size in it before writing (under a lock on the Maildir root, so
- * parallel deliveries cannot both pass the quota); imapd and pop3d append negative lines when they expunge.
+ * parallel deliveries cannot both pass the quota); imapd and pop3d append lines for what they add and remove.
  * A missing, damaged, oversized or stale file is rebuilt from the S= sizes of the files. */
 #ifndef POSTERN_MAILDIRSIZE_H
 #define POSTERN_MAILDIRSIZE_H
@@ -28,9 +28,11 @@ enum maildirsize_result { MAILDIRSIZE_OK, MAILDIRSIZE_OVER, MAILDIRSIZE_ERROR };
 enum maildirsize_result maildirsize_reserve(const char *root, uint64_t quota, uint64_t size, uint64_t *used,
                                             struct buf *err);
 
-/* Append "BYTES COUNT" when root has a maildirsize file (without one there is nothing to keep current).
- * Best effort: a failure only makes the next recalculation come sooner. */
-void maildirsize_update(const char *root, int64_t bytes, int64_t count);
+/* Append "BYTES COUNT" when the Maildir has a maildirsize file (without one there is nothing to keep current).
+ * dir is the root or one of its Maildir++ folders (".NAME"): every folder counts against the root's quota.
+ * Called for messages that arrive or go other than by local's reservation (imapd APPEND, COPY, MOVE; expunges
+ * in imapd and pop3d). Best effort: a failure only leaves the count wrong until the next rebuild. */
+void maildirsize_update(const char *dir, int64_t bytes, int64_t count);
 
 /* The Maildir root of a folder directory: dir itself, or its parent for a Maildir++ folder (".NAME"). */
 void maildirsize_root(const char *dir, struct buf *out);

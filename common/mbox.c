@@ -415,11 +415,8 @@ bool mbox_expunge(struct mbox *mb, const uint32_t *uids, size_t n, struct buf *e
 		buf_printf(err, "%s: index: %s", mb->dir, mdb_strerror(rc));
 		goto out;
 	}
-	if (nfreed) {
-		buf_reset(&p);
-		maildirsize_root(mb->dir, &p);
-		maildirsize_update(buf_cstr(&p), -freed, -nfreed);
-	}
+	if (nfreed)
+		maildirsize_update(mb->dir, -freed, -nfreed);
 	ok = mbox_load(mb, err) == MBOX_SYNC_OK;
 out:
 	buf_free(&p);

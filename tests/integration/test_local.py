@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import free_port
+from test_imapd import inst as imap_inst  # noqa: F401  (the imapd instance fixture)
 from test_queue import _add_alias, _demo, _maildir_files, _queued, _require_queue, _wait
 
 TIMEOUT = 30
@@ -436,3 +437,40 @@ def test_file_alias_killed_mid_append(linst, shared_dir):
         pytest.skip('the append finished before it could be killed (nothing to check beyond one copy)')
     # the killed attempt was deferred, then the retry delivered
     assert re.search(rf'{qid}: to=<big@{re.escape(linst.domain)}>, .*status=deferred', linst.log_path.read_text())
+
+
+def _scan_usage(root):
+    """What maildirsize must add up to: the S= sizes and number of the files in new/ and cur/ of every folder."""
+    total = count = 0
+    for folder in [root] + [p for p in root.iterdir() if p.is_dir() and p.name.startswith('.')]:
+        for sub in ('new', 'cur'):
+            d = folder / sub
+            for f in (d.iterdir() if d.is_dir() else []):
+                total += int(re.search(r',S=(\d+)', f.name).group(1))
+                count += 1
+    return total, count
+
+
+def test_maildirsize_kept_by_imapd(imap_inst):
+    """imapd keeps a Maildir's maildirsize current: APPEND and COPY add lines, MOVE adds and takes back,
+    EXPUNGE takes back, so the file's sum stays what the folders hold."""
+    from test_imapd_selected import MSG1, maildir, setup_two
+    m = setup_two(imap_inst)
+    root = maildir(imap_inst)
+    size_file = root / 'maildirsize'
+    size_file.write_text('1000000S\n%d %d\n' % _scan_usage(root))
+    if os.geteuid() == 0:
+        st = os.stat(root)
+        os.chown(size_file, st.st_uid, st.st_gid)
+    assert m.copy('1:2', 'Archive')[0] == 'OK'
+    assert m._simple_command('MOVE', '2', 'Trash')[0] == 'OK'
+    assert m.append('Archive', None, None, MSG1)[0] == 'OK'
+    m.select('Archive')
+    m.store('1', '+FLAGS', r'(\Deleted)')
+    assert m.expunge()[0] == 'OK'
+    m.logout()
+    lines = size_file.read_text().splitlines()
+    assert lines[0] == '1000000S' and len(lines) > 2
+    assert any(line.startswith('-') for line in lines[2:])
+    assert (sum(int(x.split()[0]) for x in lines[1:]), sum(int(x.split()[1]) for x in lines[1:])) == \
+        _scan_usage(root)
