@@ -106,6 +106,8 @@ bool maildirsize_scan(const char *root, uint64_t *bytes, uint64_t *count, struct
 
 /* ---- the file ---- */
 
+#define MAILDIRSIZE_VALUE_MAX (1ll << 50)	/* a petabyte: larger numbers in a line mean a damaged file */
+
 static void file_path(const char *root, const char *name, struct buf *out)
 {
 	size_t n = strlen(root);
@@ -145,13 +147,27 @@ static bool sum_lines(const char *p, size_t len, int64_t *bytes, int64_t *count)
 		line[l] = '\0';
 		long long b, c;
 		int used = 0;
-		if (sscanf(line, " %lld %lld %n", &b, &c, &used) != 2 || (size_t)used != l)
+		/* bounded, so that no sum of at most 5120 bytes of lines can overflow */
+		if (sscanf(line, " %lld %lld %n", &b, &c, &used) != 2 || (size_t)used != l || b > MAILDIRSIZE_VALUE_MAX ||
+		    b < -MAILDIRSIZE_VALUE_MAX || c > MAILDIRSIZE_VALUE_MAX || c < -MAILDIRSIZE_VALUE_MAX)
 			return false;
 		*bytes += b;
 		*count += c;
 		len -= l + 1;
 		p = nl + 1;
 	}
+	return true;
+}
+
+bool maildirsize_parse(const char *data, size_t len, uint64_t quota, uint64_t *bytes, uint64_t *count)
+{
+	const char *nl = memchr(data, '\n', len);
+	int64_t b, c;
+	if (len > MAILDIRSIZE_RECALC_BYTES || !nl || nl == data || !definition_matches(data, (size_t)(nl - data), quota) ||
+	    !sum_lines(nl + 1, len - (size_t)(nl + 1 - data), &b, &c) || b < 0 || c < 0)
+		return false;
+	*bytes = (uint64_t)b;
+	*count = (uint64_t)c;
 	return true;
 }
 
@@ -181,15 +197,8 @@ static int read_usage(const char *path, uint64_t quota, uint64_t *bytes, struct 
 		}
 		got += (size_t)k;
 	}
-	if (got > MAILDIRSIZE_RECALC_BYTES)
-		goto out;
-	const char *nl = memchr(data, '\n', got);
-	int64_t b, c;
-	if (!nl || nl == data || !definition_matches(data, (size_t)(nl - data), quota) ||
-	    !sum_lines(nl + 1, got - (size_t)(nl + 1 - data), &b, &c) || b < 0 || c < 0)
-		goto out;
-	*bytes = (uint64_t)b;
-	r = 1;
+	uint64_t count;
+	r = maildirsize_parse(data, got, quota, bytes, &count) ? 1 : 0;
 out:
 	close(fd);
 	return r;

@@ -7,6 +7,7 @@
 #define POSTERN_MAILDIRSIZE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "buf.h"
@@ -19,6 +20,11 @@
 /* Bytes (the S= sizes, else the file sizes) and number of messages in new/ and cur/ of INBOX and of every
  * Maildir++ folder of root. A missing root is empty. false with err when root cannot be read. */
 bool maildirsize_scan(const char *root, uint64_t *bytes, uint64_t *count, struct buf *err);
+
+/* The text of a maildirsize file: true with the sums when its definition is quota bytes ("NNNS", a "NNNC"
+ * count limit beside it ignored) and every further line is "BYTES COUNT" ending in a newline, with
+ * non-negative sums; false means "rebuild it" (damaged, another quota, or over MAILDIRSIZE_RECALC_BYTES). */
+bool maildirsize_parse(const char *data, size_t len, uint64_t quota, uint64_t *bytes, uint64_t *count);
 
 enum maildirsize_result { MAILDIRSIZE_OK, MAILDIRSIZE_OVER, MAILDIRSIZE_ERROR };
 

@@ -154,6 +154,35 @@ static void test_parallel_never_over(void **state)
 	assert_int_equal(ok, 4);
 }
 
+static void test_parse(void **state)
+{
+	(void)state;
+	uint64_t b = 0, c = 0;
+	static const struct { const char *text; bool ok; uint64_t bytes, count; } cases[] = {
+		{ "4096S\n", true, 0, 0 },
+		{ "4096S\n100 1\n-50 -1\n", true, 50, 0 },
+		{ "100C,4096S\n  1200   3\n", true, 1200, 3 },	/* Dovecot's count limit beside it */
+		{ "4096S,100C\n7 1\n", true, 7, 1 },
+		{ "4097S\n", false, 0, 0 },			/* another quota */
+		{ "4096\n", false, 0, 0 },
+		{ "4096S\n1 1", false, 0, 0 },			/* cut off */
+		{ "4096S\n1 1 1\n", false, 0, 0 },
+		{ "4096S\nx 1\n", false, 0, 0 },
+		{ "4096S\n-5 -1\n", false, 0, 0 },		/* negative sum */
+		{ "4096S\n9999999999999999999 1\n", false, 0, 0 },
+		{ "", false, 0, 0 },
+		{ "\n1 1\n", false, 0, 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool ok = maildirsize_parse(cases[i].text, strlen(cases[i].text), 4096, &b, &c);
+		assert_int_equal(ok, cases[i].ok);
+		if (ok) {
+			assert_int_equal(b, cases[i].bytes);
+			assert_int_equal(c, cases[i].count);
+		}
+	}
+}
+
 static void test_root(void **state)
 {
 	(void)state;
@@ -176,6 +205,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_built_then_appended, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuilt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parallel_never_over, setup, teardown),
+		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_root),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
