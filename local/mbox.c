@@ -230,7 +230,10 @@ enum ldeliver_status lmbox_append(const struct ldeliver_msg *m, const struct lde
 		buf_puts(text, "delivered to file: /dev/null");
 		return LDELIVER_OK;
 	}
-	int fd = open(t->path, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC, 0600);
+	int oflags = O_APPEND | O_CREAT | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC;
+	int fd = open(t->path, O_RDWR | oflags, 0600);	/* read too: a retry compares what an earlier attempt wrote */
+	if (fd < 0 && errno == EACCES)
+		fd = open(t->path, O_WRONLY | oflags, 0600);	/* a write-only file: appended, never checked */
 	if (fd < 0) {
 		buf_puts(dsn, errno == ENOSPC || errno == EDQUOT ? "4.3.1" : "4.2.0");
 		buf_printf(text, "cannot append to file %s: %s", t->path, strerror(errno));
@@ -242,7 +245,7 @@ enum ldeliver_status lmbox_append(const struct ldeliver_msg *m, const struct lde
 		buf_printf(text, "cannot append to file %s: not a regular file with a single link", t->path);
 		goto out;
 	}
-	if (fcntl(fd, F_SETFL, O_RDWR | O_APPEND) != 0 || !lock_file(fd)) {
+	if (fcntl(fd, F_SETFL, O_APPEND) != 0 || !lock_file(fd)) {
 		buf_puts(dsn, "4.2.0");
 		buf_printf(text, "cannot lock file %s: %s", t->path, strerror(errno));
 		goto out;
