@@ -9,7 +9,7 @@
 #include "str.h"
 #include "table.h"
 
-#define SIGNER_MAX_KEYS 64
+#define SIGNER_MAX_KEYS 1024
 
 struct cached_key {
 	char *path;
@@ -91,6 +91,43 @@ static struct dkim_key *get_key(struct dkim_signer *s, const char *path, struct 
 	s->keys[s->nkeys].key = k;
 	s->nkeys++;
 	return k;
+}
+
+struct preload {
+	struct dkim_signer *s;
+	struct buf *err;
+	size_t loaded, failed;
+};
+
+static void preload_one(const char *key, size_t keylen, const char *value, size_t vallen, unsigned line, void *arg)
+{
+	struct preload *p = arg;
+	const char *colon = memchr(value, ':', vallen);
+
+	(void)keylen;
+	(void)line;
+	if (!colon || colon == value || !colon[1]) {
+		if (!p->failed++)
+			buf_printf(p->err, "dkim_keys: value for %s is not SELECTOR:KEYFILE", key);
+		return;
+	}
+	struct buf e = BUF_INIT(1024);
+	if (get_key(p->s, colon + 1, &e))
+		p->loaded++;
+	else if (!p->failed++)
+		buf_printf(p->err, "dkim_keys: %s: %s", key, buf_cstr(&e));
+	buf_free(&e);
+}
+
+long dkim_signer_preload(struct dkim_signer *s, struct buf *err)
+{
+	struct preload p = { s, err, 0, 0 };
+
+	if (!table_foreach(s->t, preload_one, &p)) {
+		buf_printf(err, "dkim_keys: %s", table_error(s->t));
+		return -1;
+	}
+	return p.failed ? -1 : (long)p.loaded;
 }
 
 int dkim_signer_sign(struct dkim_signer *s, const char *msg, size_t len, struct buf *out, struct buf *err)

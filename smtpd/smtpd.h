@@ -35,6 +35,7 @@ enum smtpd_tls_mode { SMTPD_TLS_OFFER, SMTPD_TLS_REQUIRE, SMTPD_TLS_IMPLICIT };
 struct smtpd_policy;
 struct smtpd_authcheck;
 struct psl;
+struct dkim_signer;
 struct smtpd_access;
 struct dns_options;
 
@@ -72,6 +73,7 @@ struct smtpd_settings {
 	bool sender_auth;		/* smtpd_sender_authentication: SPF, DKIM, DMARC on the MX port */
 	bool dmarc_enforce;		/* smtpd_dmarc_enforce: DMARC p=reject failures get 550 5.7.1 */
 	const struct psl *psl;		/* public suffix list for DMARC; NULL: no DMARC */
+	struct dkim_signer *dkim;	/* dkim_keys: signs mail of logged-in, mynetworks and local clients; NULL: none */
 	bool peername_lookup;		/* smtpd_peername_lookup: forward-confirmed reverse DNS of the client */
 	const struct dns_options *dns;	/* resolver settings; NULL: no DNS at all (fuzzer) */
 	int connlimit_fd;		/* shared slot file of connlimit.c; -1: no per-client limit */
