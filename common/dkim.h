@@ -92,6 +92,10 @@ struct dkim_sig_result {
 typedef int dkim_key_fetch(const char *name, struct buf *rec, void *arg);
 /* The default fetch through dns_lookup() with arg a const struct dns_options *. */
 int dkim_fetch_dns(const char *name, struct buf *rec, void *arg);
+/* What a fetch does with a TXT answer (for fetch functions doing their own lookups): the record text into rec,
+ * the status returned, res freed. */
+struct dns_result;
+int dkim_key_record(struct dns_result *res, struct buf *rec);
 
 /* Verify every DKIM-Signature of msg (at most max_sigs; further ones are ignored). Results are returned in
  * header order; *n is their count (0: no signature, result "none"). now 0: the current time. */

@@ -108,7 +108,7 @@ static enum ldeliver_status write_maildir(const struct ldeliver_msg *m, const st
 	struct maildir_writer *w;
 	char *chunk = NULL, *name = NULL;
 	enum ldeliver_status st = LDELIVER_TEMPFAIL;
-	const char *rcpt = t->rcpt;
+	const char *rcpt = t->rcpt, *t_folder = t->folder;
 
 	ldeliver_trace_headers(t->sender ? t->sender : m->sender, rcpt, &hdr);
 	if (!maildir_make(t->path, 0700, &err)) {
@@ -133,6 +133,18 @@ static enum ldeliver_status write_maildir(const struct ldeliver_msg *m, const st
 		}
 	}
 	pick_folder(t, &dirb);
+	if (m->junk) {
+		/* Junk is made when missing (imapd makes it at the first login, which may not have happened) */
+		struct buf junk = BUF_INIT(BUF_NOLIMIT);
+		if (maildir_folder_path(t->path, "Junk", &junk) && maildir_make(junk.data, 0700, &err)) {
+			buf_free(&dirb);
+			dirb = junk;
+			t_folder = "Junk";
+		} else {
+			buf_free(&junk);
+		}
+		buf_reset(&err);
+	}
 	const char *maildir = dirb.data;
 	if (!(w = maildir_begin(maildir, 0600, &err))) {
 		buf_puts(dsn, errno == ENOSPC || errno == EDQUOT ? "4.3.1" : "4.2.0");
@@ -165,7 +177,7 @@ static enum ldeliver_status write_maildir(const struct ldeliver_msg *m, const st
 	}
 	buf_puts(dsn, "2.0.0");
 	if (strcmp(maildir, t->path) != 0)
-		buf_printf(text, "delivered to maildir folder %s", t->folder);
+		buf_printf(text, "delivered to maildir folder %s%s", t_folder, m->junk ? " (DMARC quarantine)" : "");
 	else
 		buf_puts(text, "delivered to maildir");
 	st = LDELIVER_OK;
