@@ -1,8 +1,8 @@
-/* spf: record syntax, the RFC 7208 section 7.4 macro examples (IPv4 and IPv6), the appendix A examples with
- * their DNS data, and check_host() against a
+/* spf: record syntax, the RFC 7208 section 7.4 macro examples (IPv4 and IPv6), and check_host() against a
  * real dnsmasq on a free loopback port (skipped when dnsmasq is missing): every mechanism with CIDR lengths,
- * include/redirect/exp, the DNS-mechanism and void-lookup limits, none/neutral/softfail/temperror/permerror,
- * the HELO identity, the null sender, IPv4-mapped clients, the async API and Received-SPF text. */
+ * include/redirect/exp, the DNS-mechanism, MX-name and void-lookup limits, none/neutral/softfail/temperror/
+ * permerror, the HELO identity, the null sender, IPv4-mapped clients, the async API, Received-SPF text, and the
+ * appendix A examples on their own DNS data. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
