@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "dkim.h"
@@ -556,6 +557,15 @@ static void test_signer(void **state)
 	assert_true(table_compile(path.data, NULL, TABLE_POSTMAP, &count, &err, &warn));
 	struct dkim_signer *s = dkim_signer_open(path.data, &err);
 	assert_non_null(s);
+	/* preload (smtpd, before the privilege drop): the good key loads, a bad entry is reported; the loaded key
+	 * signs even when its file can no longer be read */
+	buf_reset(&err);
+	assert_int_equal(dkim_signer_preload(s, &err), -1);
+	assert_non_null(strstr(err.data, "dkim_keys: "));
+	buf_reset(&err);
+	buf_reset(&path);
+	buf_printf(&path, "%s/key.pem", dir);
+	assert_int_equal(unlink(path.data), 0);
 
 	const char msg[] = "From: \"Ann\" <ann@News.Example.ORG>\r\nTo: b@example.net\r\n\r\nhello\r\n";
 	char *dom = dkim_from_domain(msg, strlen(msg));
