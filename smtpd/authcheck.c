@@ -213,7 +213,7 @@ bool smtpd_authcheck_finish(struct smtpd_session *ss, const char *msg, size_t le
 
 	if (!ac)
 		return true;
-	deadline_start(ac, ss->set->authcheck_timeout_ms);
+	deadline_start(ac, ss->set->authcheck_timeout_ms > 0 ? ss->set->authcheck_timeout_ms : 30000);
 	spf_wait(ac);
 	memset(e, 0, sizeof(e));
 	struct spf_slot *mf = &ac->mailfrom;

@@ -72,7 +72,7 @@ struct smtpd_settings {
 	bool delay_reject;		/* smtpd_delay_reject: client, HELO and sender verdicts wait for RCPT */
 	bool sender_auth;		/* smtpd_sender_authentication: SPF, DKIM, DMARC on the MX port */
 	bool dmarc_enforce;		/* smtpd_dmarc_enforce: DMARC p=reject failures get 550 5.7.1 */
-	int authcheck_timeout_ms;	/* smtpd_sender_auth_timeout: SPF, DKIM, DMARC lookups after the data */
+	int authcheck_timeout_ms;	/* smtpd_sender_auth_timeout: SPF, DKIM, DMARC lookups after the data; 0: 30 s */
 	const struct psl *psl;		/* public suffix list for DMARC; NULL: no DMARC */
 	struct dkim_signer *dkim;	/* dkim_keys: signs mail of logged-in, mynetworks and local clients; NULL: none */
 	bool peername_lookup;		/* smtpd_peername_lookup: forward-confirmed reverse DNS of the client */
