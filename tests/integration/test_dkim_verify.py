@@ -64,10 +64,10 @@ def message(frm, subject, body=b'Hello, this is the body.\r\nSecond line.\r\n'):
             b'\r\n\r\n' + body)
 
 
-def send(inst, msg, sender='bounce@signer.test'):
+def send(inst, msg, sender='bounce@signer.test', options=()):
     with smtplib.SMTP(LOOPBACK, inst.port('smtp'), timeout=30, source_address=(CLIENT, 0)) as s:
         s.ehlo('client.test')
-        assert s.mail(sender)[0] == 250
+        assert s.mail(sender, options)[0] == 250
         assert s.rcpt(inst.demo_user)[0] == 250
         return s.data(msg)
 
@@ -113,9 +113,13 @@ def test_independent_signatures_and_dmarc(verify_instance):
         'no dmarc record': (sign(message('a@other.test', 'no dmarc record'), 'other.test'),
                             ['dkim=pass', 'header.d=other.test', 'dmarc=none']),
     }
-    for subject, (msg, want) in cases.items():
+    for subject, (msg, want) in list(cases.items()):
         assert dkim.verify(msg, dnsfunc=dnsfunc(port))      # the signer's own verifier agrees
         assert send(inst, msg)[0] == 250, subject
+    # an internationalised From domain (SMTPUTF8) is evaluated as A-labels
+    utf8 = sign(message('a@bücher.signer.test', 'idn from'), 'signer.test')
+    assert send(inst, utf8, options=['SMTPUTF8'])[0] == 250
+    cases['idn from'] = (None, ['dkim=pass', 'dmarc=pass', 'header.from=xn--bcher-kva.signer.test'])
     # one body byte changed after signing: dkim=fail; the domain has no DMARC record, so it is delivered
     tampered = sign(message('a@other.test', 'tampered'), 'other.test').replace(b'Hello,', b'Jello,')
     assert send(inst, tampered)[0] == 250
