@@ -1,16 +1,23 @@
 """DKIM signing at submission: keys made with `postern dkim keygen` (RSA and Ed25519), listed in the dkim_keys
 table, sign mail that smtpd accepts from a logged-in client (submission port), a mynetworks client (port 25) and
-sendmail (local submission). The delivered messages are checked with an independent verifier, dkimpy (Debian's
-python3-dkim), whose key lookups go to dnsmasq on loopback serving the records keygen printed. A changed body
-byte fails; mail from a domain without a key and mail from strangers stays unsigned."""
+sendmail (local submission). The delivered messages are checked with independent verifiers: dkimpy (Debian's
+python3-dkim), whose key lookups go to dnsmasq on loopback serving the records keygen printed, and OpenDKIM's
+opendkim-testmsg, which can only use the system resolver, so it runs (as root) in a network and mount namespace
+of its own where dnsmasq answers on port 53 and a private resolv.conf points there. A changed body byte fails;
+mail from a domain without a key and mail from strangers stays unsigned."""
+import os
 import re
+import shlex
+import shutil
 import smtplib
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from conftest import build_dir, start_dnsmasq
+from conftest import DNSMASQ, build_dir, start_dnsmasq
 from test_smtpd import LOOPBACK, need_demo_account, tls_context
 
 dkim = pytest.importorskip('dkim', reason='python3-dkim (dkimpy) is not installed')
@@ -65,6 +72,27 @@ def by_subject(messages, subject):
     return found[0]
 
 
+def opendkim_verify(paths, zone, tmp):
+    """opendkim-testmsg's exit status for each message file, DNS from a dnsmasq in a private namespace."""
+    resolv = tmp / 'resolv.conf'
+    resolv.write_text('nameserver 127.0.0.1\n')
+    probe = tmp / 'probe.py'
+    probe.write_text('import sys\nsys.path.insert(0, %r)\nfrom conftest import _dns_answers\n'
+                     'class P:\n    def poll(self):\n        return None\n'
+                     'sys.exit(0 if _dns_answers(P(), 53, "probe.test") else 1)\n' % str(Path(__file__).parent))
+    checks = ''.join('opendkim-testmsg < %s; echo "rc=$?"\n' % shlex.quote(str(p)) for p in paths)
+    script = ('set -e\nip link set lo up\nmount --bind %s /etc/resolv.conf\nset +e\n'
+              '%s -k --port=53 --listen-address=127.0.0.1 --bind-interfaces --no-resolv --no-hosts --user=root '
+              '--pid-file= --local=/test/ %s &\n'
+              '%s %s\n%skill $!\n') % (shlex.quote(str(resolv)), DNSMASQ, ' '.join(shlex.quote(z) for z in zone),
+                                         sys.executable, shlex.quote(str(probe)), checks)
+    r = subprocess.run(['unshare', '--mount', '--net', '--', '/bin/sh', '-c', script], capture_output=True,
+                       text=True, timeout=60)
+    codes = [int(x) for x in re.findall(r'^rc=(\d+)$', r.stdout, re.M)]
+    assert len(codes) == len(paths), (r.stdout, r.stderr)
+    return codes, r.stderr
+
+
 @pytest.fixture
 def signing_instance(make_instance, tmp_path):
     """A started instance signing example.test (RSA 2048, selector rsa) and ed.example.test (Ed25519, selector
@@ -80,9 +108,10 @@ def signing_instance(make_instance, tmp_path):
     table = inst.path('etc', 'dkim_keys')
     table.write_text(f'example.test rsa:{rsa_key}\ned.example.test ed:{ed_key}\n')
     inst.run('map', 'compile', table, check=True)
-    proc, port = start_dnsmasq(tmp_path, [txt_option('rsa._domainkey.example.test', rsa_rec),
-                                          txt_option('ed._domainkey.ed.example.test', ed_rec),
-                                          '--host-record=probe.test,127.0.0.1'], 'probe.test')
+    zone = [txt_option('rsa._domainkey.example.test', rsa_rec), txt_option('ed._domainkey.ed.example.test', ed_rec),
+            '--host-record=probe.test,127.0.0.1']
+    inst.dkim_zone = zone
+    proc, port = start_dnsmasq(tmp_path, zone, 'probe.test')
     try:
         inst.cli('config', 'set', f'dkim_keys={table}', check=True)
         inst.cli('config', 'set', f'dns_nameservers=127.0.0.1:{port}', check=True)
@@ -141,3 +170,31 @@ def test_submission_mynetworks_and_sendmail_signed(signing_instance):
     for subject in ('nokey', 'stranger'):
         assert b'DKIM-Signature:' not in by_subject(msgs, subject)
     inst.wait_log(r'DKIM-signed: DKIM-Signature: v=1; a=ed25519-sha256')
+
+
+def test_signed_mail_verifies_with_opendkim(signing_instance, tmp_path):
+    inst, _ = signing_instance
+    if os.geteuid() != 0:
+        pytest.skip('needs root for a private network and mount namespace (opendkim-testmsg uses resolv.conf)')
+    for tool in ('opendkim-testmsg', 'unshare', 'ip'):
+        if not shutil.which(tool):
+            pytest.skip(f'{tool} is not installed')
+    user = inst.demo_user
+    local, domain = user.split('@')
+    with smtplib.SMTP(LOOPBACK, inst.port('smtp'), timeout=10) as s:
+        for frm, subject in (('a@example.test', 'rsa'), ('b@ed.example.test', 'ed25519')):
+            # opendkim-testmsg reports a syntax error for a message without Date
+            s.sendmail(frm, [user], (f'From: <{frm}>\r\nTo: <{user}>\r\nSubject: {subject}\r\n'
+                                     'Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\n'
+                                     'Some text,\r\n  spaced   out \r\n\r\n').encode())
+    msgs = wait_maildir(inst.path('mail', domain, local, 'new'), 2, inst)
+    paths = []
+    for subject in ('rsa', 'ed25519'):
+        m = by_subject(msgs, subject)
+        for name, data in ((subject, m), (subject + '-changed', m.replace(b'Some text', b'Some test'))):
+            p = tmp_path / name
+            p.write_bytes(data)
+            paths.append(p)
+    codes, err = opendkim_verify(paths, inst.dkim_zone, tmp_path)
+    assert codes[0] == 0 and codes[2] == 0, err       # rsa-sha256 and ed25519-sha256 (OpenDKIM 2.11)
+    assert codes[1] != 0 and codes[3] != 0 and 'Bad signature' in err
