@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DNSMASQ, build_dir, start_dnsmasq
+from conftest import DNSMASQ, build_dir, free_port, start_dnsmasq
+from test_smtp_client import FakeSMTP
 from test_smtpd import LOOPBACK, need_demo_account, tls_context
 
 dkim = pytest.importorskip('dkim', reason='python3-dkim (dkimpy) is not installed')
@@ -112,13 +113,18 @@ def signing_instance(make_instance, tmp_path):
             '--host-record=probe.test,127.0.0.1']
     inst.dkim_zone = zone
     proc, port = start_dnsmasq(tmp_path, zone, 'probe.test')
+    relay = FakeSMTP('127.0.0.7', free_port('127.0.0.7'), name='relay.test')
+    inst.relay = relay
     try:
+        inst.cli('config', 'set', f'relayhost=[127.0.0.7]:{relay.port}', check=True)
         inst.cli('config', 'set', f'dkim_keys={table}', check=True)
         inst.cli('config', 'set', f'dns_nameservers=127.0.0.1:{port}', check=True)
         inst.cli('config', 'set', 'mynetworks=127.0.0.1/32', check=True)
         inst.start()
         yield inst, dnsfunc(port)
     finally:
+        inst.stop()             # first: smtp keeps its connection to the relay open for reuse
+        relay.close()
         proc.terminate()
         proc.wait(5)
 
@@ -198,3 +204,18 @@ def test_signed_mail_verifies_with_opendkim(signing_instance, tmp_path):
     codes, err = opendkim_verify(paths, inst.dkim_zone, tmp_path)
     assert codes[0] == 0 and codes[2] == 0, err       # rsa-sha256 and ed25519-sha256 (OpenDKIM 2.11)
     assert codes[1] != 0 and codes[3] != 0 and 'Bad signature' in err
+
+
+def test_relayed_mail_signed_once(signing_instance):
+    """Signed at submission, relayed by the smtp client unchanged: one signature, and it verifies."""
+    inst, lookup = signing_instance
+    with smtplib.SMTP(LOOPBACK, inst.port('smtp'), timeout=10) as s:
+        s.sendmail('a@example.test', ['someone@remote.test'],
+                   b'From: a@example.test\r\nTo: someone@remote.test\r\nSubject: out\r\n\r\nrelayed text\r\n')
+    deadline = time.monotonic() + 30
+    while not inst.relay.messages and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert inst.relay.messages, inst.log_tail()
+    data = inst.relay.messages[0]['data']
+    assert data.count(b'DKIM-Signature:') == 1
+    assert dkim.verify(data, dnsfunc=lookup)
