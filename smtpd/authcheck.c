@@ -222,8 +222,8 @@ static char *a_label_domain(char *d)
 	return out;
 }
 
-bool smtpd_authcheck_finish(struct smtpd_session *ss, const char *msg, size_t len, bool complete, struct buf *top,
-                            struct buf *reply)
+bool smtpd_authcheck_finish(struct smtpd_session *ss, const char *qid, const char *msg, size_t len, bool complete,
+                            struct buf *top, struct buf *reply)
 {
 	struct smtpd_authcheck *ac = ss->authcheck;
 	struct authres_entry e[2 + 8 + 1];
@@ -324,8 +324,8 @@ bool smtpd_authcheck_finish(struct smtpd_session *ss, const char *msg, size_t le
 			ok = false;
 		}
 	}
-	log_info("sender authentication from %s[%s]: spf=%s dkim=%s dmarc=%s%s%s%s", ss->client_name, ss->client_addr,
-	         mf->done ? spf_result_str(mf->ans.result) : "none",
+	log_info("%s: sender authentication from %s[%s]: spf=%s dkim=%s dmarc=%s%s%s%s", qid, ss->client_name,
+	         ss->client_addr, mf->done ? spf_result_str(mf->ans.result) : "none",
 	         nsig ? dkim_result_str(sigs[0].result) : "none", from ? dmarc_result_str(v.result) : "none",
 	         from ? " from=" : "", from ? from : "", quarantined ? " (quarantine: to Junk)" : "");
 	if (ok) {

@@ -244,7 +244,7 @@ static bool sink_release(struct smtpd_session *ss, bool complete, struct buf *re
 
 	k->hold = false;
 	buf_init(&k->msg, 0);
-	if (!smtpd_authcheck_finish(ss, d, msg.len, complete, &top, reply)) {
+	if (!smtpd_authcheck_finish(ss, qfile_writer_id(k->w), d, msg.len, complete, &top, reply)) {
 		buf_free(&top);
 		buf_free(&msg);
 		return false;

@@ -226,8 +226,8 @@ void smtpd_authcheck_free(struct smtpd_session *ss);
 /* The whole message (header and body as received) is in: wait for SPF, verify DKIM (only when complete), check
  * DMARC, append Authentication-Results and Received-SPF to top. False with the reply when DMARC p=reject is
  * enforced and failed. Frees the transaction's check. */
-bool smtpd_authcheck_finish(struct smtpd_session *ss, const char *msg, size_t len, bool complete, struct buf *top,
-                            struct buf *reply);
+bool smtpd_authcheck_finish(struct smtpd_session *ss, const char *qid, const char *msg, size_t len, bool complete,
+                            struct buf *top, struct buf *reply);
 
 /* space.c */
 /* Is there room on the queue filesystem for a message of declared bytes (0: not declared)? The free space must
