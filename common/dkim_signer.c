@@ -130,9 +130,10 @@ long dkim_signer_preload(struct dkim_signer *s, struct buf *err)
 	return p.failed ? -1 : (long)p.loaded;
 }
 
-int dkim_signer_sign(struct dkim_signer *s, const char *msg, size_t len, struct buf *out, struct buf *err)
+int dkim_signer_sign(struct dkim_signer *s, const char *head, size_t hlen, const char *more, size_t mlen,
+                     struct buf *out, struct buf *err)
 {
-	char *dom = dkim_from_domain(msg, len);
+	char *dom = dkim_from_domain(head, hlen);
 	struct buf val = BUF_INIT(4096);
 	const char *d = dom;
 	int rc = 0;
@@ -161,7 +162,7 @@ int dkim_signer_sign(struct dkim_signer *s, const char *msg, size_t len, struct 
 			*colon = '\0';
 			struct dkim_key *k = get_key(s, colon + 1, err);
 			struct dkim_sign_options o = { d, val.data, k, 0, 0, DKIM_CANON_RELAXED, DKIM_CANON_RELAXED };
-			rc = k && dkim_sign(&o, msg, len, out, err) ? 1 : -1;
+			rc = k && dkim_sign_parts(&o, head, hlen, more, mlen, out, err) ? 1 : -1;
 		}
 	}
 	buf_free(&val);

@@ -21,9 +21,11 @@ void dkim_signer_free(struct dkim_signer **s);
  * err (the keys that loaded stay usable). At most 1024 distinct key files are kept. */
 long dkim_signer_preload(struct dkim_signer *s, struct buf *err);
 
-/* Sign msg when its From domain has a key: 1 with the field (ending in CRLF) appended to out; 0 when no key
- * applies (nothing appended); -1 with a reason in err (unreadable key, bad table value, no single From). */
-int dkim_signer_sign(struct dkim_signer *s, const char *msg, size_t len, struct buf *out, struct buf *err);
+/* Sign the message head + more (the whole header block in head; more may be empty) when its From domain has a
+ * key: 1 with the field (ending in CRLF) appended to out; 0 when no key applies (nothing appended); -1 with a
+ * reason in err (unreadable key, bad table value, no single From). */
+int dkim_signer_sign(struct dkim_signer *s, const char *head, size_t hlen, const char *more, size_t mlen,
+                     struct buf *out, struct buf *err);
 
 /* The From domain of a message (lower-cased, caller frees), NULL when there is not exactly one From with one
  * mailbox with a domain. */

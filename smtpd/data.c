@@ -175,19 +175,19 @@ static void sink_flush_signed(struct smtpd_session *ss, const char *body, size_t
 {
 	struct smtpd_msgsink *k = ss->sink;
 	const char *id = qfile_writer_id(k->w);
-	struct buf whole = BUF_INIT(BUF_NOLIMIT), sig = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(512);
+	struct buf head = BUF_INIT(BUF_NOLIMIT), sig = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(512);
 
-	sink_prefix(ss, NULL, &whole);
-	buf_append(&whole, k->hdr.data, k->hdr.len);
-	buf_append(&whole, body, blen);
-	int rc = dkim_signer_sign(ss->set->dkim, buf_cstr(&whole), whole.len, &sig, &err);
+	sink_prefix(ss, NULL, &head);
+	buf_append(&head, k->hdr.data, k->hdr.len);
+	int rc = dkim_signer_sign(ss->set->dkim, buf_cstr(&head), head.len, body, blen, &sig, &err);
 	if (rc < 0)
 		log_warn("%s: DKIM signing failed, queued unsigned: %s", id, buf_cstr(&err));
 	else if (rc > 0)
 		log_info("%s: DKIM-signed: %s", id, log_safe(sig.data, strcspn(sig.data, "\r\n"), 200));
 	sink_raw(k, sig.data, sig.len);
-	sink_raw(k, whole.data, whole.len);
-	buf_free(&whole);
+	sink_raw(k, head.data, head.len);
+	sink_raw(k, body, blen);
+	buf_free(&head);
 	buf_free(&sig);
 	buf_free(&err);
 	buf_free(&k->hdr);
