@@ -324,6 +324,16 @@ bool smtpd_authcheck_finish(struct smtpd_session *ss, const char *qid, const cha
 			ok = false;
 		}
 	}
+	/* RFC 7208 8.4 allows refusing a fail; RFC 7489 10.1 warns that doing so before DMARC loses mail that
+	 * DMARC would pass (a forwarder breaks SPF, not an aligned signature): refused only without a DMARC pass */
+	if (ok && ss->set->spf_reject && mf->done && mf->ans.result == SPF_FAIL && v.result != DMARC_PASS) {
+		buf_reset(reply);
+		buf_printf(reply, "550 5.7.23 Message rejected due to the SPF policy of %s: ",
+		           mf->ans.domain && *mf->ans.domain ? mf->ans.domain : domain_of(mf->sender));
+		const char *x = mf->ans.explanation ? mf->ans.explanation : "sender not authorised";
+		buf_append_printable(reply, x, strlen(x), 200);
+		ok = false;
+	}
 	log_info("%s: sender authentication from %s[%s]: spf=%s dkim=%s dmarc=%s%s%s%s", qid, ss->client_name,
 	         ss->client_addr, mf->done ? spf_result_str(mf->ans.result) : "none",
 	         nsig ? dkim_result_str(sigs[0].result) : "none", from ? dmarc_result_str(v.result) : "none",

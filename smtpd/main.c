@@ -107,6 +107,7 @@ static void smtpd_init(struct daemon_ctx *ctx)
 	settings.peername_lookup = config_bool(cfg, "smtpd_peername_lookup");
 	settings.sender_auth = config_bool(cfg, "smtpd_sender_authentication");
 	settings.dmarc_enforce = config_bool(cfg, "smtpd_dmarc_enforce");
+	settings.spf_reject = config_bool(cfg, "smtpd_spf_reject");
 	settings.authcheck_timeout_ms = (int)config_time(cfg, "smtpd_sender_auth_timeout", 1, 600) * 1000;
 	static struct psl *psl;
 	psl_free(&psl);

@@ -184,3 +184,30 @@ def test_silent_dns_server_bounded(make_instance):
         assert 1.5 < took < 6, took
     m = inst.wait_log(r'[0-9A-Z]+: sender authentication from unknown\[127\.0\.0\.2\]: spf=(\S+) dkim=(\S+) dmarc=(\S+)')
     assert m.groups() == ('temperror', 'temperror', 'temperror')
+
+
+def test_spf_fail_refused_unless_dmarc_passes(make_instance, tmp_path):
+    """smtpd_spf_reject: MAIL FROM failing SPF is refused (550 5.7.23 with the domain's explanation), but not
+    when an aligned DKIM signature makes DMARC pass (what a forwarder's copy looks like)."""
+    inst = make_instance()
+    proc, port = start_dnsmasq(tmp_path, ZONE + ['--txt-record=exp.test,v=spf1 -all exp=why.exp.test',
+                                                 '--txt-record=why.exp.test,%{i} may not send for %{d}'],
+                               'probe.test')
+    try:
+        for setting in ('mynetworks=127.0.0.1/32', f'dns_nameservers=127.0.0.1:{port}', 'smtpd_peername_lookup=no',
+                        'smtpd_spf_reject=yes'):
+            inst.cli('config', 'set', setting, check=True)
+        inst.start()
+        code, reply = send(inst, message('a@exp.test', 'spf fail'), sender='a@exp.test')
+        assert (code, reply) == (550, b'5.7.23 Message rejected due to the SPF policy of exp.test: '
+                                      b'127.0.0.2 may not send for exp.test')
+        # SPF fails (signer.test is -all) but the aligned signature passes DMARC: accepted
+        assert send(inst, sign(message('a@signer.test', 'forwarded'), 'signer.test'))[0] == 250
+        # fail without DMARC help (unaligned signature): refused
+        assert send(inst, sign(message('a@signer.test', 'unaligned'), 'other.test'))[0] == 550
+        # softfail and none are never refused
+        assert send(inst, message('a@nothing.test', 'none'), sender='a@nothing.test')[0] == 250
+    finally:
+        proc.terminate()
+        proc.wait(5)
+    inst.wait_log(r'reject: DATA from unknown\[127\.0\.0\.2\]: 550 5\.7\.23')
