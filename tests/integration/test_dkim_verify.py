@@ -48,6 +48,9 @@ ZONE = [
     '--txt-record=_dmarc.signer.test,v=DMARC1; p=reject; adkim=r',
     '--txt-record=quar.test,v=spf1 -all',
     '--txt-record=_dmarc.quar.test,v=DMARC1; p=quarantine',
+    '--txt-record=spfok.test,v=spf1 ip4:127.0.0.2 -all',
+    '--txt-record=_dmarc.spfok.test,v=DMARC1; p=reject; aspf=s',
+    '--txt-record=bounces.spfok.test,v=spf1 ip4:127.0.0.2 -all',
     '--host-record=probe.test,127.0.0.1',
 ]
 
@@ -116,6 +119,11 @@ def test_independent_signatures_and_dmarc(verify_instance):
     for subject, (msg, want) in list(cases.items()):
         assert dkim.verify(msg, dnsfunc=dnsfunc(port))      # the signer's own verifier agrees
         assert send(inst, msg)[0] == 250, subject
+    # no signature, SPF passes for the From domain itself: aligned through SPF
+    assert send(inst, message('a@spfok.test', 'spf aligned'), sender='b@spfok.test')[0] == 250
+    cases['spf aligned'] = (None, ['spf=pass', 'dkim=none', 'dmarc=pass', 'header.from=spfok.test'])
+    # SPF passes for a subdomain, but aspf=s wants the exact From domain: refused (p=reject)
+    assert send(inst, message('a@spfok.test', 'spf strict'), sender='b@bounces.spfok.test')[0] == 550
     # an internationalised From domain (SMTPUTF8) is evaluated as A-labels
     utf8 = sign(message('a@bücher.signer.test', 'idn from'), 'signer.test')
     assert send(inst, utf8, options=['SMTPUTF8'])[0] == 250
