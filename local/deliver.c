@@ -109,6 +109,7 @@ static enum ldeliver_status write_maildir(const struct ldeliver_msg *m, const st
 	char *chunk = NULL, *name = NULL;
 	enum ldeliver_status st = LDELIVER_TEMPFAIL;
 	const char *rcpt = t->rcpt, *t_folder = t->folder;
+	bool junk = false;
 
 	ldeliver_trace_headers(t->sender ? t->sender : m->sender, rcpt, &hdr);
 	if (!maildir_make(t->path, 0700, &err)) {
@@ -135,13 +136,16 @@ static enum ldeliver_status write_maildir(const struct ldeliver_msg *m, const st
 	pick_folder(t, &dirb);
 	if (m->junk) {
 		/* Junk is made when missing (imapd makes it at the first login, which may not have happened) */
-		struct buf junk = BUF_INIT(BUF_NOLIMIT);
-		if (maildir_folder_path(t->path, "Junk", &junk) && maildir_make(junk.data, 0700, &err)) {
+		struct buf jdir = BUF_INIT(BUF_NOLIMIT);
+		if (maildir_folder_path(t->path, "Junk", &jdir) && maildir_make(jdir.data, 0700, &err)) {
+			if (jdir.data[jdir.len - 1] != '/')
+				buf_putc(&jdir, '/');
 			buf_free(&dirb);
-			dirb = junk;
+			dirb = jdir;
 			t_folder = "Junk";
+			junk = true;
 		} else {
-			buf_free(&junk);
+			buf_free(&jdir);
 		}
 		buf_reset(&err);
 	}
@@ -177,7 +181,7 @@ static enum ldeliver_status write_maildir(const struct ldeliver_msg *m, const st
 	}
 	buf_puts(dsn, "2.0.0");
 	if (strcmp(maildir, t->path) != 0)
-		buf_printf(text, "delivered to maildir folder %s%s", t_folder, m->junk ? " (DMARC quarantine)" : "");
+		buf_printf(text, "delivered to maildir folder %s%s", t_folder, junk ? " (DMARC quarantine)" : "");
 	else
 		buf_puts(text, "delivered to maildir");
 	st = LDELIVER_OK;
