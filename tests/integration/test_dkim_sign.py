@@ -219,3 +219,35 @@ def test_relayed_mail_signed_once(signing_instance):
     data = inst.relay.messages[0]['data']
     assert data.count(b'DKIM-Signature:') == 1
     assert dkim.verify(data, dnsfunc=lookup)
+
+
+def test_root_only_keys_signed_by_unprivileged_smtpd(make_instance):
+    """On an instance whose daemons run as nobody, keygen leaves the key root's alone (0600), and smtpd, running
+    as nobody, still signs: it loaded the key before it dropped privileges. nobody itself cannot read it."""
+    if os.geteuid() != 0:
+        pytest.skip('needs root: the key belongs to root, the daemons to nobody')
+    import pwd
+    nobody = pwd.getpwnam('nobody')
+    inst = make_instance(extra_args=('--user', 'nobody'))
+    for p in [inst.dir, *inst.dir.parents]:     # nobody must reach the instance (test directories are private)
+        if p == Path('/'):
+            break
+        os.chmod(p, os.stat(p).st_mode | 0o005)
+    key, _ = keygen(inst, 'example.test', 'rsa')
+    st = key.stat()
+    assert st.st_uid == 0 and st.st_mode & 0o777 == 0o600
+    r = subprocess.run(['setpriv', f'--reuid={nobody.pw_uid}', f'--regid={nobody.pw_gid}', '--clear-groups', '--',
+                        'cat', str(key)], capture_output=True)
+    assert r.returncode != 0 and not r.stdout
+    table = inst.path('etc', 'dkim_keys')
+    table.write_text(f'example.test rsa:{key}\n')
+    inst.run('map', 'compile', table, check=True)
+    os.chmod(str(table) + '.lmdb', 0o644)
+    inst.cli('config', 'set', f'dkim_keys={table}', check=True)
+    inst.start()
+    with smtplib.SMTP(LOOPBACK, inst.port('smtp'), timeout=10) as s:
+        s.sendmail('a@example.test', [f'postmaster@{inst.domain}'],
+                   b'From: a@example.test\r\nSubject: signed by nobody\r\n\r\nhi\r\n')
+    m = inst.wait_log(r'postern/smtpd\[(\d+)\]: info: [0-9A-Z]+: DKIM-signed: DKIM-Signature: v=1; a=rsa-sha256')
+    status = Path(f'/proc/{m.group(1)}/status').read_text()
+    assert re.search(r'^Uid:\s+%d\s' % nobody.pw_uid, status, re.M), status
