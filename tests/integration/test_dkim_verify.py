@@ -190,7 +190,8 @@ def test_silent_dns_server_bounded(make_instance):
             took = time.monotonic() - start
         assert code == 250
         assert 1.5 < took < 6, took
-    m = inst.wait_log(r'[0-9A-Z]+: sender authentication from unknown\[127\.0\.0\.2\]: spf=(\S+) dkim=(\S+) dmarc=(\S+)')
+    m = inst.wait_log(r'[0-9A-Z]+: sender authentication from unknown\[127\.0\.0\.2\]: '
+                      r'spf=(\S+) dkim=(\S+) dmarc=(\S+)')
     assert m.groups() == ('temperror', 'temperror', 'temperror')
 
 
