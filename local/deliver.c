@@ -109,8 +109,9 @@ static enum ldeliver_status write_maildir(const struct ldeliver_msg *m, const st
 	struct maildir_writer *w;
 	char *chunk = NULL, *name = NULL;
 	enum ldeliver_status st = LDELIVER_TEMPFAIL;
-	const char *rcpt = t->rcpt;
+	const char *rcpt = t->rcpt, *t_folder = t->folder;
 	bool reserved = false;	/* the size is counted in maildirsize */
+	bool junk = false;
 
 	ldeliver_trace_headers(t->sender ? t->sender : m->sender, rcpt, &hdr);
 	uint64_t size = hdr.len + m->content_len, used = 0;
@@ -137,6 +138,21 @@ static enum ldeliver_status write_maildir(const struct ldeliver_msg *m, const st
 		}
 	}
 	pick_folder(t, &dirb);
+	if (m->junk) {
+		/* Junk is made when missing (imapd makes it at the first login, which may not have happened) */
+		struct buf jdir = BUF_INIT(BUF_NOLIMIT);
+		if (maildir_folder_path(t->path, "Junk", &jdir) && maildir_make(jdir.data, 0700, &err)) {
+			if (jdir.data[jdir.len - 1] != '/')
+				buf_putc(&jdir, '/');
+			buf_free(&dirb);
+			dirb = jdir;
+			t_folder = "Junk";
+			junk = true;
+		} else {
+			buf_free(&jdir);
+		}
+		buf_reset(&err);
+	}
 	const char *maildir = dirb.data;
 	if (!(w = maildir_begin(maildir, 0600, &err))) {
 		buf_puts(dsn, errno == ENOSPC || errno == EDQUOT ? "4.3.1" : "4.2.0");
@@ -172,7 +188,7 @@ static enum ldeliver_status write_maildir(const struct ldeliver_msg *m, const st
 	reserved = false;
 	buf_puts(dsn, "2.0.0");
 	if (strcmp(maildir, t->path) != 0)
-		buf_printf(text, "delivered to maildir folder %s", t->folder);
+		buf_printf(text, "delivered to maildir folder %s%s", t_folder, junk ? " (DMARC quarantine)" : "");
 	else
 		buf_puts(text, "delivered to maildir");
 	st = LDELIVER_OK;

@@ -25,6 +25,7 @@ struct ldeliver_msg {
 	const char *receipt_dir;
 	const char *sender;	/* envelope sender, "" for the null sender */
 	int fd;			/* the queue file (read with pread: the offset is not used) */
+	bool junk;		/* smtpd enforced a DMARC quarantine: Maildir deliveries go to the Junk folder */
 	uint64_t content_offset;
 	uint64_t content_len;
 };
