@@ -496,17 +496,31 @@ static void read_content(struct qmgr *q, struct qmsg *m, struct buf *out)
 	close(fd);
 }
 
-static bool any_failed(const struct bounce_rcpt *br, size_t n)
+static bool any_action(const struct mime_dsn_rcpt *br, size_t n, enum mime_dsn_action a)
 {
 	for (size_t i = 0; i < n; i++)
-		if (strcmp(br[i].action, "failed") == 0)
+		if (br[i].action == a)
 			return true;
 	return false;
 }
 
+/* One recipient line of a report about state record r (whose envelope recipient is er, if any). */
+static struct mime_dsn_rcpt report_rcpt(const struct qmgr *q, const struct qmsg *m, const struct qstate_rcpt *r,
+                                        const struct qfile_rcpt *er, enum mime_dsn_action action)
+{
+	struct mime_dsn_rcpt d = { .final_rcpt = r->addr, .orcpt = er ? er->orcpt : NULL, .action = action,
+		                   .status = r->dsn[0] ? r->dsn : NULL, .diagnostic = r->text[0] ? r->text : NULL,
+		                   .last_attempt = (time_t)(r->last_try / 1000) };
+	if (action == MIME_DSN_DELAYED && q->p.sched.lifetime_ms) {
+		uint64_t scale = q->p.sched.time_scale ? q->p.sched.time_scale : 1;
+		d.retry_until = (time_t)((arrival_ms(m) + q->p.sched.lifetime_ms / scale) / 1000);
+	}
+	return d;
+}
+
 /* Build and queue one report about m's recipients br (to the sender, or as bounce_recipient() says). true when
  * queued or deliberately dropped (a double bounce), false when it must be tried again. */
-static bool queue_report(struct qmgr *q, struct qmsg *m, const struct bounce_rcpt *br, size_t n, uint64_t now)
+static bool queue_report(struct qmgr *q, struct qmsg *m, const struct mime_dsn_rcpt *br, size_t n, uint64_t now)
 {
 	const char *origin;
 	const char *to = bounce_recipient(&m->env, q->p.postmaster, &origin);
@@ -517,16 +531,19 @@ static bool queue_report(struct qmgr *q, struct qmsg *m, const struct bounce_rcp
 	}
 	struct buf content = BUF_INIT(BUF_NOLIMIT), msg = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(1024);
 	read_content(q, m, &content);
+	bool failed = any_action(br, n, MIME_DSN_FAILED), eight = false;
 	struct bounce_info bi = { q->p.hostname, m->id, &m->env, to, br, n, content.data, content.len,
 	                          q->p.bounce_size_limit, now / 1000 };
-	bounce_build(&bi, &msg);
 	char *nid = NULL;
-	bool eight = m->env.body && !str_eq_ci(m->env.body, "7BIT");
-	ok = bounce_queue(q->p.queue_dir, to, origin, eight, &msg, &nid, &err);
+	if (!bounce_build(&bi, &msg, &eight)) {
+		buf_puts(&err, "report too large");
+		ok = false;
+	} else {
+		ok = bounce_queue(q->p.queue_dir, to, origin, eight, &msg, &nid, &err);
+	}
 	if (ok) {
 		log_info("%s: sender %s notification: %s", m->id,
-		         any_failed(br, n) ? "non-delivery" : strcmp(br[0].action, "delayed") == 0 ? "delay" :
-		         "delivery status", nid);
+		         failed ? "non-delivery" : any_action(br, n, MIME_DSN_DELAYED) ? "delay" : "delivery status", nid);
 		q->rescan = true;
 	} else {
 		log_error("%s: cannot queue notification: %s", m->id, buf_cstr(&err));
@@ -545,7 +562,7 @@ static void warn_delayed(struct qmgr *q, struct qmsg *m, uint64_t now)
 {
 	if (!m->env.sender || !m->env.sender[0] || !qsched_warn_due(&q->p.sched, arrival_ms(m), now))
 		return;
-	struct bounce_rcpt *br = xcalloc(m->nst ? m->nst : 1, sizeof(*br));
+	struct mime_dsn_rcpt *br = xcalloc(m->nst ? m->nst : 1, sizeof(*br));
 	bool *inc = xcalloc(m->nst ? m->nst : 1, sizeof(*inc));
 	size_t n = 0;
 	bool changed = false;
@@ -556,8 +573,7 @@ static void warn_delayed(struct qmgr *q, struct qmsg *m, uint64_t now)
 		const struct qfile_rcpt *er = env_rcpt(m, i);
 		unsigned nf = er ? er->notify : 0;
 		if (nf == 0 || (nf & QFILE_NOTIFY_DELAY)) {
-			br[n++] = (struct bounce_rcpt){ r->addr, er ? er->orcpt : NULL, "delayed", r->dsn, r->text,
-			                                r->last_try / 1000 };
+			br[n++] = report_rcpt(q, m, r, er, MIME_DSN_DELAYED);
 			inc[i] = true;
 		} else {
 			r->flags |= QSTATE_F_WARNED, m->dirty[i] = true, changed = true;
@@ -577,7 +593,7 @@ static void warn_delayed(struct qmgr *q, struct qmsg *m, uint64_t now)
  * (NOTIFY=SUCCESS). false when it must be tried again. */
 static bool notify(struct qmgr *q, struct qmsg *m, uint64_t now)
 {
-	struct bounce_rcpt *br = xcalloc(m->nst ? m->nst : 1, sizeof(*br));
+	struct mime_dsn_rcpt *br = xcalloc(m->nst ? m->nst : 1, sizeof(*br));
 	size_t n = 0;
 	bool changed = false, ok = true;
 
@@ -592,16 +608,14 @@ static bool notify(struct qmgr *q, struct qmsg *m, uint64_t now)
 		if (r->status == QSTATE_BOUNCED) {
 			/* RFC 3461: without NOTIFY a failure is reported; NOTIFY=NEVER or without FAILURE it is not */
 			if (nf == 0 || (nf & QFILE_NOTIFY_FAILURE)) {
-				br[n++] = (struct bounce_rcpt){ r->addr, er ? er->orcpt : NULL, "failed", r->dsn, r->text,
-				                                r->last_try / 1000 };
+				br[n++] = report_rcpt(q, m, r, er, MIME_DSN_FAILED);
 				inc[i] = true;
 			} else {
 				r->flags |= QSTATE_F_NOTIFIED, m->dirty[i] = true, changed = true;
 			}
 		} else if (r->status == QSTATE_SENT && (nf & QFILE_NOTIFY_SUCCESS) && has_sender && r->parent ==
 		           QSTATE_NO_PARENT) {
-			br[n++] = (struct bounce_rcpt){ r->addr, er ? er->orcpt : NULL, "delivered", r->dsn, r->text,
-			                                r->last_try / 1000 };
+			br[n++] = report_rcpt(q, m, r, er, MIME_DSN_DELIVERED);
 			inc[i] = true;
 		}
 	}
