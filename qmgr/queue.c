@@ -589,6 +589,18 @@ static void warn_delayed(struct qmgr *q, struct qmsg *m, uint64_t now)
 	free(br);
 }
 
+/* When m next needs warn_delayed(): 0 when never (warnings off, the null sender, no deferred recipient left to
+ * warn about). */
+static uint64_t warn_time(const struct qmgr *q, const struct qmsg *m)
+{
+	if (!m->env.sender || !m->env.sender[0] || strcmp(m->dir, "hold") == 0)
+		return 0;
+	for (size_t i = 0; i < m->nst; i++)
+		if (m->st[i].status == QSTATE_DEFERRED && !(m->st[i].flags & QSTATE_F_WARNED))
+			return qsched_warn_at(&q->p.sched, arrival_ms(m));
+	return 0;
+}
+
 /* Send one DSN for every bounced recipient not yet notified, and for delivered ones that asked
  * (NOTIFY=SUCCESS). false when it must be tried again. */
 static bool notify(struct qmgr *q, struct qmsg *m, uint64_t now)
@@ -916,6 +928,15 @@ uint64_t qmgr_run(struct qmgr *q, uint64_t now)
 	for (m = q->msgs; m; m = m->next) {
 		if (strcmp(m->dir, "hold") == 0)
 			continue;
+		/* delay warnings on their own timer, not only when an attempt ends (which can be an hour later) */
+		uint64_t w = warn_time(q, m);
+		if (w && w <= now) {
+			warn_delayed(q, m, now);
+			/* a report that could not be queued is tried again later, never in a busy loop */
+			w = warn_time(q, m) ? now + qsched_backoff(&q->p.sched, 1) : 0;
+		}
+		if (w && (next == 0 || w < next))
+			next = w;
 		for (size_t i = 0; i < m->nst; i++)
 			if (!qstate_final(m->st[i].status) && !m->busy[i]) {
 				/* due but not started (concurrency limits): the end of a job runs the schedule again; the

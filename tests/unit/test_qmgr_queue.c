@@ -385,7 +385,7 @@ static void test_delay_warning(void **state)
 	assert_string_equal(env.sender, "");
 	assert_non_null(strstr(content.data, "Subject: Delayed Mail (still being retried)"));
 	assert_non_null(strstr(content.data, "Action: delayed"));
-	assert_non_null(strstr(content.data, "Status: 4.2.1"));
+	assert_non_null(strstr(content.data, "Status: 4.3.0"));	/* due at "later": sent with the last known status */
 	assert_non_null(strstr(content.data, id));
 	assert_null(strstr(content.data, "Content-Type: message/rfc822"));	/* headers only */
 	qfile_envelope_free(&env);
@@ -425,6 +425,44 @@ static void test_delay_warning(void **state)
 	free(id);
 	free(quiet);
 	free(nul);
+	qmgr_free(&q);
+	cur_q = NULL;
+}
+
+/* The warning comes when delay_warning_time has passed, from the schedule's own timer: not only at the end of
+ * the next attempt, which may be much later. */
+static void test_delay_warning_on_time(void **state)
+{
+	(void)state;
+	warn_ms = 60000;	/* a minute; the first retry is five minutes after the first attempt */
+	struct qmgr *q = new_qmgr();
+	warn_ms = 0;
+	const char *r[] = { "slow@local.test" };
+	char *id = queue_msg("s@remote.test", r, 1, 0, NULL);
+	uint64_t now = qsched_now();
+	qmgr_start(q, now);
+	qmgr_run(q, now);
+	assert_int_equal(njobs, 1);
+	qmgr_job_done(take_job(), now, "mailbox busy");
+	uint64_t next = qmgr_run(q, now);
+	assert_true(next > now && next <= now + 60000);	/* the warning, before the retry */
+	assert_int_equal(count_dir("incoming"), 0);
+	qmgr_run(q, now + 61000);
+	assert_int_equal(njobs, 0);			/* no attempt made ... */
+	assert_int_equal(count_dir("incoming"), 1);	/* ... and the warning is out */
+	struct qfile_envelope env;
+	struct buf content = BUF_INIT(BUF_NOLIMIT);
+	char *wid = incoming_one(&env, &content, false);
+	assert_non_null(strstr(content.data, "Action: delayed"));
+	assert_non_null(strstr(content.data, "Will-Retry-Until: "));
+	qfile_envelope_free(&env);
+	buf_free(&content);
+	free(wid);
+	/* once: the next timer is the retry */
+	next = qmgr_run(q, now + 62000);
+	assert_true(next >= now + 300000);
+	assert_int_equal(count_dir("incoming"), 0);
+	free(id);
 	qmgr_free(&q);
 	cur_q = NULL;
 }
@@ -713,6 +751,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_defer_and_added, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delay_warning, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delay_warning_on_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_deferred, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_double_bounce, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notify_success, setup, teardown),
