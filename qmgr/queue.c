@@ -257,6 +257,7 @@ void qmgr_free(struct qmgr **qp)
 		struct dest *d = q->dests;
 		q->dests = d->next;
 		free(d->name);
+		free(d->why);
 		free(d);
 	}
 	qstate_close(&q->db);
@@ -740,6 +741,7 @@ static void job_free(struct qjob *j)
 	free((char *)j->queue_path);
 	free(j->transport);
 	free(j->dest);
+	free(j->unreached_text);
 	free(j);
 }
 
@@ -767,6 +769,12 @@ void qmgr_job_result(struct qjob *job, uint32_t idx, int code, const char *dsn, 
 		text = "transport gave a malformed status";
 	}
 	jr->done = true;
+	job->nresults++;
+	if (code == 4 && dsn && strncmp(dsn, "4.4.", 4) == 0) {
+		job->nunreached++;
+		if (!job->unreached_text)
+			job->unreached_text = xstrdup(text ? text : dsn);
+	}
 	record(job->q, m, idx, code, dsn, text, job->transport, qsched_now());
 }
 
@@ -791,6 +799,49 @@ void qmgr_job_add_rcpt(struct qjob *job, uint32_t idx, const char *addr)
 	         log_safe(m->st[idx].addr, strlen(m->st[idx].addr), 256), job->transport);
 }
 
+/* What a finished smtp job says about its destination. Only answers count (a transport that crashed or could
+ * not be reached says nothing about the next hop): all of them "no server reached" (4.4.x) makes the
+ * destination dead for the first retry interval, and while it has failures only one job at a time probes it;
+ * any other answer (even a refusal) shows a server is there. */
+static void dest_outcome(struct qmgr *q, struct dest *d, const struct qjob *job, uint64_t now)
+{
+	if (job->nunreached == job->nresults) {
+		uint64_t pause = qsched_backoff(&q->p.sched, 1);
+		bool was_alive = d->dead_until <= now;
+		d->failures++;
+		d->dead_until = now + pause;
+		free(d->why);
+		d->why = xstrdup(job->unreached_text ? job->unreached_text : "no server reached");
+		if (was_alive)
+			log_warn("%s: destination %s marked dead for %.1f s: %s", job->queue_id, d->name, (double)pause / 1000,
+			         log_safe(d->why, strlen(d->why), 512));
+	} else if (d->failures) {
+		log_info("%s: destination %s reachable again", job->queue_id, d->name);
+		d->failures = 0;
+		d->dead_until = 0;
+		xfree(&d->why);
+	}
+}
+
+/* Recipient i of m is for the dead destination d: deferred until d may be tried again, without an attempt of
+ * its own (or bounced when its time in the queue is up). */
+static void suspend(struct qmgr *q, struct qmsg *m, size_t i, const struct dest *d, uint64_t now)
+{
+	struct qstate_rcpt *r = &m->st[i];
+	if (qsched_expired(&q->p.sched, arrival_ms(m), now)) {
+		record(q, m, i, 4, "4.4.1", d->why, "smtp", now);
+		return;
+	}
+	struct buf t = BUF_INIT(BUF_NOLIMIT);
+	buf_printf(&t, "delivery temporarily suspended: %s", d->why);
+	qstate_rcpt_set(r, NULL, r->dsn[0] ? NULL : "4.4.1", t.data);
+	r->status = QSTATE_DEFERRED;
+	r->next_try = d->dead_until;
+	m->dirty[i] = true;
+	log_result(m, r, "smtp", now);
+	buf_free(&t);
+}
+
 static void job_done(struct qjob *job, uint64_t now, const char *why, bool do_settle)
 {
 	struct qmgr *q = job->q;
@@ -810,6 +861,8 @@ static void job_done(struct qjob *job, uint64_t now, const char *why, bool do_se
 	struct dest *d = get_dest(q, job->dest);
 	d->jobs--;
 	q->jobs--;
+	if (strcmp(job->transport, "smtp") == 0 && job->nresults > 0)
+		dest_outcome(q, d, job, now);
 	job_free(job);
 	if (m->removed) {
 		if (m->jobs == 0)
@@ -863,6 +916,15 @@ static void schedule_msg(struct qmgr *q, struct qmsg *m, uint64_t now)
 			continue;
 		bool smtp = qroute_recipient(&q->p.route, r->addr) == QROUTE_SMTP;
 		char *dname = smtp ? qroute_destination(&q->p.route, r->addr) : xstrdup("local");
+		if (smtp) {
+			struct dest *dd = get_dest(q, dname);
+			if (dd->dead_until > now) {
+				suspend(q, m, i, dd, now);
+				need_settle = true;
+				free(dname);
+				continue;
+			}
+		}
 		struct qjob *j = NULL;
 		size_t k;
 		for (k = 0; k < nopen; k++)
@@ -873,7 +935,9 @@ static void schedule_msg(struct qmgr *q, struct qmsg *m, uint64_t now)
 		if (!j) {
 			struct dest *d = get_dest(q, dname);
 			/* count the jobs being filled too: they start below */
-			if (q->jobs + nopen >= q->p.global_limit || d->jobs + 1 > q->p.dest_limit) {
+			/* a destination that failed lately gets one probe at a time */
+			unsigned limit = d->failures ? 1 : q->p.dest_limit;
+			if (q->jobs + nopen >= q->p.global_limit || d->jobs + 1 > limit) {
 				free(dname);
 				continue;
 			}

@@ -18,9 +18,14 @@ struct qmsg {
 	struct qmsg *next;
 };
 
+/* A destination (an smtp domain, or "local"): its jobs in flight, and whether it is dead — its last attempt
+ * reached no server, so its other mail waits instead of each message timing out on its own. */
 struct dest {
 	char *name;
 	unsigned jobs;
+	unsigned failures;		/* smtp attempts in a row that reached no server */
+	uint64_t dead_until;		/* ms: recipients are suspended until then (0: alive) */
+	char *why;			/* the last such failure, shown for the suspended recipients */
 	struct dest *next;
 };
 

@@ -616,6 +616,84 @@ static void test_smtp_grouping(void **state)
 	cur_q = NULL;
 }
 
+static size_t count_dest_jobs(const char *dest)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < njobs; i++)
+		n += strcmp(jobs[i]->dest, dest) == 0;
+	return n;
+}
+
+static struct qjob *take_dest_job(const char *dest)
+{
+	for (size_t i = 0; i < njobs; i++)
+		if (strcmp(jobs[i]->dest, dest) == 0) {
+			struct qjob *j = jobs[i];
+			memmove(jobs + i, jobs + i + 1, (--njobs - i) * sizeof(*jobs));
+			return j;
+		}
+	fail_msg("no job for %s", dest);
+	return NULL;
+}
+
+/* A destination whose server cannot be reached is marked dead: its other mail is deferred without attempts
+ * of its own until the first retry interval has passed, then one job probes it; mail for other destinations
+ * goes on meanwhile. A refusal (a server answered) does not count. */
+static void test_dead_destination(void **state)
+{
+	(void)state;
+	struct qmgr *q = new_qmgr();
+	smtp_ok = true;
+	const char *down[] = { "a@down.test" }, *up[] = { "b@up.test" };
+	char *first = queue_msg("s@local.test", down, 1, 0, NULL);
+	uint64_t now = qsched_now();
+	qmgr_start(q, now);
+	qmgr_run(q, now);
+	struct qjob *j = take_dest_job("down.test");
+	qmgr_job_result(j, 0, 4, "4.4.1", "connect to 127.0.0.1[127.0.0.1]:9: Connection refused");
+	qmgr_job_done(j, now, NULL);
+	/* more mail for both: down.test's waits, up.test's is delivered */
+	char *ids[3] = { queue_msg("s@local.test", down, 1, 0, NULL), queue_msg("s@local.test", down, 1, 0, NULL),
+		         queue_msg("s@local.test", up, 1, 0, NULL) };
+	qmgr_scan(q, now + 10);
+	qmgr_run(q, now + 10);
+	assert_int_equal(count_dest_jobs("down.test"), 0);
+	assert_int_equal(count_dest_jobs("up.test"), 1);
+	j = take_dest_job("up.test");
+	qmgr_job_result(j, 0, 2, "2.0.0", "250 ok");
+	qmgr_job_done(j, now + 10, NULL);
+	struct qstate_rcpt *st;
+	size_t n;
+	get_state(ids[0], &st, &n);
+	assert_int_equal(st[0].status, QSTATE_DEFERRED);
+	assert_int_equal(st[0].attempts, 0);
+	assert_non_null(strstr(st[0].text, "delivery temporarily suspended: connect to"));
+	assert_true(st[0].next_try >= now + 300000);
+	qstate_free_list(&st, n);
+	/* after the pause: one probe at a time, though three messages are due */
+	uint64_t later = now + 300000 + 10;
+	qmgr_run(q, later);
+	assert_int_equal(count_dest_jobs("down.test"), 1);
+	j = take_dest_job("down.test");
+	/* a server that answers, even with a refusal, is alive: the rest go at full concurrency */
+	qmgr_job_result(j, 0, 4, "4.7.1", "host said: 450 try later");
+	qmgr_job_done(j, later, NULL);
+	qmgr_run(q, later);
+	assert_int_equal(count_dest_jobs("down.test"), 2);
+	while (njobs) {
+		j = take_job();
+		qmgr_job_result(j, 0, 2, "2.0.0", "250 ok");
+		qmgr_job_done(j, later, NULL);
+	}
+	assert_int_equal(qmgr_count(q), 1);	/* the refused one waits for its retry */
+	smtp_ok = false;
+	free(first);
+	for (int i = 0; i < 3; i++)
+		free(ids[i]);
+	qmgr_free(&q);
+	cur_q = NULL;
+}
+
 static void test_corrupt_and_reconcile(void **state)
 {
 	(void)state;
@@ -757,6 +835,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_notify_success, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_smtp_grouping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dead_destination, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_and_reconcile, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
