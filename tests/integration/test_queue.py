@@ -1,7 +1,7 @@
 """The queue path end to end: messages put into the queue (`postern queue inject`, the same queue files smtpd
 writes) are delivered by qmgr and local into Maildirs; unknown recipients bounce as RFC 3464 reports; corrupt
-files go to corrupt/; a lost state.lmdb is rebuilt; kill -9 of qmgr and local loses no mail; a failed bounce goes to the postmaster, never to the null
-sender; NOTIFY=SUCCESS over SMTP brings a "delivered" report."""
+files go to corrupt/; a lost state.lmdb is rebuilt; kill -9 of qmgr and local loses no mail; a failed bounce
+goes to the postmaster, never to the null sender; NOTIFY=SUCCESS over SMTP brings a "delivered" report."""
 import email
 import email.policy
 import os
