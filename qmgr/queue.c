@@ -30,19 +30,29 @@ char *qmgr_path(const struct qmgr *q, const char *dir, const char *id)
 	return buf_steal(&b, NULL);
 }
 
-bool qmgr_move_file(struct qmgr *q, const char *id, const char *from, const char *to)
+static bool move_file(struct qmgr *q, const char *id, const char *from, const char *to, bool sync)
 {
 	char *a = qmgr_path(q, from, id), *b = qmgr_path(q, to, id), *da = qmgr_path(q, from, NULL), *db = qmgr_path(q, to, NULL);
 	bool ok = rename(a, b) == 0;
 	if (!ok)
 		log_error("%s: move %s to %s: %s", id, from, to, strerror(errno));
-	else if (!fsutil_fsync_dir(db) || !fsutil_fsync_dir(da))
+	else if (sync && (!fsutil_fsync_dir(db) || !fsutil_fsync_dir(da)))
 		log_warn("%s: fsync %s or %s: %s", id, from, to, strerror(errno));
 	free(a);
 	free(b);
 	free(da);
 	free(db);
 	return ok;
+}
+
+bool qmgr_move_file(struct qmgr *q, const char *id, const char *from, const char *to)
+{
+	return move_file(q, id, from, to, true);
+}
+
+bool qmgr_move_file_nosync(struct qmgr *q, const char *id, const char *from, const char *to)
+{
+	return move_file(q, id, from, to, false);
 }
 
 static void to_corrupt(struct qmgr *q, const char *id, const char *dir, const char *why)
@@ -128,6 +138,8 @@ bool qmgr_commit(struct qmgr *q, struct qmsg *m)
 	else
 		for (size_t i = 0; i < m->nst; i++)
 			m->dirty[i] = false;
+	if (n > 0)
+		m->stored = true;	/* even after a failure: part of it may have been written before */
 	free(recs);
 	buf_free(&err);
 	return ok;
@@ -161,11 +173,14 @@ static struct qmsg *load_msg(struct qmgr *q, const char *id, const char *dir, ui
 	}
 	struct qstate_rcpt *st;
 	size_t n;
+	bool had = true;	/* whether state.lmdb may hold records of it; when it cannot be read, it may */
 	buf_reset(&err);
 	if (!qstate_get_msg(q->db, id, &st, &n, &err)) {
 		log_warn("%s: %s: state rebuilt from the envelope", id, buf_cstr(&err));
 		st = NULL;
 		n = 0;
+	} else {
+		had = n > 0;
 	}
 	/* State must be a dense 0..n-1 series whose envelope part names the envelope's recipients. */
 	bool good = true;
@@ -175,9 +190,13 @@ static struct qmsg *load_msg(struct qmgr *q, const char *id, const char *dir, ui
 		log_warn("%s: state does not match the queue file: rebuilt from the envelope", id);
 		qstate_free_list(&st, n);
 		n = 0;
+		buf_reset(&err);
+		if (qstate_delete_msg(q->db, id, &err))
+			had = false;
 	}
 	m->st = st;
 	m->nst = n;
+	m->stored = had;
 	m->busy = xcalloc(n ? n : 1, sizeof(bool));
 	m->dirty = xcalloc(n ? n : 1, sizeof(bool));
 	if (n < m->env.nrcpts) {
@@ -191,7 +210,8 @@ static struct qmsg *load_msg(struct qmgr *q, const char *id, const char *dir, ui
 			qstate_rcpt_set(r, m->env.rcpts[i].addr, "", "");
 			m->dirty[i] = true;
 		}
-		qmgr_commit(q, m);
+		/* Not committed now: state that says only "pending" is what the envelope gives after a crash too,
+		 * so it is written with the first result (a message delivered at once never needs it at all). */
 	}
 	if (q->tail)
 		q->tail->next = m;
@@ -410,7 +430,7 @@ size_t qmgr_scan(struct qmgr *q, uint64_t now)
 			log_error("%s: queue ID already active; left in incoming/", v[i]);
 			continue;
 		}
-		if (!qmgr_move_file(q, v[i], "incoming", "active"))
+		if (!qmgr_move_file_nosync(q, v[i], "incoming", "active"))
 			continue;
 		struct qmsg *m = load_msg(q, v[i], "active", now);
 		if (!m)
@@ -665,7 +685,7 @@ static void finish(struct qmgr *q, struct qmsg *m)
 	} else {
 		if (!fsutil_fsync_dir(dir))
 			log_warn("%s: fsync %s: %s", m->id, dir, strerror(errno));
-		if (!qstate_delete_msg(q->db, m->id, &err))
+		if (m->stored && !qstate_delete_msg(q->db, m->id, &err))
 			log_warn("%s: %s (dropped at next start)", m->id, buf_cstr(&err));
 		qmgr_remove_receipts(q, m->id);
 		log_info("%s: removed", m->id);
@@ -700,7 +720,7 @@ static void settle(struct qmgr *q, struct qmsg *m, uint64_t now)
 	for (size_t i = 0; i < m->nst; i++)
 		if (!qstate_final(m->st[i].status) && m->st[i].next_try <= now)
 			due = true;
-	if (!due && strcmp(m->dir, "active") == 0 && qmgr_move_file(q, m->id, "active", "deferred"))
+	if (!due && strcmp(m->dir, "active") == 0 && qmgr_move_file_nosync(q, m->id, "active", "deferred"))
 		m->dir = "deferred";
 }
 
@@ -842,6 +862,22 @@ static void suspend(struct qmgr *q, struct qmsg *m, size_t i, const struct dest 
 	buf_free(&t);
 }
 
+/* Every recipient delivered and none asked for a success notice still owed. */
+static bool done_quietly(const struct qmsg *m)
+{
+	bool has_sender = m->env.sender && m->env.sender[0];
+	for (size_t i = 0; i < m->nst; i++) {
+		const struct qstate_rcpt *r = &m->st[i];
+		if (r->status != QSTATE_SENT)
+			return false;
+		const struct qfile_rcpt *er = env_rcpt(m, i);
+		if (!(r->flags & QSTATE_F_NOTIFIED) && has_sender && r->parent == QSTATE_NO_PARENT && er &&
+		    (er->notify & QFILE_NOTIFY_SUCCESS))
+			return false;
+	}
+	return true;
+}
+
 static void job_done(struct qjob *job, uint64_t now, const char *why, bool do_settle)
 {
 	struct qmgr *q = job->q;
@@ -855,7 +891,10 @@ static void job_done(struct qjob *job, uint64_t now, const char *why, bool do_se
 		if (jr->idx < m->nst)
 			m->busy[jr->idx] = false;
 	}
-	if (!m->removed)
+	/* A message this job completes without a notification to send is removed next (settle, finish): the
+	 * removal of its file is then the durable record, and committing its results first would only cost a
+	 * synced transaction per message. A crash before the removal retries it, and the receipts answer. */
+	if (!m->removed && !(do_settle && m->jobs == 1 && done_quietly(m)))
 		qmgr_commit(q, m);
 	m->jobs--;
 	struct dest *d = get_dest(q, job->dest);
@@ -907,7 +946,7 @@ static void schedule_msg(struct qmgr *q, struct qmsg *m, uint64_t now)
 	struct qjob **open = NULL;	/* jobs being filled, one per destination */
 	size_t nopen = 0;
 
-	if (strcmp(m->dir, "deferred") == 0 && !qmgr_move_file(q, m->id, "deferred", "active"))
+	if (strcmp(m->dir, "deferred") == 0 && !qmgr_move_file_nosync(q, m->id, "deferred", "active"))
 		return;
 	m->dir = "active";
 	for (size_t i = 0; i < m->nst; i++) {

@@ -15,6 +15,7 @@ struct qmsg {
 	bool *dirty;
 	unsigned jobs;
 	bool removed;			/* deleted while jobs ran: free when the last ends */
+	bool stored;			/* state.lmdb may hold records of it (so removal must delete them) */
 	struct qmsg *next;
 };
 
@@ -45,6 +46,9 @@ struct qmgr {
 char *qmgr_path(const struct qmgr *q, const char *dir, const char *id);
 /* rename between queue subdirectories and fsync both; false (logged) on failure. */
 bool qmgr_move_file(struct qmgr *q, const char *id, const char *from, const char *to);
+/* The same without the fsyncs, for moves a crash may undo harmlessly: between incoming/, active/ and
+ * deferred/, whichever of them holds the file after a restart, it is loaded and retried the same way. */
+bool qmgr_move_file_nosync(struct qmgr *q, const char *id, const char *from, const char *to);
 void qmgr_remove_receipts(struct qmgr *q, const char *id);
 struct qmsg *qmgr_find_msg(struct qmgr *q, const char *id);
 /* Write the message's changed state records in one transaction. */
