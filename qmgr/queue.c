@@ -789,13 +789,15 @@ void qmgr_job_result(struct qjob *job, uint32_t idx, int code, const char *dsn, 
 		text = "transport gave a malformed status";
 	}
 	jr->done = true;
-	job->nresults++;
+	uint64_t now = qsched_now();
+	if (!job->nresults++)
+		job->first_result = now;
 	if (code == 4 && dsn && strncmp(dsn, "4.4.", 4) == 0) {
 		job->nunreached++;
 		if (!job->unreached_text)
 			job->unreached_text = xstrdup(text ? text : dsn);
 	}
-	record(job->q, m, idx, code, dsn, text, job->transport, qsched_now());
+	record(job->q, m, idx, code, dsn, text, job->transport, now);
 }
 
 void qmgr_job_add_rcpt(struct qjob *job, uint32_t idx, const char *addr)
@@ -829,7 +831,9 @@ static void dest_outcome(struct qmgr *q, struct dest *d, const struct qjob *job,
 		uint64_t pause = qsched_backoff(&q->p.sched, 1);
 		bool was_alive = d->dead_until <= now;
 		d->failures++;
-		d->dead_until = now + pause;
+		/* counted from the first answer: no later than the retry of this job's own recipients, which must
+		 * find the destination open again, not be suspended for a moment more */
+		d->dead_until = job->first_result + pause;
 		free(d->why);
 		d->why = xstrdup(job->unreached_text ? job->unreached_text : "no server reached");
 		if (was_alive)

@@ -671,7 +671,7 @@ static void test_dead_destination(void **state)
 	assert_true(st[0].next_try >= now + 300000);
 	qstate_free_list(&st, n);
 	/* after the pause: one probe at a time, though three messages are due */
-	uint64_t later = now + 300000 + 10;
+	uint64_t later = now + 300000 + 1000;
 	qmgr_run(q, later);
 	assert_int_equal(count_dest_jobs("down.test"), 1);
 	j = take_dest_job("down.test");
