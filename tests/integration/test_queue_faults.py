@@ -1,8 +1,8 @@
 """Queue faults, with the queue's clock sped up (queue_time_scale): a next hop that is down for an "hour" (mail
 deferred, retried on schedule, the reason shown by `postern queue list`, a delay warning to the sender after
 delay_warning_time, delivered once the hop is back), expiry after maximal_queue_lifetime (bounced to the
-sender), truncated queue files in incoming/ and deferred/ (set aside in corrupt/, the rest goes on), and a
-full queue filesystem (452, nothing damaged, resumes)."""
+sender), truncated queue files in incoming/ and deferred/ (set aside in corrupt/, the rest goes on), a
+full queue filesystem (452, nothing damaged, resumes), and smtp's receipts after a crash."""
 import os
 import re
 import smtplib
@@ -204,3 +204,28 @@ def test_full_queue_filesystem(relay_inst):
         if not subprocess.run(['mountpoint', '-q', str(q)]).returncode == 0:
             q.rmdir()
             os.rename(orig, q)
+
+
+def test_relay_receipts(relay_inst):
+    """A relayed recipient with a receipt (the next hop took it, then smtp or qmgr died before qmgr recorded it)
+    is reported delivered without a second transaction; a pending mark without a receipt (cut off somewhere in
+    the transaction) is sent again, with a warning that it may be a duplicate."""
+    inst = relay_inst
+    inst.sink.open()
+    done = _queued(inst, 'a@client.test', ['far@remote.test'], 'sent before the crash')
+    cut = _queued(inst, 'a@client.test', ['far@remote.test'], 'cut off in the crash')
+    for qid, name in ((done, '0-smtp'), (cut, '0-smtp.pending')):
+        d = inst.path('queue', 'receipts', qid)
+        d.mkdir(parents=True, mode=0o700)
+        (d / name).touch()
+    inst.start()
+    inst.wait_log(rf'{done}: to=<far@remote\.test>, relay=smtp, .*dsn=2\.0\.0, status=sent \(sent before a restart '
+                  r'\(receipt\)\)', timeout=20)
+    inst.wait_log(rf'{cut}: to=<far@remote\.test>: an earlier attempt was cut off after it began; sending again',
+                  timeout=20)
+    inst.wait_log(rf'{cut}: to=<far@remote\.test>, relay=smtp, .*status=sent \(250 ', timeout=20)
+    for qid in (done, cut):
+        inst.wait_log(rf'{qid}: removed', timeout=10)
+        assert not inst.path('queue', 'receipts', qid).exists()
+    subjects = inst.sink.subjects(r'^Subject: (.*?)\r?$')
+    assert subjects == {'cut off in the crash': 1}, subjects
