@@ -158,7 +158,12 @@ def test_full_queue_filesystem(relay_inst):
     orig = q.with_name('queue.orig')
     os.rename(q, orig)
     q.mkdir()
-    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=2m,mode=0700', 'postern-test-queue', str(q)], check=True)
+    mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=2m,mode=0700', 'postern-test-queue', str(q)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        q.rmdir()
+        os.rename(orig, q)
+        pytest.skip(f'cannot mount a tmpfs here: {mounted.stderr.strip()}')
     try:
         subprocess.run(['cp', '-a', f'{orig}/.', str(q)], check=True)
         st = orig.stat()
