@@ -140,7 +140,7 @@ bool qreceipt_begin(struct qreceipt *r, const char *path, const char *dir, const
 
 	r->path = NULL;
 	r->fd = -1;
-	r->interrupted = false;
+	r->resumed = false;
 	if (access(path, F_OK) == 0)
 		return true;
 	make_parent(path);
@@ -182,7 +182,7 @@ bool qreceipt_begin(struct qreceipt *r, const char *path, const char *dir, const
 			break;
 		}
 		r->fd = fd;
-		r->interrupted = existed;
+		r->resumed = existed;
 		break;
 	}
 	if (!done)

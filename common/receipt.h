@@ -29,14 +29,14 @@ struct qreceipt_content {
 struct qreceipt {
 	char *path;
 	int fd;
-	bool interrupted;	/* set by qreceipt_begin: a pending mark without a receipt was there (a cut-off attempt) */
+	bool resumed;	/* the mark was left by an interrupted attempt (its content is that attempt's) */
 };
 
 /* Before a delivery into the Maildir folder dir whose receipt is path: true when it is already done — the
  * receipt exists, or a pending mark left by an interrupted delivery exists and dir (new/ or cur/) holds a file
  * with exactly this content written after the mark (the receipt is then completed). Otherwise the pending mark
  * is made and locked (its parent directory too) and false returned: deliver now, then call qreceipt_end().
- * dir and c NULL: nothing to look in (a relayed message); a cut-off attempt only sets r->interrupted. */
+ * dir and c NULL: nothing to look in (a relayed message); a cut-off attempt only sets r->resumed. */
 bool qreceipt_begin(struct qreceipt *r, const char *path, const char *dir, const struct qreceipt_content *c);
 /* After the attempt: delivered turns the pending mark into the receipt (one rename); otherwise the mark is
  * removed, since nothing reached the mailbox. Releases the lock. */

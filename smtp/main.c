@@ -125,7 +125,7 @@ static bool receipt_claim(const char *id, uint32_t idx, struct smtp_rcpt *r, str
 		r->code = 2;
 		str_copy(r->dsn, sizeof(r->dsn), "2.0.0");
 		buf_puts(&r->text, "sent before a restart (receipt)");
-	} else if (rc->interrupted) {
+	} else if (rc->resumed) {
 		/* the window SMTP cannot close (RFC 1047): the attempt may have ended between the end of data and
 		 * the receipt, so the next hop may already have it */
 		log_warn("%s: to=<%s>: an earlier attempt was cut off after it began; sending again, possibly a duplicate",

@@ -237,10 +237,10 @@ static void test_relay_mode(void **state)
 	struct fx *f = *state;
 	struct qreceipt r;
 	assert_false(qreceipt_begin(&r, f->receipt, NULL, NULL));
-	assert_false(r.interrupted);
+	assert_false(r.resumed);
 	crash(&r);
 	assert_false(qreceipt_begin(&r, f->receipt, NULL, NULL));
-	assert_true(r.interrupted);
+	assert_true(r.resumed);
 	qreceipt_end(&r, true);
 	assert_true(exists(f->receipt));
 	assert_false(exists(f->pending));
