@@ -49,6 +49,9 @@ struct qjob {
 	struct qjob_rcpt *rcpts;
 	size_t n;
 	uint64_t started;
+	size_t nresults, nunreached;	/* results so far; how many of them said no server was reached (4.4.x) */
+	uint64_t first_result;		/* ms, when the first result came */
+	char *unreached_text;		/* the first of those */
 	void *data;			/* the driver's */
 	/* Set by a dispatch function that refuses the job: the status its recipients are deferred with. */
 	const char *fail_dsn, *fail_text;
