@@ -26,7 +26,8 @@ static const struct cli_command commands[] = {
 	{ "sendmail", cmd_sendmail, "[-t] [-i] [-f SENDER] [-bs|-bp|-bi|-q] [RCPT...]  submit a message (sendmail(8))" },
 	{ "mailq", cmd_mailq, "[-C DIR]  list the mail queue (sendmail -bp)" },
 	{ "newaliases", cmd_newaliases, "[-C DIR]  compile $config_directory/aliases (sendmail -bi)" },
-	{ "queue", cmd_queue, "list | flush|hold|release|requeue [ID] | delete ID | inject -f SENDER RCPT...  the queue" },
+	{ "queue", cmd_queue, "list [--json] | show ID | flush [ID] | hold|release|requeue [ID|ALL] | delete ID|ALL|deferred | inject ...  the queue" },
+	{ "trace", cmd_trace, "ID [--log FILE] [-c DIR]  the life of one message from the logs" },
 	{ "user", cmd_user, "add|passwd|del|list|apop|enable|disable [ADDRESS] [-c DIR]  manage mail accounts" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

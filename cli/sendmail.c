@@ -22,6 +22,7 @@
 #include "config.h"
 #include "esmtp.h"
 #include "log.h"
+#include "queue.h"
 #include "sendmail.h"
 #include "str.h"
 #include "table.h"
@@ -520,7 +521,7 @@ int cmd_sendmail(int argc, char **argv)
 		rc = smtp_proxy(cfg);
 		break;
 	case SENDMAIL_MAILQ:
-		rc = mailq_list(config_str(cfg, "queue_directory"), stdout, stderr);
+		rc = queue_print(cfg, QLIST_MAILQ, stdout, stderr);
 		break;
 	case SENDMAIL_NEWALIASES:
 		rc = newaliases(cfg);
