@@ -283,6 +283,15 @@ int cmd_queue(int argc, char **argv)
 		return cli_usage(&queue_cmd);
 	}
 	const char *sub = argv[1];
+	static const char *const subs[] = { "list", "show", "inject", "flush", "hold", "release", "requeue", "delete" };
+	size_t k = 0;
+	while (k < sizeof(subs) / sizeof(subs[0]) && strcmp(sub, subs[k]) != 0)
+		k++;
+	if (k == sizeof(subs) / sizeof(subs[0])) {
+		fprintf(stderr, "postern queue: unknown sub-command '%s'\n", log_safe(sub, strlen(sub), 64));
+		free(args);
+		return cli_usage(&queue_cmd);
+	}
 	/* options may come anywhere (the CLI convention puts -c DIR last); "--" ends them */
 	for (int i = 2; i < argc; i++) {
 		if (opts && strcmp(argv[i], "-c") == 0 && i + 1 < argc)

@@ -92,9 +92,12 @@ int main(int argc, char **argv)
 		list_commands(stderr);
 		return EX_USAGE;
 	}
-	if (argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
-		printf("usage: postern %s %s\n", c->name, c->usage);
-		return 0;
+	/* --help anywhere before "--" (postern queue list --help), or -h right after the command */
+	for (int i = 2; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (strcmp(argv[i], "--help") == 0 || (i == 2 && strcmp(argv[i], "-h") == 0)) {
+			printf("usage: postern %s %s\n", c->name, c->usage);
+			return 0;
+		}
 	}
 	return c->run(argc - 1, argv + 1);
 }
