@@ -76,7 +76,7 @@ static int queue_op(struct config *cfg, enum queue_op op, const char *id, const 
 		return errno == EACCES ? EX_NOPERM : EX_UNAVAILABLE;
 	} else {
 		int lock = qdisk_lock(cfg, &err);
-		if (lock < 0) {
+		if (lock == -1) {
 			fprintf(stderr, "postern queue: %s\n", buf_cstr(&err));
 			buf_free(&err);
 			return EX_TEMPFAIL;
@@ -86,7 +86,8 @@ static int queue_op(struct config *cfg, enum queue_op op, const char *id, const 
 			log_to_stderr();
 		n = qdisk_op(config_str(cfg, "queue_directory"), op, id, select, &err);
 		log_to_stderr();
-		close(lock);
+		if (lock >= 0)
+			close(lock);
 	}
 	if (n == -1) {
 		fprintf(stderr, "postern queue: no such message: %s\n", id);

@@ -150,7 +150,7 @@ void qdisk_list_corrupt(const char *qdir, FILE *out)
 			continue;
 		if (n++ == 0)
 			fprintf(out, "Corrupt queue files (set aside in %s, never delivered):\n", buf_cstr(&path));
-		fprintf(out, "  %s\n", de->d_name);
+		fprintf(out, "%-16s corrupt\n", de->d_name);
 	}
 	if (d)
 		closedir(d);
@@ -161,10 +161,10 @@ int qdisk_lock(struct config *cfg, struct buf *err)
 {
 	struct buf path = BUF_INIT(BUF_NOLIMIT);
 	buf_printf(&path, "%s/master.lock", config_str(cfg, "pid_directory"));
-	int fd = open(buf_cstr(&path), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 && errno == ENOENT)	/* master never ran here: nothing to exclude but a start, made below */
-		fd = open(buf_cstr(&path), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0) {
+	int fd = open(buf_cstr(&path), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0 && errno == ENOENT) {
+		fd = QDISK_NOLOCK;	/* no pid directory: master never ran here */
+	} else if (fd < 0) {
 		buf_printf(err, "open %s: %s", buf_cstr(&path), strerror(errno));
 	} else if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		if (errno == EWOULDBLOCK)
