@@ -19,7 +19,7 @@ static const struct cli_command commands[] = {
 	{ "reload", cmd_reload, "[-c DIR]  re-read main.cf and master.cf (SIGHUP to master)" },
 	{ "status", cmd_status, "[-c DIR]  services: listeners, busy/idle processes, restarts" },
 	{ "check", cmd_check, "[-c DIR]  check configuration, directories, TLS files and ports" },
-	{ "config", cmd_config, "show [-c DIR] [--non-default] [NAME...] | set [-c DIR] NAME=VALUE...  main.cf" },
+	{ "config", cmd_config, "show [-c DIR] [--non-default] [NAME...] | set [-c DIR] NAME=VALUE... | params  main.cf" },
 	{ "dkim", cmd_dkim, "keygen DOMAIN SELECTOR [--ed25519] [-c DIR]  make a DKIM key, print its DNS record" },
 	{ "init", cmd_init, "DIR [--domain D] [--hostname H] [--port NAME=PORT]... [--user USER] [--dev]  create an instance" },
 	{ "map", cmd_map, "compile FILE [--aliases] | get FILE KEY   build FILE.lmdb, or look KEY up" },
