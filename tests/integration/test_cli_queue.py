@@ -5,6 +5,7 @@ apart; show prints envelope and content; mailq has Postfix's layout; trace follo
 attempts and a bounce's new queue ID; every command answers --help and unknown ones exit 64."""
 import json
 import re
+import smtplib
 import subprocess
 
 import pytest
@@ -152,6 +153,21 @@ def test_trace_follows_bounce(qinst):
     assert re.search(rf': {m.group(1)}: to=<{re.escape(user)}>.*status=sent', trace), trace
     r = inst.cli('trace', '0000000000000AB')
     assert r.returncode == 1 and 'no log lines' in r.stderr
+
+
+def test_trace_smtp_reception(qinst):
+    inst = qinst
+    user, maildir = _demo(inst)
+    inst.start()
+    with smtplib.SMTP('127.0.0.1', inst.port('smtp'), timeout=10) as s:
+        s.sendmail('someone@remote.test', [user], b'Subject: traced\r\n\r\nhi\r\n')
+    qid = inst.wait_log(r'([0-9A-Z]+): from=<someone@remote\.test> size=').group(1)
+    inst.wait_log(rf'{qid}: removed')
+    trace = [l.split(': ', 2)[-1] for l in inst.cli('trace', qid, check=True).stdout.splitlines()]
+    assert trace[0].startswith(f'{qid}: client=') and '127.0.0.1' in trace[0], trace
+    assert any(l.startswith(f'{qid}: from=<someone@remote.test>, size=') and '(queue active)' in l for l in trace)
+    assert any(l.startswith(f'{qid}: to=<{user}>') and 'status=sent' in l for l in trace), trace
+    assert trace[-1] == f'{qid}: removed', trace
 
 
 def test_show_and_corrupt(qinst):
