@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,6 +45,30 @@ static struct config *load(const char *dir)
 	buf_free(&err);
 	buf_free(&warn);
 	return cfg;
+}
+
+/* Log what is done to the queue where the daemons log, so postern trace shows it. A log file root creates here
+ * is given to the owner of its directory (the mail owner), so the daemons can still append to it. */
+static bool log_to_instance(struct config *cfg)
+{
+	const char *dest = config_str(cfg, "log_destination"), *file = dest;
+	struct stat st;
+	if (strcmp(dest, "syslog") == 0 && !(stat("/dev/log", &st) == 0 && S_ISSOCK(st.st_mode)))
+		file = config_str(cfg, "log_file");
+	if (file[0] == '/' && access(file, F_OK) != 0) {
+		char *parent = xstrdup(file);
+		*strrchr(parent, '/') = '\0';
+		int fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
+		if (fd >= 0 && geteuid() == 0 && stat(*parent ? parent : "/", &st) == 0 && fchown(fd, st.st_uid, st.st_gid) < 0)
+			fprintf(stderr, "postern queue: chown %s: %s\n", file, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		free(parent);
+	}
+	if (log_to_dest(dest, config_str(cfg, "log_file")) == 0)
+		return true;
+	log_to_stderr();
+	return false;
 }
 
 /* Tell qmgr new mail is waiting; it also scans on its own, so failing here only delays delivery. */
@@ -81,9 +106,7 @@ static int queue_op(struct config *cfg, enum queue_op op, const char *id, const 
 			buf_free(&err);
 			return EX_TEMPFAIL;
 		}
-		/* what is done to the queue goes where the daemons log it, so postern trace shows it */
-		if (log_to_dest(config_str(cfg, "log_destination"), config_str(cfg, "log_file")) < 0)
-			log_to_stderr();
+		log_to_instance(cfg);
 		n = qdisk_op(config_str(cfg, "queue_directory"), op, id, select, &err);
 		log_to_stderr();
 		if (lock >= 0)
@@ -237,7 +260,7 @@ static int queue_inject(struct config *cfg, const char *qdir, const char *sender
 		return EX_IOERR;
 	}
 	printf("%s\n", id);
-	if (log_to_dest(config_str(cfg, "log_destination"), config_str(cfg, "log_file")) == 0)
+	if (log_to_instance(cfg))
 		log_info("%s: from=<%s>, nrcpt=%d (postern queue inject)", id, log_safe(sender, strlen(sender), 256),
 		         nrcpts);
 	log_to_stderr();

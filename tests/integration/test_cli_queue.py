@@ -146,7 +146,8 @@ def test_trace_follows_bounce(qinst):
     user, maildir = _demo(inst)
     inst.start()
     qid = _queued(inst, user, [f'nobody-here@{inst.domain}'], 'bounces')
-    inst.wait_log(rf'{qid}: removed')
+    nid = inst.wait_log(rf'{qid}: sender non-delivery notification: ([0-9A-Z]+)').group(1)
+    inst.wait_log(rf'{nid}: removed')
     trace = inst.cli('trace', qid, check=True).stdout
     m = re.search(rf': {qid}: sender non-delivery notification: ([0-9A-Z]+)$', trace, re.M)
     assert m, trace
