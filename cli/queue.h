@@ -33,7 +33,7 @@ int qdisk_list(const char *qdir, enum qlist_format f, FILE *out, FILE *errf, siz
 /* Print corrupt/'s files, labelled, after a human listing. */
 void qdisk_list_corrupt(const char *qdir, FILE *out);
 /* Take the instance lock master holds while it runs, so master cannot start while we change the queue.
- * Returns the lock's fd, QDISK_NOLOCK when there is no pid directory (master never ran), or -1 when master
+ * Returns the lock's fd, QDISK_NOLOCK when there is no lock file (master never ran), or -1 when master
  * runs or the lock cannot be taken (err says which). */
 #define QDISK_NOLOCK (-2)
 int qdisk_lock(struct config *cfg, struct buf *err);

@@ -161,9 +161,10 @@ int qdisk_lock(struct config *cfg, struct buf *err)
 {
 	struct buf path = BUF_INIT(BUF_NOLIMIT);
 	buf_printf(&path, "%s/master.lock", config_str(cfg, "pid_directory"));
-	int fd = open(buf_cstr(&path), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	/* read-only and never created: a lock file root made here could keep an unprivileged master from starting */
+	int fd = open(buf_cstr(&path), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0 && errno == ENOENT) {
-		fd = QDISK_NOLOCK;	/* no pid directory: master never ran here */
+		fd = QDISK_NOLOCK;	/* master never ran here */
 	} else if (fd < 0) {
 		buf_printf(err, "open %s: %s", buf_cstr(&path), strerror(errno));
 	} else if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
