@@ -65,6 +65,26 @@ def test_hold_list_release_deliver(qinst):
     assert [m.group(1).split(',')[0] for m in events if m] == ['held', 'released', f'to=<{user}>', 'removed'], trace
 
 
+def test_offline_after_a_run(qinst):
+    """Stopped after running (master's lock file exists): requests are done on disk under that lock."""
+    inst = qinst
+    user, maildir = _demo(inst)
+    inst.start()
+    inst.stop()
+    ids = [_queued(inst, 'sender@remote.test', [user], f'offline {i}') for i in range(2)]
+    assert inst.cli('queue', 'hold', 'ALL', check=True).stdout.strip() == '2 messages'
+    assert inst.cli('queue', 'release', ids[1], check=True).stdout.strip() == '1 message'
+    assert inst.cli('queue', 'flush', check=True).stdout.strip() == '0 messages'     # no state yet
+    msgs = _by_id(inst)
+    assert msgs[ids[0]]['queue_name'] == 'hold' and msgs[ids[1]]['queue_name'] == 'active'
+    inst.start()
+    _wait(lambda: len(_maildir_files(maildir)) == 1, what='the released message', inst=inst)
+    inst.wait_log(rf'{ids[1]}: removed')
+    assert list(_by_id(inst)) == [ids[0]]
+    trace = inst.cli('trace', ids[0], check=True).stdout
+    assert re.search(rf': {ids[0]}: held \(qmgr not running\)$', trace, re.M), trace
+
+
 def test_json_escaping(qinst):
     inst = qinst
     odd = ['"quoted\\back"@remote.test', 'caf\u00e9@remote.test']
