@@ -95,10 +95,11 @@ static int queue_op(struct config *cfg, enum queue_op op, const char *id, const 
 		n = qclient_op(fd, op, id, select, &err);
 		close(fd);
 	} else if (errno != ENOENT && errno != ECONNREFUSED) {
+		int e = errno;
 		fprintf(stderr, "postern queue: cannot reach qmgr on %s/qmgr: %s%s\n", config_str(cfg, "private_directory"),
-		        strerror(errno), errno == EACCES ? " (run as root or the mail owner)" : "");
+		        strerror(e), e == EACCES ? " (run as root or the mail owner)" : "");
 		buf_free(&err);
-		return errno == EACCES ? EX_NOPERM : EX_UNAVAILABLE;
+		return e == EACCES ? EX_NOPERM : EX_UNAVAILABLE;
 	} else {
 		int lock = qdisk_lock(cfg, &err);
 		if (lock == -1) {

@@ -157,8 +157,9 @@ int cmd_trace(int argc, char **argv)
 	}
 	for (char *f = list ? strtok_r(list, "\n", &save) : NULL; f; f = strtok_r(NULL, "\n", &save)) {
 		if (access(f, R_OK) != 0) {
-			fprintf(stderr, "postern trace: %s: %s\n", f, strerror(errno));
-			rc = errno == EACCES ? EX_NOPERM : EX_NOINPUT;
+			int e = errno;
+			fprintf(stderr, "postern trace: %s: %s\n", f, strerror(e));
+			rc = e == EACCES ? EX_NOPERM : EX_NOINPUT;
 			continue;
 		}
 		found += scan(f, &ids);
