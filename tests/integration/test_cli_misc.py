@@ -48,3 +48,23 @@ def test_map_relative_to_instance(make_instance, tmp_path, monkeypatch):
     assert inst.run('map', 'get', './local', 'a', '-c', inst.dir).stdout == 'b\n'
     r = inst.run('map', 'get', 'local', 'a', '-c', inst.dir)       # not in etc/
     assert r.returncode != 0 and str(etc / 'local') in r.stderr
+
+
+def test_trace_reads_rotated_log_and_follows_notifications(make_instance, tmp_path):
+    inst = make_instance(start=False)
+    log = tmp_path / 'mail.log'
+    (tmp_path / 'mail.log.1').write_text(
+        'T1 h postern/smtpd[1]: info: AAAAAAAAAAA1: client=x[192.0.2.1]\n'
+        'T2 h postern/smtpd[1]: info: AAAAAAAAAAAAAAAAAA12: client=other[192.0.2.2]\n')
+    log.write_text(
+        'T3 h postern/qmgr[2]: info: AAAAAAAAAAA1: to=<a@b>, relay=smtp, delay=1, dsn=5.1.1, status=bounced (no)\n'
+        'T4 h postern/qmgr[2]: info: connect from AAAAAAAAAAA1: not about it\n'
+        'T5 h postern/qmgr[2]: info: AAAAAAAAAAA1: sender non-delivery notification: BBBBBBBBBBB2\n'
+        'T6 h postern/qmgr[2]: info: BBBBBBBBBBB2: to=<s@b>, relay=local, dsn=2.0.0, status=sent (ok)\n'
+        'T7 h postern/qmgr[2]: info: CCCCCCCCCCC3: removed\n')
+    r = inst.cli('trace', 'AAAAAAAAAAA1', '--log', log, check=True)
+    assert [l.split()[0] for l in r.stdout.splitlines()] == ['T1', 'T3', 'T5', 'T6']
+    r = inst.cli('trace', 'DDDDDDDDDDD4', '--log', log)
+    assert r.returncode == 1 and 'no log lines about DDDDDDDDDDD4' in r.stderr
+    assert inst.cli('trace', 'not/an/id', '--log', log).returncode == 64
+    assert inst.cli('trace', 'AAAAAAAAAAA1', '--log', tmp_path / 'missing').returncode == 66
