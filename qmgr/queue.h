@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "qfile.h"
+#include "qlist.h"
 #include "route.h"
 #include "sched.h"
 #include "qstate.h"
@@ -90,17 +91,18 @@ int qmgr_flush(struct qmgr *q, const char *id, uint64_t now);
 int qmgr_hold(struct qmgr *q, const char *id);
 int qmgr_release(struct qmgr *q, const char *id, uint64_t now);
 int qmgr_delete(struct qmgr *q, const char *id);
+int qmgr_delete_deferred(struct qmgr *q);	/* every message in deferred/ */
 int qmgr_requeue(struct qmgr *q, const char *id, uint64_t now);
 
-/* Listing: one call per message; rcpts are its state records. */
-struct qmgr_list_entry {
-	const char *id;
-	const char *dir;		/* active, deferred, hold */
-	const struct qfile_envelope *env;
-	const struct qstate_rcpt *rcpts;
-	size_t nrcpts;
+/* Listing: messages from number offset on, formatted into out until it passes max_bytes (at least one goes);
+ * stats say how many, their size, and whether more remain. Returns stats->count. */
+struct qmgr_list_stats {
+	size_t count;
+	unsigned long long bytes;
+	bool more;
 };
-void qmgr_list(struct qmgr *q, void (*fn)(const struct qmgr_list_entry *e, void *arg), void *arg);
+size_t qmgr_list(struct qmgr *q, enum qlist_format f, size_t offset, size_t max_bytes, struct buf *out,
+                 struct qmgr_list_stats *stats);
 size_t qmgr_count(const struct qmgr *q);
 /* The state database qmgr writes (tests read it through this: LMDB allows one environment per file and
  * process). */

@@ -143,7 +143,7 @@ def test_truncated_queue_files(relay_inst):
         _wait(lambda: not list(inst.path('queue', d).iterdir()), what=f'an empty {d}/', inst=inst)
     listing = inst.cli('queue', 'list', check=True).stdout
     assert sorted(re.findall(r'^(\S+) +corrupt$', listing, re.M)) == sorted([cut_env, cut_body, deferred]), listing
-    assert '-- 3 messages' in listing, listing
+    assert listing.startswith('Mail queue is empty\n'), listing     # corrupt files are listed apart, not counted
 
 
 def test_full_queue_filesystem(relay_inst):
