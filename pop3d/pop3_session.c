@@ -586,8 +586,8 @@ void pop3_session_run(struct stream *s, const struct pop3_opts *o, bool loopback
 	}
 	greeting(&ss);
 	while (!ss.done) {
-		/* Pipelining: replies go out together when the client has sent everything it had. */
-		if (stream_pending(s) == 0 && stream_flush(s) != STREAM_OK)
+		/* Pipelining: replies wait while the next command is already here, never while we wait for input. */
+		if (!stream_line_pending(s) && stream_flush(s) != STREAM_OK)
 			break;
 		enum stream_result r = stream_read_line(s, &line, POP3_LINE_MAX);
 		if (r == STREAM_TOOLONG) {
