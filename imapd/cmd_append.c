@@ -76,7 +76,7 @@ static bool write_lf(struct maildir_writer *w, const char *p, size_t n)
 void imapd_cmd_append(struct imapd_session *sess, const struct imap_arg *args, size_t nargs, bool uid)
 {
 	struct buf name = BUF_INIT(1024), path = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(1024);
-	struct buf letters = BUF_INIT(16);
+	struct buf letters = BUF_INIT(64);
 	unsigned flags = 0;
 	bool keywords = false;
 	time_t when = 0;
@@ -123,6 +123,7 @@ void imapd_cmd_append(struct imapd_session *sess, const struct imap_arg *args, s
 		goto out;
 	}
 
+	imapd_recent_init(buf_cstr(&path));
 	struct maildir_writer *w = maildir_begin(buf_cstr(&path), 0600, &err);
 	if (!w)
 		goto fail;
@@ -133,20 +134,32 @@ void imapd_cmd_append(struct imapd_session *sess, const struct imap_arg *args, s
 	}
 	imap_flags_to_maildir(flags, &letters);
 	if (keywords) {
-		/* the target folder's letters; a keyword that finds no room is dropped, the message is not */
+		/* the target folder's letters; a keyword that finds no room is dropped (and logged), the message and
+		 * its other keywords are kept, as COPY does */
 		char *kw[IMAPD_KEYWORDS_MAX] = { 0 };
-		unsigned kwl = 0;
-		bool bad;
 		struct buf kerr = BUF_INIT(1024);
 		imapd_keywords_load(buf_cstr(&path), kw);
-		if (!imapd_keywords_from_args(buf_cstr(&path), kw, &args[1], true, &kwl, &bad, &kerr))
-			log_warn("imapd: user %s: APPEND keywords: %s", sess->login.user, buf_cstr(&kerr));
-		for (int c = 0; c < IMAPD_KEYWORDS_MAX; c++) {
-			if (kwl & (1u << c))
-				buf_putc(&letters, (char)('a' + c));
-			free(kw[c]);
+		for (size_t f = 0; f < args[1].count; f++) {
+			const char *s = args[1].list[f].str;
+			if (s[0] == '\\')
+				continue;
+			buf_reset(&kerr);
+			int c = imapd_keyword_letter(buf_cstr(&path), kw, s, true, &kerr);
+			if (c > 0 && !(letters.len && memchr(letters.data, c, letters.len)))
+				buf_putc(&letters, (char)c);
+			else if (c <= 0)
+				log_warn("imapd: user %s: APPEND keyword not kept: %s", sess->login.user, buf_cstr(&kerr));
 		}
+		for (int c = 0; c < IMAPD_KEYWORDS_MAX; c++)
+			free(kw[c]);
 		buf_free(&kerr);
+		/* Maildir wants the letters in ASCII order */
+		for (size_t a = 1; a < letters.len; a++)
+			for (size_t b = a; b > 0 && letters.data[b - 1] > letters.data[b]; b--) {
+				char t = letters.data[b];
+				letters.data[b] = letters.data[b - 1];
+				letters.data[b - 1] = t;
+			}
 	}
 	if (!maildir_commit(&w, buf_cstr(&letters), &final, &err))
 		goto fail;

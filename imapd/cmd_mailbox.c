@@ -7,6 +7,7 @@
 #include "listmatch.h"
 #include "log.h"
 #include "flags.h"
+#include "keywords.h"
 #include "mailboxes.h"
 #include "selected.h"
 #include "str.h"
@@ -85,7 +86,8 @@ static void do_select(struct imapd_session *sess, const struct imap_arg *args, s
 		imapd_untagged(sess, "OK [PERMANENTFLAGS ()] read-only");
 	} else {
 		buf_truncate(&kw, kw.len - 1);
-		imapd_untagged(sess, "OK [PERMANENTFLAGS %s \\*)] flags", buf_cstr(&kw));
+		imapd_untagged(sess, "OK [PERMANENTFLAGS %s%s)] flags", buf_cstr(&kw),
+			       imapd_keywords_full(sess->sel->keywords) ? "" : " \\*");
 	}
 	buf_free(&kw);
 	for (size_t i = 0; i < sess->sel->n; i++)

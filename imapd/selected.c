@@ -63,15 +63,17 @@ static void view_push(struct imapd_selected *sel, uint32_t uid, uint32_t flags, 
  * read-write session gets them: the mark moves; EXAMINE looks without taking). */
 static void claim_recent(struct imapd_selected *sel, size_t from)
 {
-	uint32_t mark = imapd_recent_mark(sel->path);
+	struct imapd_recent r;
 
+	imapd_recent_read(sel->path, &r);
 	for (size_t i = from; i < sel->n; i++)
-		if (sel->v[i].uid > mark) {
+		if (imapd_recent_has(&r, sel->v[i].uid)) {
 			sel->v[i].recent = true;
 			sel->recent++;
 		}
-	if (!sel->readonly && sel->n && sel->v[sel->n - 1].uid > mark)
+	if (!sel->readonly && sel->n && (sel->v[sel->n - 1].uid > r.mark || r.n))
 		imapd_recent_set(sel->path, sel->v[sel->n - 1].uid);
+	imapd_recent_free(&r);
 }
 
 bool imapd_sel_open(struct imapd_selected *sel, struct buf *err)
@@ -125,7 +127,8 @@ void imapd_sel_update(struct imapd_session *sess, bool expunges)
 		imapd_untagged(sess, "FLAGS %s", buf_cstr(&line));
 		if (!sel->readonly) {
 			buf_truncate(&line, line.len - 1);
-			imapd_untagged(sess, "OK [PERMANENTFLAGS %s \\*)] flags", buf_cstr(&line));
+			imapd_untagged(sess, "OK [PERMANENTFLAGS %s%s)] flags", buf_cstr(&line),
+				       imapd_keywords_full(sel->keywords) ? "" : " \\*");
 		}
 	}
 	for (size_t i = 0; i < sel->n; i++) {
