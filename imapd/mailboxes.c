@@ -232,7 +232,7 @@ enum imapd_mbox_result imapd_mailbox_rename(const char *root, const char *from, 
 {
 	struct buf pf = BUF_INIT(BUF_NOLIMIT), pt = BUF_INIT(BUF_NOLIMIT);
 	struct buf a = BUF_INIT(BUF_NOLIMIT), b = BUF_INIT(BUF_NOLIMIT);
-	struct imapd_names all = { 0 };
+	struct imapd_names all = { 0 }, src = { 0 }, dst = { 0 };
 	enum imapd_mbox_result r = IMAPD_MBOX_OK;
 
 	if (!imapd_mailbox_path(root, to, &pt) || str_eq_ci(to, "INBOX")) {
@@ -250,15 +250,17 @@ enum imapd_mbox_result imapd_mailbox_rename(const char *root, const char *from, 
 			r = IMAPD_MBOX_FAILED;
 		goto out;
 	}
-	if (!imapd_mailbox_exists(root, from) || !imapd_mailbox_path(root, from, &pf)) {
+	if (!imapd_mailbox_path(root, from, &pf)) {
 		r = IMAPD_MBOX_NONEXISTENT;
 		goto out;
 	}
-	/* children first collected, so the walk does not see folders it has already renamed */
+	/* every directory to move is named and checked before the first rename, and a rename that fails puts back
+	 * the ones already done: the hierarchy moves as a whole or not at all */
 	imapd_mailboxes_list(root, &all);
 	size_t flen = strlen(from);
 	for (size_t i = 0; i < all.count; i++) {
 		const char *n = all.v[i];
+		struct stat st;
 		if (strcmp(n, from) != 0 && !(strncmp(n, from, flen) == 0 && n[flen] == '/'))
 			continue;
 		buf_reset(&b);
@@ -267,20 +269,37 @@ enum imapd_mbox_result imapd_mailbox_rename(const char *root, const char *from, 
 			r = IMAPD_MBOX_BADNAME;
 			goto out;
 		}
-		if (imapd_mailbox_exists(root, buf_cstr(&b))) {
+		if (lstat(buf_cstr(&a), &st) == 0) {
 			r = IMAPD_MBOX_EXISTS;
 			goto out;
 		}
-		if (rename(buf_cstr(&pf), buf_cstr(&a)) != 0) {
-			buf_printf(err, "rename %s: %s", buf_cstr(&pf), strerror(errno));
-			r = IMAPD_MBOX_FAILED;
-			goto out;
-		}
+		imapd_names_add(&src, buf_cstr(&pf));
+		imapd_names_add(&dst, buf_cstr(&a));
 	}
+	if (src.count == 0) {
+		/* neither the folder nor anything below it (a parent that is only a prefix moves its children) */
+		r = IMAPD_MBOX_NONEXISTENT;
+		goto out;
+	}
+	size_t done;
+	for (done = 0; done < src.count; done++)
+		if (rename(src.v[done], dst.v[done]) != 0) {
+			/* a child whose new directory name is too long for the file system: the name's fault */
+			r = errno == ENAMETOOLONG ? IMAPD_MBOX_BADNAME : IMAPD_MBOX_FAILED;
+			buf_printf(err, "rename %s: %s", src.v[done], strerror(errno));
+			break;
+		}
+	if (r != IMAPD_MBOX_OK)
+		while (done-- > 0)
+			if (rename(dst.v[done], src.v[done]) != 0)
+				log_error("imapd: RENAME rollback: rename %s back to %s: %s", dst.v[done], src.v[done],
+					  strerror(errno));
 	if (!fsutil_fsync_dir(root))
 		r = IMAPD_MBOX_FAILED;
 out:
 	imapd_names_free(&all);
+	imapd_names_free(&src);
+	imapd_names_free(&dst);
 	buf_free(&pf);
 	buf_free(&pt);
 	buf_free(&a);
