@@ -133,7 +133,9 @@ void imapd_cmd_append(struct imapd_session *sess, const struct imap_arg *args, s
 		goto out;
 	}
 
-	imapd_recent_init(buf_cstr(&path));
+	/* (the selected folder has its mark already, and must not have its index opened a second time) */
+	if (!sess->sel || strcmp(sess->sel->path, buf_cstr(&path)) != 0)
+		imapd_recent_init(buf_cstr(&path));
 	struct maildir_writer *w = maildir_begin(buf_cstr(&path), 0600, &err);
 	if (!w)
 		goto fail;

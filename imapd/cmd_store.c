@@ -275,7 +275,9 @@ static void do_copy(struct imapd_session *sess, const struct imap_arg *args, siz
 		imapd_no(sess, "[READ-ONLY] mailbox is read-only");
 		goto out;
 	}
-	imapd_recent_init(buf_cstr(&path));
+	/* (the selected folder has its mark already, and must not have its index opened a second time) */
+	if (strcmp(sel->path, buf_cstr(&path)) != 0)
+		imapd_recent_init(buf_cstr(&path));
 	imapd_keywords_load(buf_cstr(&path), kwt);
 	names = xcalloc(n + 1, sizeof(*names));
 	suids = xcalloc(n + 1, sizeof(*suids));
