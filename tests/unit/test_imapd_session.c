@@ -334,7 +334,11 @@ static void test_mailboxes(void **state)
 	EXPECT(e, "b1 LIST \"\" %", "* LIST (\\Noselect \\HasChildren) \"/\" \"Lists\"");
 	EXPECT_NOT(e, "b2 LIST \"\" %", "Lists/postern");
 	EXPECT(e, "b3 LIST Lists/ %", "* LIST (\\HasNoChildren) \"/\" \"Lists/postern\"");
-	EXPECT(e, "b4 RENAME Lists Mail", "b4 NO [NONEXISTENT]");
+	EXPECT(e, "b4 RENAME Nothing Mail", "b4 NO [NONEXISTENT]");
+	/* a parent that is only a prefix moves its children (as Dovecot) */
+	EXPECT(e, "b4a RENAME Lists Mail", "b4a OK");
+	EXPECT(e, "b4b LIST \"\" Mail/*", "\"Mail/postern\"");
+	EXPECT(e, "b4c RENAME Mail Lists", "b4c OK");
 	EXPECT(e, "b5 RENAME Lists/postern Work/postern", "b5 OK");
 	EXPECT(e, "b6 LIST \"\" *", "\"Work/postern\"");
 	EXPECT_NOT(e, "b7 LIST \"\" *", "\"Lists/postern\"");
