@@ -465,7 +465,7 @@ static size_t name_base(const char *name)
 void imapd_recent_init(const char *path)
 {
 	struct buf p = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(1024);
-	struct imapd_names fresh = { 0 };
+	struct imapd_names fresh = { 0 };	/* bases of the names in new/, sorted */
 	struct mbox *mb;
 	DIR *d;
 
@@ -477,10 +477,13 @@ void imapd_recent_init(const char *path)
 	buf_printf(&p, "%s/new", path);
 	if ((d = opendir(buf_cstr(&p))) != NULL) {
 		struct dirent *de;
-		while ((de = readdir(d)) != NULL && fresh.count < 100000)
-			if (de->d_name[0] != '.')
+		while ((de = readdir(d)) != NULL && fresh.count < IMAPD_RECENT_LIST_MAX)
+			if (de->d_name[0] != '.') {
 				imapd_names_add(&fresh, de->d_name);
+				fresh.v[fresh.count - 1][name_base(de->d_name)] = '\0';
+			}
 		closedir(d);
+		qsort(fresh.v, fresh.count, sizeof(*fresh.v), cmp_str);
 	}
 	if ((mb = mbox_open(path, &err)) == NULL) {
 		log_error("imapd: %s", buf_cstr(&err));
@@ -492,12 +495,10 @@ void imapd_recent_init(const char *path)
 	size_t n = 0;
 	for (size_t i = 0; i < mbox_count(mb) && n < IMAPD_RECENT_LIST_MAX; i++) {
 		const struct mbox_msg *m = mbox_get(mb, i);
-		size_t bl = name_base(m->name);
-		for (size_t j = 0; j < fresh.count; j++)
-			if (name_base(fresh.v[j]) == bl && strncmp(fresh.v[j], m->name, bl) == 0) {
-				also[n++] = m->uid;
-				break;
-			}
+		char *base = xstrndup(m->name, name_base(m->name));
+		if (fresh.count && bsearch(&base, fresh.v, fresh.count, sizeof(*fresh.v), cmp_str))
+			also[n++] = m->uid;
+		free(base);
 	}
 	recent_write(path, mbox_uidnext(mb) - 1, also, n);
 	free(also);
