@@ -160,7 +160,8 @@ void imapd_cmd_append(struct imapd_session *sess, const struct imap_arg *args, s
 			if (c > 0 && !(letters.len && memchr(letters.data, c, letters.len)))
 				buf_putc(&letters, (char)c);
 			else if (c <= 0)
-				log_warn("imapd: user %s: APPEND keyword not kept: %s", sess->login.user, buf_cstr(&kerr));
+				log_warn("imapd: user %s: APPEND keyword not kept: %s", sess->login.user,
+					 buf_cstr(&kerr));
 		}
 		for (int c = 0; c < IMAPD_KEYWORDS_MAX; c++)
 			free(kw[c]);

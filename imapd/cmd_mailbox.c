@@ -1,5 +1,6 @@
-/* imapd mailbox commands: SELECT/EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE/UNSUBSCRIBE, LIST/LSUB, STATUS,
- * NAMESPACE, CLOSE/UNSELECT, CHECK (LIST and LSUB are cmd_list.c's). Names arrive in modified UTF-7 and are handled as UTF-8 (mailboxes.c). */
+/* imapd mailbox commands: SELECT/EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE/UNSUBSCRIBE, STATUS,
+ * NAMESPACE, CLOSE/UNSELECT, CHECK (LIST and LSUB are cmd_list.c's). Names arrive in modified UTF-7 and are
+ * handled as UTF-8 (mailboxes.c). */
 #include <string.h>
 
 #include "alloc.h"

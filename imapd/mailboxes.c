@@ -190,7 +190,7 @@ enum imapd_mbox_result imapd_mailbox_delete(const char *root, const char *name, 
 	return r;
 }
 
-/* Move every message file of INBOX's sub (new or cur) into the same sub of dst. */
+/* Move every message file of the folder root's sub (new or cur) into the same sub of dst. */
 static bool move_messages(const char *root, const char *dst, const char *sub, struct buf *err)
 {
 	struct buf from = BUF_INIT(BUF_NOLIMIT), a = BUF_INIT(BUF_NOLIMIT), b = BUF_INIT(BUF_NOLIMIT);
@@ -246,8 +246,16 @@ enum imapd_mbox_result imapd_mailbox_rename(const char *root, const char *from, 
 	if (str_eq_ci(from, "INBOX")) {
 		r = imapd_mailbox_create(root, to, err);
 		if (r == IMAPD_MBOX_OK && (!move_messages(root, buf_cstr(&pt), "cur", err) ||
-					   !move_messages(root, buf_cstr(&pt), "new", err)))
+					   !move_messages(root, buf_cstr(&pt), "new", err))) {
+			/* all or nothing: what moved goes back, and the new folder goes */
+			struct buf e2 = BUF_INIT(1024);
+			if (!move_messages(buf_cstr(&pt), root, "cur", &e2) ||
+			    !move_messages(buf_cstr(&pt), root, "new", &e2) ||
+			    imapd_mailbox_delete(root, to, &e2) != IMAPD_MBOX_OK)
+				log_error("imapd: RENAME INBOX rollback: %s", buf_cstr(&e2));
+			buf_free(&e2);
 			r = IMAPD_MBOX_FAILED;
+		}
 		goto out;
 	}
 	if (!imapd_mailbox_path(root, from, &pf)) {

@@ -297,9 +297,9 @@ void imapd_session_run(struct imapd_session *sess)
 		stream_consume(sess->s, used);
 		switch (r) {
 		case IMAP_PARSE_MORE:
-			/* a command begun and not complete, typically an APPEND literal read and its CRLF to come: ACK
-			 * at once. The client's Nagle holds that last small segment until our ACK, which the kernel
-			 * would delay (~40 ms) since we have nothing to send. Quick-ack mode does not stick: each time. */
+			/* a command begun and not complete, typically an APPEND literal read and its CRLF to come:
+			 * ACK at once. The client's Nagle holds that last small segment until our ACK, which the
+			 * kernel would delay (~40 ms) since we have nothing to send. Quick-ack does not stick. */
 			if (imap_parser_in_command(sess->parser)) {
 				int on = 1;
 				(void)setsockopt(stream_fd(sess->s), IPPROTO_TCP, TCP_QUICKACK, &on, sizeof(on));
