@@ -225,7 +225,8 @@ bool imapd_sel_set(struct imapd_session *sess, const char *set, bool uid, uint32
 				(*seqs)[(*n)++] = (uint32_t)s;
 			}
 		}
-		qsort(*seqs, *n, sizeof(**seqs), u32cmp);
+		if (*n)	/* qsort(NULL, 0) is undefined */
+			qsort(*seqs, *n, sizeof(**seqs), u32cmp);
 	}
 	imap_seqset_free(&ss);
 	return true;
