@@ -80,6 +80,14 @@ static bool is_dir(const char *path)
 	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+bool imapd_mailbox_exists_at(const char *path)
+{
+	struct buf p = BUF_INIT(BUF_NOLIMIT);
+	bool ok = buf_printf(&p, "%s/cur", path) && is_dir(buf_cstr(&p));
+	buf_free(&p);
+	return ok;
+}
+
 bool imapd_mailbox_exists(const char *root, const char *name)
 {
 	struct buf p = BUF_INIT(BUF_NOLIMIT);

@@ -32,6 +32,8 @@ const char *imapd_special_use(const char *name);
 /* Directory of a folder, false when the name cannot be one. */
 bool imapd_mailbox_path(const char *root, const char *name, struct buf *path);
 bool imapd_mailbox_exists(const char *root, const char *name);
+/* The same for a folder's directory. */
+bool imapd_mailbox_exists_at(const char *path);
 
 enum imapd_mbox_result { IMAPD_MBOX_OK, IMAPD_MBOX_EXISTS, IMAPD_MBOX_NONEXISTENT, IMAPD_MBOX_BADNAME,
 	IMAPD_MBOX_FAILED };

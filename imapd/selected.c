@@ -118,7 +118,15 @@ void imapd_sel_update(struct imapd_session *sess, bool expunges)
 	struct buf err = BUF_INIT(1024), line = BUF_INIT(BUF_NOLIMIT);
 
 	if (!mbox_sync(sel->mb, &err)) {
-		log_error("imapd: user %s: %s", sess->login.user, buf_cstr(&err));
+		if (!imapd_mailbox_exists_at(sel->path)) {
+			/* another session renamed or deleted the folder: its messages cannot be reached under the
+			 * name this session knows, and IMAP has no way to say so but BYE (Dovecot does the same) */
+			log_info("imapd: user %s: selected mailbox %s went away", sess->login.user, sel->name);
+			imapd_untagged(sess, "BYE the selected mailbox was renamed or deleted by another session");
+			sess->state = IMAPD_LOGOUT;
+		} else {
+			log_error("imapd: user %s: %s", sess->login.user, buf_cstr(&err));
+		}
 		goto out;
 	}
 	if (imapd_keywords_load(sel->path, sel->keywords)) {

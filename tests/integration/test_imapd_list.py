@@ -6,6 +6,8 @@ folders (\\Noselect for a prefix-only parent in a basic LIST, \\NonExistent in a
 import imaplib
 import socket
 
+import pytest
+
 from test_imapd import inst  # noqa: F401  (the instance fixture)
 from test_imapd_selected import USER, PASS, login, maildir
 
@@ -214,3 +216,16 @@ def test_rename_hierarchy_all_or_nothing(inst):
     typ, data = m.list('""', 'Y*')
     assert len(data) == 2
     m.logout()
+
+
+def test_selected_folder_renamed_by_another_session(inst):
+    a, b = login(inst), login(inst)
+    a.create('Shared')
+    a.append('Shared', None, None, b'Subject: s\r\n\r\nx\r\n')
+    a.select('Shared')
+    assert b.rename('Shared', 'Moved')[0] == 'OK'
+    # a cannot follow a rename it did not make: it is told and disconnected, as Dovecot does
+    with pytest.raises(imaplib.IMAP4.abort, match='renamed or deleted'):
+        a.noop()
+    assert b.select('Moved')[1] == [b'1']
+    b.logout()
