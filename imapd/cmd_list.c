@@ -79,7 +79,8 @@ static bool matches(const struct listreq *rq, const char *name)
 	return false;
 }
 
-/* RECURSIVEMATCH: a subscribed descendant the patterns do not show themselves (so the client learns of it). */
+/* A subscribed descendant the patterns do not show themselves (so the client learns of it): CHILDINFO for
+ * RECURSIVEMATCH, the \Noselect parent of LSUB "%". */
 static bool childinfo(const struct listreq *rq, const char *name)
 {
 	size_t n = strlen(name);
@@ -221,14 +222,20 @@ static bool list_one(struct imapd_session *sess, const struct listreq *rq, const
 		info = childinfo(rq, n);
 	if ((rq->opts & SEL_SUBSCRIBED) && !sub && !info)
 		return false;
+	/* LSUB shows a parent that is not subscribed itself only for a subscribed name the pattern hides ("%"),
+	 * RFC 3501 6.3.9 */
+	if (rq->lsub && !sub && !childinfo(rq, n))
+		return false;
 	if ((rq->opts & SEL_SPECIAL) && !use)
 		return false;
 	buf_reset(line);
 	buf_printf(line, "%s (", rq->lsub ? "LSUB" : "LIST");
 	size_t start = line->len;
 	if (rq->lsub) {
-		if (!sub || !exists)
+		if (!sub)	/* a parent that is only a prefix; a subscribed name that is gone stays as it is */
 			attr(line, start, "\\Noselect");
+		if (use)
+			attr(line, start, use);
 	} else if (!rq->extended) {
 		if (!exists)
 			attr(line, start, "\\Noselect");

@@ -1,4 +1,4 @@
-"""imapd against Dovecot, byte for byte: the MIME corpus (tests/data/mime/*.eml) is APPENDed to a Postern
+"""imapd against Dovecot, byte for byte: LIST in its basic and extended forms on the same folders, and the MIME corpus (tests/data/mime/*.eml) is APPENDed to a Postern
 instance and to a Dovecot 2.3 started here as a peer (its own minimal configuration in a temporary directory, a
 free loopback port, passwd-file users, no SSL, no system services), then FETCH ENVELOPE, BODYSTRUCTURE, BODY and
 BODY[section] for every part Dovecot reports (HEADER, TEXT, MIME, HEADER.FIELDS, partials) are compared.
@@ -158,6 +158,9 @@ class Dovecot:
             os.chown(top / 'mail', mail.pw_uid, mail.pw_gid)
         (top / 'users').write_text(
             f'{USER}:{{PLAIN}}{PASS}:{mail.pw_uid}:{mail.pw_gid}::{top}/mail::\n')
+        # the folders our first login makes, made and subscribed by Dovecot the same way
+        special = '\n'.join(f'  mailbox {n} {{\n    special_use = \\{n}\n    auto = subscribe\n  }}'
+                            for n in ('Sent', 'Drafts', 'Trash', 'Junk', 'Archive'))
         (top / 'dovecot.conf').write_text(f'''instance_name = postern-test-{self.port}
 base_dir = {top}/run
 state_dir = {top}/run
@@ -179,6 +182,11 @@ passdb {{
 userdb {{
   driver = passwd-file
   args = username_format=%u {top}/users
+}}
+namespace inbox {{
+  inbox = yes
+  separator = /
+{special}
 }}
 service imap-login {{
   inet_listener imap {{
@@ -344,3 +352,55 @@ def test_fetch_answers_match_dovecot(inst, dovecot):
     assert not differences, f'{len(differences)} unexplained differences from Dovecot:\n' + '\n'.join(differences)
     # every deliberate difference is still real: a stale entry would hide a future regression
     assert deliberate == set(DELIBERATE), f'no longer different: {set(DELIBERATE) - deliberate}'
+
+
+# ---- LIST ----
+
+def list_lines(untagged):
+    """LIST/LSUB/STATUS lines as comparable tuples: the name parsed (Dovecot sends atoms where we quote)."""
+    out = []
+    for r in untagged:
+        m = re.match(rb'\* (LIST|LSUB) \(([^)]*)\) "/" ', r)
+        if m:
+            name, i = read_value(r, m.end())
+            out.append((m.group(1), m.group(2), name if isinstance(name, bytes) else name.encode(), r[i:]))
+            continue
+        m = re.match(rb'\* STATUS ', r)
+        if m:
+            name, i = read_value(r, m.end())
+            out.append((b'STATUS', b'', name if isinstance(name, bytes) else name.encode(), r[i:]))
+    return sorted(out)
+
+
+LIST_COMMANDS = [
+    'LIST "" *', 'LIST "" %', 'LIST "" ""', 'LIST "" "d/*"', 'LSUB "" *', 'LSUB "" %',
+    'LIST (SUBSCRIBED) "" *', 'LIST (SUBSCRIBED RECURSIVEMATCH) "" %', 'LIST (SUBSCRIBED RECURSIVEMATCH) "" "d/%"',
+    'LIST (SUBSCRIBED RECURSIVEMATCH) "" *', 'LIST (SPECIAL-USE) "" *', 'LIST (REMOTE) "" %', 'LIST () "" %',
+    'LIST "" % RETURN (CHILDREN)', 'LIST "" * RETURN (SUBSCRIBED CHILDREN)', 'LIST "" * RETURN (SPECIAL-USE)',
+    'LIST "" (INBOX "d/%" Sent) RETURN (SUBSCRIBED SPECIAL-USE)', 'LIST (SUBSCRIBED) "" * RETURN (CHILDREN)',
+    'LIST "" % RETURN (STATUS (MESSAGES UIDNEXT UNSEEN))', 'LIST (SUBSCRIBED) "" * RETURN (STATUS (MESSAGES))',
+]
+
+
+def test_list_matches_dovecot(inst, dovecot):
+    answers = []
+    for port in (inst.imap, dovecot.port):
+        c = Client(port, USER, PASS)
+        # (our first login subscribes INBOX too; Dovecot's gets it here)
+        for command in ('SUBSCRIBE INBOX', 'CREATE a/b', 'CREATE c', 'CREATE d/e/f', 'SUBSCRIBE a/b', 'SUBSCRIBE c',
+                        'SUBSCRIBE d/e/f', 'DELETE c'):
+            status, _ = c.cmd(command.encode())
+            assert status.startswith(b'OK'), (port, command, status)
+        c.cmd(b'APPEND INBOX', b'Subject: one\r\n\r\nx\r\n')
+        got = {}
+        for command in LIST_COMMANDS:
+            status, untagged = c.cmd(command.encode())
+            assert status.startswith(b'OK'), (port, command, status)
+            got[command] = list_lines(untagged)
+        for bad in ('LIST (RECURSIVEMATCH) "" %', 'LIST (BOGUS) "" %', 'LIST "" % RETURN (BOGUS)'):
+            assert c.cmd(bad.encode())[0].startswith(b'BAD'), (port, bad)
+        c.close()
+        answers.append(got)
+    ours, theirs = answers
+    diffs = [f'{c}\n  dovecot: {theirs[c]}\n  postern: {ours[c]}' for c in LIST_COMMANDS if ours[c] != theirs[c]]
+    assert not diffs, 'LIST answers differ from Dovecot\'s:\n' + '\n'.join(diffs)

@@ -84,9 +84,9 @@ def test_basic_list_and_lsub(inst):
     assert r.ok('LIST "" ""') == ['* LIST (\\Noselect) "/" ""']
     assert r.ok('LSUB "" %') == [
         '* LSUB () "/" "INBOX"',
-        *['* LSUB () "/" "%s"' % n for n in SPECIAL],
+        *['* LSUB (\\%s) "/" "%s"' % (n, n) for n in SPECIAL],
         '* LSUB (\\Noselect) "/" "a"',
-        '* LSUB (\\Noselect) "/" "c"',
+        '* LSUB () "/" "c"',
         '* LSUB (\\Noselect) "/" "d"',
     ]
     r.close()
