@@ -284,7 +284,8 @@ static void do_list(struct imapd_session *sess, const struct imap_arg *args, siz
 	for (size_t i = 0; i < base->count; i++)
 		imapd_names_add(&rq.all, base->v[i]);
 	add_parents(&rq.all);
-	qsort(rq.all.v, rq.all.count, sizeof(*rq.all.v), cmp_name);
+	if (rq.all.count)
+		qsort(rq.all.v, rq.all.count, sizeof(*rq.all.v), cmp_name);
 	for (size_t i = 0; i < rq.all.count; i++)
 		if (matches(&rq, rq.all.v[i]))
 			list_one(sess, &rq, rq.all.v[i], &line);

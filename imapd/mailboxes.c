@@ -499,7 +499,8 @@ void imapd_recent_init(const char *path)
 				fresh.v[fresh.count - 1][name_base(de->d_name)] = '\0';
 			}
 		closedir(d);
-		qsort(fresh.v, fresh.count, sizeof(*fresh.v), cmp_str);
+		if (fresh.count)
+			qsort(fresh.v, fresh.count, sizeof(*fresh.v), cmp_str);
 	}
 	if ((mb = mbox_open(path, &err)) == NULL) {
 		log_error("imapd: %s", buf_cstr(&err));
