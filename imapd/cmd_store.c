@@ -75,7 +75,7 @@ void imapd_cmd_store(struct imapd_session *sess, const struct imap_arg *args, si
 		/* .SILENT: the client knows what it set; changes by others still come with the next update */
 		if (!st.silent) {
 			buf_reset(&line);
-			imapd_sel_flags_list(sel, sel->v[i].flags, &line);
+			imapd_sel_msg_flags(sel, i, &line);
 			if (uid)
 				imapd_untagged(sess, "%zu FETCH (UID %u FLAGS %s)", i + 1, sel->v[i].uid, buf_cstr(&line));
 			else

@@ -32,14 +32,18 @@ uint32_t imapd_sel_flags_from_letters(const char *letters)
 	return f;
 }
 
-void imapd_sel_flags_list(const struct imapd_selected *sel, uint32_t flags, struct buf *out)
+static void flags_list(const struct imapd_selected *sel, uint32_t flags, bool recent, struct buf *out)
 {
 	struct buf sys = BUF_INIT(BUF_NOLIMIT);
 
 	imap_flags_to_list(flags & IMAPD_SYS_FLAGS, &sys);
-	/* "(...)": splice the keywords in before the closing parenthesis */
+	/* "(...)": splice \Recent and the keywords in before the closing parenthesis (Dovecot's order) */
 	buf_append(out, sys.data, sys.len - 1);
 	bool first = sys.len == 2;
+	if (recent) {
+		buf_puts(out, first ? "\\Recent" : " \\Recent");
+		first = false;
+	}
 	for (int c = 0; c < 26; c++) {
 		if (!(flags & KW_BIT('a' + c)) || !sel->keywords[c])
 			continue;
@@ -48,6 +52,16 @@ void imapd_sel_flags_list(const struct imapd_selected *sel, uint32_t flags, stru
 	}
 	buf_putc(out, ')');
 	buf_free(&sys);
+}
+
+void imapd_sel_flags_list(const struct imapd_selected *sel, uint32_t flags, struct buf *out)
+{
+	flags_list(sel, flags, false, out);
+}
+
+void imapd_sel_msg_flags(const struct imapd_selected *sel, size_t i, struct buf *out)
+{
+	flags_list(sel, sel->v[i].flags, sel->v[i].recent, out);
 }
 
 static void view_push(struct imapd_selected *sel, uint32_t uid, uint32_t flags, bool recent)
@@ -149,7 +163,7 @@ void imapd_sel_update(struct imapd_session *sess, bool expunges)
 		if (f != sel->v[i].flags && !sel->v[i].gone) {
 			sel->v[i].flags = f;
 			buf_reset(&line);
-			imapd_sel_flags_list(sel, f, &line);
+			imapd_sel_msg_flags(sel, i, &line);
 			imapd_untagged(sess, "%zu FETCH (FLAGS %s)", i + 1, buf_cstr(&line));
 		}
 	}

@@ -174,7 +174,7 @@ def test_rename_selected(inst):
     assert m.rename('Proj/old', 'Proj/new')[0] == 'OK'
     # still selected, same UIDs and flags, and the index follows the folder
     typ, data = m.fetch('1:*', '(UID FLAGS)')
-    assert typ == 'OK' and data == [b'1 (UID 1 FLAGS (\\Flagged))', b'2 (UID 2 FLAGS ())']
+    assert typ == 'OK' and data == [b'1 (UID 1 FLAGS (\\Flagged \\Recent))', b'2 (UID 2 FLAGS (\\Recent))']
     assert 'EXPUNGE' not in m.untagged_responses
     m.append('Proj/new', None, None, b'Subject: 3\r\n\r\nx\r\n')
     m.noop()
