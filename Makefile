@@ -9,7 +9,7 @@ BUILD    ?= build
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 CC       ?= cc
-PKGS     := openssl libcares lmdb libevent
+PKGS     := openssl libcares lmdb libevent libidn2
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -levent_openssl -lcrypt -lz
 
@@ -95,6 +95,16 @@ fuzz-targets: $(FUZZ_BINS)
 $(BUILD)/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(DIRLIBS) $(LIBCOMMON)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(DIRLIBS) $(LIBCOMMON) $(LDLIBS)
+
+# Micro-benchmarks of the MIME parser and the IMAP index, never built by "all" (bench/micro runs them for
+# docs/PERFORMANCE.md).
+MICRO_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/micro_*.c))
+.PHONY: bench-micro
+bench-micro: check-deps $(MICRO_BINS)
+
+$(BUILD)/bench/micro_%: $(BUILD)/bench/micro_%.o $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 FUZZ_SECONDS ?= 60
 fuzz: fuzz-build

@@ -35,7 +35,6 @@
 static struct {
 	char *queue_dir, *relayhost, *transport_path, *policy_path, *cafile, *myhostname, *helo_name, *sasl_path;
 	struct table *transport, *policy, *sasl;
-	struct dkim_signer *dkim;
 	struct dns_options dns;
 	struct smtp_session_opts sopts;
 	unsigned port;
@@ -439,14 +438,6 @@ static void init(struct daemon_ctx *ctx)
 		.data_done_ms = ms(cfg, "smtp_data_done_timeout"), .quit_ms = ms(cfg, "smtp_quit_timeout"),
 		.auth_tls_required = config_bool(cfg, "smtp_sasl_tls_required"),
 	};
-	const char *dkim_keys = config_str(cfg, "dkim_keys");
-	if (*dkim_keys) {
-		struct buf derr = BUF_INIT(512);
-		if (!(S.dkim = dkim_signer_open(dkim_keys, &derr)))
-			fatalx("dkim_keys: %s", buf_cstr(&derr));
-		S.sopts.dkim = S.dkim;
-		buf_free(&derr);
-	}
 	const char *owner = config_str(cfg, "mail_owner");
 	struct passwd *pw = getpwnam(owner);
 	S.owner_uid = pw ? pw->pw_uid : geteuid();
