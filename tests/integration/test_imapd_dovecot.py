@@ -40,8 +40,6 @@ DELIBERATE = {
     ('broken_header', r'BODY\[HEADER\.FIELDS\.NOT .*'):
         'lines of a header that are not fields (no colon, an mbox "From " line) are not header fields, so '
         'HEADER.FIELDS.NOT leaves them out; Dovecot keeps them',
-    ('related', r'ENVELOPE'):
-        'source routes and comment names in addresses are not reported',
 }
 
 # Messages our APPEND refuses and Dovecot's takes, and why.
