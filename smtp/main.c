@@ -40,6 +40,7 @@ static struct {
 	struct smtp_session_opts sopts;
 	unsigned port;
 	size_t max_addrs;
+	enum smtp_addr_pref addr_pref;
 	enum smtp_tls_level level;
 	SSL_CTX *tls_ctx;
 	struct ipc_peer_policy peers;
@@ -159,7 +160,7 @@ static void deliver_domain(struct smtp_message *all, const char *domain, double 
 	if (!nh.host)
 		nh.host = xstrdup(relay_default ? relay_default : domain);
 	smtp_resolve(&(struct smtp_resolve_opts){ .dns = lookup, .myhostname = S.myhostname, .default_port = S.port,
-	                                          .max_addrs = S.max_addrs },
+	                                          .max_addrs = S.max_addrs, .addr_pref = S.addr_pref },
 	             &nh, &tg);
 	if (!tg.n) {
 		smtp_rcpts_fail(&m, tg.code, tg.dsn, buf_cstr(&tg.why));
@@ -420,6 +421,9 @@ static void init(struct daemon_ctx *ctx)
 	S.port = (unsigned)config_int(cfg, "smtp_port", 1, 65535);
 	S.max_addrs = (size_t)config_int(cfg, "smtp_mx_address_limit", 1, 1000);
 	S.reuse_ms = (int)config_time(cfg, "smtp_connection_reuse_time", 0, 300) * 1000;
+	const char *ap = config_str(cfg, "smtp_address_preference");
+	if (!smtp_addr_pref_parse(ap, &S.addr_pref))
+		fatalx("smtp_address_preference: unknown value \"%s\" (any, ipv4, ipv6)", ap);
 	atexit(close_at_exit);
 	dns_options_from_config(cfg, &S.dns);
 	const char *lvl = config_str(cfg, "smtp_tls_security_level");

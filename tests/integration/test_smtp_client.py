@@ -714,11 +714,17 @@ def test_ipv6_mx_and_fallback_between_families(env):
     assert r[0][0] == 2, r
     assert len(srv.messages) == 1
     assert re.search(r'relay=mx\.v6\.test\[::1\]:\d+, .*status=sent', env.logtext())
-    # IPv4 address refuses: the same host's IPv6 address takes it
+    # IPv4 first (smtp_address_preference): its address refuses, the same host's IPv6 address takes it
+    env.start('smtp_address_preference=ipv4')
     r = env.deliver(['b@dual.test'])
     assert r[0][0] == 2, r
     assert len(srv.messages) == 2
     assert 'connect to mx.dual.test[127.0.0.8]' in env.logtext()
+    # IPv6 first: delivered without trying IPv4 at all
+    env.start('smtp_address_preference=ipv6')
+    r = env.deliver(['c@dual.test'])
+    assert r[0][0] == 2, r
+    assert env.logtext().count('connect to mx.dual.test[127.0.0.8]') == 1
 
 
 def test_connection_lost_after_rcpt_defers(env):
