@@ -231,6 +231,16 @@ class FakeSMTP:
                     data += l
                 self.messages.append({'cmds': list(cmds), 'data': data})
                 say(b.get('data_end', '250 2.0.0 queued as FAKE1'))
+            elif verb == 'BDAT':
+                size, last = int(cmd.split()[1]), cmd.upper().endswith(' LAST')
+                chunks = getattr(self, 'chunks', b'') + f.read(size)
+                self.chunks = chunks
+                if not last:
+                    say('250 2.0.0 %d octets received' % size)
+                    continue
+                self.chunks = b''
+                self.messages.append({'cmds': list(cmds), 'data': chunks})
+                say(b.get('data_end', '250 2.0.0 queued as FAKE1'))
             elif verb == 'AUTH':
                 import base64
                 parts = cmd.split(' ')
@@ -507,6 +517,44 @@ def test_size_limit_bounces_without_sending(env):
     r = env.deliver(['a@b.test'], content='Subject: small\n\nok\n')
     assert r[0][0] == 2
     assert re.match(r'MAIL FROM:<sender@origin\.test> SIZE=\d+$', srv.messages[0]['cmds'][1])
+
+
+def test_size_declares_the_wire_size(env):
+    srv = env.server('127.0.0.6', name='mx.b.test', ehlo=['PIPELINING', 'SIZE 1000000'])
+    content = 'Subject: lines\n\n' + 'line\n' * 50 + 'bare\rcr and no final newline'
+    assert env.deliver(['a@b.test'], content=content)[0][0] == 2
+    msg = srv.messages[0]
+    declared = int(re.search(r' SIZE=(\d+)', msg['cmds'][1]).group(1))
+    # what DATA carried, with the dot-stuffing undone: CR LF line ends, one added at the end
+    assert declared == len(msg['data']) == len(content) + 52 + 1 + 2, (declared, len(msg['data']))
+    # a limit between the stored (LF) size and the wire size: refused without sending
+    srv.b['ehlo'] = ['PIPELINING', 'SIZE %d' % (len(content) + 10)]
+    env.start('smtp_connection_reuse_time=0')
+    r = env.deliver(['a@b.test'], content=content)
+    assert r[0][:2] == (5, '5.3.4'), r
+    assert len(srv.messages) == 1
+
+
+def test_chunking_sends_bdat(env):
+    srv = env.server('127.0.0.6', name='mx.b.test', ehlo=['PIPELINING', 'CHUNKING', 'SIZE 10000000', '8BITMIME'])
+    body = ''.join('.line %d with a leading dot\n' % i for i in range(4000))   # > 64 KiB: several chunks
+    content = 'Subject: big\n\n' + body + 'x\r\nend'
+    r = env.deliver(['a@b.test', 'c@b.test'], content=content)
+    assert [x[0] for x in r] == [2, 2], r
+    cmds = srv.messages[0]['cmds']
+    bdats = [c for c in cmds if c.startswith('BDAT')]
+    assert len(bdats) >= 2 and bdats[-1].endswith(' LAST') and not any(c.endswith('LAST') for c in bdats[:-1])
+    assert 'DATA' not in cmds
+    data = srv.messages[0]['data']
+    # no dot-stuffing, every line end CR LF, the octet counts add up to SIZE=
+    assert data == content.replace('\r\n', '\n').replace('\n', '\r\n').encode() + b'\r\n'
+    assert sum(int(c.split()[1]) for c in bdats) == len(data)
+    assert int(re.search(r' SIZE=(\d+)', cmds[1]).group(1)) == len(data)
+    # a refused chunk fails the message for every recipient, quoting the BDAT reply
+    srv.b['data_end'] = '554 5.6.0 content refused'
+    r = env.deliver(['a@b.test'], content='Subject: small\n\nx\n')
+    assert r[0][:2] == (5, '5.6.0'), r
+    assert '(in reply to BDAT command)' in r[0][2]
 
 
 def test_helo_fallback_without_pipelining(env):
