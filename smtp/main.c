@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +36,7 @@
 static struct {
 	char *queue_dir, *relayhost, *transport_path, *policy_path, *cafile, *myhostname, *helo_name, *sasl_path;
 	struct table *transport, *policy, *sasl;
+	struct stat sasl_st;		/* the password table's file as opened before the privilege drop */
 	struct dkim_signer *dkim;
 	struct dns_options dns;
 	struct smtp_session_opts sopts;
@@ -386,7 +388,8 @@ static void serve(int fd, const struct daemon_peer *peer, struct daemon_ctx *ctx
 	buf_free(&err);
 }
 
-/* The password map is readable by root only: open it before the privilege drop. */
+/* The password map is readable by root only: open it before the privilege drop, and remember which file it
+ * was, so a replaced table is noticed (sasl_changed) by a process that can no longer open it. */
 static void pre_drop(struct daemon_ctx *ctx)
 {
 	const char *path = config_str(ctx->cfg, "smtp_sasl_password_maps");
@@ -395,7 +398,31 @@ static void pre_drop(struct daemon_ctx *ctx)
 	struct buf err = BUF_INIT(512);
 	if (!(S.sasl = table_open(path, &err)))
 		fatalx("smtp_sasl_password_maps: %s", buf_cstr(&err));
+	if (stat(table_path(S.sasl), &S.sasl_st) != 0)
+		fatal("smtp_sasl_password_maps: %s", table_path(S.sasl));
 	buf_free(&err);
+}
+
+static bool sasl_changed(void)
+{
+	struct stat st;
+	if (stat(table_path(S.sasl), &st) != 0)
+		return true;
+	return st.st_dev != S.sasl_st.st_dev || st.st_ino != S.sasl_st.st_ino || st.st_size != S.sasl_st.st_size ||
+	       st.st_mtim.tv_sec != S.sasl_st.st_mtim.tv_sec || st.st_mtim.tv_nsec != S.sasl_st.st_mtim.tv_nsec;
+}
+
+/* Before taking the next qmgr connection: a password map that was replaced since this process opened it (as
+ * root) cannot be reopened after the privilege drop, so this process steps aside and master starts a fresh one
+ * that reads the new table; the waiting connection goes to that one. A process still running as root reopens
+ * tables by itself (table_lookup). */
+static bool pre_accept(struct daemon_ctx *ctx)
+{
+	(void)ctx;
+	if (!S.sasl || geteuid() == 0 || !sasl_changed())
+		return true;
+	log_info("smtp_sasl_password_maps: %s has changed; exiting so a new process reads it", table_path(S.sasl));
+	return false;
 }
 
 static void close_at_exit(void)
@@ -461,7 +488,8 @@ static void init(struct daemon_ctx *ctx)
 int main(int argc, char **argv)
 {
 	static const struct daemon_ops ops = {
-		.name = "smtp", .mode = DAEMON_SINGLE, .pre_drop = pre_drop, .init = init, .serve = serve,
+		.name = "smtp", .mode = DAEMON_SINGLE, .pre_drop = pre_drop, .init = init, .pre_accept = pre_accept,
+		.serve = serve,
 	};
 	return daemon_main(argc, argv, &ops);
 }

@@ -115,7 +115,7 @@ static void serve_hello(int fd, const struct daemon_peer *peer, struct daemon_ct
 	(void)r;
 }
 
-static const struct daemon_ops single_ops = { "t", DAEMON_SINGLE, NULL, NULL, serve_hello, NULL, NULL };
+static const struct daemon_ops single_ops = { .name = "t", .mode = DAEMON_SINGLE, .serve = serve_hello };
 
 struct running {
 	pid_t pid;
@@ -355,7 +355,7 @@ static void ev_stop(struct daemon_ctx *ctx)
 	_exit(daemon_stopping() ? 42 : 43);
 }
 
-static const struct daemon_ops event_ops = { "t", DAEMON_EVENT, NULL, NULL, NULL, ev_start, ev_stop };
+static const struct daemon_ops event_ops = { .name = "t", .mode = DAEMON_EVENT, .start = ev_start, .stop = ev_stop };
 
 static void test_event_mode(void **state)
 {
