@@ -13,6 +13,7 @@
 
 #include "alloc.h"
 #include "content.h"
+#include "dns.h"
 #include "dotstream.h"
 #include "esmtp.h"
 #include "log.h"
@@ -208,12 +209,17 @@ static bool flush(struct sess *s, const char *what)
 	return false;
 }
 
-static bool has_8bit(const char *p)
+static bool has_8bit_n(const char *p, size_t n)
 {
-	for (; p && *p; p++)
-		if ((unsigned char)*p >= 0x80)
+	for (size_t i = 0; p && i < n; i++)
+		if ((unsigned char)p[i] >= 0x80)
 			return true;
 	return false;
+}
+
+static bool has_8bit(const char *p)
+{
+	return p && has_8bit_n(p, strlen(p));
 }
 
 /* EHLO, or HELO when EHLO is refused. Returns 2 on success, -1 on I/O failure (s->err), else the reply class. */
@@ -388,11 +394,26 @@ static void put_xtext(struct buf *b, const char *s)
 	esmtp_xtext_encode(s, strlen(s), b);
 }
 
-static void mail_cmd(struct sess *s, bool eightbit_body, bool utf8, uint64_t wire_size)
+/* An address as it can go to a server without SMTPUTF8: unchanged when ASCII, an internationalized domain as
+ * A-labels (RFC 6531 3.2 lets a client do that); false when the local part is not ASCII, which only SMTPUTF8
+ * can carry. */
+static bool addr_ascii(const char *addr, struct buf *out)
+{
+	buf_reset(out);
+	if (!has_8bit(addr))
+		return buf_puts(out, addr);
+	const char *at = strrchr(addr, '@');
+	if (!at || has_8bit_n(addr, (size_t)(at - addr)))
+		return false;
+	buf_append(out, addr, (size_t)(at - addr) + 1);
+	return dns_name_ascii(at + 1, out, NULL);
+}
+
+static void mail_cmd(struct sess *s, const char *sender, bool eightbit_body, bool utf8, uint64_t wire_size)
 {
 	struct smtp_message *m = s->m;
 	struct buf c = BUF_INIT(BUF_NOLIMIT);
-	buf_printf(&c, "MAIL FROM:<%s>", m->sender);
+	buf_printf(&c, "MAIL FROM:<%s>", sender);
 	if (s->caps.size_given)
 		buf_printf(&c, " SIZE=%llu", (unsigned long long)wire_size);
 	if (eightbit_body)
@@ -411,10 +432,10 @@ static void mail_cmd(struct sess *s, bool eightbit_body, bool utf8, uint64_t wir
 	buf_free(&c);
 }
 
-static void rcpt_cmd(struct sess *s, const struct smtp_rcpt *r)
+static void rcpt_cmd(struct sess *s, const struct smtp_rcpt *r, const char *addr)
 {
 	struct buf c = BUF_INIT(BUF_NOLIMIT);
-	buf_printf(&c, "RCPT TO:<%s>", r->addr);
+	buf_printf(&c, "RCPT TO:<%s>", addr);
 	if (s->caps.dsn && r->notify) {
 		buf_puts(&c, " NOTIFY=");
 		if (r->notify & QFILE_NOTIFY_NEVER) {
@@ -545,14 +566,33 @@ static void transaction(struct sess *s)
 	uint64_t wire_size = 0;
 
 	/* checks that need no traffic: the answer would be the same from any server with these capabilities */
-	bool utf8_needed = m->smtputf8 && has_8bit(m->sender);
-	for (size_t i = 0; i < m->nrcpts && !utf8_needed; i++)
-		utf8_needed = m->smtputf8 && has_8bit(m->rcpts[i].addr);
-	if (utf8_needed && !s->caps.smtputf8) {
-		buf_printf(&text, "SMTPUTF8 is required, but was not offered by host %s", buf_cstr(&s->name));
+	bool utf8 = m->smtputf8 && s->caps.smtputf8;
+	struct buf sender = BUF_INIT(BUF_NOLIMIT);
+	struct buf *rcpt = xcalloc(m->nrcpts ? m->nrcpts : 1, sizeof(*rcpt));
+	for (size_t i = 0; i < m->nrcpts; i++)
+		buf_init(&rcpt[i], BUF_NOLIMIT);
+	buf_printf(&text, "SMTPUTF8 is required, but was not offered by host %s", buf_cstr(&s->name));
+	if (utf8 ? !buf_puts(&sender, m->sender) : !addr_ascii(m->sender, &sender)) {
 		smtp_rcpts_fail(m, 5, "5.6.7", text.data);
 		goto out;
 	}
+	size_t open = 0;
+	for (size_t i = 0; i < m->nrcpts; i++) {
+		struct smtp_rcpt *r = &m->rcpts[i];
+		if (r->code)
+			continue;
+		if (utf8 ? buf_puts(&rcpt[i], r->addr) : addr_ascii(r->addr, &rcpt[i])) {
+			open++;
+			continue;
+		}
+		r->code = 5;
+		str_copy(r->dsn, sizeof(r->dsn), "5.6.7");
+		buf_reset(&r->text);
+		buf_puts(&r->text, text.data);
+	}
+	buf_reset(&text);
+	if (!open)
+		goto out;
 	/* the stored size is a lower bound of the wire size (CR LF, conversion, signature only add): a message too
 	 * big already is refused before any conversion work */
 	if (s->caps.size_given && s->caps.size && m->len > s->caps.size) {
@@ -623,10 +663,11 @@ static void transaction(struct sess *s)
 
 	/* MAIL and the RCPTs: one write with PIPELINING, otherwise one at a time */
 	bool pipe = s->caps.pipelining;
-	mail_cmd(s, eightbit_body, utf8_needed && s->caps.smtputf8, wire_size);
+	mail_cmd(s, buf_cstr(&sender), eightbit_body, utf8, wire_size);
 	if (pipe)
 		for (size_t i = 0; i < m->nrcpts; i++)
-			rcpt_cmd(s, &m->rcpts[i]);
+			if (!m->rcpts[i].code)
+				rcpt_cmd(s, &m->rcpts[i], buf_cstr(&rcpt[i]));
 	if (!flush(s, "sending MAIL FROM"))
 		goto lost_mail;
 	int c = read_reply(s, o->mail_ms, "receiving the MAIL FROM reply");
@@ -643,8 +684,10 @@ static void transaction(struct sess *s)
 	size_t accepted = 0;
 	for (size_t i = 0; i < m->nrcpts; i++) {
 		struct smtp_rcpt *r = &m->rcpts[i];
+		if (r->code)
+			continue;
 		if (!pipe) {
-			rcpt_cmd(s, r);
+			rcpt_cmd(s, r, buf_cstr(&rcpt[i]));
 			if (!flush(s, "sending RCPT TO"))
 				goto lost;
 		}
@@ -722,6 +765,10 @@ lost:
 out:
 	buf_free(&text);
 	buf_free(&conv);
+	buf_free(&sender);
+	for (size_t i = 0; i < m->nrcpts; i++)
+		buf_free(&rcpt[i]);
+	free(rcpt);
 }
 
 static bool conn_matches(const struct smtp_conn *c, const struct smtp_target *t, enum smtp_tls_level tls,

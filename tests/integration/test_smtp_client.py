@@ -280,6 +280,7 @@ def env(tmp_path):
         '--mx-host=b.test,mx.b.test,10', '--host-record=mx.b.test,127.0.0.6',
         '--mx-host=v6.test,mx.v6.test,10', '--host-record=mx.v6.test,::1',
         '--mx-host=dual.test,mx.dual.test,10', '--host-record=mx.dual.test,127.0.0.8,::1',
+        '--mx-host=xn--bcher-kva.test,mx.b.test,10',
     ]
     dns, dns_port = start_dnsmasq(tmp_path, zone, 'mx1.a.test')
     e = Env(tmp_path, port, dns_port)
@@ -584,6 +585,26 @@ def test_smtputf8_required_but_missing(env):
     # SMTPUTF8 requested but only ASCII addresses: sent without it
     r = env.deliver(['jorg@b.test'], smtputf8=True)
     assert r[0][0] == 2, r
+
+
+def test_idn_domain_as_a_labels_without_smtputf8(env):
+    srv = env.server('127.0.0.6', name='mx.b.test', ehlo=['PIPELINING', '8BITMIME'])
+    # the MX of b\u00fccher.test is found under its A-labels; without SMTPUTF8 the domain goes as A-labels too,
+    # while a non-ASCII local part cannot go at all
+    r = env.deliver(['a@b\u00fccher.test', 'j\u00f6rg@b\u00fccher.test'], smtputf8=True, body='8BITMIME')
+    assert r[0][0] == 2, r
+    assert r[1][:2] == (5, '5.6.7'), r
+    cmds = srv.messages[0]['cmds']
+    assert [c for c in cmds if c.startswith('RCPT')] == ['RCPT TO:<a@xn--bcher-kva.test>']
+    assert 'SMTPUTF8' not in cmds[1]
+    # a server with SMTPUTF8 gets the addresses as written
+    srv.b['ehlo'] = ['PIPELINING', '8BITMIME', 'SMTPUTF8']
+    env.start('smtp_connection_reuse_time=0')
+    r = env.deliver(['j\u00f6rg@b\u00fccher.test'], smtputf8=True, body='8BITMIME')
+    assert r[0][0] == 2, r
+    cmds = srv.messages[1]['cmds']
+    assert cmds[1].endswith(' SMTPUTF8'), cmds
+    assert 'RCPT TO:<j\u00f6rg@b\u00fccher.test>' in cmds
 
 
 def test_8bit_message_to_server_without_8bitmime(env):
