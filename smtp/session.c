@@ -857,6 +857,7 @@ bool smtp_session_try(const struct smtp_session_opts *o, const struct smtp_targe
 		buf_append(&s.name, full.data, rb ? (size_t)(rb - full.data) + 1 : full.len);
 		buf_free(&full);
 	}
+	buf_reset(&s.err);	/* a stale cached connection left its own text here */
 	int fd = connect_to(t, o->connect_ms, &s.err);
 	if (fd < 0) {
 		struct buf full = BUF_INIT(512);
