@@ -214,7 +214,7 @@ def bounce_report(maildir, inst, needle):
 # ---------------------------------------------------------------- MX order, null MX, loops
 
 def test_mx_preference_order_and_failover(net):
-    inst = net.sender()
+    inst = net.sender('smtp_connection_reuse_time=0')   # a kept connection to mx2 would be preferred
     mx1, mx2 = net.sink('127.0.0.2', 'mx1.a.test'), net.sink('127.0.0.3', 'mx2.a.test')
     qid = inject(inst, 'sender@example.test', ['user@a.test'], 'first')
     status(inst, qid, 'user@a.test', 'sent')
@@ -228,6 +228,14 @@ def test_mx_preference_order_and_failover(net):
     assert f'relay=mx2.a.test[127.0.0.3]:{net.port}' in m.group(0)
     assert b'Subject: second' in mx2.wait(1, inst)[0][1]
     inst.wait_log(rf'{qid}: connect to mx1\.a\.test\[127\.0\.0\.2\]:{net.port}: Connection refused')
+    # back, but greeting with 421: the next MX again
+    mx1.start('-Q', 'CONNECT')
+    qid = inject(inst, 'sender@example.test', ['user@a.test'], 'third')
+    m = status(inst, qid, 'user@a.test', 'sent')
+    assert f'relay=mx2.a.test[127.0.0.3]:{net.port}' in m.group(0)
+    inst.wait_log(rf'{qid}: host mx1\.a\.test\[127\.0\.0\.2\] said: 421 4\.0\.0 .*\(in reply to initial greeting '
+                  r'command\)')
+    assert len(mx2.wait(2, inst)) == 2 and len(mx1.messages()) == 1
 
 
 def test_null_mx_and_mx_pointing_at_us_bounce(net):
