@@ -54,10 +54,11 @@ static void test_crlf_matches_data_encoder(void **state)
 			smtp_crlf_encode(&c, in + i, 1, &bytes);
 		smtp_crlf_finish(&c, &bytes);
 		data_form(in, n, &want);
-		if (whole.len != want.len || memcmp(whole.data, want.data, want.len) != 0)
+		if (whole.len != want.len || (want.len && memcmp(whole.data, want.data, want.len) != 0))
 			fail_msg("sample %zu: crlf form differs from the DATA encoder's", k);
 		assert_int_equal(bytes.len, whole.len);
-		assert_memory_equal(bytes.data, whole.data, whole.len);
+		if (whole.len)
+			assert_memory_equal(bytes.data, whole.data, whole.len);
 		/* every line end is CR LF */
 		for (size_t i = 0; i < whole.len; i++)
 			if (whole.data[i] == '\n')
