@@ -359,7 +359,7 @@ def receiver(net, *settings):
 def test_starttls_may_and_verify_against_postern(net):
     b = receiver(net)
     buser, bmaildir = _demo(b)
-    inst = net.sender()
+    inst = net.sender('smtp_connection_reuse_time=0')
     qid = inject(inst, 'sender@example.test', [buser], 'opportunistic')
     status(inst, qid, buser, 'sent')
     inst.wait_log(rf'{qid}: Untrusted TLS connection established to mx\.tls\.test\[127\.0\.0\.5\]:{net.port}: '
@@ -368,7 +368,7 @@ def test_starttls_may_and_verify_against_postern(net):
 
     # verify for tls.test by the policy map: the self-signed certificate is not trusted, so the mail waits
     pmap = compile_map(net.tmp / 'tls_policy', 'tls.test verify\n')
-    inst.cli('config', 'set', f'smtp_tls_policy_maps={pmap}', 'smtp_connection_reuse_time=0', check=True)
+    inst.cli('config', 'set', f'smtp_tls_policy_maps={pmap}', check=True)
     inst.cli('reload', check=True)
     time.sleep(0.5)
     qid = inject(inst, 'sender@example.test', [buser], 'verified')
@@ -389,7 +389,7 @@ def test_starttls_may_and_verify_against_postern(net):
 def test_chunking_to_postern_smtpd(net):
     b = receiver(net)
     buser, bmaildir = _demo(b)
-    inst = net.sender('debug=yes')
+    inst = net.sender('debug=yes', 'smtp_connection_reuse_time=0')   # a kept connection holds b's stop
     body = ''.join(f'.line {i} starts with a dot\n' for i in range(3000)) + 'last\n'   # > 64 KiB: 2 chunks
     qid = inject(inst, 'sender@example.test', [buser], 'chunked', body=body)
     status(inst, qid, buser, 'sent')
