@@ -318,6 +318,22 @@ def test_idn_domain_looked_up_as_a_labels(net):
     status(inst, qid, 'j\u00f6rg@b\u00fccher.test', 'bounced', r'5\.6\.7')
 
 
+def test_dsn_parameters_reach_the_peer(net):
+    inst = net.sender()
+    sink = net.sink('127.0.0.4', 'mx.b.test')                    # offers DSN
+    data = b'From: <sender@example.test>\nSubject: dsn\n\nhello\n'
+    with smtplib.SMTP('127.0.0.1', inst.port('smtp'), timeout=30) as s:
+        s.ehlo('client.test')
+        assert s.mail('sender@example.test', ['RET=HDRS', 'ENVID=env+2B1'])[0] == 250
+        assert s.rcpt('user@b.test', ['NOTIFY=SUCCESS,DELAY', 'ORCPT=rfc822;orig+2Buser@b.test'])[0] == 250
+        assert s.rcpt('other@b.test', ['NOTIFY=NEVER'])[0] == 250
+        assert s.data(data.replace(b'\n', b'\r\n'))[0] == 250
+    env, _ = sink.wait(1, inst)[0]
+    assert 'RET=HDRS' in env['X-Mail-Args'] and 'ENVID=env+2B1' in env['X-Mail-Args'], env
+    assert env['X-Rcpt-Args'] == ['<user@b.test> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;orig+2Buser@b.test',
+                                  '<other@b.test> NOTIFY=NEVER'], env
+
+
 # ---------------------------------------------------------------- routing: relayhost and transport map
 
 def compile_map(path, text):
@@ -399,6 +415,24 @@ def test_chunking_to_postern_smtpd(net):
     # byte for byte after the receiver's own trace headers: no dot-stuffing left, LF line ends as stored
     assert got.endswith(b'Subject: chunked\nMessage-ID: <chunked@example.test>\n\n' + body.encode()), got[-200:]
     b.wait_log(r'from=<sender@example\.test> size=\d+ nrcpt=1')
+
+
+def test_size_limit_of_the_peer_bounces_without_sending(net):
+    b = receiver(net, 'message_size_limit=20k')
+    buser, bmaildir = _demo(b)
+    inst = net.sender('smtp_connection_reuse_time=0')
+    user, maildir = _demo(inst)
+    qid = inject(inst, user, [buser], 'too big', body=('y' * 79 + '\n') * 400)
+    m = status(inst, qid, buser, 'bounced', r'5\.3\.4')
+    assert 'exceeds size limit 20480 of server mx.tls.test[127.0.0.5]' in m.group(0)
+    assert 'Status: 5.3.4' in bounce_report(maildir, inst, buser)
+    # nothing reached the peer: it never saw MAIL
+    assert not re.search(r'from=<demo@example\.test>', '\n'.join(b.log_lines()))
+    # under the limit with CR LF line ends too (body 20000 bytes stored, 20250 on the wire): delivered
+    body = ('z' * 79 + '\n') * 250
+    qid = inject(inst, user, [buser], 'fits', body=body)
+    status(inst, qid, buser, 'sent')
+    _wait(lambda: _maildir_files(bmaildir), what='delivery on the receiver', inst=b)
 
 
 # ---------------------------------------------------------------- client AUTH and a changed password map
