@@ -318,6 +318,18 @@ def test_idn_domain_looked_up_as_a_labels(net):
     status(inst, qid, 'j\u00f6rg@b\u00fccher.test', 'bounced', r'5\.6\.7')
 
 
+def test_helo_fallback_with_a_peer_without_esmtp(net):
+    inst = net.sender()
+    sink = net.sink('127.0.0.4', 'mx.b.test', '-e')              # no ESMTP: EHLO refused
+    qid = inject(inst, 'sender@example.test', ['a@b.test', 'c@b.test'], 'plain smtp')
+    status(inst, qid, 'a@b.test', 'sent')
+    status(inst, qid, 'c@b.test', 'sent')
+    env, msg = sink.wait(1, inst)[0]
+    assert env['X-Client-Proto'] == 'SMTP'
+    assert env['X-Mail-Args'] == '<sender@example.test>'          # no ESMTP parameters after HELO
+    assert env['X-Rcpt-Args'] == ['<a@b.test>', '<c@b.test>']
+
+
 def test_dsn_parameters_reach_the_peer(net):
     inst = net.sender()
     sink = net.sink('127.0.0.4', 'mx.b.test')                    # offers DSN
