@@ -12,7 +12,7 @@
 
 #include "buf.h"
 
-struct lreceipt;
+struct qreceipt;
 
 #define LDELIVER_HEADER_SCAN_MAX (1u << 20)	/* Delivered-To lines are looked for in this much of the header */
 
@@ -50,7 +50,7 @@ struct ldeliver_target {
 	const char *home;	/* command: working directory ("/" when it cannot be entered) */
 	unsigned time_limit;	/* command: seconds before it is killed */
 	char *const *rcpts;	/* resubmit: the recipients of the new message (NULL-terminated) */
-	const struct lreceipt *mark;	/* file: set by ldeliver(), the pending receipt mark (NULL: none); the
+	const struct qreceipt *mark;	/* file: set by ldeliver(), the pending receipt mark (NULL: none); the
 					 * append records its start there, and a retry after an interrupted
 					 * attempt finds or cuts off that attempt's message */
 };
