@@ -195,7 +195,7 @@ static struct ipc_msg *handle_verify(struct auth_server *s, const struct ipc_msg
 	}
 	/* the protocol daemons already refuse this; checked again so no caller can forget */
 	if (strcmp(in.mech, "APOP") != 0 &&
-	    !(in.flags & (ACCOUNTS_AUTH_F_ENCRYPTED | ACCOUNTS_AUTH_F_LOOPBACK))) {
+	    !(in.flags & (ACCOUNTS_AUTH_F_ENCRYPTED | ACCOUNTS_AUTH_F_LOOPBACK | ACCOUNTS_AUTH_F_PLAINTEXT_OK))) {
 		log_failure(&in, "plaintext password on an unencrypted connection");
 		reply = result(req, ACCOUNTS_AUTH_FAIL, NULL, "plaintext password on an unencrypted connection");
 		goto out;

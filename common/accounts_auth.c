@@ -51,7 +51,8 @@ const struct ipc_proto accounts_auth_proto = { "auth", auth_msgs };
 struct ipc_msg *accounts_auth_verify_msg(const struct accounts_auth_request *rq)
 {
 	struct ipc_msg *m = ipc_msg_new(ACCOUNTS_AUTH_VERIFY);
-	uint32_t flags = (rq->encrypted ? ACCOUNTS_AUTH_F_ENCRYPTED : 0) | (rq->loopback ? ACCOUNTS_AUTH_F_LOOPBACK : 0);
+	uint32_t flags = (rq->encrypted ? ACCOUNTS_AUTH_F_ENCRYPTED : 0) | (rq->loopback ? ACCOUNTS_AUTH_F_LOOPBACK : 0) |
+	                 (rq->plaintext_ok ? ACCOUNTS_AUTH_F_PLAINTEXT_OK : 0);
 
 	ipc_put_str(m, ACCOUNTS_AUTH_TAG_MECH, rq->mech);
 	if (rq->user)

@@ -42,6 +42,10 @@
 
 #define ACCOUNTS_AUTH_F_ENCRYPTED 0x01u	/* the client connection is TLS */
 #define ACCOUNTS_AUTH_F_LOOPBACK 0x02u	/* the client connection comes from 127.0.0.0/8 or ::1 */
+/* The asking service's own policy allows plaintext passwords on this unencrypted connection (smtpd_auth_plaintext,
+ * pop3d_plaintext_login, imapd_plaintext_login): the policy is per protocol, so the service states it and auth
+ * only refuses a plaintext password when none of these three flags is set. */
+#define ACCOUNTS_AUTH_F_PLAINTEXT_OK 0x04u
 
 enum accounts_auth_status {
 	ACCOUNTS_AUTH_OK = 0,
@@ -60,6 +64,7 @@ struct accounts_auth_request {
 	size_t datalen;
 	const char *rip;
 	bool encrypted, loopback;
+	bool plaintext_ok;		/* ACCOUNTS_AUTH_F_PLAINTEXT_OK */
 	const char *service;
 	const char *apop_ts, *apop_digest;
 };

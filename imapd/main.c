@@ -39,6 +39,7 @@ struct imapd_conn {
 	char *socket;		/* the auth daemon's socket */
 	int timeout_ms;
 	const char *rip;
+	bool plaintext_ok;	/* imapd_plaintext_login: auth is told the service allows it */
 };
 static struct imapd_conn conn;
 
@@ -50,7 +51,7 @@ static bool auth_daemon(void *ctx, const char *user, const char *pass, bool encr
 	struct imapd_conn *c = ctx;
 	struct accounts_auth_request rq = {
 		.mech = "PASSWORD", .user = user, .password = pass, .rip = c->rip, .encrypted = encrypted,
-		.loopback = loopback, .service = "imapd",
+		.loopback = loopback, .plaintext_ok = c->plaintext_ok, .service = "imapd",
 	};
 	struct accounts_user u = { 0 };
 	struct buf err = BUF_INIT(1024);
@@ -106,6 +107,7 @@ static void imapd_init(struct daemon_ctx *ctx)
 	settings.preauth_timeout_ms = (int)config_time(cfg, "imapd_preauth_timeout", 1, 86400) * 1000;
 	settings.max_bad = (int)config_int(cfg, "imapd_max_bad_commands", 1, 100000);
 	conn.cfg = cfg;
+	conn.plaintext_ok = settings.plaintext_login;
 	struct buf sock = BUF_INIT(BUF_NOLIMIT);
 	buf_printf(&sock, "%s/%s", config_str(cfg, "private_directory"), ACCOUNTS_AUTH_SOCKET);
 	conn.socket = buf_steal(&sock, NULL);

@@ -26,6 +26,7 @@ void pop3_user_clear(struct pop3_user *u);
 struct pop3_auth_client {
 	const char *rip;
 	bool encrypted, loopback;
+	bool plaintext_ok;	/* pop3d_plaintext_login */
 };
 
 struct pop3_auth_ops {

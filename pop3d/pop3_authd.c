@@ -53,7 +53,8 @@ static enum pop3_auth_result authd_plain(void *ctx, const struct pop3_auth_clien
                                          const char *pass, struct pop3_user *out)
 {
 	struct accounts_auth_request rq = { .mech = "PASSWORD", .user = user, .password = pass, .rip = cl->rip,
-		                            .encrypted = cl->encrypted, .loopback = cl->loopback, .service = "pop3d" };
+		                            .encrypted = cl->encrypted, .loopback = cl->loopback,
+		                            .plaintext_ok = cl->plaintext_ok, .service = "pop3d" };
 	return ask(ctx, &rq, out);
 }
 

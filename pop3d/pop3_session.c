@@ -187,7 +187,7 @@ static void login_result(struct sess *ss, enum pop3_auth_result r, const char *u
 
 static struct pop3_auth_client client_of(const struct sess *ss)
 {
-	return (struct pop3_auth_client){ ss->peer, stream_is_tls(ss->s), ss->loopback };
+	return (struct pop3_auth_client){ ss->peer, stream_is_tls(ss->s), ss->loopback, ss->o->plaintext_anywhere };
 }
 
 static const char no_plain[] = "-ERR [AUTH] plaintext authentication needs TLS (use STLS)";

@@ -185,6 +185,11 @@ static void test_plaintext_policy(void **state)
 	rq.loopback = true;
 	assert_int_equal(ask(f, accounts_auth_verify_msg(&rq), NULL, &u, NULL), ACCOUNTS_AUTH_OK);
 	accounts_user_free(&u);
+	/* the service's own policy (smtpd_auth_plaintext, ...) allows plaintext from anywhere */
+	rq.loopback = false;
+	rq.plaintext_ok = true;
+	assert_int_equal(ask(f, accounts_auth_verify_msg(&rq), NULL, &u, NULL), ACCOUNTS_AUTH_OK);
+	accounts_user_free(&u);
 	buf_free(&reason);
 }
 
