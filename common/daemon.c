@@ -309,6 +309,7 @@ int daemon_main(int argc, char **argv, const struct daemon_ops *ops)
 	memset(&ctx, 0, sizeof(ctx));
 	log_init(ops->name);
 	ctx.tls = SVC_TLS_NONE;
+	ctx.keep_group = (gid_t)-1;
 	ctx.maxuse = SVCTAB_DEFAULT_MAXUSE;
 	ctx.idle = SVCTAB_DEFAULT_IDLE;
 	opterr = 0;
@@ -382,7 +383,7 @@ int daemon_main(int argc, char **argv, const struct daemon_ops *ops)
 
 	if (ops->pre_drop)
 		ops->pre_drop(&ctx);
-	privs_drop(ctx.user ? ctx.user : config_str(ctx.cfg, "mail_owner"), ctx.chroot_dir);
+	privs_drop_keep_group(ctx.user ? ctx.user : config_str(ctx.cfg, "mail_owner"), ctx.chroot_dir, ctx.keep_group);
 	/* the drop cleared the parent-death signal; set it again, and catch a master that died meanwhile */
 	if (from_master) {
 		prctl(PR_SET_PDEATHSIG, SIGTERM);

@@ -57,6 +57,7 @@ struct daemon_ctx {
 	char **argv;
 	struct event_base *base;	/* DAEMON_EVENT only */
 	void *app;		/* the daemon's own state */
+	gid_t keep_group;	/* set by pre_drop: one supplementary group kept after the drop; (gid_t)-1: none */
 };
 
 struct daemon_ops {
