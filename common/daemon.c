@@ -32,6 +32,23 @@ static int status_fd = -1;
 static int sig_listen_fds[DAEMON_MAX_LISTEN];
 static volatile sig_atomic_t sig_nlisten;
 
+void daemon_detach_child(struct daemon_ctx *ctx)
+{
+	sigset_t all, old;
+
+	/* the stop handler closes sig_listen_fds: empty the list first, or it would close numbers reused since */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	sig_nlisten = 0;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	for (size_t i = 0; i < ctx->nlisten; i++)
+		close(ctx->listen_fds[i]);
+	ctx->nlisten = 0;
+	if (status_fd >= 0)
+		close(status_fd);
+	status_fd = -1;
+}
+
 bool daemon_stopping(void)
 {
 	return stop_requested != 0;

@@ -15,9 +15,11 @@
 #include "daemon.h"
 #include "imapd.h"
 #include "log.h"
+#include "prelogin.h"
 #include "tls.h"
 
 static struct imapd_settings settings;
+static bool privsep;	/* root service: logins in an unprivileged child (prelogin.h) */
 
 static bool peer_is_loopback(const struct daemon_peer *peer)
 {
@@ -115,20 +117,62 @@ static void imapd_init(struct daemon_ctx *ctx)
 	conn.timeout_ms = (int)(config_time(cfg, "auth_throttle_max_delay", 0, 3600) + 15) * 1000;
 	settings.auth = auth_daemon;
 	settings.auth_ctx = &conn;
+	privsep = prelogin_possible(config_str(cfg, "mail_owner"));
+}
+
+/* The pre-login child's whole life: the session up to a login, which it hands to the root parent. */
+static void prelogin_session(int fd, void *arg)
+{
+	const struct daemon_peer *peer = arg;
+	struct imapd_session sess;
+
+	imapd_session_init(&sess, &settings, fd, peer_is_loopback(peer));
+	imapd_session_run(&sess);
+	imapd_session_free(&sess);
+}
+
+/* The service runs as root (system users): nothing the client sends is parsed as root (prelogin.h). */
+static void serve_privsep(int fd, const struct daemon_peer *peer, struct daemon_ctx *ctx)
+{
+	struct prelogin_login l;
+	struct imapd_login login;
+	struct imapd_session sess;
+
+	if (!prelogin_run(ctx, fd, config_str(ctx->cfg, "mail_owner"), prelogin_session, (void *)peer, &l))
+		return;
+	if (l.tag == NULL) {
+		log_error("imapd: login handover without a command tag");
+		prelogin_login_clear(&l);
+		exit(0);
+	}
+	imapd_session_init(&sess, &settings, l.fd, peer_is_loopback(peer));
+	l.fd = -1;
+	stream_push_input(sess.s, l.input.data, l.input.len);
+	login = (struct imapd_login){ .user = l.user, .maildir = l.maildir, .uid = l.uid, .gid = l.gid };
+	l.user = l.maildir = NULL;
+	imapd_session_resume(&sess, &login, l.tag);
+	imapd_login_clear(&login);
+	imapd_session_free(&sess);
+	prelogin_login_clear(&l);
+	exit(0);	/* this process ran as the mailbox owner */
 }
 
 static void imapd_serve(int fd, const struct daemon_peer *peer, struct daemon_ctx *ctx)
 {
 	struct imapd_session sess;
-	int sfd = dup(fd);	/* the stream closes its own descriptor; the skeleton closes fd */
+	int sfd;
 
-	(void)ctx;
+	log_info("imapd: connect from %s port %u", peer->addr_text, peer->port);
+	conn.rip = peer->addr_text;
+	if (privsep) {
+		serve_privsep(fd, peer, ctx);
+		return;
+	}
+	sfd = dup(fd);	/* the stream closes its own descriptor; the skeleton closes fd */
 	if (sfd < 0) {
 		log_error("imapd: dup: %m");
 		return;
 	}
-	log_info("imapd: connect from %s port %u", peer->addr_text, peer->port);
-	conn.rip = peer->addr_text;
 	imapd_session_init(&sess, &settings, sfd, peer_is_loopback(peer));
 	imapd_session_run(&sess);
 	bool logged_in = sess.login.user != NULL;
