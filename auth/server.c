@@ -87,10 +87,9 @@ static void user_key(const char *name, struct buf *key)
 	buf_free(&e);
 }
 
-static struct ipc_msg *result(const struct ipc_msg *req, enum accounts_auth_status st, const struct accounts_user *u,
-                              const char *reason)
+static void fill_result(struct ipc_msg *m, enum accounts_auth_status st, const struct accounts_user *u,
+                        const char *reason)
 {
-	struct ipc_msg *m = ipc_msg_reply_to(req, ACCOUNTS_AUTH_RESULT);
 	ipc_put_u32(m, ACCOUNTS_AUTH_TAG_STATUS, st);
 	if (u && u->address) {
 		ipc_put_str(m, ACCOUNTS_AUTH_TAG_ADDRESS, u->address);
@@ -102,6 +101,13 @@ static struct ipc_msg *result(const struct ipc_msg *req, enum accounts_auth_stat
 	}
 	if (reason)
 		ipc_put_str(m, ACCOUNTS_AUTH_TAG_REASON, reason);
+}
+
+static struct ipc_msg *result(const struct ipc_msg *req, enum accounts_auth_status st, const struct accounts_user *u,
+                              const char *reason)
+{
+	struct ipc_msg *m = ipc_msg_reply_to(req, ACCOUNTS_AUTH_RESULT);
+	fill_result(m, st, u, reason);
 	return m;
 }
 
@@ -173,14 +179,100 @@ static void log_failure(const struct verify_in *in, const char *reason)
 	         field(in->rip, 64), field(in->mech, 16), field(in->service, 32), reason);
 }
 
-static struct ipc_msg *handle_verify(struct auth_server *s, const struct ipc_msg *req, unsigned *delay)
+/* A verification that needs a password hash checked: everything the slow step and the answer need, copied out
+ * of the request (which is gone by the time a worker thread has finished). */
+struct auth_job {
+	uint64_t id;			/* of the request, for the reply */
+	char *user, *rip, *mech, *service;
+	char *password;			/* wiped before it is freed */
+	char *hash;			/* NULL: unknown user (a dummy hash is checked instead, at the same cost) */
+	struct accounts_user u;
+	struct buf key;			/* throttle key of the user */
+	unsigned delay;
+	bool match;			/* the outcome of auth_job_run */
+};
+
+static char *dup_or_empty(const char *s)
+{
+	return xstrdup(s ? s : "");
+}
+
+static void job_free(struct auth_job *job)
+{
+	if (job->password) {
+		explicit_bzero(job->password, strlen(job->password));
+		free(job->password);
+	}
+	free(job->hash);
+	free(job->user);
+	free(job->rip);
+	free(job->mech);
+	free(job->service);
+	accounts_user_free(&job->u);
+	buf_free(&job->key);
+	free(job);
+}
+
+void auth_job_run(struct auth_job *job)
+{
+	if (job->hash == NULL) {
+		accounts_dummy_verify(job->password);
+		job->match = false;
+	} else {
+		job->match = accounts_check_hash(job->password, job->hash);
+	}
+	explicit_bzero(job->password, strlen(job->password));
+}
+
+/* Throttle bookkeeping, the log line and the RESULT, once the outcome is known. */
+static struct ipc_msg *conclude(struct auth_server *s, const struct verify_in *in, const char *key,
+                                const struct accounts_user *u, const char *reason, uint64_t id)
+{
+	struct ipc_msg *m = ipc_msg_new(ACCOUNTS_AUTH_RESULT);
+
+	m->id = id;
+	m->flags = IPC_F_REPLY;
+	if (reason == NULL && !u->enabled)
+		reason = "account disabled";
+	if (reason == NULL) {
+		throttle_success(s->by_ip, in->rip);
+		throttle_success(s->by_user, key);
+		log_info("auth ok: user=<%s> rip=%s mech=%s service=%s", field(u->address, 100), field(in->rip, 64),
+		         field(in->mech, 16), field(in->service, 32));
+		fill_result(m, ACCOUNTS_AUTH_OK, u, NULL);
+	} else {
+		throttle_failure(s->by_ip, in->rip);
+		throttle_failure(s->by_user, key);
+		log_failure(in, reason);
+		fill_result(m, ACCOUNTS_AUTH_FAIL, NULL, reason);
+	}
+	return m;
+}
+
+struct ipc_msg *auth_server_finish(struct auth_server *s, struct auth_job *job, unsigned *delay)
+{
+	struct verify_in in = { .mech = job->mech, .rip = job->rip, .service = job->service, .user = job->user };
+	const char *reason = NULL;
+	struct ipc_msg *reply;
+
+	if (job->hash == NULL)
+		reason = "unknown user";
+	else if (!job->match)
+		reason = "bad password";
+	reply = conclude(s, &in, buf_cstr(&job->key), &job->u, reason, job->id);
+	*delay = job->delay;
+	job_free(job);
+	return reply;
+}
+
+static struct ipc_msg *handle_verify(struct auth_server *s, const struct ipc_msg *req, unsigned *delay,
+                                     struct auth_job **jobp)
 {
 	struct verify_in in;
 	struct buf err = BUF_INIT(1024), key = BUF_INIT(THROTTLE_KEY_MAX);
 	struct accounts_user u;
 	enum accounts_result r;
 	const char *bad, *reason = NULL;
-	bool ok = false;
 	struct ipc_msg *reply;
 	unsigned d;
 
@@ -222,28 +314,27 @@ static struct ipc_msg *handle_verify(struct auth_server *s, const struct ipc_msg
 			reason = "no APOP secret set";
 		else if (!match)
 			reason = "bad password";
-	} else if (r != ACCOUNTS_OK) {
-		accounts_dummy_verify(in.password);
-		reason = "unknown user";
-	} else if (!accounts_check_hash(in.password, u.password_hash)) {
-		reason = "bad password";
+		reply = conclude(s, &in, buf_cstr(&key), &u, reason, req->id);
+		goto out;
 	}
-	if (reason == NULL && !u.enabled)
-		reason = "account disabled";
-	ok = reason == NULL;
-
-	if (ok) {
-		throttle_success(s->by_ip, in.rip);
-		throttle_success(s->by_user, buf_cstr(&key));
-		log_info("auth ok: user=<%s> rip=%s mech=%s service=%s", field(u.address, 100), field(in.rip, 64),
-		         field(in.mech, 16), field(in.service, 32));
-		reply = result(req, ACCOUNTS_AUTH_OK, &u, NULL);
-	} else {
-		throttle_failure(s->by_ip, in.rip);
-		throttle_failure(s->by_user, buf_cstr(&key));
-		log_failure(&in, reason);
-		reply = result(req, ACCOUNTS_AUTH_FAIL, NULL, reason);
+	/* The hash check (tens of milliseconds for yescrypt) is the caller's to run, off its event loop. */
+	struct auth_job *job = xcalloc(1, sizeof *job);
+	job->id = req->id;
+	job->user = dup_or_empty(in.user);
+	job->rip = dup_or_empty(in.rip);
+	job->mech = dup_or_empty(in.mech);
+	job->service = dup_or_empty(in.service);
+	job->password = xstrdup(in.password);
+	if (r == ACCOUNTS_OK) {
+		job->hash = xstrdup(u.password_hash ? u.password_hash : "");
+		job->u = u;
+		memset(&u, 0, sizeof u);
 	}
+	job->key = key;
+	buf_init(&key, THROTTLE_KEY_MAX);
+	job->delay = *delay;
+	*jobp = job;
+	reply = NULL;
 out:
 	explicit_bzero(&in.plain, sizeof in.plain);
 	accounts_user_free(&u);
@@ -275,15 +366,28 @@ static struct ipc_msg *handle_lookup(struct auth_server *s, const struct ipc_msg
 	return reply;
 }
 
-struct ipc_msg *auth_server_handle(struct auth_server *s, const struct ipc_msg *req, unsigned *delay)
+struct ipc_msg *auth_server_begin(struct auth_server *s, const struct ipc_msg *req, unsigned *delay,
+                                  struct auth_job **job)
 {
 	*delay = 0;
+	*job = NULL;
 	switch (req->type) {
 	case ACCOUNTS_AUTH_VERIFY:
-		return handle_verify(s, req, delay);
+		return handle_verify(s, req, delay, job);
 	case ACCOUNTS_AUTH_LOOKUP:
 		return handle_lookup(s, req);
 	default:
 		return ipc_msg_error(req, 1, "auth: unexpected message type");
 	}
+}
+
+struct ipc_msg *auth_server_handle(struct auth_server *s, const struct ipc_msg *req, unsigned *delay)
+{
+	struct auth_job *job;
+	struct ipc_msg *reply = auth_server_begin(s, req, delay, &job);
+
+	if (reply)
+		return reply;
+	auth_job_run(job);
+	return auth_server_finish(s, job, delay);
 }
