@@ -101,6 +101,9 @@ void stream_free(struct stream **sp)
 	}
 	if (s->fd >= 0)
 		close(s->fd);
+	/* consumed input stays in the buffer: a login's password must not outlive the connection */
+	if (s->rbuf.data)
+		OPENSSL_cleanse(s->rbuf.data, s->rbuf.cap);
 	buf_free(&s->rbuf);
 	buf_free(&s->wbuf);
 	buf_free(&s->err);
