@@ -231,3 +231,17 @@ def test_wrong_password_throttled_and_logged(sysinst):
     with pytest.raises(imaplib.IMAP4.error):
         m.login('root', 'x')
     m.logout()
+
+
+def test_check_warns_when_mailbox_servers_cannot_switch(make_instance):
+    """postern check: auth_system_users = yes with pop3/imap services that run as mail_owner is a warning."""
+    inst = make_instance(extra_args=('--user', 'nobody') if os.geteuid() == 0 else ())
+    assert 'system users' not in inst.cli('check').stdout
+    inst.cli('config', 'set', 'auth_system_users=yes', check=True)
+    out = inst.cli('check').stdout
+    for service in ('pop3', 'pop3s', 'imap', 'imaps'):
+        assert re.search(rf'warning: \S+master\.cf:\d+: service {service} runs as \S+, so system users', out), out
+    cf = inst.path('etc', 'master.cf')
+    cf.write_text(re.sub(r'^((?:pop3|pop3s|imap|imaps)\s+inet\s+\S+\s+\S+\s+)-', r'\1root', cf.read_text(),
+                         flags=re.M))
+    assert 'system users' not in inst.cli('check').stdout
