@@ -103,7 +103,8 @@ static void child_start(struct daemon_ctx *ctx, int ctl, const char *login_user)
 	privs_drop(login_user, NULL);
 	if (geteuid() == 0)
 		fatalx("login user %s is root: refusing to read a client's input as root", login_user);
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	/* without the root parent a login can go nowhere: end at once rather than finish the session */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
 }
 
 /* Copy bytes both ways between the TLS connection and the post-login process until either side closes. Both fds
