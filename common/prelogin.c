@@ -18,6 +18,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "accounts_auth.h"
 #include "alloc.h"
 #include "ipc.h"
 #include "log.h"
@@ -91,6 +92,39 @@ void prelogin_become(uid_t uid, gid_t gid)
 		return;
 	}
 	privs_drop_ids(uid, gid, NULL, NULL);
+}
+
+bool prelogin_confirm(struct prelogin_login *l, const char *auth_socket, const char *mail_owner, int timeout_ms,
+                      struct buf *err)
+{
+	struct accounts_user u;
+	enum accounts_auth_status st;
+	bool ok = false;
+
+	memset(&u, 0, sizeof(u));
+	st = accounts_auth_lookup(auth_socket, l->user, timeout_ms, &u, err);
+	if (st != ACCOUNTS_AUTH_OK || !u.enabled || u.maildir == NULL || u.maildir[0] != '/') {
+		if (err->len == 0)
+			buf_printf(err, "auth does not confirm an enabled account %s", l->user);
+		goto out;
+	}
+	if (u.uid == 0) {
+		struct passwd *pw = getpwnam(mail_owner);
+		if (pw == NULL || pw->pw_uid == 0) {
+			buf_printf(err, "account %s belongs to mail_owner %s, which is root or unknown", l->user, mail_owner);
+			goto out;
+		}
+		u.uid = (uint32_t)pw->pw_uid;
+		u.gid = (uint32_t)pw->pw_gid;
+	}
+	free(l->maildir);
+	l->maildir = xstrdup(u.maildir);
+	l->uid = (uid_t)u.uid;
+	l->gid = (gid_t)u.gid;
+	ok = true;
+out:
+	accounts_user_free(&u);
+	return ok;
 }
 
 /* ---- login child ---- */

@@ -51,6 +51,13 @@ bool prelogin_active(void);
  * to hand over is fatal to the child (the parent then sees no login and the client a closed connection). */
 void prelogin_handoff(struct stream *s, const struct prelogin_login *l) __attribute__((__noreturn__));
 
+/* In the root parent, before switching: ask auth (LOOKUP on auth_socket) for the account the child names, and take
+ * its Maildir and owner from that answer rather than from the child (uid 0 there is mail_owner). A pre-login
+ * process that was taken over can then at worst name another existing, enabled account, never an arbitrary
+ * uid or path. false with the reason in err. */
+bool prelogin_confirm(struct prelogin_login *l, const char *auth_socket, const char *mail_owner, int timeout_ms,
+                      struct buf *err);
+
 /* In the post-login process: become the mailbox owner (supplementary groups: its gid only). Fatal on any failure,
  * including a uid of 0 or a root that could be regained. */
 void prelogin_become(uid_t uid, gid_t gid);

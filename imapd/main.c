@@ -145,6 +145,16 @@ static void serve_privsep(int fd, const struct daemon_peer *peer, struct daemon_
 		prelogin_login_clear(&l);
 		exit(0);
 	}
+	struct buf err = BUF_INIT(1024);
+	if (!prelogin_confirm(&l, conn.socket, config_str(ctx->cfg, "mail_owner"), conn.timeout_ms, &err)) {
+		log_error("imapd: login of %s refused: %s", log_safe(l.user, strlen(l.user), 100), buf_cstr(&err));
+		prelogin_login_clear(&l);
+		buf_free(&err);
+		exit(0);	/* the client heard nothing after its login command: hang up */
+	}
+	buf_free(&err);
+	for (size_t n = strlen(l.maildir); n > 1 && l.maildir[n - 1] == '/'; n--)
+		l.maildir[n - 1] = '\0';
 	imapd_session_init(&sess, &settings, l.fd, peer_is_loopback(peer));
 	l.fd = -1;
 	stream_push_input(sess.s, l.input.data, l.input.len);

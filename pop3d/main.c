@@ -85,11 +85,19 @@ static void prelogin_session(int fd, void *arg)
 static void serve_privsep(int fd, const struct daemon_peer *peer, struct daemon_ctx *ctx)
 {
 	struct prelogin_login l;
+	struct buf err = BUF_INIT(1024);
 	struct pop3_user u;
 	struct stream *s;
 
 	if (!prelogin_run(ctx, fd, config_str(ctx->cfg, "mail_owner"), prelogin_session, (void *)peer, &l))
 		return;
+	if (!prelogin_confirm(&l, authd.socket_path, config_str(ctx->cfg, "mail_owner"), authd.timeout_ms, &err)) {
+		log_error("login of %s refused: %s", log_safe(l.user, strlen(l.user), 100), buf_cstr(&err));
+		prelogin_login_clear(&l);
+		buf_free(&err);
+		exit(0);	/* the client heard nothing after its login command: hang up */
+	}
+	buf_free(&err);
 	u = (struct pop3_user){ .name = l.user, .maildir = l.maildir, .have_ids = true, .uid = l.uid, .gid = l.gid };
 	l.user = l.maildir = NULL;
 	s = stream_new(l.fd);
