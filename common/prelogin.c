@@ -127,6 +127,23 @@ out:
 	return ok;
 }
 
+/* The handover frame: l's fields with input (the client's pipelined bytes) and the TLS flag. */
+static struct ipc_msg *handoff_msg(const struct prelogin_login *l, const struct buf *input, bool tls)
+{
+	struct ipc_msg *m = ipc_msg_new(PRELOGIN_HANDOFF);
+
+	ipc_put_str(m, TAG_USER, l->user);
+	ipc_put_str(m, TAG_MAILDIR, l->maildir);
+	ipc_put_u32(m, TAG_UID, (uint32_t)l->uid);
+	ipc_put_u32(m, TAG_GID, (uint32_t)l->gid);
+	if (l->tag)
+		ipc_put_str(m, TAG_IMAP_TAG, l->tag);
+	if (input->len)
+		ipc_put_bytes(m, TAG_INPUT, input->data, input->len);
+	ipc_put_u32(m, TAG_TLS, tls);
+	return m;
+}
+
 /* ---- login child ---- */
 
 static void child_start(struct daemon_ctx *ctx, int ctl, const char *login_user)
@@ -230,7 +247,7 @@ static void proxy(SSL *ssl, int cfd, int pfd)
 
 void prelogin_handoff(struct stream *s, const struct prelogin_login *l)
 {
-	struct ipc_msg *m = ipc_msg_new(PRELOGIN_HANDOFF);
+	struct ipc_msg *m;
 	struct buf err = BUF_INIT(1024), input = BUF_INIT(PRELOGIN_INPUT_MAX);
 	bool tls = stream_is_tls(s);
 	int sp[2] = { -1, -1 };
@@ -243,15 +260,7 @@ void prelogin_handoff(struct stream *s, const struct prelogin_login *l)
 		log_warn("login of %s: more than %u bytes pipelined after it: closing", l->user, PRELOGIN_INPUT_MAX);
 		_exit(0);
 	}
-	ipc_put_str(m, TAG_USER, l->user);
-	ipc_put_str(m, TAG_MAILDIR, l->maildir);
-	ipc_put_u32(m, TAG_UID, (uint32_t)l->uid);
-	ipc_put_u32(m, TAG_GID, (uint32_t)l->gid);
-	if (l->tag)
-		ipc_put_str(m, TAG_IMAP_TAG, l->tag);
-	if (input.len)
-		ipc_put_bytes(m, TAG_INPUT, input.data, input.len);
-	ipc_put_u32(m, TAG_TLS, tls);
+	m = handoff_msg(l, &input, tls);
 	if (input.data)
 		OPENSSL_cleanse(input.data, input.len);
 	buf_free(&input);
@@ -278,7 +287,7 @@ void prelogin_handoff(struct stream *s, const struct prelogin_login *l)
 
 /* ---- root parent ---- */
 
-static bool read_handoff(struct ipc_msg *m, struct prelogin_login *out, struct buf *err)
+static bool read_handoff(const struct ipc_msg *m, struct prelogin_login *out, struct buf *err)
 {
 	const char *s;
 	const void *p;
@@ -316,6 +325,44 @@ static bool read_handoff(struct ipc_msg *m, struct prelogin_login *out, struct b
 	return true;
 }
 
+void prelogin_login_init(struct prelogin_login *l)
+{
+	memset(l, 0, sizeof(*l));
+	l->fd = -1;
+	buf_init(&l->input, PRELOGIN_INPUT_MAX);
+}
+
+bool prelogin_decode(const void *frame, size_t len, bool with_fd, struct prelogin_login *out, struct buf *err)
+{
+	struct ipc_msg *m = NULL;
+	bool ok;
+
+	prelogin_login_init(out);
+	if (!ipc_frame_decode(&prelogin_proto, frame, len, PRELOGIN_MAX_FRAME, -1, &m, err))
+		return false;
+	if (m->type != PRELOGIN_HANDOFF) {
+		buf_printf(err, "unexpected message type %#x", m->type);
+		ipc_msg_free(&m);
+		return false;
+	}
+	m->fd = with_fd ? 0 : -1;	/* only whether one came along matters here */
+	ok = read_handoff(m, out, err);
+	m->fd = -1;
+	ipc_msg_free(&m);
+	if (!ok)
+		prelogin_login_clear(out);
+	return ok;
+}
+
+bool prelogin_encode(const struct prelogin_login *l, bool tls, struct buf *out)
+{
+	struct ipc_msg *m = handoff_msg(l, &l->input, tls);
+	bool ok = ipc_msg_encode(m, out);
+
+	ipc_msg_free(&m);
+	return ok;
+}
+
 static void reap(pid_t pid)
 {
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
@@ -331,9 +378,7 @@ bool prelogin_run(struct daemon_ctx *ctx, int client_fd, const char *login_user,
 	pid_t pid;
 	bool ok = false;
 
-	memset(out, 0, sizeof(*out));
-	out->fd = -1;
-	buf_init(&out->input, PRELOGIN_INPUT_MAX);
+	prelogin_login_init(out);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		log_error("login: socketpair: %m");
 		return false;

@@ -62,6 +62,12 @@ bool prelogin_confirm(struct prelogin_login *l, const char *auth_socket, const c
  * including a uid of 0 or a root that could be regained. */
 void prelogin_become(uid_t uid, gid_t gid);
 
+void prelogin_login_init(struct prelogin_login *l);
 void prelogin_login_clear(struct prelogin_login *l);
+
+/* The handover frame on its own, for tests and the fuzzer: decode one frame as the root parent does (with_fd:
+ * whether a descriptor came with it) with every check applied; encode l's fields (not fd) as a child would. */
+bool prelogin_decode(const void *frame, size_t len, bool with_fd, struct prelogin_login *out, struct buf *err);
+bool prelogin_encode(const struct prelogin_login *l, bool tls, struct buf *out);
 
 #endif
