@@ -153,6 +153,9 @@ static void serve_privsep(int fd, const struct daemon_peer *peer, struct daemon_
 		exit(0);	/* the client heard nothing after its login command: hang up */
 	}
 	buf_free(&err);
+	/* TLS stays in the login process: the private key must not live on in a process run by a mail user */
+	SSL_CTX_free(settings.tls_ctx);
+	settings.tls_ctx = NULL;
 	for (size_t n = strlen(l.maildir); n > 1 && l.maildir[n - 1] == '/'; n--)
 		l.maildir[n - 1] = '\0';
 	imapd_session_init(&sess, &settings, l.fd, peer_is_loopback(peer));

@@ -98,6 +98,9 @@ static void serve_privsep(int fd, const struct daemon_peer *peer, struct daemon_
 		exit(0);	/* the client heard nothing after its login command: hang up */
 	}
 	buf_free(&err);
+	/* TLS stays in the login process: the private key must not live on in a process run by a mail user */
+	SSL_CTX_free(opts.tls);
+	opts.tls = NULL;
 	u = (struct pop3_user){ .name = l.user, .maildir = l.maildir, .have_ids = true, .uid = l.uid, .gid = l.gid };
 	l.user = l.maildir = NULL;
 	s = stream_new(l.fd);
