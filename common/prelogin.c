@@ -428,7 +428,8 @@ bool prelogin_run(struct daemon_ctx *ctx, int client_fd, const char *login_user,
 	}
 	if (!ok) {
 		if (pid > 0) {
-			kill(pid, SIGTERM);
+			/* normally gone already; after a refused handover it may be a proxy still waiting on its client */
+			kill(pid, SIGKILL);
 			reap(pid);
 		}
 		prelogin_login_clear(out);
