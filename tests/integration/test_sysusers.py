@@ -4,6 +4,7 @@ implicit TLS; mail that local delivers as the user is read back; what IMAP write
 login the connection is handled by a process running as the unprivileged mail_owner, after it by one running as
 the user (and, for TLS, an unprivileged proxy in between); a virtual account still works on the same instance;
 wrong passwords are throttled. Needs root (skipped otherwise)."""
+import base64
 import imaplib
 import os
 import poplib
@@ -178,12 +179,15 @@ def test_smtp_auth_delivery_pop3_imap(sysinst):
 def test_imap_pipelined_after_login(sysinst):
     """Commands the client sends right behind LOGIN reach the post-login process (plain and TLS)."""
     inst, su = sysinst, sysinst.sys
-    for port, tls in ((inst.port('imap'), False), (inst.port('imaps'), True)):
+    sasl = base64.b64encode(f'\0{su.pw_name}\0{PASSWORD}'.encode()).decode()
+    for port, tls, login in ((inst.port('imap'), False, f'LOGIN {su.pw_name} "{PASSWORD}"'),
+                             (inst.port('imaps'), True, f'LOGIN {su.pw_name} "{PASSWORD}"'),
+                             (inst.port('imap'), False, f'AUTHENTICATE PLAIN {sasl}')):
         raw = socket.create_connection(('127.0.0.1', port), timeout=TIMEOUT)
         s = _tls().wrap_socket(raw) if tls else raw
         f = s.makefile('rb')
         assert f.readline().startswith(b'* OK')
-        s.sendall(f'a1 LOGIN {su.pw_name} "{PASSWORD}"\r\na2 SELECT INBOX\r\na3 LOGOUT\r\n'.encode())
+        s.sendall(f'a1 {login}\r\na2 SELECT INBOX\r\na3 LOGOUT\r\n'.encode())
         out = b''
         while b'a3 OK' not in out:
             line = f.readline()
@@ -245,3 +249,15 @@ def test_check_warns_when_mailbox_servers_cannot_switch(make_instance):
     cf.write_text(re.sub(r'^((?:pop3|pop3s|imap|imaps)\s+inet\s+\S+\s+\S+\s+)-', r'\1root', cf.read_text(),
                          flags=re.M))
     assert 'system users' not in inst.cli('check').stdout
+
+
+def test_user_add_makes_the_maildir(make_instance):
+    """postern user add makes the account's Maildir, owned by the account's user (mail_owner for virtual ones)."""
+    root = os.geteuid() == 0
+    inst = make_instance(extra_args=('--user', 'nobody') if root else ())
+    inst.cli('user', 'add', 'newbie@example.test', '--password-stdin', input='pw 1\n', check=True)
+    md = inst.path('mail', 'example.test', 'newbie')
+    for sub in ('', 'cur', 'new', 'tmp'):
+        st = os.stat(md / sub)
+        assert st.st_mode & 0o777 == 0o700, (sub, oct(st.st_mode))
+        assert st.st_uid == (NOBODY if root else os.geteuid()), (sub, st.st_uid)
