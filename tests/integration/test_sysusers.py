@@ -251,13 +251,22 @@ def test_check_warns_when_mailbox_servers_cannot_switch(make_instance):
     assert 'system users' not in inst.cli('check').stdout
 
 
-def test_user_add_makes_the_maildir(make_instance):
-    """postern user add makes the account's Maildir, owned by the account's user (mail_owner for virtual ones)."""
+def test_user_add_makes_the_maildir(postern_build):
+    """postern user add makes the account's Maildir, owned by the account's user (mail_owner for virtual ones).
+    The instance lives in a world-searchable directory: as root the Maildir is made by mail_owner (nobody)."""
     root = os.geteuid() == 0
-    inst = make_instance(extra_args=('--user', 'nobody') if root else ())
-    inst.cli('user', 'add', 'newbie@example.test', '--password-stdin', input='pw 1\n', check=True)
-    md = inst.path('mail', 'example.test', 'newbie')
-    for sub in ('', 'cur', 'new', 'tmp'):
-        st = os.stat(md / sub)
-        assert st.st_mode & 0o777 == 0o700, (sub, oct(st.st_mode))
-        assert st.st_uid == (NOBODY if root else os.geteuid()), (sub, st.st_uid)
+    top = Path(tempfile.mkdtemp(prefix='postern-useradd-'))
+    os.chmod(top, 0o711)
+    try:
+        inst = Instance(top / 'postern', zip(SERVICES, free_ports(len(SERVICES))), 'example.test',
+                        'mail.example.test')
+        inst.init(*(('--user', 'nobody') if root else ()))
+        r = inst.cli('user', 'add', 'newbie@example.test', '--password-stdin', input='pw 1\n', check=True)
+        assert 'warning' not in r.stderr, r.stderr
+        md = inst.path('mail', 'example.test', 'newbie')
+        for sub in ('', 'cur', 'new', 'tmp'):
+            st = os.stat(md / sub)
+            assert st.st_mode & 0o777 == 0o700, (sub, oct(st.st_mode))
+            assert st.st_uid == (NOBODY if root else os.geteuid()), (sub, st.st_uid)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
