@@ -2,8 +2,13 @@
 #include "auth.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "accounts.h"
 #include "accounts_auth.h"
@@ -12,12 +17,78 @@
 #include "sasl.h"
 #include "str.h"
 
+/* Login tokens of recent successful VERIFYs, for the root side of privilege-separated logins (REDEEM). A ring:
+ * when it is full the oldest token is forgotten, which only makes a very late handover fail. */
+#define AUTH_TOKENS 256
+#define AUTH_TOKEN_HEX 32
+struct login_token {
+	char token[AUTH_TOKEN_HEX + 1];
+	char *address;		/* NULL: free slot */
+	time_t expires;		/* CLOCK_MONOTONIC seconds */
+};
+
 struct auth_server {
 	char *db_path;
 	bool system_users;
 	struct accounts *db;
 	struct throttle *by_ip, *by_user;
+	struct login_token tokens[AUTH_TOKENS];
+	size_t next_token;
 };
+
+static time_t mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+static void token_clear(struct login_token *t)
+{
+	explicit_bzero(t->token, sizeof t->token);
+	free(t->address);
+	t->address = NULL;
+}
+
+/* A fresh token for address, kept for ACCOUNTS_AUTH_TOKEN_TTL seconds; NULL when no randomness is to be had. */
+static const char *token_issue(struct auth_server *s, const char *address)
+{
+	struct login_token *t = &s->tokens[s->next_token++ % AUTH_TOKENS];
+	unsigned char rnd[AUTH_TOKEN_HEX / 2];
+
+	token_clear(t);
+	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+		log_error("auth: getrandom for a login token: %m");
+		return NULL;
+	}
+	for (size_t i = 0; i < sizeof rnd; i++)
+		snprintf(t->token + 2 * i, 3, "%02x", rnd[i]);
+	explicit_bzero(rnd, sizeof rnd);
+	t->address = xstrdup(address);
+	t->expires = mono_now() + ACCOUNTS_AUTH_TOKEN_TTL;
+	return t->token;
+}
+
+/* The account a token stands for (caller frees), and the token is gone; NULL when unknown or expired. */
+static char *token_redeem(struct auth_server *s, const char *token)
+{
+	time_t now = mono_now();
+	char *address = NULL;
+
+	if (strlen(token) != AUTH_TOKEN_HEX)
+		return NULL;
+	for (size_t i = 0; i < AUTH_TOKENS; i++) {
+		struct login_token *t = &s->tokens[i];
+		if (t->address == NULL || CRYPTO_memcmp(t->token, token, AUTH_TOKEN_HEX) != 0)
+			continue;
+		if (t->expires >= now) {
+			address = t->address;
+			t->address = NULL;
+		}
+		token_clear(t);
+	}
+	return address;
+}
 
 struct auth_server *auth_server_new(const struct auth_settings *settings)
 {
@@ -35,6 +106,8 @@ void auth_server_free(struct auth_server **sp)
 	if (s == NULL)
 		return;
 	accounts_close(&s->db);
+	for (size_t i = 0; i < AUTH_TOKENS; i++)
+		token_clear(&s->tokens[i]);
 	throttle_free(&s->by_ip);
 	throttle_free(&s->by_user);
 	free(s->db_path);
@@ -183,6 +256,7 @@ static void log_failure(const struct verify_in *in, const char *reason)
  * of the request (which is gone by the time a worker thread has finished). */
 struct auth_job {
 	uint64_t id;			/* of the request, for the reply */
+	uint32_t flags;			/* ACCOUNTS_AUTH_F_* of the request */
 	char *user, *rip, *mech, *service;
 	char *password;			/* wiped before it is freed */
 	char *hash;			/* NULL: unknown user (a dummy hash is checked instead, at the same cost) */
@@ -240,6 +314,9 @@ static struct ipc_msg *conclude(struct auth_server *s, const struct verify_in *i
 		log_info("auth ok: user=<%s> rip=%s mech=%s service=%s", field(u->address, 100), field(in->rip, 64),
 		         field(in->mech, 16), field(in->service, 32));
 		fill_result(m, ACCOUNTS_AUTH_OK, u, NULL);
+		const char *token = in->flags & ACCOUNTS_AUTH_F_WANT_TOKEN ? token_issue(s, u->address) : NULL;
+		if (token)
+			ipc_put_str(m, ACCOUNTS_AUTH_TAG_TOKEN, token);
 	} else {
 		throttle_failure(s->by_ip, in->rip);
 		throttle_failure(s->by_user, key);
@@ -251,7 +328,8 @@ static struct ipc_msg *conclude(struct auth_server *s, const struct verify_in *i
 
 struct ipc_msg *auth_server_finish(struct auth_server *s, struct auth_job *job, unsigned *delay)
 {
-	struct verify_in in = { .mech = job->mech, .rip = job->rip, .service = job->service, .user = job->user };
+	struct verify_in in = { .mech = job->mech, .rip = job->rip, .service = job->service, .user = job->user,
+		                .flags = job->flags };
 	const char *reason = NULL;
 	struct ipc_msg *reply;
 
@@ -320,6 +398,7 @@ static struct ipc_msg *handle_verify(struct auth_server *s, const struct ipc_msg
 	/* The hash check (tens of milliseconds for yescrypt) is the caller's to run, off its event loop. */
 	struct auth_job *job = xcalloc(1, sizeof *job);
 	job->id = req->id;
+	job->flags = in.flags;
 	job->user = dup_or_empty(in.user);
 	job->rip = dup_or_empty(in.rip);
 	job->mech = dup_or_empty(in.mech);
@@ -343,15 +422,13 @@ out:
 	return reply;
 }
 
-static struct ipc_msg *handle_lookup(struct auth_server *s, const struct ipc_msg *req)
+static struct ipc_msg *handle_lookup_of(struct auth_server *s, const struct ipc_msg *req, const char *user)
 {
 	struct buf err = BUF_INIT(1024);
 	struct accounts_user u;
-	const char *user = "";
 	struct ipc_msg *reply;
 	enum accounts_result r;
 
-	ipc_get_str(req, ACCOUNTS_AUTH_TAG_USER, &user, NULL);
 	r = find_user(s, user, &u, &err);
 	if (r == ACCOUNTS_OK) {
 		reply = result(req, ACCOUNTS_AUTH_OK, &u, NULL);
@@ -366,6 +443,30 @@ static struct ipc_msg *handle_lookup(struct auth_server *s, const struct ipc_msg
 	return reply;
 }
 
+static struct ipc_msg *handle_lookup(struct auth_server *s, const struct ipc_msg *req)
+{
+	const char *user = "";
+
+	ipc_get_str(req, ACCOUNTS_AUTH_TAG_USER, &user, NULL);
+	return handle_lookup_of(s, req, user);
+}
+
+static struct ipc_msg *handle_redeem(struct auth_server *s, const struct ipc_msg *req)
+{
+	const char *token = "";
+	char *address;
+	struct ipc_msg *reply;
+
+	ipc_get_str(req, ACCOUNTS_AUTH_TAG_TOKEN, &token, NULL);
+	if ((address = token_redeem(s, token)) == NULL) {
+		log_warn("auth: login token unknown, used or expired");
+		return result(req, ACCOUNTS_AUTH_NOTFOUND, NULL, "unknown, used or expired login token");
+	}
+	reply = handle_lookup_of(s, req, address);
+	free(address);
+	return reply;
+}
+
 struct ipc_msg *auth_server_begin(struct auth_server *s, const struct ipc_msg *req, unsigned *delay,
                                   struct auth_job **job)
 {
@@ -376,6 +477,8 @@ struct ipc_msg *auth_server_begin(struct auth_server *s, const struct ipc_msg *r
 		return handle_verify(s, req, delay, job);
 	case ACCOUNTS_AUTH_LOOKUP:
 		return handle_lookup(s, req);
+	case ACCOUNTS_AUTH_REDEEM:
+		return handle_redeem(s, req);
 	default:
 		return ipc_msg_error(req, 1, "auth: unexpected message type");
 	}

@@ -4,6 +4,7 @@
 #include <event2/event.h>
 #include <sys/time.h>
 
+#include "accounts_auth.h"
 #include "alloc.h"
 #include "log.h"
 #include "workers.h"
@@ -96,8 +97,19 @@ void auth_service_handler(struct ipc_req *rq, struct ipc_msg *msg, void *arg)
 	struct auth_service *svc = arg;
 	unsigned delay = 0;
 	struct auth_job *job;
-	struct ipc_msg *reply = auth_server_begin(svc->srv, msg, &delay, &job);
+	struct ipc_msg *reply;
+	uid_t uid = (uid_t)-1;
 
+	/* a token opens a mailbox as its owner: only the root side of a login may redeem one */
+	if (msg->type == ACCOUNTS_AUTH_REDEEM) {
+		ipc_req_peer(rq, &uid, NULL, NULL);
+		if (uid != 0) {
+			log_warn("auth: login token redeem from uid %ld refused", (long)uid);
+			ipc_reply_error(rq, 1, "auth: only root may redeem a login token");
+			return;
+		}
+	}
+	reply = auth_server_begin(svc->srv, msg, &delay, &job);
 	if (reply == NULL) {
 		auth_workers_submit(svc->workers, job, rq);
 		return;

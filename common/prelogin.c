@@ -32,6 +32,7 @@
 #define TAG_IMAP_TAG 5
 #define TAG_INPUT 6
 #define TAG_TLS 7
+#define TAG_TOKEN 8
 #define PRELOGIN_MAX_FRAME (1024u * 1024)
 #define PRELOGIN_INPUT_MAX (512u * 1024)	/* pipelined bytes carried over; more is a client to drop */
 #define PROXY_BUF 16384
@@ -44,6 +45,7 @@ static const struct ipc_field_def handoff_fields[] = {
 	{ TAG_IMAP_TAG, IPC_T_STR, 0, "tag" },
 	{ TAG_INPUT, IPC_T_BYTES, 0, "input" },
 	{ TAG_TLS, IPC_T_U32, IPC_REQUIRED, "tls" },
+	{ TAG_TOKEN, IPC_T_STR, 0, "token" },
 	{ 0, 0, 0, NULL },
 };
 static const struct ipc_msg_def prelogin_msgs[] = {
@@ -74,6 +76,9 @@ void prelogin_login_clear(struct prelogin_login *l)
 	xfree(&l->user);
 	xfree(&l->maildir);
 	xfree(&l->tag);
+	if (l->token)
+		explicit_bzero(l->token, strlen(l->token));
+	xfree(&l->token);
 	if (l->input.data)
 		OPENSSL_cleanse(l->input.data, l->input.len);
 	buf_free(&l->input);
@@ -102,10 +107,15 @@ bool prelogin_confirm(struct prelogin_login *l, const char *auth_socket, const c
 	bool ok = false;
 
 	memset(&u, 0, sizeof(u));
-	st = accounts_auth_lookup(auth_socket, l->user, timeout_ms, &u, err);
-	if (st != ACCOUNTS_AUTH_OK || !u.enabled || u.maildir == NULL || u.maildir[0] != '/') {
+	if (l->token == NULL) {
+		buf_puts(err, "no login token");
+		return false;
+	}
+	st = accounts_auth_redeem(auth_socket, l->token, timeout_ms, &u, err);
+	if (st != ACCOUNTS_AUTH_OK || !u.enabled || u.maildir == NULL || u.maildir[0] != '/' ||
+	    strcmp(u.address, l->user) != 0) {
 		if (err->len == 0)
-			buf_printf(err, "auth does not confirm an enabled account %s", l->user);
+			buf_printf(err, "auth does not confirm an enabled account %s for this login", l->user);
 		goto out;
 	}
 	if (u.uid == 0) {
@@ -138,6 +148,8 @@ static struct ipc_msg *handoff_msg(const struct prelogin_login *l, const struct 
 	ipc_put_u32(m, TAG_GID, (uint32_t)l->gid);
 	if (l->tag)
 		ipc_put_str(m, TAG_IMAP_TAG, l->tag);
+	if (l->token)
+		ipc_put_str(m, TAG_TOKEN, l->token);
 	if (input->len)
 		ipc_put_bytes(m, TAG_INPUT, input->data, input->len);
 	ipc_put_u32(m, TAG_TLS, tls);
@@ -315,6 +327,8 @@ static bool read_handoff(const struct ipc_msg *m, struct prelogin_login *out, st
 	out->maildir = xstrdup(s);
 	if (ipc_get_str(m, TAG_IMAP_TAG, &s, NULL))
 		out->tag = xstrdup(s);
+	if (ipc_get_str(m, TAG_TOKEN, &s, NULL))
+		out->token = xstrdup(s);
 	if (ipc_get_bytes(m, TAG_INPUT, &p, &n) && !buf_append(&out->input, p, n)) {
 		buf_puts(err, "too much pipelined input");
 		return false;

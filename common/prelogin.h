@@ -24,6 +24,7 @@ struct prelogin_login {
 	uid_t uid;		/* the mailbox owner to switch to (never 0) */
 	gid_t gid;
 	char *tag;		/* IMAP: tag of the LOGIN/AUTHENTICATE command to answer; NULL for POP3 */
+	char *token;		/* auth's login token for this login, redeemed by the root side */
 	struct buf input;	/* bytes the client sent after the login command */
 	bool tls;		/* the client connection is TLS, and fd is the login process's proxy socket */
 	int fd;			/* what the post-login process serves: the client connection or the proxy socket */
@@ -51,10 +52,10 @@ bool prelogin_active(void);
  * to hand over is fatal to the child (the parent then sees no login and the client a closed connection). */
 void prelogin_handoff(struct stream *s, const struct prelogin_login *l) __attribute__((__noreturn__));
 
-/* In the root parent, before switching: ask auth (LOOKUP on auth_socket) for the account the child names, and take
- * its Maildir and owner from that answer rather than from the child (uid 0 there is mail_owner). A pre-login
- * process that was taken over can then at worst name another existing, enabled account, never an arbitrary
- * uid or path. false with the reason in err. */
+/* In the root parent, before switching: redeem the child's login token with auth (REDEEM on auth_socket) and take
+ * the account, its Maildir and owner from that answer rather than from the child (uid 0 there is mail_owner). A
+ * pre-login process that was taken over can then only hand over a login auth really granted it, never another
+ * account, uid or path. false with the reason in err. */
 bool prelogin_confirm(struct prelogin_login *l, const char *auth_socket, const char *mail_owner, int timeout_ms,
                       struct buf *err);
 

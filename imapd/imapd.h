@@ -29,6 +29,7 @@ struct imapd_login {
 	char *maildir;		/* root of the Maildir++ tree (INBOX) */
 	uid_t uid;
 	gid_t gid;
+	char *token;		/* auth's login token, asked for in a pre-login process (prelogin.h) */
 };
 
 /* Password check, supplied by the daemon (the auth daemon client) or by tests. Returns true and fills out on

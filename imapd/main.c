@@ -53,7 +53,7 @@ static bool auth_daemon(void *ctx, const char *user, const char *pass, bool encr
 	struct imapd_conn *c = ctx;
 	struct accounts_auth_request rq = {
 		.mech = "PASSWORD", .user = user, .password = pass, .rip = c->rip, .encrypted = encrypted,
-		.loopback = loopback, .plaintext_ok = c->plaintext_ok, .service = "imapd",
+		.loopback = loopback, .plaintext_ok = c->plaintext_ok, .want_token = prelogin_active(), .service = "imapd",
 	};
 	struct accounts_user u = { 0 };
 	struct buf err = BUF_INIT(1024);
@@ -66,6 +66,7 @@ static bool auth_daemon(void *ctx, const char *user, const char *pass, bool encr
 	} else if (st == ACCOUNTS_AUTH_OK && u.address && u.maildir) {
 		out->user = xstrdup(u.address);
 		out->maildir = xstrdup(u.maildir);
+		out->token = u.login_token ? xstrdup(u.login_token) : NULL;
 		for (size_t n = strlen(out->maildir); n > 1 && out->maildir[n - 1] == '/'; n--)
 			out->maildir[n - 1] = '\0';
 		out->uid = u.uid;

@@ -43,6 +43,9 @@ void imapd_login_clear(struct imapd_login *l)
 {
 	xfree(&l->user);
 	xfree(&l->maildir);
+	if (l->token)
+		explicit_bzero(l->token, strlen(l->token));
+	xfree(&l->token);
 }
 
 void imapd_unselect(struct imapd_session *sess)
@@ -199,7 +202,7 @@ void imapd_capabilities(struct imapd_session *sess, struct buf *out)
 static void hand_over(struct imapd_session *sess, struct imapd_login *login)
 {
 	struct prelogin_login l = { .user = login->user, .maildir = login->maildir, .uid = login->uid,
-				    .gid = login->gid, .tag = sess->tag, .fd = -1 };
+				    .gid = login->gid, .tag = sess->tag, .token = login->token, .fd = -1 };
 
 	if (login->uid == 0) {
 		log_error("imapd: user %s: no mailbox owner other than root", login->user);

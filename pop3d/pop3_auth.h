@@ -16,6 +16,7 @@ enum pop3_auth_result { POP3_AUTH_OK, POP3_AUTH_FAIL, POP3_AUTH_TEMPFAIL };
 struct pop3_user {
 	char *name;
 	char *maildir;
+	char *token;	/* auth's login token, asked for in a pre-login process (prelogin.h) */
 	bool have_ids;
 	uid_t uid;
 	gid_t gid;

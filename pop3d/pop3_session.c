@@ -102,7 +102,7 @@ static void become_owner(const struct pop3_user *u)
 static void hand_over(struct sess *ss)
 {
 	struct prelogin_login l = { .user = ss->login.name, .maildir = ss->login.maildir, .uid = ss->login.uid,
-		                    .gid = ss->login.gid, .fd = -1 };
+		                    .gid = ss->login.gid, .token = ss->login.token, .fd = -1 };
 
 	if (!ss->login.have_ids || ss->login.uid == 0) {
 		log_error("%s: no mailbox owner other than root known: login refused", ss->login.name);

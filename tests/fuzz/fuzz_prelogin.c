@@ -29,6 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			__builtin_trap();
 		if (strcmp(l.user, l2.user) || strcmp(l.maildir, l2.maildir) || l.uid != l2.uid || l.gid != l2.gid ||
 		    (l.tag == NULL) != (l2.tag == NULL) || (l.tag && strcmp(l.tag, l2.tag)) ||
+		    (l.token == NULL) != (l2.token == NULL) || (l.token && strcmp(l.token, l2.token)) ||
 		    l.input.len != l2.input.len || (l.input.len && memcmp(l.input.data, l2.input.data, l.input.len)))
 			__builtin_trap();
 		prelogin_login_clear(&l2);
@@ -54,6 +55,7 @@ static void seed(const char *dir, const char *name, bool tls, const char *user, 
 	l.uid = 1000;
 	l.gid = 1000;
 	l.tag = (char *)tag;
+	l.token = (char *)"0123456789abcdef0123456789abcdef";
 	if (input)
 		buf_puts(&l.input, input);
 	buf_putc(&b, tls ? 1 : 0);

@@ -26,6 +26,7 @@ static void frame(struct buf *out, const char *user, const char *maildir, uid_t 
 	l.uid = uid;
 	l.gid = 100;
 	l.tag = (char *)tag;
+	l.token = (char *)"00112233445566778899aabbccddeeff";
 	if (input)
 		buf_puts(&l.input, input);
 	buf_reset(out);
@@ -46,6 +47,7 @@ static void test_round_trip(void **state)
 	assert_int_equal(l.uid, 1000);
 	assert_int_equal(l.gid, 100);
 	assert_string_equal(l.tag, "a1");
+	assert_string_equal(l.token, "00112233445566778899aabbccddeeff");
 	assert_int_equal(l.input.len, 17);
 	assert_memory_equal(l.input.data, "a2 SELECT INBOX\r\n", 17);
 	assert_false(l.tls);
