@@ -176,6 +176,18 @@ def test_smtp_auth_delivery_pop3_imap(sysinst):
     m.logout()
 
 
+def test_auth_keeps_only_the_shadow_group(sysinst):
+    """auth reads /etc/shadow as mail_owner with shadow's group added, not as root."""
+    shadow_gid = os.stat('/etc/shadow').st_gid
+    procs = _procs(sysinst, 'auth')
+    assert procs, 'auth is not running'
+    for pid, _, uids in procs:
+        assert uids == (NOBODY,) * 4, uids
+        status = Path(f'/proc/{pid}/status').read_text()
+        groups = {int(g) for g in re.search(r'^Groups:\s*(.*)$', status, re.M).group(1).split()}
+        assert shadow_gid in groups and 0 not in groups, groups
+
+
 def test_imap_pipelined_after_login(sysinst):
     """Commands the client sends right behind LOGIN reach the post-login process (plain and TLS)."""
     inst, su = sysinst, sysinst.sys
