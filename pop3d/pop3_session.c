@@ -368,6 +368,7 @@ static void send_msg(struct sess *ss, uint32_t n, int64_t lines)
 
 	if (!m)
 		return;
+	/* m is our own snapshot, not a pointer into the index, which mbox_msg_open may re-sync and move */
 	if ((idx = mbox_find(ss->mb, m->uid)) == (size_t)-1 || (fd = mbox_msg_open(ss->mb, idx, &err)) < 0) {
 		if (err.len)
 			log_warn("%s", buf_cstr(&err));

@@ -143,6 +143,15 @@ def test_smtp_auth_delivery_pop3_imap(sysinst):
     assert lines[2] == b'+OK 1 ' + lines[2][6:] and lines[2].startswith(b'+OK 1 '), lines
     assert lines[3].startswith(b'+OK'), lines
 
+    # POP3 with STLS: the login process upgrades, then stays as the proxy
+    p = poplib.POP3('127.0.0.1', inst.port('pop3'), timeout=TIMEOUT)
+    p.stls(context=_tls())
+    p.user(su.pw_name)
+    p.pass_(PASSWORD)
+    assert p.stat()[0] == 1
+    assert _children_as(inst, 'pop3d', NOBODY, su.pw_uid), ('no unprivileged TLS proxy', _procs(inst, 'pop3d'))
+    p.quit()
+
     # IMAP on the plain port: INBOX and the special-use folders, APPEND and flags written as the user
     m = imaplib.IMAP4('127.0.0.1', inst.port('imap'), timeout=TIMEOUT)
     _wait(lambda: _children_as(inst, 'imapd', NOBODY), 'a pre-login imapd child running as nobody')
