@@ -235,3 +235,23 @@ def test_help_and_usage_everywhere(tmp_path):
         r = subprocess.run([str(postern_bin()), 'queue', sub, '--help'], capture_output=True, text=True,
                            env=env, timeout=10)
         assert r.returncode == 0 and r.stdout.startswith('usage: postern queue '), (sub, r)
+
+
+def test_inject_as_root_into_unprivileged_instance(make_instance):
+    """root runs `postern queue inject` into an instance whose daemons run as nobody: the queue file must be
+    nobody's like the queue, or qmgr cannot open it ("open active/ID: Permission denied") and it never leaves."""
+    import os
+    from pathlib import Path
+    if os.geteuid() != 0:
+        pytest.skip('needs root: the CLI runs as root, the daemons as nobody')
+    inst = make_instance(extra_args=('--user', 'nobody'))
+    for p in [inst.dir, *inst.dir.parents]:     # nobody must reach the instance (test directories are private)
+        if p == Path('/'):
+            break
+        os.chmod(p, os.stat(p).st_mode | 0o005)
+    inst.start()
+    user, maildir = _demo(inst)
+    qid = _queued(inst, 'root@example.org', [user], 'root inject')
+    _wait(lambda: _maildir_files(maildir), what='delivery of the injected message', inst=inst)
+    assert 'Permission denied' not in '\n'.join(inst.log_lines())
+    assert any(qid in line for line in inst.log_lines())
