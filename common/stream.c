@@ -38,6 +38,7 @@ struct stream {
 	int64_t call_deadline;	/* monotonic ms when the current call must end; 0: none */
 	enum stream_result werr;	/* sticky write failure, STREAM_OK when none */
 	enum stream_eol eol;
+	bool (*stop)(void);	/* stream_set_interrupt() */
 	uint64_t bytes_in, bytes_out;
 	struct buf err;
 };
@@ -121,6 +122,11 @@ void stream_set_timeouts(struct stream *s, int read_ms, int write_ms)
 	s->write_ms = write_ms;
 }
 
+void stream_set_interrupt(struct stream *s, bool (*stop)(void))
+{
+	s->stop = stop;
+}
+
 static int64_t now_ms(void)
 {
 	struct timespec ts;
@@ -129,7 +135,7 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Wait for events on the fd: STREAM_OK when ready, STREAM_TIMEOUT, or STREAM_ERROR. Signals do not extend the
+/* Wait for events on the fd: STREAM_OK when ready, STREAM_TIMEOUT, STREAM_INTERRUPTED, or STREAM_ERROR. Signals do not extend the
  * wait: the remaining time is recomputed after EINTR. */
 static enum stream_result wait_fd(struct stream *s, short events, int timeout_ms)
 {
@@ -144,6 +150,11 @@ static enum stream_result wait_fd(struct stream *s, short events, int timeout_ms
 		if (deadline) {
 			int64_t d = deadline - now_ms();
 			left = d < 0 ? 0 : d > INT32_MAX ? INT32_MAX : (int)d;
+		}
+		/* checked before every poll, not only after EINTR: the signal may have come while we were busy */
+		if (s->stop && s->stop()) {
+			set_err(s, "interrupted by shutdown");
+			return STREAM_INTERRUPTED;
 		}
 		pfd.fd = s->fd;
 		pfd.events = events;
