@@ -146,6 +146,11 @@ def test_requeue_flush_and_trace_deferred(qinst):
     assert inst.cli('queue', 'requeue', 'ALL', check=True).stdout.strip() == '1 message'
     _wait(lambda: len([l for l in inst.log_lines() if re.search(attempt, l)]) >= 3, what='a third attempt',
           inst=inst)
+    # sendmail -q is the same flush while the mail system runs
+    r = inst.run('sendmail', '-C', inst.dir, '-q')
+    assert r.returncode == 0, r.stderr
+    _wait(lambda: len([l for l in inst.log_lines() if re.search(attempt, l)]) >= 4, what='a fourth attempt',
+          inst=inst)
     # the classic listing: the reason in parentheses over the recipient
     mailq = inst.run('mailq', '-C', inst.dir, check=True).stdout.splitlines()
     assert mailq[0] == '-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------'
@@ -157,7 +162,7 @@ def test_requeue_flush_and_trace_deferred(qinst):
     trace = inst.cli('trace', qid, check=True).stdout.splitlines()
     assert re.search(rf': {qid}: from=<sender@remote\.test>', trace[0]), trace
     tries = [l for l in trace if re.search(attempt, l)]
-    assert len(tries) >= 3 and all(re.search(r'delay=[\d.]+, dsn=4\.\d\.\d', l) for l in tries), trace
+    assert len(tries) >= 4 and all(re.search(r'delay=[\d.]+, dsn=4\.\d\.\d', l) for l in tries), trace
     assert all(qid in l for l in trace)
 
 
