@@ -17,6 +17,7 @@
 #include "listmatch.h"
 #include "log.h"
 #include "mailboxes.h"
+#include "prelogin.h"
 #include "selected.h"
 #include "str.h"
 #include "utf7imap.h"
@@ -49,6 +50,9 @@ void imapd_login_clear(struct imapd_login *l)
 {
 	xfree(&l->user);
 	xfree(&l->maildir);
+	if (l->token)
+		explicit_bzero(l->token, strlen(l->token));
+	xfree(&l->token);
 }
 
 void imapd_unselect(struct imapd_session *sess)
@@ -201,8 +205,26 @@ void imapd_capabilities(struct imapd_session *sess, struct buf *out)
 
 /* ---- login ---- */
 
+/* In a pre-login process (the service runs as root): the root parent opens the mailbox as its owner and answers
+ * the login command (imapd_session_resume). Returns only when the login cannot be handed over. */
+static void hand_over(struct imapd_session *sess, struct imapd_login *login)
+{
+	struct prelogin_login l = { .user = login->user, .maildir = login->maildir, .uid = login->uid,
+				    .gid = login->gid, .tag = sess->tag, .token = login->token, .fd = -1 };
+
+	if (login->uid == 0) {
+		log_error("imapd: user %s: no mailbox owner other than root", login->user);
+		return;
+	}
+	prelogin_handoff(sess->s, &l);
+}
+
 bool imapd_session_login(struct imapd_session *sess, struct imapd_login *login)
 {
+	if (prelogin_active()) {
+		hand_over(sess, login);
+		return false;
+	}
 	if (getegid() != login->gid || geteuid() != login->uid) {
 		/* only root can become the owner; a process already dropped to mail_owner serves only that uid */
 		if (geteuid() != 0) {
@@ -210,9 +232,7 @@ bool imapd_session_login(struct imapd_session *sess, struct imapd_login *login)
 				  (long)login->uid, (long)geteuid());
 			return false;
 		}
-		/* the same order as everywhere: groups first, while we still may */
-		if (setgroups(0, NULL) != 0 || setgid(login->gid) != 0 || setuid(login->uid) != 0)
-			fatal("imapd: cannot switch to uid %ld gid %ld", (long)login->uid, (long)login->gid);
+		prelogin_become(login->uid, login->gid);
 	}
 	sess->login = *login;
 	memset(login, 0, sizeof(*login));
@@ -269,6 +289,8 @@ static void dispatch(struct imapd_session *sess)
 	c->fn(sess, args, nargs, uid);
 }
 
+static void session_loop(struct imapd_session *sess);
+
 void imapd_session_run(struct imapd_session *sess)
 {
 	struct buf caps = BUF_INIT(4096);
@@ -281,7 +303,30 @@ void imapd_session_run(struct imapd_session *sess)
 	imapd_capabilities(sess, &caps);
 	imapd_untagged(sess, "OK [CAPABILITY %s] Postern IMAP ready", buf_cstr(&caps));
 	buf_free(&caps);
+	session_loop(sess);
+}
 
+void imapd_session_resume(struct imapd_session *sess, struct imapd_login *login, const char *tag)
+{
+	struct buf caps = BUF_INIT(4096);
+
+	sess->tag = xstrdup(tag);
+	if (!imapd_session_login(sess, login)) {
+		imapd_no(sess, "[SERVERBUG] cannot open the mailbox");
+		stream_flush(sess->s);
+		xfree(&sess->tag);
+		buf_free(&caps);
+		return;
+	}
+	imapd_capabilities(sess, &caps);
+	imapd_ok(sess, "[CAPABILITY %s] logged in", buf_cstr(&caps));
+	xfree(&sess->tag);
+	buf_free(&caps);
+	session_loop(sess);
+}
+
+static void session_loop(struct imapd_session *sess)
+{
 	while (sess->state != IMAPD_LOGOUT) {
 		if (stream_flush(sess->s) != STREAM_OK)
 			break;
