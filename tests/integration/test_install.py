@@ -197,3 +197,14 @@ def test_system_install_end_to_end(tmp_path):
     # the host is untouched
     assert not os.path.exists('/etc/postern/main.cf') or 'mail.example.test' not in Path('/etc/postern/main.cf').read_text()
     assert subprocess.run(['getent', 'passwd', 'alice'], capture_output=True).returncode != 0
+
+
+def test_init_system_refusals(tmp_path):
+    postern = str(build_dir() / 'bin' / 'postern')
+    r = subprocess.run([postern, 'init', '--system', str(tmp_path / 'x')], capture_output=True, text=True)
+    assert r.returncode == 64 and '--system takes no DIR' in r.stderr
+    assert not (tmp_path / 'x').exists()
+    if os.geteuid() == 0 and shutil.which('runuser'):
+        r = subprocess.run(['runuser', '-u', 'nobody', '--', postern, 'init', '--system'], capture_output=True,
+                           text=True)
+        assert r.returncode == 64 and 'must be run as root' in r.stderr
