@@ -47,16 +47,17 @@ struct init_service {
 	const char *tls;	/* starttls: offered after the greeting; implicit: TLS from the first byte */
 	const char *command;
 	const char *override;	/* one -o name=value, or NULL */
+	bool system_users;	/* --system runs it as root: logins of system users switch to their uid */
 };
 
 static const struct init_service init_services[] = {
-	{ "smtp", 2525, 25, "starttls", "smtpd", NULL },
-	{ "submission", 2587, 587, "starttls", "smtpd", "smtpd_auth_required=yes" },
-	{ "smtps", 2465, 465, "implicit", "smtpd", "smtpd_auth_required=yes" },
-	{ "pop3", 1110, 110, "starttls", "pop3d", NULL },
-	{ "pop3s", 1995, 995, "implicit", "pop3d", NULL },
-	{ "imap", 1143, 143, "starttls", "imapd", NULL },
-	{ "imaps", 1993, 993, "implicit", "imapd", NULL },
+	{ "smtp", 2525, 25, "starttls", "smtpd", NULL, false },
+	{ "submission", 2587, 587, "starttls", "smtpd", "smtpd_auth_required=yes", false },
+	{ "smtps", 2465, 465, "implicit", "smtpd", "smtpd_auth_required=yes", false },
+	{ "pop3", 1110, 110, "starttls", "pop3d", NULL, true },
+	{ "pop3s", 1995, 995, "implicit", "pop3d", NULL, true },
+	{ "imap", 1143, 143, "starttls", "imapd", NULL, true },
+	{ "imaps", 1993, 993, "implicit", "imapd", NULL, true },
 };
 #define INIT_NSERVICES (sizeof(init_services) / sizeof(init_services[0]))
 
@@ -595,6 +596,10 @@ static void init_main_cf(const struct init_opts *o, struct buf *b)
 		buf_puts(b, "log_destination = $instance_directory/log/postern.log\n");
 	else
 		buf_puts(b, "log_destination = syslog\n");
+	if (o->system)
+		buf_puts(b, "# The host's users log in with their login name and password and read ~/Maildir, as with\n"
+		            "# Dovecot; pop3/imap in master.cf run as root for that (privilege-separated login).\n"
+		            "auth_system_users = yes\n");
 	buf_puts(b, "tls_cert_file = $config_directory/tls/cert.pem\n");
 	buf_puts(b, "tls_key_file = $config_directory/tls/key.pem\n");
 }
@@ -612,8 +617,8 @@ static void init_master_cf(const struct init_opts *o, struct buf *b)
 		const struct init_service *s = &init_services[i];
 		buf_reset(&listen);
 		buf_printf(&listen, "%s:%d", o->dev ? "127.0.0.1" : "*", o->ports[i]);
-		buf_printf(b, "%-12s inet %-17s %-9s -    -      100     100    100s %s\n", s->name, buf_cstr(&listen),
-		           s->tls, s->command);
+		buf_printf(b, "%-12s inet %-17s %-9s %-4s -      100     100    100s %s\n", s->name, buf_cstr(&listen),
+		           s->tls, o->system && s->system_users ? "root" : "-", s->command);
 		if (s->override)
 			buf_printf(b, "    -o %s\n", s->override);
 	}

@@ -89,6 +89,7 @@ assert not os.path.exists('/etc/postern') and not os.path.exists('/var/spool/pos
 home = '/var/lib/install-test-home'   # in the /var overlay; the pytest directory above work is private to root
 os.makedirs(home, mode=0o755)
 run('useradd', '-m', '-d', f'{home}/alice', '-s', '/bin/sh', 'alice')
+run('chpasswd', input='alice:secret-alice\n')
 
 ports = dict(smtp=2525, submission=2587, smtps=2465, pop3=1110, pop3s=1995, imap=1143, imaps=1993)
 flags = '--hostname mail.example.test ' + ' '.join(f'--port {k}={v}' for k, v in ports.items())
@@ -112,6 +113,9 @@ assert owner_mode('/var/spool/postern/data/accounts.lmdb')[0] == 'postern'
 main_cf = Path('/etc/postern/main.cf').read_text()
 assert 'instance_directory = /var/spool/postern\n' in main_cf
 assert 'daemon_directory = /usr/local/libexec/postern\n' in main_cf
+assert 'auth_system_users = yes\n' in main_cf
+assert any(l.split()[:5] == ['imap', 'inet', '*:1143', 'starttls', 'root']
+           for l in Path('/etc/postern/master.cf').read_text().splitlines()), 'imap must run as root'
 assert os.readlink('/usr/sbin/sendmail') == '/usr/local/sbin/postern'
 assert os.readlink('/usr/bin/newaliases') == '/usr/local/sbin/postern'
 
@@ -145,20 +149,23 @@ try:
     assert any('Subject: installed' in g for g in got) and any('Subject: via sendmail' in g for g in got)
     assert all(pwd.getpwuid(p.stat().st_uid).pw_name == 'alice' for p in new.glob('*'))
 
-    m = imaplib.IMAP4('127.0.0.1', ports['imap'], timeout=30)
-    ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-    m.starttls(ssl_context=ctx)
-    m.login('bob@example.test', 'secret-bob')
-    deadline = time.time() + 30
-    while True:
-        typ, data = m.select('INBOX')
-        if int(data[0]) >= 1 or time.time() > deadline:
-            break
-        time.sleep(0.2)
-    assert typ == 'OK' and int(data[0]) == 1, data
-    typ, data = m.fetch('1', '(BODY[])')
-    assert b'hello from the install test' in data[0][1]
-    m.logout()
+    # the system user reads ~/Maildir with her login password, the virtual account its own mailbox
+    for user, password, count in (('alice', 'secret-alice', 2), ('bob@example.test', 'secret-bob', 1)):
+        m = imaplib.IMAP4('127.0.0.1', ports['imap'], timeout=30)
+        ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+        m.starttls(ssl_context=ctx)
+        m.login(user, password)
+        deadline = time.time() + 30
+        while True:
+            typ, data = m.select('INBOX')
+            if int(data[0]) >= count or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        assert typ == 'OK' and int(data[0]) == count, (user, data)
+        typ, data = m.fetch('1:*', '(BODY[])')
+        bodies = b''.join(part[1] for part in data if isinstance(part, tuple))
+        assert b'hello from the install test' in bodies, (user, bodies)
+        m.logout()
 finally:
     run('/usr/local/sbin/postern', 'stop', ok=False)
     log = Path('/var/spool/postern/log/postern.log')
