@@ -440,6 +440,16 @@ size_t stream_pending(const struct stream *s)
 	return n;
 }
 
+bool stream_line_pending(struct stream *s)
+{
+	const void *p;
+	size_t n;
+
+	/* stream_peek() does not wait here: it reads only when TLS holds decrypted bytes. A line split between our
+	 * buffer and OpenSSL's counts as not received, which costs at most an early flush. */
+	return stream_pending(s) > 0 && stream_peek(s, &p, &n) == STREAM_OK && memchr(p, '\n', n) != NULL;
+}
+
 bool stream_take_input(struct stream *s, struct buf *out)
 {
 	bool ok = buf_append(out, s->rbuf.data ? s->rbuf.data + s->rpos : "", buffered(s));

@@ -65,6 +65,10 @@ void stream_consume(struct stream *s, size_t n);
 /* Bytes received but not yet consumed (our buffer plus TLS-decrypted bytes): non-zero after a command means the
  * client pipelined. */
 size_t stream_pending(const struct stream *s);
+/* True when a whole line is already received, so that reading it will not wait for the peer; never waits.
+ * Replies to pipelined commands may stay buffered while this holds, but must be flushed before any wait for
+ * input: a client that has sent only part of its next command may be waiting for them before it sends the rest. */
+bool stream_line_pending(struct stream *s);
 /* Move everything stream_pending() counts to out (a login handing its connection to another process); false when
  * out's cap refused some of it. Does not wait. */
 bool stream_take_input(struct stream *s, struct buf *out);

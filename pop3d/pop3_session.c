@@ -596,8 +596,8 @@ static void session_loop(struct sess *ss)
 	struct pop3_cmd c;
 
 	while (!ss->done) {
-		/* Pipelining: replies go out together when the client has sent everything it had. */
-		if (stream_pending(s) == 0 && stream_flush(s) != STREAM_OK)
+		/* Pipelining: replies wait while the next command is already here, never while we wait for input. */
+		if (!stream_line_pending(s) && stream_flush(s) != STREAM_OK)
 			break;
 		enum stream_result r = stream_read_line(s, &line, POP3_LINE_MAX);
 		if (r == STREAM_TOOLONG) {
