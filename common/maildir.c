@@ -32,13 +32,19 @@ bool maildir_make(const char *root, mode_t mode, struct buf *err)
 {
 	static const char *subs[] = { "tmp", "new", "cur" };
 	struct buf p = BUF_INIT(BUF_NOLIMIT);
-	bool ok = fsutil_mkdir_p(root, mode);
+	bool ok = true, made_root = false;
 
+	/* Called before every delivery: the root's parents are made only when a subdirectory cannot be (ENOENT),
+	 * so an existing Maildir costs three mkdir calls instead of one per path component. */
 	for (size_t i = 0; ok && i < 3; i++) {
 		buf_reset(&p);
 		buf_printf(&p, "%s/%s", root, subs[i]);
-		if (mkdir(buf_cstr(&p), mode) < 0 && errno != EEXIST)
-			ok = false;
+		bool made = mkdir(buf_cstr(&p), mode) == 0 || errno == EEXIST;
+		if (!made && errno == ENOENT && !made_root) {
+			made_root = true;
+			made = fsutil_mkdir_p(root, mode) && (mkdir(buf_cstr(&p), mode) == 0 || errno == EEXIST);
+		}
+		ok = made;
 	}
 	if (!ok)
 		buf_printf(err, "cannot create Maildir %s: %s", root, strerror(errno));

@@ -98,6 +98,29 @@ static void test_deliver(void **state)
 	buf_free(&err);
 }
 
+/* maildir_make on an existing Maildir only makes what is missing, and still reports what it cannot make. */
+static void test_make_again(void **state)
+{
+	(void)state;
+	char md[128], sub[160];
+	struct buf err = BUF_INIT(4096);
+	snprintf(md, sizeof(md), "%s/x/Maildir", root);
+	assert_true(maildir_make(md, 0700, &err));
+	snprintf(sub, sizeof(sub), "%s/cur", md);
+	assert_int_equal(rmdir(sub), 0);
+	assert_true(maildir_make(md, 0700, &err));
+	assert_int_equal(count(md, "cur"), 0);
+	assert_true(maildir_make(md, 0700, &err));	/* all there: nothing to do */
+	snprintf(sub, sizeof(sub), "%s/x/file", root);
+	FILE *f = fopen(sub, "w");
+	assert_non_null(f);
+	fclose(f);
+	snprintf(md, sizeof(md), "%s/x/file/Maildir", root);
+	assert_false(maildir_make(md, 0700, &err));	/* a parent is a file: ENOTDIR */
+	assert_true(err.len > 0);
+	buf_free(&err);
+}
+
 static void test_parallel_unique(void **state)
 {
 	(void)state;
@@ -177,6 +200,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_deliver),
+		cmocka_unit_test(test_make_again),
 		cmocka_unit_test(test_parallel_unique),
 		cmocka_unit_test(test_names_and_folders),
 		cmocka_unit_test(test_fsutil),
