@@ -25,6 +25,7 @@ struct maildir_writer {
 	uint64_t size, wsize;
 	char last;            /* last byte written, to count CRLF across writes */
 	bool failed;
+	bool once;            /* unique given by the caller: an existing file of that name is this message */
 	int err_no;
 };
 
@@ -156,7 +157,17 @@ void maildir_abort(struct maildir_writer **wp)
 	writer_free(wp);
 }
 
-bool maildir_commit(struct maildir_writer **wp, const char *flags, char **name, struct buf *err)
+void maildir_set_unique(struct maildir_writer *w, const char *tag)
+{
+	struct buf u = BUF_INIT(MAILDIR_NAME_MAX);
+	buf_printf(&u, "%s.", tag);
+	put_host(&u);
+	free(w->unique);
+	w->unique = buf_steal(&u, NULL);
+	w->once = true;
+}
+
+static bool commit(struct maildir_writer **wp, const char *flags, char **name, bool *existed, struct buf *err)
 {
 	struct maildir_writer *w = *wp;
 	struct buf final = BUF_INIT(MAILDIR_NAME_MAX), path = BUF_INIT(BUF_NOLIMIT), dir = BUF_INIT(BUF_NOLIMIT);
@@ -179,12 +190,19 @@ bool maildir_commit(struct maildir_writer **wp, const char *flags, char **name, 
 	buf_printf(&path, "%s/%s", buf_cstr(&dir), buf_cstr(&final));
 	/* link() never replaces an existing file, unlike rename(): a name collision fails instead of losing mail. */
 	what = "link";
-	if (link(w->tmp_path, buf_cstr(&path)) < 0)
-		goto fail;
+	if (existed)
+		*existed = false;
+	if (link(w->tmp_path, buf_cstr(&path)) < 0) {
+		if (errno != EEXIST || !w->once || !existed)
+			goto fail;
+		/* an earlier or concurrent attempt linked the same message; it may not have synced the directory */
+		*existed = true;
+	}
 	what = "fsync directory";
 	if (!fsutil_fsync_dir(buf_cstr(&dir))) {
 		int saved = errno;
-		unlink(buf_cstr(&path));
+		if (!existed || !*existed)
+			unlink(buf_cstr(&path));
 		errno = saved;
 		goto fail;
 	}
@@ -202,6 +220,16 @@ out:
 	buf_free(&dir);
 	writer_free(wp);
 	return ok;
+}
+
+bool maildir_commit(struct maildir_writer **wp, const char *flags, char **name, struct buf *err)
+{
+	return commit(wp, flags, name, NULL, err);
+}
+
+bool maildir_commit_once(struct maildir_writer **wp, char **name, bool *existed, struct buf *err)
+{
+	return commit(wp, NULL, name, existed, err);
 }
 
 static bool parse_u64_until(const char *p, const char *end, uint64_t *out)
