@@ -2,6 +2,7 @@
  * a path under a user's control can never be used to write as root; the child reports its outcome through a
  * pipe. Without root the daemon writes as itself. Every failure of the write itself is temporary; only a
  * full quota can bounce (quota_exceeded_action). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -116,6 +117,29 @@ static uint64_t target_hash(const struct ldeliver_target *t)
 	return h;
 }
 
+/* A file in dir/new or dir/cur whose name begins with tag: this recipient's copy, made by an earlier attempt
+ * (readers may rename it in cur/, but keep the unique part at the front). */
+static bool find_tagged(const char *dir, const char *tag)
+{
+	static const char *const subs[] = { "new", "cur" };
+	struct buf p = BUF_INIT(BUF_NOLIMIT);
+	size_t n = strlen(tag);
+	bool found = false;
+
+	for (size_t i = 0; i < 2 && !found; i++) {
+		buf_reset(&p);
+		buf_printf(&p, "%s/%s", dir, subs[i]);
+		DIR *d = opendir(buf_cstr(&p));
+		struct dirent *e;
+		while (d && !found && (e = readdir(d)))
+			found = strncmp(e->d_name, tag, n) == 0 && e->d_name[n] == '.';
+		if (d)
+			closedir(d);
+	}
+	buf_free(&p);
+	return found;
+}
+
 static enum ldeliver_status write_maildir(const struct ldeliver_msg *m, const struct ldeliver_target *t,
                                           struct buf *dsn, struct buf *text)
 {
@@ -168,19 +192,27 @@ static enum ldeliver_status write_maildir(const struct ldeliver_msg *m, const st
 		buf_reset(&err);
 	}
 	const char *maildir = dirb.data;
+	struct buf tag = BUF_INIT(MAILDIR_NAME_MAX);
+	if (m->receipt_dir)
+		buf_printf(&tag, "Q%sR%uH%016llx", m->queue_id, (unsigned)m->rcpt_idx, (unsigned long long)target_hash(t));
+	if (m->receipt_dir && m->retry && find_tagged(maildir, buf_cstr(&tag))) {
+		buf_free(&tag);
+		buf_puts(dsn, "2.0.0");
+		buf_puts(text, "delivered to maildir (before a restart)");
+		st = LDELIVER_OK;
+		goto out;
+	}
 	if (!(w = maildir_begin(maildir, 0600, &err))) {
+		buf_free(&tag);
 		buf_puts(dsn, errno == ENOSPC || errno == EDQUOT ? "4.3.1" : "4.2.0");
 		buf_printf(text, "cannot write to maildir %s: %s", maildir, buf_cstr(&err));
 		goto out;
 	}
-	if (m->receipt_dir) {
-		/* Exactly once without a receipt file: every attempt for this recipient and target picks the same
-		 * name, so the file in new/ is the receipt (maildir_commit_once). */
-		struct buf tag = BUF_INIT(MAILDIR_NAME_MAX);
-		buf_printf(&tag, "Q%sR%uH%016llx", m->queue_id, (unsigned)m->rcpt_idx, (unsigned long long)target_hash(t));
+	/* Exactly once without a receipt file: every attempt for this recipient and target picks the same name,
+	 * so the file in new/ is the receipt (maildir_commit_once refuses a second copy). */
+	if (m->receipt_dir)
 		maildir_set_unique(w, buf_cstr(&tag));
-		buf_free(&tag);
-	}
+	buf_free(&tag);
 	bool ok = maildir_write(w, hdr.data, hdr.len);
 	chunk = xmalloc(65536);
 	for (uint64_t off = 0; ok && off < m->content_len;) {

@@ -568,6 +568,25 @@ static void test_receipts(void **state)
 	assert_int_equal(count_files(newdir), 1);
 	snprintf(md2, sizeof(md2), "%s/mail/r1/tmp", tmpdir);
 	assert_int_equal(count_files(md2), 0);	/* the second attempt's temp file is gone too */
+	/* a reader moved the copy to cur/ (imapd's way: ",U=uid:2,flags" added); a retry looks there by name */
+	char from[600], to[700], curdir[160];
+	d = opendir(newdir);
+	while (d && (e = readdir(d)))
+		if (e->d_name[0] != '.')
+			snprintf(from, sizeof(from), "%s/%s", newdir, e->d_name);
+	if (d)
+		closedir(d);
+	snprintf(curdir, sizeof(curdir), "%scur", md);
+	snprintf(to, sizeof(to), "%s/%s,U=1:2,S", curdir, strrchr(from, '/') + 1);
+	assert_int_equal(rename(from, to), 0);
+	m.retry = true;
+	buf_reset(&text);
+	assert_int_equal(ldeliver_maildir(&m, "r@local.test", md, false, 0, 0, &dsn, &text), LDELIVER_OK);
+	assert_non_null(strstr(text.data, "before a restart"));
+	assert_int_equal(count_files(newdir), 0);
+	assert_int_equal(count_files(curdir), 1);
+	assert_int_equal(rename(to, from), 0);
+	m.retry = false;
 	snprintf(md2, sizeof(md2), "%s/mail/r2/", tmpdir);
 	/* another mailbox of the same recipient, or another recipient, is delivered */
 	assert_int_equal(ldeliver_maildir(&m, "r@local.test", md2, false, 0, 0, &dsn, &text), LDELIVER_OK);
