@@ -188,14 +188,17 @@ static bool commit(struct maildir_writer **wp, const char *flags, char **name, b
 		goto fail;
 	buf_printf(&dir, "%s/%s", w->root, flags ? "cur" : "new");
 	buf_printf(&path, "%s/%s", buf_cstr(&dir), buf_cstr(&final));
-	/* link() never replaces an existing file, unlike rename(): a name collision fails instead of losing mail. */
-	what = "link";
+	/* Never replace an existing file, unlike rename(): a name collision fails instead of losing mail.
+	 * RENAME_NOREPLACE does it in one step; link() (and the unlink below) where the file system lacks it. */
+	what = "rename";
 	if (existed)
 		*existed = false;
-	if (link(w->tmp_path, buf_cstr(&path)) < 0) {
+	bool moved = renameat2(AT_FDCWD, w->tmp_path, AT_FDCWD, buf_cstr(&path), RENAME_NOREPLACE) == 0;
+	if (!moved && (errno == EEXIST || (errno != EINVAL && errno != ENOSYS) ||
+	               (what = "link", link(w->tmp_path, buf_cstr(&path)) < 0))) {
 		if (errno != EEXIST || !w->once || !existed)
 			goto fail;
-		/* an earlier or concurrent attempt linked the same message; it may not have synced the directory */
+		/* an earlier or concurrent attempt delivered the same message; it may not have synced the directory */
 		*existed = true;
 	}
 	what = "fsync directory";
@@ -206,7 +209,8 @@ static bool commit(struct maildir_writer **wp, const char *flags, char **name, b
 		errno = saved;
 		goto fail;
 	}
-	unlink(w->tmp_path);
+	if (!moved)
+		unlink(w->tmp_path);
 	if (name)
 		*name = buf_steal(&final, NULL);
 	ok = true;
