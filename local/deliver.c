@@ -193,6 +193,8 @@ static enum ldeliver_status write_maildir(const struct ldeliver_msg *m, const st
 	}
 	const char *maildir = dirb.data;
 	struct buf tag = BUF_INIT(MAILDIR_NAME_MAX);
+	if (m->receipt_dir && m->arrival > 0)	/* seconds first, as in any Maildir name: readers take the date */
+		buf_printf(&tag, "%lld.", (long long)m->arrival);
 	if (m->receipt_dir)
 		buf_printf(&tag, "Q%sR%uH%016llx", m->queue_id, (unsigned)m->rcpt_idx, (unsigned long long)target_hash(t));
 	if (m->receipt_dir && m->retry && find_tagged(maildir, buf_cstr(&tag))) {

@@ -567,6 +567,7 @@ static struct ipc_msg *handle(struct ipc_msg *req)
 		                  .content_len = have_env ? env.content_len : 0 };
 	m.junk = have_env && quarantined(&m);
 	m.retry = have_env && started_before(fd, id);
+	m.arrival = have_env && env.arrival > 0 ? (int64_t)env.arrival : 0;
 	while (ipc_iter_u32(&ii, &idx) && ipc_iter_str(&ir, &rcpt, NULL)) {
 		m.rcpt_idx = idx;
 		int code = 4;

@@ -548,7 +548,7 @@ static void test_receipts(void **state)
 	snprintf(md, sizeof(md), "%s/mail/r1/", tmpdir);
 	snprintf(md2, sizeof(md2), "%s/mail/r2/", tmpdir);
 	struct ldeliver_msg m = { .queue_id = "0ABCDEFGHIJ1", .rcpt_idx = 3, .receipt_dir = rdir, .sender = "",
-		                  .fd = fd, .content_offset = 8, .content_len = strlen(content) };
+		                  .fd = fd, .content_offset = 8, .content_len = strlen(content), .arrival = 1700000000 };
 	struct buf dsn = BUF_INIT(64), text = BUF_INIT(4096);
 	assert_int_equal(ldeliver_maildir(&m, "r@local.test", md, false, 0, 0, &dsn, &text), LDELIVER_OK);
 	assert_int_equal(count_files(rdir), 0);	/* a Maildir file's name is its receipt: no file in rdir */
@@ -557,7 +557,7 @@ static void test_receipts(void **state)
 	struct dirent *e;
 	bool named = false;
 	while (d && (e = readdir(d)))
-		named |= strncmp(e->d_name, "Q0ABCDEFGHIJ1R3H", 16) == 0;
+		named |= strncmp(e->d_name, "1700000000.Q0ABCDEFGHIJ1R3H", 27) == 0;
 	if (d)
 		closedir(d);
 	assert_true(named);
