@@ -12,6 +12,9 @@
 #include "buf.h"
 
 #define IMAPD_FETCHCACHE_FILE "postern-cache.lmdb"
+/* The format of the cached strings. Bump it whenever imap_envelope() or imap_bodystructure() output changes:
+ * a cache of another format is emptied when opened. 2: ENVELOPE with source routes and comment names. */
+#define IMAPD_FETCHCACHE_FORMAT 2u
 
 enum imapd_fc_kind { IMAPD_FC_ENVELOPE = 1, IMAPD_FC_BODY = 2, IMAPD_FC_BODYSTRUCTURE = 3 };
 
@@ -20,6 +23,10 @@ struct imapd_fcache;
 /* NULL when the cache cannot be used (logged). */
 struct imapd_fcache *imapd_fcache_open(const char *dir);
 void imapd_fcache_close(struct imapd_fcache **cp);
+/* A batch (one command's lookups and puts) shares transactions; puts become visible to other processes at
+ * the latest at imapd_fcache_end(). Both accept NULL. */
+void imapd_fcache_begin(struct imapd_fcache *c);
+void imapd_fcache_end(struct imapd_fcache *c);
 /* Append the cached string to out; false when absent. */
 bool imapd_fcache_get(struct imapd_fcache *c, uint32_t uidvalidity, uint32_t uid, enum imapd_fc_kind kind,
 		      struct buf *out);
