@@ -22,7 +22,8 @@
 struct text_ctx {
 	struct imapd_session *sess;
 	size_t i;
-	bool loaded, ok;
+	bool read, ok;		/* data read (ok: successfully) */
+	bool loaded;		/* m parsed */
 	struct buf data;
 	struct mime_message m;
 };
@@ -39,15 +40,26 @@ static bool contains_ci(const char *hay, size_t n, const char *needle)
 	return false;
 }
 
-static bool load(struct text_ctx *c)
+static bool load_data(struct text_ctx *c)
 {
-	if (!c->loaded) {
-		c->loaded = true;
+	if (!c->read) {
+		c->read = true;
 		c->ok = imapd_sel_read(c->sess, c->i, &c->data);
-		if (c->ok)
-			mime_message_parse(&c->m, c->data.data ? c->data.data : "", c->data.len);
 	}
 	return c->ok;
+}
+
+/* The MIME tree, only for body and text keys: header keys read the top-level header alone (mime_header_parse
+ * stops at its end), which is most of the cost of a header SEARCH saved. */
+static bool load(struct text_ctx *c)
+{
+	if (!load_data(c))
+		return false;
+	if (!c->loaded) {
+		c->loaded = true;
+		mime_message_parse(&c->m, c->data.data ? c->data.data : "", c->data.len);
+	}
+	return true;
 }
 
 /* Any field of header h named field (all fields when NULL) whose decoded value contains s. */
@@ -140,19 +152,19 @@ static bool text_cb(void *ctx, const struct imap_search_key *k)
 		buf_free(&e);
 		return l > 0 && (c->sess->sel->v[c->i].flags & IMAPD_KW_BIT(l));
 	}
-	if (!load(c))
+	if (!load_data(c))
 		return false;
-	mime_part_header(&c->m, c->m.root, &h);
+	mime_header_parse(&h, c->data.data ? c->data.data : "", c->data.len);
 	switch (k->type) {
 	case IMAP_SK_HEADER:
 		/* HEADER name "" matches every message with that field */
 		r = k->str[0] ? header_has(&h, k->field, k->str) : mime_header_find(&h, k->field, 0) != NULL;
 		break;
 	case IMAP_SK_BODY:
-		r = body_has(&c->m, c->m.root, k->str);
+		r = load(c) && body_has(&c->m, c->m.root, k->str);
 		break;
 	case IMAP_SK_TEXT:
-		r = header_has(&h, NULL, k->str) || body_has(&c->m, c->m.root, k->str);
+		r = header_has(&h, NULL, k->str) || (load(c) && body_has(&c->m, c->m.root, k->str));
 		break;
 	case IMAP_SK_SENTBEFORE:
 	case IMAP_SK_SENTON:
@@ -226,7 +238,7 @@ void imapd_cmd_search(struct imapd_session *sess, const struct imap_arg *args, s
 		};
 		if (imap_search_match(&s, &m))
 			hits[nh++] = uid ? sel->v[i].uid : (uint32_t)i + 1;
-		if (c.loaded && c.ok)
+		if (c.loaded)
 			mime_message_free(&c.m);
 		buf_free(&c.data);
 	}
