@@ -228,7 +228,7 @@ void imapd_fcache_drop(struct imapd_fcache *c, uint32_t uidvalidity, const uint3
 	if (mdb_txn_begin(c->env, NULL, 0, &txn) != 0)
 		return;
 	for (size_t i = 0; i < n; i++)
-		for (unsigned kind = IMAPD_FC_ENVELOPE; kind <= IMAPD_FC_BODYSTRUCTURE; kind++) {
+		for (unsigned kind = IMAPD_FC_ENVELOPE; kind <= IMAPD_FC_HEADER; kind++) {
 			unsigned char k[9];
 			MDB_val kv = { sizeof(k), k };
 			key(uidvalidity, uids[i], kind, k);

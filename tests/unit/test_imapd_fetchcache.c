@@ -125,9 +125,13 @@ static void test_batch(void **state)
 		snprintf(v, sizeof(v), "v%u", uid);
 		assert_true(has(other, uid, v));
 	}
+	imapd_fcache_put(c, 7, 1, IMAPD_FC_HEADER, "Subject: x\n\n", 13);
 	uint32_t gone[] = { 1, 2 };
 	imapd_fcache_drop(c, 7, gone, 2);
 	assert_false(has(other, 1, "v1"));
+	struct buf b = BUF_INIT(BUF_NOLIMIT);
+	assert_false(imapd_fcache_get(other, 7, 1, IMAPD_FC_HEADER, &b));	/* every kind goes with the message */
+	buf_free(&b);
 	assert_true(has(other, 3, "v3"));
 	imapd_fcache_close(&other);
 	imapd_fcache_close(&c);
