@@ -2,7 +2,8 @@
  * maxproc of them). It speaks the same delivery protocol as local (qproto.h, LP_DELIVER -> LP_RESULT): for each
  * request it reads the queue file, groups the recipients by domain, finds the next hop (transport_maps, then
  * relayhost, then the domain's MX), tries its addresses in order (session.c) and answers one result per
- * recipient. */
+ * recipient. A recipient the next hop accepted gets a receipt (common/receipt.h) before qmgr hears of it, so a
+ * retry after a crash reports it delivered instead of sending it again. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +27,7 @@
 #include "nexthop.h"
 #include "qfile.h"
 #include "qproto.h"
+#include "receipt.h"
 #include "session.h"
 #include "str.h"
 #include "table.h"
@@ -35,11 +38,12 @@
 static struct {
 	char *queue_dir, *relayhost, *transport_path, *policy_path, *cafile, *myhostname, *helo_name, *sasl_path;
 	struct table *transport, *policy, *sasl;
-	struct dkim_signer *dkim;
+	struct stat sasl_st;		/* the password table's file as opened before the privilege drop */
 	struct dns_options dns;
 	struct smtp_session_opts sopts;
 	unsigned port;
 	size_t max_addrs;
+	enum smtp_addr_pref addr_pref;
 	enum smtp_tls_level level;
 	SSL_CTX *tls_ctx;
 	struct ipc_peer_policy peers;
@@ -112,8 +116,30 @@ static double now(void)
 	return (double)tv.tv_sec + tv.tv_usec / 1e6;
 }
 
-/* Deliver the recipients of m whose domain is domain (others are left open). */
-static void deliver_domain(struct smtp_message *all, const char *domain, double arrival, const char *relay_default)
+/* Claim recipient idx of message id: true when an earlier attempt already got the next hop's 250 for it. */
+static bool receipt_claim(const char *id, uint32_t idx, struct smtp_rcpt *r, struct qreceipt *rc)
+{
+	struct buf path = BUF_INIT(BUF_NOLIMIT);
+	buf_printf(&path, "%s/receipts/%s/%u-smtp", S.queue_dir, id, (unsigned)idx);
+	bool done = qreceipt_begin(rc, buf_cstr(&path), NULL, NULL);
+	buf_free(&path);
+	if (done) {
+		r->code = 2;
+		str_copy(r->dsn, sizeof(r->dsn), "2.0.0");
+		buf_puts(&r->text, "sent before a restart (receipt)");
+	} else if (rc->resumed) {
+		/* the window SMTP cannot close (RFC 1047): the attempt may have ended between the end of data and
+		 * the receipt, so the next hop may already have it */
+		log_warn("%s: to=<%s>: an earlier attempt was cut off after it began; sending again, possibly a duplicate",
+		         id, log_safe(r->addr, strlen(r->addr), 256));
+	}
+	return done;
+}
+
+/* Deliver the recipients of m whose domain is domain (others are left open); rc are their receipts (indexed
+ * like m's recipients), settled as soon as the sessions are over. */
+static void deliver_domain(struct smtp_message *all, const char *domain, double arrival, const char *relay_default,
+                           struct qreceipt *rc)
 {
 	struct smtp_message m = *all;
 	size_t *map = xcalloc(all->nrcpts, sizeof(*map));
@@ -159,7 +185,7 @@ static void deliver_domain(struct smtp_message *all, const char *domain, double 
 	if (!nh.host)
 		nh.host = xstrdup(relay_default ? relay_default : domain);
 	smtp_resolve(&(struct smtp_resolve_opts){ .dns = lookup, .myhostname = S.myhostname, .default_port = S.port,
-	                                          .max_addrs = S.max_addrs },
+	                                          .max_addrs = S.max_addrs, .addr_pref = S.addr_pref },
 	             &nh, &tg);
 	if (!tg.n) {
 		smtp_rcpts_fail(&m, tg.code, tg.dsn, buf_cstr(&tg.why));
@@ -237,6 +263,9 @@ static void deliver_domain(struct smtp_message *all, const char *domain, double 
 		clock_gettime(CLOCK_MONOTONIC, &S.conn_since);
 	buf_free(&at.why);
 out:
+	/* first of all: the receipts narrow the window in which a crash makes a duplicate */
+	for (size_t j = 0; j < m.nrcpts; j++)
+		qreceipt_end(&rc[map[j]], rv[j].code == 2);
 	for (size_t j = 0; j < m.nrcpts; j++) {
 		struct smtp_rcpt *r = &rv[j];
 		const char *status = r->code == 2 ? "sent" : r->code == 4 ? "deferred" : "bounced";
@@ -277,6 +306,7 @@ static struct ipc_msg *handle(struct ipc_msg *req)
 		fail = "request has different numbers of recipients and indexes";
 	struct smtp_rcpt *rv = xcalloc(n ? n : 1, sizeof(*rv));
 	uint32_t *idxv = xcalloc(n ? n : 1, sizeof(*idxv));
+	struct qreceipt *rc = xcalloc(n ? n : 1, sizeof(*rc));
 	struct ipc_iter ii, ir;
 	ipc_iter_init(&ii, req, LP_F_IDX);
 	ipc_iter_init(&ir, req, LP_F_RCPT);
@@ -319,14 +349,22 @@ static struct ipc_msg *handle(struct ipc_msg *req)
 				continue;
 			}
 		}
+		for (size_t i = 0; i < n; i++) {
+			rc[i].fd = -1;
+			if (!rv[i].code && receipt_claim(id, idxv[i], &rv[i], &rc[i]))
+				log_info("%s: to=<%s>, relay=none, dsn=2.0.0, status=sent (before a restart: receipt)", id,
+				         log_safe(rv[i].addr, strlen(rv[i].addr), 256));
+		}
 		/* all checks first: a delivery takes every open recipient of its domain */
 		for (size_t i = 0; i < n; i++) {
 			if (rv[i].code)
 				continue;
 			char *dom = xstrdup(rcpt_domain(rv[i].addr));
-			deliver_domain(&m, dom, env.arrival, NULL);
+			deliver_domain(&m, dom, env.arrival, NULL, rc);
 			free(dom);
 		}
+		for (size_t i = 0; i < n; i++)
+			qreceipt_end(&rc[i], rv[i].code == 2);	/* none is left open; this only makes sure */
 	}
 	for (size_t i = 0; i < n; i++) {
 		ipc_put_u32(reply, LP_F_R_IDX, idxv[i]);
@@ -337,6 +375,7 @@ static struct ipc_msg *handle(struct ipc_msg *req)
 	}
 	free(rv);
 	free(idxv);
+	free(rc);
 	if (have_env)
 		qfile_envelope_free(&env);
 	if (fd >= 0)
@@ -385,7 +424,8 @@ static void serve(int fd, const struct daemon_peer *peer, struct daemon_ctx *ctx
 	buf_free(&err);
 }
 
-/* The password map is readable by root only: open it before the privilege drop. */
+/* The password map is readable by root only: open it before the privilege drop, and remember which file it
+ * was, so a replaced table is noticed (sasl_changed) by a process that can no longer open it. */
 static void pre_drop(struct daemon_ctx *ctx)
 {
 	const char *path = config_str(ctx->cfg, "smtp_sasl_password_maps");
@@ -394,7 +434,31 @@ static void pre_drop(struct daemon_ctx *ctx)
 	struct buf err = BUF_INIT(512);
 	if (!(S.sasl = table_open(path, &err)))
 		fatalx("smtp_sasl_password_maps: %s", buf_cstr(&err));
+	if (stat(table_path(S.sasl), &S.sasl_st) != 0)
+		fatal("smtp_sasl_password_maps: %s", table_path(S.sasl));
 	buf_free(&err);
+}
+
+static bool sasl_changed(void)
+{
+	struct stat st;
+	if (stat(table_path(S.sasl), &st) != 0)
+		return true;
+	return st.st_dev != S.sasl_st.st_dev || st.st_ino != S.sasl_st.st_ino || st.st_size != S.sasl_st.st_size ||
+	       st.st_mtim.tv_sec != S.sasl_st.st_mtim.tv_sec || st.st_mtim.tv_nsec != S.sasl_st.st_mtim.tv_nsec;
+}
+
+/* Before taking the next qmgr connection: a password map that was replaced since this process opened it (as
+ * root) cannot be reopened after the privilege drop, so this process steps aside and master starts a fresh one
+ * that reads the new table; the waiting connection goes to that one. A process still running as root reopens
+ * tables by itself (table_lookup). */
+static bool pre_accept(struct daemon_ctx *ctx)
+{
+	(void)ctx;
+	if (!S.sasl || geteuid() == 0 || !sasl_changed())
+		return true;
+	log_info("smtp_sasl_password_maps: %s has changed; exiting so a new process reads it", table_path(S.sasl));
+	return false;
 }
 
 static void close_at_exit(void)
@@ -420,6 +484,9 @@ static void init(struct daemon_ctx *ctx)
 	S.port = (unsigned)config_int(cfg, "smtp_port", 1, 65535);
 	S.max_addrs = (size_t)config_int(cfg, "smtp_mx_address_limit", 1, 1000);
 	S.reuse_ms = (int)config_time(cfg, "smtp_connection_reuse_time", 0, 300) * 1000;
+	const char *ap = config_str(cfg, "smtp_address_preference");
+	if (!smtp_addr_pref_parse(ap, &S.addr_pref))
+		fatalx("smtp_address_preference: unknown value \"%s\" (any, ipv4, ipv6)", ap);
 	atexit(close_at_exit);
 	dns_options_from_config(cfg, &S.dns);
 	const char *lvl = config_str(cfg, "smtp_tls_security_level");
@@ -439,14 +506,6 @@ static void init(struct daemon_ctx *ctx)
 		.data_done_ms = ms(cfg, "smtp_data_done_timeout"), .quit_ms = ms(cfg, "smtp_quit_timeout"),
 		.auth_tls_required = config_bool(cfg, "smtp_sasl_tls_required"),
 	};
-	const char *dkim_keys = config_str(cfg, "dkim_keys");
-	if (*dkim_keys) {
-		struct buf derr = BUF_INIT(512);
-		if (!(S.dkim = dkim_signer_open(dkim_keys, &derr)))
-			fatalx("dkim_keys: %s", buf_cstr(&derr));
-		S.sopts.dkim = S.dkim;
-		buf_free(&derr);
-	}
 	const char *owner = config_str(cfg, "mail_owner");
 	struct passwd *pw = getpwnam(owner);
 	S.owner_uid = pw ? pw->pw_uid : geteuid();
@@ -457,7 +516,8 @@ static void init(struct daemon_ctx *ctx)
 int main(int argc, char **argv)
 {
 	static const struct daemon_ops ops = {
-		.name = "smtp", .mode = DAEMON_SINGLE, .pre_drop = pre_drop, .init = init, .serve = serve,
+		.name = "smtp", .mode = DAEMON_SINGLE, .pre_drop = pre_drop, .init = init, .pre_accept = pre_accept,
+		.serve = serve,
 	};
 	return daemon_main(argc, argv, &ops);
 }
