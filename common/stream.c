@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 
 #include "alloc.h"
@@ -109,6 +110,9 @@ void stream_free(struct stream **sp)
 	}
 	if (s->fd >= 0)
 		close(s->fd);
+	/* consumed input stays in the buffer: a login's password must not outlive the connection */
+	if (s->rbuf.data)
+		OPENSSL_cleanse(s->rbuf.data, s->rbuf.cap);
 	buf_free(&s->rbuf);
 	buf_free(&s->wbuf);
 	buf_free(&s->err);
@@ -443,6 +447,42 @@ size_t stream_pending(const struct stream *s)
 	if (s->ssl)
 		n += (size_t)SSL_pending(s->ssl);
 	return n;
+}
+
+bool stream_take_input(struct stream *s, struct buf *out)
+{
+	bool ok = buf_append(out, s->rbuf.data ? s->rbuf.data + s->rpos : "", buffered(s));
+
+	buf_reset(&s->rbuf);
+	s->rpos = 0;
+	while (ok && s->ssl && SSL_pending(s->ssl) > 0) {
+		char chunk[4096];
+		int rc;
+
+		ERR_clear_error();
+		rc = SSL_read(s->ssl, chunk, sizeof(chunk));
+		if (rc <= 0) {
+			ERR_clear_error();
+			break;
+		}
+		s->bytes_in += (size_t)rc;
+		ok = buf_append(out, chunk, (size_t)rc);
+		OPENSSL_cleanse(chunk, sizeof(chunk));
+	}
+	return ok;
+}
+
+void stream_push_input(struct stream *s, const void *p, size_t n)
+{
+	struct buf nb = BUF_INIT(BUF_NOLIMIT);
+
+	if (n == 0)
+		return;
+	if (!buf_append(&nb, p, n) || !buf_append(&nb, s->rbuf.data ? s->rbuf.data + s->rpos : "", buffered(s)))
+		panic("stream_push_input: %zu bytes", n);
+	buf_free(&s->rbuf);
+	s->rbuf = nb;
+	s->rpos = 0;
 }
 
 size_t stream_discard_input(struct stream *s)

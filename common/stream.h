@@ -65,6 +65,11 @@ void stream_consume(struct stream *s, size_t n);
 /* Bytes received but not yet consumed (our buffer plus TLS-decrypted bytes): non-zero after a command means the
  * client pipelined. */
 size_t stream_pending(const struct stream *s);
+/* Move everything stream_pending() counts to out (a login handing its connection to another process); false when
+ * out's cap refused some of it. Does not wait. */
+bool stream_take_input(struct stream *s, struct buf *out);
+/* Put n bytes before any unread input, as if they had just been received (the other end of that handover). */
+void stream_push_input(struct stream *s, const void *p, size_t n);
 /* Drop everything stream_pending() counts; returns how many bytes were dropped. Does not wait. */
 size_t stream_discard_input(struct stream *s);
 
