@@ -19,6 +19,7 @@ enum stream_result {
 	STREAM_TIMEOUT,	/* no progress within the timeout */
 	STREAM_TOOLONG,	/* line longer than allowed (rest skipped), or read_exact target full */
 	STREAM_ERROR,	/* I/O or TLS error; stream_error_text() says which */
+	STREAM_INTERRUPTED,	/* a signal arrived while waiting and the stream_set_interrupt() check said stop */
 };
 
 /* How the last line from stream_read_line() ended: SMTP smuggling defences must tell CRLF from a bare LF. */
@@ -43,6 +44,10 @@ void stream_set_timeouts(struct stream *s, int read_ms, int write_ms);
 /* When on, the timeouts bound each whole call instead (Postfix smtpd_per_record_deadline): a peer that trickles
  * one byte at a time cannot keep a line read or a flush going for longer than the timeout. */
 void stream_set_deadline_mode(struct stream *s, bool on);
+/* While stop is set (NULL: never), a wait for the peer that a signal interrupts ends with STREAM_INTERRUPTED
+ * when stop() is true, and so does one that would start with stop() already true: a daemon told to shut down
+ * is not held by an idle client. Set it only around waits where dropping the client loses nothing. */
+void stream_set_interrupt(struct stream *s, bool (*stop)(void));
 
 /* One line without its terminator into line (reset first). maxlen counts the bytes before CR LF (or LF).
  * A longer line gives STREAM_TOOLONG after the rest of it has been read and dropped up to its LF; line then
@@ -65,6 +70,10 @@ void stream_consume(struct stream *s, size_t n);
 /* Bytes received but not yet consumed (our buffer plus TLS-decrypted bytes): non-zero after a command means the
  * client pipelined. */
 size_t stream_pending(const struct stream *s);
+/* True when a whole line is already received, so that reading it will not wait for the peer; never waits.
+ * Replies to pipelined commands may stay buffered while this holds, but must be flushed before any wait for
+ * input: a client that has sent only part of its next command may be waiting for them before it sends the rest. */
+bool stream_line_pending(struct stream *s);
 /* Move everything stream_pending() counts to out (a login handing its connection to another process); false when
  * out's cap refused some of it. Does not wait. */
 bool stream_take_input(struct stream *s, struct buf *out);
