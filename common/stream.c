@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 
@@ -79,6 +81,13 @@ struct stream *stream_new(int fd)
 		(void)fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 	s->fd = fd;
 	s->is_socket = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0;
+	/* Output is already gathered here and sent at flushes or in whole buffers, so Nagle only adds delay: on
+	 * loopback (MSS 64 KiB) every buffer is a "small" segment, and the tail of a long reply (a POP3 UIDL
+	 * listing, a FETCH) waited for the peer's delayed ACK, 40 ms. Fails harmlessly on non-TCP descriptors. */
+	if (s->is_socket && type == SOCK_STREAM) {
+		int one = 1;
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
 	buf_init(&s->rbuf, BUF_NOLIMIT);	/* reads take 16 KiB; only a restored partial line (< maxlen) grows it */
 	buf_init(&s->wbuf, STREAM_WBUF_SIZE);
 	buf_init(&s->err, STREAM_ERR_MAX);

@@ -30,30 +30,62 @@ static void put_date(struct buf *out, int64_t t)
 		   tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-/* Bytes with every bare LF made CRLF. */
+/* Bytes with every bare LF made CRLF (memchr, not a byte loop: this runs over every fetched body). */
 static void to_crlf(const char *p, size_t n, struct buf *out)
 {
 	size_t start = 0;
+	const char *nl;
 
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r')) {
+	while (start < n && (nl = memchr(p + start, '\n', n - start)) != NULL) {
+		size_t i = (size_t)(nl - p);
+		if (i > 0 && p[i - 1] == '\r') {
+			buf_append(out, p + start, i + 1 - start);
+		} else {
 			buf_append(out, p + start, i - start);
 			buf_puts(out, "\r\n");
-			start = i + 1;
 		}
+		start = i + 1;
 	}
 	buf_append(out, p + start, n - start);
 }
 
-/* A section's bytes as a literal, cut by the partial (CRLF terms). */
-static void put_section(struct buf *out, const struct mime_message *m, const struct imap_section *sec,
-			const struct imap_fetch_item *it)
+static size_t crlf_len(const char *p, size_t n)
+{
+	size_t len = n;
+	const char *nl;
+
+	for (size_t start = 0; start < n && (nl = memchr(p + start, '\n', n - start)) != NULL;
+	     start = (size_t)(nl - p) + 1)
+		if (nl == p || nl[-1] != '\r')
+			len++;
+	return len;
+}
+
+/* BODY[] and RFC822: the stored message as it is, no MIME tree needed. */
+static bool whole_message(const struct imap_section *sec)
+{
+	return sec->kind == IMAP_SECTION_ALL && sec->npath == 0;
+}
+
+/* A section's bytes as a literal, cut by the partial (CRLF terms). msg is the stored message; m its MIME tree,
+ * which whole-message sections do not use (it may be empty then). */
+static void put_section(struct buf *out, const struct buf *msg, const struct mime_message *m,
+			const struct imap_section *sec, const struct imap_fetch_item *it)
 {
 	struct imap_section_data d;
 	struct buf crlf = BUF_INIT(BUF_NOLIMIT);
 
+	if (whole_message(sec) && !(it && it->partial)) {
+		/* straight into out: no copy of the message through a second buffer */
+		const char *p = msg->data ? msg->data : "";
+		buf_printf(out, "{%zu}\r\n", crlf_len(p, msg->len));
+		to_crlf(p, msg->len, out);
+		return;
+	}
 	memset(&d, 0, sizeof(d));
-	if (imap_section_fetch(m, sec, &d)) {
+	if (whole_message(sec)) {
+		to_crlf(msg->data ? msg->data : "", msg->len, &crlf);
+	} else if (imap_section_fetch(m, sec, &d)) {
 		if (d.built)
 			to_crlf(d.data.data ? d.data.data : "", d.data.len, &crlf);
 		else
@@ -125,7 +157,15 @@ static bool fetch_one(struct imapd_session *sess, const struct imap_fetch *f, si
 	if (k == (size_t)-1)
 		goto done;
 	const struct mbox_msg *mm = mbox_get(sel->mb, k);
-	if (text)
+	/* the MIME tree only for what needs it: not for BODY[] / RFC822 or items served from the cache */
+	bool tree = false;
+	for (size_t j = 0; text && j < f->count && j < IMAP_FETCH_MAX_ITEMS; j++) {
+		enum imap_fetch_kind fk = f->items[j].kind;
+		if (fk == IMAP_FETCH_SECTION ? !whole_message(&f->items[j].sec) :
+		    fk != IMAP_FETCH_RFC822 && needs_text(fk) && !have[j])
+			tree = true;
+	}
+	if (tree)
 		mime_message_parse(&m, data->data ? data->data : "", data->len);
 	buf_reset(out);
 	buf_printf(out, "* %zu FETCH (", i + 1);
@@ -190,12 +230,12 @@ static bool fetch_one(struct imapd_session *sess, const struct imap_fetch *f, si
 				   it->kind == IMAP_FETCH_RFC822_HEADER ? IMAP_SECTION_HEADER : IMAP_SECTION_TEXT;
 			SEP();
 			buf_printf(out, "%s ", it->resp_name);
-			put_section(out, &m, &sec, NULL);
+			put_section(out, data, &m, &sec, NULL);
 			break;
 		case IMAP_FETCH_SECTION:
 			SEP();
 			buf_printf(out, "%s ", it->resp_name);
-			put_section(out, &m, &it->sec, it);
+			put_section(out, data, &m, &it->sec, it);
 			break;
 		}
 	}
@@ -209,7 +249,7 @@ static bool fetch_one(struct imapd_session *sess, const struct imap_fetch *f, si
 	buf_puts(out, ")\r\n");
 	stream_write(sess->s, out->data, out->len);
 	ok = true;
-	if (text)
+	if (tree)
 		mime_message_free(&m);
 done:
 	for (size_t j = 0; j < f->count && j < IMAP_FETCH_MAX_ITEMS; j++)
@@ -242,12 +282,16 @@ void imapd_cmd_fetch(struct imapd_session *sess, const struct imap_arg *args, si
 	for (size_t j = 0; j < f.count; j++)
 		text |= needs_text(f.items[j].kind);
 	bool missing = false;
+	imapd_fcache_begin(sess->sel->fc);
 	for (size_t j = 0; j < n; j++) {
 		if (!fetch_one(sess, &f, seqs[j] - 1, uid, text, &out, &data))
 			missing = true;
-		if (stream_flush(sess->s) != STREAM_OK)
+		/* the stream sends whenever its buffer fills (a write per message cost more than the rest of a
+		 * small FETCH); a zero-length write only reports a failed earlier one, to stop for a gone client */
+		if (stream_write(sess->s, "", 0) != STREAM_OK)
 			break;
 	}
+	imapd_fcache_end(sess->sel->fc);
 	sess->sel->no_expunge = true;
 	if (missing && !uid)
 		imapd_no(sess, "some messages were expunged meanwhile");

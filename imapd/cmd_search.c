@@ -9,6 +9,7 @@
 
 #include "alloc.h"
 #include "cmdtab.h"
+#include "fetchcache.h"
 #include "flags.h"
 #include "keywords.h"
 #include "log.h"
@@ -22,8 +23,10 @@
 struct text_ctx {
 	struct imapd_session *sess;
 	size_t i;
-	bool loaded, ok;
-	struct buf data;
+	bool read, ok;		/* data read (ok: successfully) */
+	bool loaded;		/* m parsed */
+	bool hdr_read;		/* hdr filled (empty when the message is gone) */
+	struct buf data, hdr;	/* the message; its top-level header */
 	struct mime_message m;
 };
 
@@ -39,15 +42,48 @@ static bool contains_ci(const char *hay, size_t n, const char *needle)
 	return false;
 }
 
-static bool load(struct text_ctx *c)
+static bool load_data(struct text_ctx *c)
 {
-	if (!c->loaded) {
-		c->loaded = true;
+	if (!c->read) {
+		c->read = true;
 		c->ok = imapd_sel_read(c->sess, c->i, &c->data);
-		if (c->ok)
-			mime_message_parse(&c->m, c->data.data ? c->data.data : "", c->data.len);
 	}
 	return c->ok;
+}
+
+/* The top-level header, from the FETCH cache when it has it (a header SEARCH then opens no message file, like
+ * Dovecot's cached fields), else from the message, and then cached. */
+static bool load_header(struct text_ctx *c)
+{
+	struct imapd_selected *sel = c->sess->sel;
+	uint32_t uid = sel->v[c->i].uid;
+
+	if (c->hdr_read)
+		return c->ok;
+	c->hdr_read = true;
+	if (imapd_fcache_get(sel->fc, sel->uidvalidity, uid, IMAPD_FC_HEADER, &c->hdr))
+		return c->ok = true;
+	if (!load_data(c))
+		return false;
+	struct mime_header h = MIME_HEADER_INIT;
+	mime_header_parse(&h, c->data.data ? c->data.data : "", c->data.len);
+	buf_append(&c->hdr, c->data.data ? c->data.data : "", h.size);
+	mime_header_free(&h);
+	imapd_fcache_put(sel->fc, sel->uidvalidity, uid, IMAPD_FC_HEADER, c->hdr.data, c->hdr.len);
+	return true;
+}
+
+/* The MIME tree, only for body and text keys: header keys read the top-level header alone (mime_header_parse
+ * stops at its end), which is most of the cost of a header SEARCH saved. */
+static bool load(struct text_ctx *c)
+{
+	if (!load_data(c))
+		return false;
+	if (!c->loaded) {
+		c->loaded = true;
+		mime_message_parse(&c->m, c->data.data ? c->data.data : "", c->data.len);
+	}
+	return true;
 }
 
 /* Any field of header h named field (all fields when NULL) whose decoded value contains s. */
@@ -140,19 +176,19 @@ static bool text_cb(void *ctx, const struct imap_search_key *k)
 		buf_free(&e);
 		return l > 0 && (c->sess->sel->v[c->i].flags & IMAPD_KW_BIT(l));
 	}
-	if (!load(c))
+	if (!load_header(c))
 		return false;
-	mime_part_header(&c->m, c->m.root, &h);
+	mime_header_parse(&h, c->hdr.data ? c->hdr.data : "", c->hdr.len);
 	switch (k->type) {
 	case IMAP_SK_HEADER:
 		/* HEADER name "" matches every message with that field */
 		r = k->str[0] ? header_has(&h, k->field, k->str) : mime_header_find(&h, k->field, 0) != NULL;
 		break;
 	case IMAP_SK_BODY:
-		r = body_has(&c->m, c->m.root, k->str);
+		r = load(c) && body_has(&c->m, c->m.root, k->str);
 		break;
 	case IMAP_SK_TEXT:
-		r = header_has(&h, NULL, k->str) || body_has(&c->m, c->m.root, k->str);
+		r = header_has(&h, NULL, k->str) || (load(c) && body_has(&c->m, c->m.root, k->str));
 		break;
 	case IMAP_SK_SENTBEFORE:
 	case IMAP_SK_SENTON:
@@ -213,12 +249,13 @@ void imapd_cmd_search(struct imapd_session *sess, const struct imap_arg *args, s
 
 	uint32_t *hits = xcalloc(sel->n + 1, sizeof(*hits));
 	size_t nh = 0;
+	imapd_fcache_begin(sel->fc);
 	for (size_t i = 0; i < sel->n; i++) {
 		size_t k = imapd_sel_mbox_index(sess, i);
 		if (k == (size_t)-1)
 			continue;
 		const struct mbox_msg *mm = mbox_get(sel->mb, k);
-		struct text_ctx c = { .sess = sess, .i = i, .data = BUF_INIT(BUF_NOLIMIT) };
+		struct text_ctx c = { .sess = sess, .i = i, .data = BUF_INIT(BUF_NOLIMIT), .hdr = BUF_INIT(BUF_NOLIMIT) };
 		struct imap_search_msg m = {
 			.seq = (uint32_t)i + 1, .uid = sel->v[i].uid, .flags = sel->v[i].flags & IMAPD_SYS_FLAGS,
 			.recent = sel->v[i].recent, .size = mm->wsize, .internal_ymd = ymd_of((time_t)mm->idate, 0),
@@ -226,10 +263,12 @@ void imapd_cmd_search(struct imapd_session *sess, const struct imap_arg *args, s
 		};
 		if (imap_search_match(&s, &m))
 			hits[nh++] = uid ? sel->v[i].uid : (uint32_t)i + 1;
-		if (c.loaded && c.ok)
+		if (c.loaded)
 			mime_message_free(&c.m);
 		buf_free(&c.data);
+		buf_free(&c.hdr);
 	}
+	imapd_fcache_end(sel->fc);
 	if (esearch) {
 		buf_printf(&line, "ESEARCH (TAG \"%s\")%s", sess->tag, uid ? " UID" : "");
 		if (nh && (ret & R_MIN))

@@ -1,6 +1,8 @@
 /* FETCH string cache; see fetchcache.h. Written without fsync (MDB_NOSYNC): losing recent entries in a crash
- * only costs a reparse. */
+ * only costs a reparse. Within a batch (one FETCH command) lookups share one read transaction and new entries
+ * one write transaction, because a transaction per message costs more than parsing a small message. */
 #include <lmdb.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -10,11 +12,42 @@
 
 #define MAPSIZE (512ull * 1024 * 1024)
 #define VALUE_MAX (4u * 1024 * 1024)	/* bigger strings are not worth a cache entry */
+#define BATCH_PUTS 256	/* a batch commits this often, so other sessions of the folder do not wait on it long */
+/* Entry keys are 9 bytes, so this one cannot collide with them. */
+#define VERSION_KEY "format-version"
 
 struct imapd_fcache {
 	MDB_env *env;
 	MDB_dbi dbi;
+	MDB_txn *txn;		/* the batch's transaction, begun on first use; NULL outside a batch */
+	bool batch, txn_write;
+	unsigned puts;		/* uncommitted puts in txn */
 };
+
+/* The cache holds strings of another format (or of a version before the key existed): empty it, so stale
+ * ENVELOPE/BODYSTRUCTURE strings are not served after an upgrade. */
+static int check_version(struct imapd_fcache *c, MDB_txn *txn, const char *path)
+{
+	char want[16];
+	int wn = snprintf(want, sizeof(want), "%u", IMAPD_FETCHCACHE_FORMAT);
+	MDB_val kv = { sizeof(VERSION_KEY) - 1, VERSION_KEY }, v;
+	int rc = mdb_get(txn, c->dbi, &kv, &v);
+
+	if (rc == 0 && v.mv_size == (size_t)wn && memcmp(v.mv_data, want, (size_t)wn) == 0)
+		return 0;
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	MDB_stat st;
+	if (mdb_stat(txn, c->dbi, &st) == 0 && st.ms_entries > 0)
+		log_info("imapd: %s: cache format %.*s, not %s; emptying it", path,
+			 rc == 0 ? (int)(v.mv_size > 16 ? 16 : v.mv_size) : 4, rc == 0 ? (const char *)v.mv_data : "none",
+			 want);
+	if ((rc = mdb_drop(txn, c->dbi, 0)) != 0)
+		return rc;
+	v.mv_size = (size_t)wn;
+	v.mv_data = want;
+	return mdb_put(txn, c->dbi, &kv, &v, 0);
+}
 
 static bool try_open(struct imapd_fcache *c, const char *path, int *rcp)
 {
@@ -29,7 +62,8 @@ static bool try_open(struct imapd_fcache *c, const char *path, int *rcp)
 	(void)mdb_reader_check(c->env, NULL);
 	if ((rc = mdb_txn_begin(c->env, NULL, 0, &txn)) != 0)
 		goto fail_env;
-	if ((rc = mdb_dbi_open(txn, NULL, 0, &c->dbi)) != 0 || (rc = mdb_txn_commit(txn)) != 0) {
+	if ((rc = mdb_dbi_open(txn, NULL, 0, &c->dbi)) != 0 || (rc = check_version(c, txn, path)) != 0 ||
+	    (rc = mdb_txn_commit(txn)) != 0) {
 		if (rc != 0)
 			mdb_txn_abort(txn);
 		goto fail_env;
@@ -73,6 +107,7 @@ void imapd_fcache_close(struct imapd_fcache **cp)
 {
 	if (!*cp)
 		return;
+	imapd_fcache_end(*cp);
 	mdb_env_close((*cp)->env);
 	xfree(cp);
 }
@@ -86,6 +121,62 @@ static void key(uint32_t uv, uint32_t uid, unsigned kind, unsigned char k[9])
 	k[8] = (unsigned char)kind;
 }
 
+void imapd_fcache_begin(struct imapd_fcache *c)
+{
+	if (c)
+		c->batch = true;
+}
+
+void imapd_fcache_end(struct imapd_fcache *c)
+{
+	if (!c)
+		return;
+	if (c->txn) {
+		if (c->txn_write)
+			(void)mdb_txn_commit(c->txn);
+		else
+			mdb_txn_abort(c->txn);
+	}
+	c->txn = NULL;
+	c->batch = c->txn_write = false;
+	c->puts = 0;
+}
+
+/* The transaction for a lookup (write = false) or a put: the batch's, upgraded from read to write when the first
+ * put comes (one thread holds one transaction at a time), or a new one outside a batch. NULL when LMDB refuses. */
+static MDB_txn *txn_get(struct imapd_fcache *c, bool write)
+{
+	if (c->txn && (c->txn_write || !write))
+		return c->txn;
+	if (c->txn) {
+		mdb_txn_abort(c->txn);
+		c->txn = NULL;
+	}
+	MDB_txn *txn;
+	if (mdb_txn_begin(c->env, NULL, write ? 0 : MDB_RDONLY, &txn) != 0)
+		return NULL;
+	if (c->batch) {
+		c->txn = txn;
+		c->txn_write = write;
+	}
+	return txn;
+}
+
+static void txn_done(struct imapd_fcache *c, MDB_txn *txn, bool commit)
+{
+	if (txn == c->txn) {
+		if (!commit || ++c->puts < BATCH_PUTS)
+			return;
+		c->txn = NULL;
+		c->txn_write = false;
+		c->puts = 0;
+	}
+	if (commit)
+		(void)mdb_txn_commit(txn);
+	else
+		mdb_txn_abort(txn);
+}
+
 bool imapd_fcache_get(struct imapd_fcache *c, uint32_t uidvalidity, uint32_t uid, enum imapd_fc_kind kind,
 		      struct buf *out)
 {
@@ -94,12 +185,12 @@ bool imapd_fcache_get(struct imapd_fcache *c, uint32_t uidvalidity, uint32_t uid
 	MDB_txn *txn;
 	bool ok = false;
 
-	if (!c || mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn) != 0)
+	if (!c || !(txn = txn_get(c, false)))
 		return false;
 	key(uidvalidity, uid, kind, k);
 	if (mdb_get(txn, c->dbi, &kv, &v) == 0 && v.mv_size > 0)
 		ok = buf_append(out, v.mv_data, v.mv_size);
-	mdb_txn_abort(txn);
+	txn_done(c, txn, false);
 	return ok;
 }
 
@@ -110,23 +201,34 @@ void imapd_fcache_put(struct imapd_fcache *c, uint32_t uidvalidity, uint32_t uid
 	MDB_val kv = { sizeof(k), k }, v = { n, (void *)s };
 	MDB_txn *txn;
 
-	if (!c || n == 0 || n > VALUE_MAX || mdb_txn_begin(c->env, NULL, 0, &txn) != 0)
+	if (!c || n == 0 || n > VALUE_MAX || !(txn = txn_get(c, true)))
 		return;
 	key(uidvalidity, uid, kind, k);
-	if (mdb_put(txn, c->dbi, &kv, &v, 0) != 0)
-		mdb_txn_abort(txn);	/* full: the cache just stops growing */
-	else
-		(void)mdb_txn_commit(txn);
+	if (mdb_put(txn, c->dbi, &kv, &v, 0) != 0) {
+		/* full: the cache just stops growing (a failed put spoils the transaction, so earlier puts of the
+		 * batch go with it) */
+		if (txn == c->txn) {
+			c->txn = NULL;
+			c->txn_write = false;
+			c->puts = 0;
+		}
+		mdb_txn_abort(txn);
+	} else {
+		txn_done(c, txn, true);
+	}
 }
 
 void imapd_fcache_drop(struct imapd_fcache *c, uint32_t uidvalidity, const uint32_t *uids, size_t n)
 {
 	MDB_txn *txn;
 
-	if (!c || n == 0 || mdb_txn_begin(c->env, NULL, 0, &txn) != 0)
+	if (!c || n == 0)
+		return;
+	imapd_fcache_end(c);
+	if (mdb_txn_begin(c->env, NULL, 0, &txn) != 0)
 		return;
 	for (size_t i = 0; i < n; i++)
-		for (unsigned kind = IMAPD_FC_ENVELOPE; kind <= IMAPD_FC_BODYSTRUCTURE; kind++) {
+		for (unsigned kind = IMAPD_FC_ENVELOPE; kind <= IMAPD_FC_HEADER; kind++) {
 			unsigned char k[9];
 			MDB_val kv = { sizeof(k), k };
 			key(uidvalidity, uids[i], kind, k);
