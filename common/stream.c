@@ -436,6 +436,39 @@ size_t stream_pending(const struct stream *s)
 	return n;
 }
 
+enum stream_result stream_wait_input(struct stream *s, int extra_fd, int timeout_ms, bool *extra)
+{
+	int64_t deadline = timeout_ms < 0 ? 0 : now_ms() + timeout_ms;
+	struct pollfd pfd[2];
+
+	*extra = false;
+	if (stream_pending(s) > 0)
+		return STREAM_OK;
+	for (;;) {
+		int left = -1, n;
+
+		if (deadline) {
+			int64_t d = deadline - now_ms();
+			left = d < 0 ? 0 : d > INT32_MAX ? INT32_MAX : (int)d;
+		}
+		pfd[0] = (struct pollfd){ .fd = s->fd, .events = POLLIN };
+		pfd[1] = (struct pollfd){ .fd = extra_fd, .events = POLLIN };
+		n = poll(pfd, extra_fd >= 0 ? 2 : 1, left);
+		if (n > 0) {
+			*extra = extra_fd >= 0 && (pfd[1].revents & (POLLIN | POLLERR | POLLHUP));
+			return STREAM_OK;
+		}
+		if (n == 0) {
+			set_err(s, "timeout waiting to read (no progress)");
+			return STREAM_TIMEOUT;
+		}
+		if (errno != EINTR) {
+			set_err(s, "poll: %s", strerror(errno));
+			return STREAM_ERROR;
+		}
+	}
+}
+
 size_t stream_discard_input(struct stream *s)
 {
 	size_t n = buffered(s);

@@ -65,6 +65,10 @@ void stream_consume(struct stream *s, size_t n);
 /* Bytes received but not yet consumed (our buffer plus TLS-decrypted bytes): non-zero after a command means the
  * client pipelined. */
 size_t stream_pending(const struct stream *s);
+/* Wait until the peer sent something (input already buffered counts at once) or extra_fd (ignored when < 0)
+ * is readable, for at most timeout_ms (STREAM_TIMEOUT_NONE: no limit). *extra tells whether extra_fd is ready:
+ * IMAP IDLE waits on the client and on inotify at once. STREAM_OK, STREAM_TIMEOUT or STREAM_ERROR. */
+enum stream_result stream_wait_input(struct stream *s, int extra_fd, int timeout_ms, bool *extra);
 /* Drop everything stream_pending() counts; returns how many bytes were dropped. Does not wait. */
 size_t stream_discard_input(struct stream *s);
 

@@ -40,5 +40,7 @@ imapd_cmd_fn imapd_cmd_select, imapd_cmd_examine, imapd_cmd_create, imapd_cmd_de
 imapd_cmd_fn imapd_cmd_append;
 /* handlers (cmd_fetch.c, cmd_store.c, cmd_search.c): selected state */
 imapd_cmd_fn imapd_cmd_fetch, imapd_cmd_store, imapd_cmd_expunge, imapd_cmd_copy, imapd_cmd_move, imapd_cmd_search;
+/* handlers (idle.c) */
+imapd_cmd_fn imapd_cmd_idle;
 
 #endif

@@ -178,6 +178,7 @@ bool imapd_arg_mailbox(struct imapd_session *sess, const struct imap_arg *a, str
 void imapd_capabilities(struct imapd_session *sess, struct buf *out)
 {
 	buf_puts(out, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE NAMESPACE UNSELECT SPECIAL-USE UIDPLUS MOVE ESEARCH");
+	buf_puts(out, " IDLE");
 	if (sess->state != IMAPD_NOTAUTH && sess->set->max_literal)
 		buf_printf(out, " APPENDLIMIT=%zu", sess->set->max_literal);
 	if (sess->state != IMAPD_NOTAUTH)

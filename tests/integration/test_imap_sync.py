@@ -1,0 +1,197 @@
+"""imapd for synchronising clients: IDLE (RFC 2177) pushed by inotify, CONDSTORE/QRESYNC (RFC 7162),
+COMPRESS=DEFLATE (RFC 4978) and QUOTA (RFC 9208), through imaplib and a small raw-socket client (imaplib has no
+IDLE and no COMPRESS) on the instance of test_imapd.py (master, imapd, auth, one account).
+"""
+import imaplib
+import re
+import shutil
+import socket
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+
+from test_imapd import ImapInstance, build_dir, pids_of
+from test_imapd_selected import deliver, maildir
+
+USER, PASS = 'fred@example.test', 'se cret'
+MSG = b'From: a@example.org\r\nTo: fred@example.test\r\nSubject: %d\r\n\r\nbody %d\r\n'
+
+
+def make_inst(extra=''):
+    if not (build_dir() / 'bin' / 'imapd').exists():
+        pytest.skip('imapd not built')
+    top = Path(tempfile.mkdtemp(prefix='postern-imapsync-'))
+    top.chmod(0o755)
+    i = ImapInstance(top / 'inst')
+    with open(i.dir / 'etc' / 'main.cf', 'a') as f:
+        f.write(extra)
+    i.add_user(USER, PASS)
+    i.start()
+    i.top = top
+    return i
+
+
+def drop_inst(i):
+    i.cleanup()
+    left = pids_of(i.dir)
+    shutil.rmtree(i.top, ignore_errors=True)
+    assert left == [], 'processes left behind'
+
+
+@pytest.fixture
+def inst():
+    i = make_inst()
+    yield i
+    drop_inst(i)
+
+
+@pytest.fixture
+def inst_short():
+    """imapd_timeout of 3 s stands for RFC 3501's 30 minutes."""
+    i = make_inst('imapd_timeout = 3s\n')
+    yield i
+    drop_inst(i)
+
+
+class Raw:
+    """A line-level IMAP client: sends commands and reads responses with timeouts, for IDLE and COMPRESS."""
+
+    def __init__(self, port, timeout=10):
+        self.sock = socket.create_connection(('127.0.0.1', port), timeout=timeout)
+        self.buf = b''
+        self.n = 0
+        self.inflate = self.deflate = None
+        assert self.line().startswith(b'* OK')
+
+    def send(self, data):
+        if self.deflate:
+            data = self.deflate.compress(data) + self.deflate.flush(zlib.Z_SYNC_FLUSH)
+        self.sock.sendall(data)
+
+    def _fill(self, timeout):
+        self.sock.settimeout(timeout)
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError('connection closed')
+        if self.inflate:
+            chunk = self.inflate.decompress(chunk)
+        self.buf += chunk
+
+    def line(self, timeout=10):
+        """One response line (without CRLF); raises socket.timeout when none comes in time."""
+        deadline = time.monotonic() + timeout
+        while b'\r\n' not in self.buf:
+            self._fill(max(0.01, deadline - time.monotonic()))
+        line, self.buf = self.buf.split(b'\r\n', 1)
+        return line
+
+    def cmd(self, text, timeout=10):
+        """Send a command; returns (untagged lines, tagged line)."""
+        self.n += 1
+        tag = b'r%d' % self.n
+        self.send(tag + b' ' + text.encode() + b'\r\n')
+        untagged = []
+        while True:
+            ln = self.line(timeout)
+            if ln.startswith(tag + b' '):
+                return untagged, ln
+            untagged.append(ln)
+
+    def login(self):
+        _, t = self.cmd(f'LOGIN "{USER}" "{PASS}"')
+        assert b' OK' in t, t
+
+    def wait_for(self, pattern, timeout=1.0):
+        """Untagged lines until one matches pattern, within timeout seconds (the IDLE push bound)."""
+        deadline = time.monotonic() + timeout
+        seen = []
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f'no {pattern!r} within {timeout} s; got {seen}')
+            try:
+                ln = self.line(left)
+            except socket.timeout:
+                continue
+            seen.append(ln)
+            if re.search(pattern, ln):
+                return seen
+
+    def close(self):
+        self.sock.close()
+
+
+def client(inst):
+    m = imaplib.IMAP4('127.0.0.1', inst.imap, timeout=20)
+    m.login(USER, PASS)
+    return m
+
+
+# ---- IDLE ----
+
+def test_idle_pushes_other_sessions_changes(inst):
+    other = client(inst)
+    other.append('INBOX', None, None, MSG % (1, 1))
+    r = Raw(inst.imap)
+    r.login()
+    r.cmd('SELECT INBOX')
+    r.n += 1
+    r.send(b'i1 IDLE\r\n')
+    assert r.line() == b'+ idling'
+    # another session's APPEND
+    t0 = time.monotonic()
+    other.append('INBOX', None, None, MSG % (2, 2))
+    r.wait_for(rb'^\* 2 EXISTS$')
+    # another session's STORE
+    other.select('INBOX')
+    other.store('1', '+FLAGS', r'(\Flagged)')
+    r.wait_for(rb'^\* 1 FETCH \(FLAGS \(\\Flagged\)\)$')
+    # a local delivery straight into new/
+    deliver(inst, '1800000000.M9P9.test', b'Subject: delivered\n\nhello\n')
+    r.wait_for(rb'^\* 3 EXISTS$')
+    # another session's EXPUNGE
+    other.store('1', '+FLAGS', r'(\Deleted)')
+    other.expunge()
+    r.wait_for(rb'^\* 1 EXPUNGE$')
+    assert time.monotonic() - t0 < 8
+    r.send(b'DONE\r\n')
+    assert r.line() == b'i1 OK IDLE terminated'
+    _, t = r.cmd('NOOP')
+    assert b'OK' in t
+    # IDLE without a mailbox only waits for DONE
+    r.cmd('UNSELECT')
+    r.send(b'i2 IDLE\r\n')
+    assert r.line() == b'+ idling'
+    r.send(b'done\r\n')
+    assert r.line() == b'i2 OK IDLE terminated'
+    r.send(b'i3 IDLE\r\n')
+    assert r.line() == b'+ idling'
+    r.send(b'NOPE\r\n')
+    assert r.line().startswith(b'i3 BAD')
+    r.close()
+    other.logout()
+
+
+def test_idle_renewed_outlives_the_timeout(inst_short):
+    r = Raw(inst_short.imap)
+    r.login()
+    r.cmd('SELECT INBOX')
+    t0 = time.monotonic()
+    # twice 2 s of IDLE, each renewed before the 3 s autologout: the session lives on past it
+    for n in (1, 2):
+        r.send(b'i%d IDLE\r\n' % n)
+        assert r.line() == b'+ idling'
+        time.sleep(2)
+        r.send(b'DONE\r\n')
+        assert r.line() == b'i%d OK IDLE terminated' % n
+    assert time.monotonic() - t0 > 3.5
+    _, t = r.cmd('NOOP')
+    assert b'OK' in t
+    # an IDLE nobody renews ends like any silence
+    r.send(b'i9 IDLE\r\n')
+    assert r.line() == b'+ idling'
+    assert r.line(timeout=6) == b'* BYE idle for too long'
+    r.close()
