@@ -347,11 +347,10 @@ static enum mbox_sync_result drop_unseen(struct syncstate *s)
 		MDB_val nk = { mbox_base_len(m.name), m.name };
 		(void)mdb_del(s->txn, s->mb->names, &nk, NULL);
 		free(m.name);
-		if (mdb_cursor_del(cur, 0) != 0) {
+		if (mdb_cursor_del(cur, 0) != 0 || mbox_tombstone(s->mb, s->txn, uid, ++s->hms) != 0) {
 			mdb_cursor_close(cur);
 			return MBOX_SYNC_FAIL;
 		}
-		s->hms++;
 	}
 	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND ? MBOX_SYNC_OK : MBOX_SYNC_FAIL;
@@ -444,6 +443,15 @@ enum mbox_sync_result mbox_sync_txn(struct mbox *mb, struct buf *err)
 		/* Without the uidlist nobody can say which UIDs were handed out before, so clients must start over
 		 * (a new UIDVALIDITY); the UIDs in the file names are still kept. */
 		uv = have_list ? l_uv : new_uidvalidity((uint32_t)uv);
+		/* A lost index took HIGHESTMODSEQ with it while the UIDs live on: clients may hold modseqs from before,
+		 * so counting restarts above any plausible old value (1000 changes a second since the epoch), and the
+		 * expunge history is marked incomplete up to here. */
+		if (s.hms == 0 && have_list)
+			s.hms = (uint64_t)time(NULL) * 1000;
+		if ((rc = mbox_meta_put64(mb, s.txn, "vanished_floor", s.hms)) != 0) {
+			buf_printf(err, "%s: index: %s", mb->dir, mdb_strerror(rc));
+			goto out;
+		}
 		s.next = 1;
 		s.adopt_lo = 1;
 		s.adopt_hi = have_list ? l_next : UINT32_MAX;

@@ -213,6 +213,9 @@ void imapd_cmd_search(struct imapd_session *sess, const struct imap_arg *args, s
 
 	uint32_t *hits = xcalloc(sel->n + 1, sizeof(*hits));
 	size_t nh = 0;
+	uint64_t maxmod = 0;
+	if (s.modseq)
+		sess->condstore = true;
 	for (size_t i = 0; i < sel->n; i++) {
 		size_t k = imapd_sel_mbox_index(sess, i);
 		if (k == (size_t)-1)
@@ -222,10 +225,14 @@ void imapd_cmd_search(struct imapd_session *sess, const struct imap_arg *args, s
 		struct imap_search_msg m = {
 			.seq = (uint32_t)i + 1, .uid = sel->v[i].uid, .flags = sel->v[i].flags & IMAPD_SYS_FLAGS,
 			.recent = sel->v[i].recent, .size = mm->wsize, .internal_ymd = ymd_of((time_t)mm->idate, 0),
+			.modseq = mm->modseq,
 			.text = text_cb, .ctx = &c,
 		};
-		if (imap_search_match(&s, &m))
+		if (imap_search_match(&s, &m)) {
 			hits[nh++] = uid ? sel->v[i].uid : (uint32_t)i + 1;
+			if (mm->modseq > maxmod)
+				maxmod = mm->modseq;
+		}
 		if (c.loaded && c.ok)
 			mime_message_free(&c.m);
 		buf_free(&c.data);
@@ -255,10 +262,15 @@ void imapd_cmd_search(struct imapd_session *sess, const struct imap_arg *args, s
 			imap_seqset_format(&set, &line);
 			imap_seqset_free(&set);
 		}
+		if (nh && s.modseq)
+			buf_printf(&line, " MODSEQ %llu", (unsigned long long)maxmod);
 	} else {
 		buf_puts(&line, "SEARCH");
 		for (size_t j = 0; j < nh; j++)
 			buf_printf(&line, " %u", hits[j]);
+		/* RFC 7162 3.1.5: the highest modseq of the messages found */
+		if (nh && s.modseq)
+			buf_printf(&line, " (MODSEQ %llu)", (unsigned long long)maxmod);
 	}
 	free(hits);
 	imapd_untagged(sess, "%s", buf_cstr(&line));

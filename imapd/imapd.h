@@ -56,6 +56,7 @@ struct imapd_settings {
 struct imapd_view_msg {
 	uint32_t uid;
 	uint32_t flags;		/* IMAP_FLAG_* and keyword bits (flags.h) */
+	uint64_t modseq;	/* last reported (CONDSTORE) */
 	bool gone;
 	bool recent;
 };
@@ -88,6 +89,8 @@ struct imapd_session {
 	struct imapd_login login;
 	struct imapd_selected *sel;
 	char *tag;			/* of the command being run (a copy: login replaces the parser) */
+	bool condstore;			/* RFC 7162: MODSEQ in FETCH responses (enabled by ENABLE or first use) */
+	bool qresync;			/* RFC 7162: VANISHED instead of EXPUNGE, UID in unsolicited FETCH */
 	struct buf line;		/* scratch for replies */
 };
 

@@ -403,6 +403,7 @@ void imapd_mbox_counts(struct mbox *mb, struct imapd_counts *out)
 			out->unseen++;
 	out->uidvalidity = mbox_uidvalidity(mb);
 	out->uidnext = mbox_uidnext(mb);
+	out->highestmodseq = mbox_highestmodseq(mb);
 }
 
 uint32_t imapd_recent_mark(const char *path)

@@ -50,13 +50,14 @@ void imapd_sel_flags_list(const struct imapd_selected *sel, uint32_t flags, stru
 	buf_free(&sys);
 }
 
-static void view_push(struct imapd_selected *sel, uint32_t uid, uint32_t flags, bool recent)
+static void view_push(struct imapd_selected *sel, const struct mbox_msg *m)
 {
 	if (sel->n == sel->cap) {
 		sel->cap = sel->cap ? sel->cap * 2 : 64;
 		sel->v = xrealloc(sel->v, sel->cap * sizeof(*sel->v));
 	}
-	sel->v[sel->n++] = (struct imapd_view_msg){ uid, flags, false, recent };
+	sel->v[sel->n++] = (struct imapd_view_msg){ .uid = m->uid, .flags = imapd_sel_flags_from_letters(m->flags),
+						    .modseq = m->modseq };
 }
 
 /* Messages from view position from on above the folder's recent mark are \Recent for this session (only one
@@ -81,8 +82,7 @@ bool imapd_sel_open(struct imapd_selected *sel, struct buf *err)
 	imapd_keywords_load(sel->path, sel->keywords);
 	sel->fc = imapd_fcache_open(sel->path);
 	for (size_t i = 0; i < mbox_count(sel->mb); i++) {
-		const struct mbox_msg *m = mbox_get(sel->mb, i);
-		view_push(sel, m->uid, imapd_sel_flags_from_letters(m->flags), false);
+		view_push(sel, mbox_get(sel->mb, i));
 	}
 	claim_recent(sel, 0);
 	sel->exists = (uint32_t)sel->n;
@@ -134,13 +134,44 @@ void imapd_sel_update(struct imapd_session *sess, bool expunges)
 			sel->v[i].gone = true;
 			continue;
 		}
-		uint32_t f = imapd_sel_flags_from_letters(mbox_get(sel->mb, k)->flags);
-		if (f != sel->v[i].flags && !sel->v[i].gone) {
+		const struct mbox_msg *m = mbox_get(sel->mb, k);
+		uint32_t f = imapd_sel_flags_from_letters(m->flags);
+		bool report = f != sel->v[i].flags || (sess->condstore && m->modseq != sel->v[i].modseq);
+		sel->v[i].modseq = m->modseq;
+		if (report && !sel->v[i].gone) {
 			sel->v[i].flags = f;
 			buf_reset(&line);
+			buf_printf(&line, "%zu FETCH (", i + 1);
+			if (sess->qresync)
+				buf_printf(&line, "UID %u ", sel->v[i].uid);
+			buf_puts(&line, "FLAGS ");
 			imapd_sel_flags_list(sel, f, &line);
-			imapd_untagged(sess, "%zu FETCH (FLAGS %s)", i + 1, buf_cstr(&line));
+			if (sess->condstore)
+				buf_printf(&line, " MODSEQ (%llu)", (unsigned long long)m->modseq);
+			imapd_untagged(sess, "%s)", buf_cstr(&line));
 		}
+	}
+	if (expunges && sess->qresync) {
+		/* RFC 7162 3.2.10: one VANISHED with the UIDs instead of an EXPUNGE per message */
+		struct imap_seqset set = { 0 };
+		size_t kept = 0;
+		for (size_t i = 0; i < sel->n; i++) {
+			if (!sel->v[i].gone) {
+				sel->v[kept++] = sel->v[i];
+				continue;
+			}
+			imapd_seqset_add(&set, sel->v[i].uid);
+			if (sel->v[i].recent)
+				sel->recent--;
+		}
+		if (set.count) {
+			buf_reset(&line);
+			imap_seqset_format(&set, &line);
+			imapd_untagged(sess, "VANISHED %s", buf_cstr(&line));
+			sel->exists -= (uint32_t)(sel->n - kept);
+			sel->n = kept;
+		}
+		imap_seqset_free(&set);
 	}
 	if (expunges) {
 		/* from the top down, so each number is still right when it is sent */
@@ -160,7 +191,7 @@ void imapd_sel_update(struct imapd_session *sess, bool expunges)
 	for (size_t k = 0; k < mbox_count(sel->mb); k++) {
 		const struct mbox_msg *m = mbox_get(sel->mb, k);
 		if (m->uid > last)
-			view_push(sel, m->uid, imapd_sel_flags_from_letters(m->flags), false);
+			view_push(sel, m);
 	}
 	if (sel->n != before)
 		claim_recent(sel, before);
@@ -172,6 +203,19 @@ void imapd_sel_update(struct imapd_session *sess, bool expunges)
 out:
 	buf_free(&err);
 	buf_free(&line);
+}
+
+void imapd_seqset_add(struct imap_seqset *set, uint32_t v)
+{
+	if (set->count && set->r[set->count - 1].hi + 1 == v) {
+		set->r[set->count - 1].hi = v;
+		return;
+	}
+	if (set->count == set->cap) {
+		set->cap = set->cap ? set->cap * 2 : 16;
+		set->r = xrealloc(set->r, set->cap * sizeof(*set->r));
+	}
+	set->r[set->count++] = (struct imap_range){ v, v };
 }
 
 static int u32cmp(const void *a, const void *b)

@@ -43,6 +43,8 @@ struct mbox *imapd_sel_borrow(struct imapd_session *sess, const char *path, bool
 /* Give the message dir/cur/NAME the internal date when (seconds), before the index has seen it: the name's
  * leading seconds are replaced (*name updated) and the mtime set. false (name unchanged) when that fails. */
 bool imapd_set_idate(const char *dir, char **name, int64_t when);
+/* Append v (ascending calls) to set, merging it into the last range when adjacent. */
+void imapd_seqset_add(struct imap_seqset *set, uint32_t v);
 /* Flags of a Maildir letter string in view terms (system flags and keyword letters). */
 uint32_t imapd_sel_flags_from_letters(const char *letters);
 /* "(\Seen $Label)" list of view flags. */

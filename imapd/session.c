@@ -179,6 +179,7 @@ void imapd_capabilities(struct imapd_session *sess, struct buf *out)
 {
 	buf_puts(out, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE NAMESPACE UNSELECT SPECIAL-USE UIDPLUS MOVE ESEARCH");
 	buf_puts(out, " IDLE");
+	buf_puts(out, " CONDSTORE QRESYNC");
 	if (sess->state != IMAPD_NOTAUTH && sess->set->max_literal)
 		buf_printf(out, " APPENDLIMIT=%zu", sess->set->max_literal);
 	if (sess->state != IMAPD_NOTAUTH)

@@ -195,3 +195,135 @@ def test_idle_renewed_outlives_the_timeout(inst_short):
     assert r.line() == b'+ idling'
     assert r.line(timeout=6) == b'* BYE idle for too long'
     r.close()
+
+
+# ---- CONDSTORE / QRESYNC ----
+
+def modseq_of(line):
+    return int(re.search(rb'MODSEQ \((\d+)\)', line).group(1))
+
+
+def code_value(lines, code):
+    for ln in lines:
+        m = re.match(rb'\* OK \[' + code + rb' (\d+)\]', ln)
+        if m:
+            return int(m.group(1))
+    raise AssertionError(f'no {code} in {lines}')
+
+
+def append_n(inst, n):
+    c = client(inst)
+    for k in range(1, n + 1):
+        assert c.append('INBOX', None, None, MSG % (k, k))[0] == 'OK'
+    return c
+
+
+def test_condstore(inst):
+    other = append_n(inst, 3)
+    r = Raw(inst.imap)
+    r.login()
+    assert 'CONDSTORE' in r.cmd('CAPABILITY')[0][0].decode()
+    u, t = r.cmd('ENABLE CONDSTORE')
+    assert u == [b'* ENABLED CONDSTORE'] and b'OK' in t
+    u, t = r.cmd('SELECT INBOX')
+    hms0 = code_value(u, b'HIGHESTMODSEQ')
+    u, t = r.cmd('FETCH 1:* (FLAGS MODSEQ)')
+    assert len(u) == 3 and all(0 < modseq_of(ln) <= hms0 for ln in u), u
+    mod2 = modseq_of(u[1])
+    # a STORE bumps the modseq and says so
+    u, t = r.cmd(r'STORE 1 +FLAGS (\Seen)')
+    assert re.fullmatch(rb'\* 1 FETCH \(FLAGS \(\\Seen\) MODSEQ \((\d+)\)\)', u[0]), u
+    m1 = modseq_of(u[0])
+    assert m1 > hms0
+    # UNCHANGEDSINCE passes: .SILENT still reports the new modseq
+    u, t = r.cmd(r'UID STORE 2 (UNCHANGEDSINCE %d) +FLAGS.SILENT (\Flagged)' % mod2)
+    assert re.fullmatch(rb'\* 2 FETCH \(UID 2 MODSEQ \(\d+\)\)', u[0]), u
+    assert t.endswith(b'OK STORE completed')
+    m2 = modseq_of(u[0])
+    assert m2 > m1
+    # ... and fails for a message changed since: MODIFIED, flags left alone
+    u, t = r.cmd(r'STORE 1:2 (UNCHANGEDSINCE %d) +FLAGS (\Answered)' % m1)
+    assert b'OK [MODIFIED 2]' in t, t
+    assert any(ln.startswith(b'* 1 FETCH (FLAGS (\\Answered \\Seen) MODSEQ') for ln in u), u
+    u, t = r.cmd('FETCH 2 FLAGS')
+    assert u[0].startswith(b'* 2 FETCH (FLAGS (\\Flagged) MODSEQ'), u
+    # CHANGEDSINCE: only what changed after hms0
+    u, t = r.cmd('FETCH 1:* (UID) (CHANGEDSINCE %d)' % hms0)
+    assert [ln.split(b' (')[0] for ln in u] == [b'* 1 FETCH', b'* 2 FETCH'], u
+    assert all(b'MODSEQ' in ln for ln in u)
+    u, t = r.cmd('UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d)' % m2)
+    assert [ln.split(b' (')[0] for ln in u] == [b'* 1 FETCH'], u
+    # SEARCH MODSEQ with the highest modseq found
+    u, t = r.cmd('SEARCH MODSEQ %d' % (m1 + 1))
+    hms = modseq_of(r.cmd('FETCH 1 MODSEQ')[0][0])
+    assert u == [b'* SEARCH 1 2 (MODSEQ %d)' % hms], u
+    u, t = r.cmd('SEARCH MODSEQ "/flags/\\\\draft" all %d' % (hms + 1))
+    assert u == [b'* SEARCH'], u
+    u, t = r.cmd('STATUS INBOX (HIGHESTMODSEQ MESSAGES)')
+    assert u == [b'* STATUS "INBOX" (HIGHESTMODSEQ %d MESSAGES 3)' % hms], u
+    # another session's change arrives with its modseq
+    other.select('INBOX')
+    other.store('3', '+FLAGS', r'(\Deleted)')
+    u, t = r.cmd('NOOP')
+    assert len(u) == 1 and u[0].startswith(b'* 3 FETCH (FLAGS (\\Deleted) MODSEQ ('), u
+    assert modseq_of(u[0]) > hms
+    r.close()
+    other.logout()
+
+
+def test_qresync(inst):
+    other = append_n(inst, 5)
+    r = Raw(inst.imap)
+    r.login()
+    assert r.cmd('ENABLE QRESYNC')[0] == [b'* ENABLED QRESYNC']
+    u, t = r.cmd('SELECT INBOX')
+    uv = code_value(u, b'UIDVALIDITY')
+    hms0 = code_value(u, b'HIGHESTMODSEQ')
+    r.cmd('LOGOUT')
+    r.close()
+    # changes while the client is away
+    other.select('INBOX')
+    other.store('2', '+FLAGS', r'(\Seen)')
+    other.store('4', '+FLAGS', r'(\Deleted)')
+    other.expunge()
+    r = Raw(inst.imap)
+    r.login()
+    _, t = r.cmd('SELECT INBOX (QRESYNC (%d %d 1:5))' % (uv, hms0))
+    assert b'BAD' in t       # QRESYNC must be enabled first
+    r.cmd('ENABLE QRESYNC')
+    u, t = r.cmd('SELECT INBOX (QRESYNC (%d %d 1:5))' % (uv, hms0))
+    assert b'OK' in t
+    assert b'* VANISHED (EARLIER) 4' in u, u
+    fetches = [ln for ln in u if b' FETCH ' in ln]
+    assert len(fetches) == 1 and re.fullmatch(rb'\* 2 FETCH \(UID 2 FLAGS \(\\Seen\) MODSEQ \(\d+\)\)', fetches[0])
+    hms1 = code_value(u, b'HIGHESTMODSEQ')
+    # a stale UIDVALIDITY: nothing to resynchronise
+    u, t = r.cmd('SELECT INBOX (QRESYNC (%d %d))' % (uv + 1, hms0))
+    assert b'* OK [CLOSED] previous mailbox closed' in u
+    assert not any(b'VANISHED' in ln or b'FETCH' in ln for ln in u), u
+    # once enabled, expunges by others come as VANISHED
+    other.store('1', '+FLAGS', r'(\Deleted)')
+    other.expunge()
+    u, t = r.cmd('NOOP')
+    assert b'* VANISHED 1' in u and not any(b'EXPUNGE' in ln for ln in u), u
+    u, t = r.cmd('UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d VANISHED)' % hms0)
+    assert u[0] == b'* VANISHED (EARLIER) 1,4', u
+    assert [ln for ln in u[1:] if b'FETCH' in ln][0].startswith(b'* 1 FETCH (UID 2 FLAGS (\\Seen) MODSEQ'), u
+    u, t = r.cmd('UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d VANISHED)' % hms1)
+    assert u[0] == b'* VANISHED (EARLIER) 1', u
+    r.cmd('LOGOUT')
+    r.close()
+    other.logout()
+    # the index lost: modseqs restart above the old ones and VANISHED becomes conservative (all missing UIDs)
+    time.sleep(0.5)
+    for f in maildir(inst).glob('postern-index.lmdb*'):
+        f.unlink()
+    r = Raw(inst.imap)
+    r.login()
+    r.cmd('ENABLE QRESYNC')
+    u, t = r.cmd('SELECT INBOX (QRESYNC (%d %d 1:5))' % (uv, hms1))
+    assert code_value(u, b'UIDVALIDITY') == uv
+    assert code_value(u, b'HIGHESTMODSEQ') > hms1
+    assert b'* VANISHED (EARLIER) 1,4' in u, u
+    assert len([ln for ln in u if b' FETCH ' in ln]) == 3, u
+    r.close()
