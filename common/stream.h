@@ -80,6 +80,27 @@ enum stream_result stream_printf(struct stream *s, const char *fmt, ...) __attri
 enum stream_result stream_vprintf(struct stream *s, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 enum stream_result stream_flush(struct stream *s);
 
+/* A codec between the application bytes and the connection (inside TLS when TLS is on): IMAP COMPRESS=DEFLATE.
+ * decode takes encoded bytes from *in (advancing *in and *inlen) and writes at most outcap plain bytes; it is also
+ * called with nothing new so that output it held back comes out; false (reason in err) for corrupt input.
+ * encode appends the encoding of n bytes to out and then flushes as asked: SYNC makes everything so far
+ * decodable, FULL also resets the encoder's history. */
+enum stream_codec_flush { STREAM_CODEC_NONE, STREAM_CODEC_SYNC, STREAM_CODEC_FULL };
+struct stream_codec {
+	bool (*decode)(void *ctx, const unsigned char **in, size_t *inlen, void *out, size_t outcap, size_t *outlen,
+		       struct buf *err);
+	bool (*encode)(void *ctx, const void *in, size_t n, enum stream_codec_flush flush, struct buf *out);
+	void (*free)(void *ctx);
+	void *ctx;
+};
+/* Start the codec (the stream owns ctx from now on and frees it); input already buffered is taken as encoded.
+ * Flush what must go out unencoded first. Once per stream. */
+void stream_set_codec(struct stream *s, const struct stream_codec *c);
+bool stream_has_codec(const struct stream *s);
+/* Everything written so far is encoded now, with a FULL flush: nothing after this point can refer back to it
+ * (imapd calls it after each tagged response, so one command's secrets cannot shape the next one's size). */
+void stream_codec_boundary(struct stream *s);
+
 uint64_t stream_bytes_in(const struct stream *s);	/* application bytes (after TLS decryption) */
 uint64_t stream_bytes_out(const struct stream *s);
 

@@ -37,6 +37,7 @@ static const struct imapd_cmd cmds[] = {
 	{ "MOVE",		imapd_cmd_move,		IMAPD_CMD_SELECTED | IMAPD_CMD_UID },
 	{ "EXPUNGE",		imapd_cmd_expunge,	IMAPD_CMD_SELECTED | IMAPD_CMD_UID },
 	{ "IDLE",		imapd_cmd_idle,		AUTHED },
+	{ "COMPRESS",		imapd_cmd_compress,	AUTHED },
 };
 
 const struct imapd_cmd *imapd_cmd_find(const char *name)

@@ -42,5 +42,7 @@ imapd_cmd_fn imapd_cmd_append;
 imapd_cmd_fn imapd_cmd_fetch, imapd_cmd_store, imapd_cmd_expunge, imapd_cmd_copy, imapd_cmd_move, imapd_cmd_search;
 /* handlers (idle.c) */
 imapd_cmd_fn imapd_cmd_idle;
+/* handlers (compress.c) */
+imapd_cmd_fn imapd_cmd_compress;
 
 #endif

@@ -6,6 +6,7 @@ import imaplib
 import re
 import shutil
 import socket
+import ssl
 import tempfile
 import time
 import zlib
@@ -59,8 +60,13 @@ def inst_short():
 class Raw:
     """A line-level IMAP client: sends commands and reads responses with timeouts, for IDLE and COMPRESS."""
 
-    def __init__(self, port, timeout=10):
+    def __init__(self, port, timeout=10, tls=False):
         self.sock = socket.create_connection(('127.0.0.1', port), timeout=timeout)
+        if tls:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            self.sock = ctx.wrap_socket(self.sock)
         self.buf = b''
         self.n = 0
         self.inflate = self.deflate = None
@@ -119,6 +125,12 @@ class Raw:
             seen.append(ln)
             if re.search(pattern, ln):
                 return seen
+
+    def compress(self):
+        _, t = self.cmd('COMPRESS DEFLATE')
+        assert t.endswith(b'OK DEFLATE active') and self.buf == b'', t
+        self.inflate = zlib.decompressobj(-15)
+        self.deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
 
     def close(self):
         self.sock.close()
@@ -326,4 +338,54 @@ def test_qresync(inst):
     assert code_value(u, b'HIGHESTMODSEQ') > hms1
     assert b'* VANISHED (EARLIER) 1,4' in u, u
     assert len([ln for ln in u if b' FETCH ' in ln]) == 3, u
+    r.close()
+
+
+# ---- COMPRESS=DEFLATE ----
+
+def test_compress_deflate(inst):
+    body = b'Subject: squeeze\r\n\r\n' + b'all work and no play makes jack a dull boy\r\n' * 400
+    other = client(inst)
+    other.append('INBOX', None, None, body)
+    other.logout()
+    r = Raw(inst.imap)
+    r.login()
+    assert 'COMPRESS=DEFLATE' in r.cmd('CAPABILITY')[0][0].decode()
+    r.compress()
+    u, t = r.cmd('SELECT INBOX')
+    assert b'* 1 EXISTS' in u and b'OK' in t
+    # a second COMPRESS is refused, compressed
+    _, t = r.cmd('COMPRESS DEFLATE')
+    assert b'NO [COMPRESSIONACTIVE]' in t
+    u, t = r.cmd('FETCH 1 BODY.PEEK[]')
+    assert t.endswith(b'OK FETCH completed')
+    # the same FETCH again: its compressed bytes must decode on their own, because the dictionary was reset after
+    # the last tagged response (with shared history they would refer back into the first answer)
+    r.n += 1
+    r.send(b'z1 FETCH 1 BODY.PEEK[]\r\n')
+    raw, text, fresh = b'', b'', zlib.decompressobj(-15)
+    while b'z1 OK' not in text:
+        r.sock.settimeout(10)
+        chunk = r.sock.recv(65536)
+        assert chunk, 'connection closed'
+        raw += chunk
+        text += fresh.decompress(chunk)
+        r.inflate.decompress(chunk)
+    assert body in text
+    assert len(raw) < len(body) // 10, (len(raw), len(body))
+    _, t = r.cmd('LOGOUT')
+    assert b'OK' in t
+    r.close()
+
+
+def test_compress_under_tls(inst):
+    r = Raw(inst.imaps, tls=True)
+    r.login()
+    r.compress()
+    u, t = r.cmd('SELECT INBOX')
+    assert b'OK' in t
+    u, t = r.cmd('APPEND INBOX {%d+}\r\n%s' % (len(MSG % (1, 1)), (MSG % (1, 1)).decode()))
+    assert b'OK' in t, t
+    u, t = r.cmd('FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])')
+    assert b'Subject: 1' in b'\n'.join(u) + r.buf
     r.close()
