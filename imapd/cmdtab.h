@@ -44,5 +44,7 @@ imapd_cmd_fn imapd_cmd_fetch, imapd_cmd_store, imapd_cmd_expunge, imapd_cmd_copy
 imapd_cmd_fn imapd_cmd_idle;
 /* handlers (compress.c) */
 imapd_cmd_fn imapd_cmd_compress;
+/* handlers (quota.c) */
+imapd_cmd_fn imapd_cmd_getquotaroot, imapd_cmd_getquota, imapd_cmd_setquota;
 
 #endif

@@ -29,6 +29,7 @@ struct imapd_login {
 	char *maildir;		/* root of the Maildir++ tree (INBOX) */
 	uid_t uid;
 	gid_t gid;
+	uint64_t quota;		/* bytes for all folders together; 0: none (QUOTA, quota.c) */
 };
 
 /* Password check, supplied by the daemon (the auth daemon client) or by tests. Returns true and fills out on

@@ -184,6 +184,7 @@ void imapd_capabilities(struct imapd_session *sess, struct buf *out)
 	buf_puts(out, " IDLE");
 	buf_puts(out, " CONDSTORE QRESYNC");
 	buf_puts(out, " COMPRESS=DEFLATE");
+	buf_puts(out, " QUOTA QUOTA=RES-STORAGE");
 	if (sess->state != IMAPD_NOTAUTH && sess->set->max_literal)
 		buf_printf(out, " APPENDLIMIT=%zu", sess->set->max_literal);
 	if (sess->state != IMAPD_NOTAUTH)

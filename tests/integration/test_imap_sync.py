@@ -389,3 +389,38 @@ def test_compress_under_tls(inst):
     u, t = r.cmd('FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])')
     assert b'Subject: 1' in b'\n'.join(u) + r.buf
     r.close()
+
+
+# ---- QUOTA ----
+
+def test_quota(inst):
+    import subprocess
+    r = subprocess.run([str(build_dir() / 'bin' / 'postern'), 'user', '-c', str(inst.dir), 'add', 'quinn@example.test',
+                        '--password-stdin', '--quota', '100k'], input='pw\n', capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    m = imaplib.IMAP4('127.0.0.1', inst.imap, timeout=20)
+    m.login('quinn@example.test', 'pw')
+    assert 'QUOTA' in m.capabilities and 'QUOTA=RES-STORAGE' in m.capabilities
+    big = b'Subject: big\r\n\r\n' + b'x' * 3000 + b'\r\n'
+    assert m.append('INBOX', None, None, big)[0] == 'OK'
+    assert m.append('Sent', None, None, big)[0] == 'OK'
+    root = next(p for p in (inst.dir / 'mail').rglob('cur') if 'quinn' in str(p) and p.parent.name == 'quinn').parent
+    used = sum(f.stat().st_size for f in root.rglob('*') if f.is_file() and f.parent.name in ('cur', 'new'))
+    assert used > 6000
+    typ, data = m.getquotaroot('INBOX')
+    assert typ == 'OK'
+    assert data == [[b'"INBOX" ""'], [b'"" (STORAGE %d 100)' % ((used + 1023) // 1024)]], data
+    typ, data = m.getquota('""')
+    assert data == [b'"" (STORAGE %d 100)' % ((used + 1023) // 1024)]
+    typ, data = m._simple_command('SETQUOTA', '""', '(STORAGE 500)')
+    assert typ == 'NO'
+    typ, data = m.getquotaroot('Nope')
+    assert typ == 'NO'
+    m.logout()
+    # an account without a quota has no quota root
+    c = client(inst)
+    typ, data = c.getquotaroot('INBOX')
+    assert typ == 'OK' and data == [[b'"INBOX"'], [None]], data
+    typ, data = c.getquota('""')
+    assert typ == 'NO'
+    c.logout()
