@@ -113,6 +113,7 @@ bool mbox_name_uid(const char *name, uint32_t *uid)
 
 static void free_msgs(struct mbox *mb)
 {
+	mb->loaded = false;
 	for (size_t i = 0; i < mb->n; i++)
 		free(mb->msgs[i].name);
 	xfree(&mb->msgs);
@@ -127,11 +128,18 @@ enum mbox_sync_result mbox_load(struct mbox *mb, struct buf *err)
 	size_t cap = 0;
 	int rc;
 
-	free_msgs(mb);
 	if ((rc = mdb_txn_begin(mb->env, NULL, MDB_RDONLY, &txn)) != 0) {
+		free_msgs(mb);
 		buf_printf(err, "%s: index: %s", mb->dir, mdb_strerror(rc));
 		return MBOX_SYNC_FAIL;
 	}
+	/* every commit by anyone makes a new transaction id: the same id means the list we have is current */
+	if (mb->loaded && mdb_txn_id(txn) == mb->loaded_txn) {
+		mdb_txn_abort(txn);
+		return MBOX_SYNC_OK;
+	}
+	free_msgs(mb);
+	mb->loaded_txn = mdb_txn_id(txn);
 	if ((rc = mdb_cursor_open(txn, mb->uids, &cur)) != 0) {
 		mdb_txn_abort(txn);
 		buf_printf(err, "%s: index: %s", mb->dir, mdb_strerror(rc));
@@ -157,11 +165,13 @@ enum mbox_sync_result mbox_load(struct mbox *mb, struct buf *err)
 		free_msgs(mb);
 		return rc == MDB_CORRUPTED ? MBOX_SYNC_DAMAGED : MBOX_SYNC_FAIL;
 	}
+	mb->loaded = true;
 	return MBOX_SYNC_OK;
 }
 
 static void env_close(struct mbox *mb)
 {
+	mb->loaded = false;	/* a new environment counts its transactions anew */
 	if (mb->env)
 		mdb_env_close(mb->env);
 	mb->env = NULL;

@@ -14,6 +14,8 @@ struct mbox {
 	uint64_t hms;
 	struct mbox_msg *msgs;
 	size_t n;
+	bool loaded;		/* msgs is the list of transaction loaded_txn */
+	size_t loaded_txn;
 };
 
 enum mbox_sync_result { MBOX_SYNC_OK, MBOX_SYNC_FAIL, MBOX_SYNC_DAMAGED };

@@ -307,7 +307,8 @@ void imapd_cmd_fetch(struct imapd_session *sess, const struct imap_arg *args, si
 		}
 		if (!fetch_one(sess, &f, seqs[j] - 1, uid, text, modseq, &out, &data))
 			missing = true;
-		if (stream_flush(sess->s) != STREAM_OK)
+		/* the stream sends whenever its buffer fills; a client gone away stops the loop */
+		if (stream_write(sess->s, "", 0) != STREAM_OK)
 			break;
 	}
 	sess->sel->no_expunge = true;

@@ -2,6 +2,8 @@
  * incremental parser as they arrive, so literals and pipelined commands need no special reading code. */
 #include <errno.h>
 #include <grp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -25,6 +27,10 @@ void imapd_session_init(struct imapd_session *sess, const struct imapd_settings 
 {
 	memset(sess, 0, sizeof(*sess));
 	sess->set = set;
+	/* replies go out in one or a few writes per command: Nagle's wait for the ACK of the previous write would
+	 * add the client's delayed-ACK time (40 ms) to many of them */
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	sess->s = stream_new(fd);
 	int t = set->preauth_timeout_ms ? set->preauth_timeout_ms : set->timeout_ms;
 	stream_set_timeouts(sess->s, t, t);
