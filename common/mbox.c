@@ -552,6 +552,8 @@ bool mbox_store(struct mbox *mb, const uint32_t *uids, size_t n, uint64_t unchan
 	uint64_t hms;
 	bool ok = false;
 	int rc;
+	struct mbox_msg *changed = NULL;	/* uid, modseq and new name of each renamed message */
+	size_t nchanged = 0;
 
 	if ((rc = mdb_txn_begin(mb->env, NULL, 0, &txn)) != 0 ||
 	    (rc = mbox_meta_get64(mb, txn, "highestmodseq", &hms)) != 0) {
@@ -560,6 +562,10 @@ bool mbox_store(struct mbox *mb, const uint32_t *uids, size_t n, uint64_t unchan
 		buf_printf(err, "%s: index: %s", mb->dir, mdb_strerror(rc));
 		goto out;
 	}
+	/* our list is of the transaction just before this one: it can be patched instead of reloaded */
+	size_t wid = mdb_txn_id(txn);
+	bool patch = mb->loaded && mb->loaded_txn + 1 == wid;
+	changed = xcalloc(n + 1, sizeof(*changed));
 	for (size_t i = 0; i < n; i++) {
 		unsigned char key[4];
 		MDB_val k = { 4, key }, v;
@@ -598,6 +604,7 @@ bool mbox_store(struct mbox *mb, const uint32_t *uids, size_t n, uint64_t unchan
 		free(m.name);
 		m.name = (char *)buf_cstr(&to);
 		m.modseq = ++hms;
+		changed[nchanged++] = (struct mbox_msg){ .uid = uids[i], .modseq = m.modseq, .name = xstrdup(m.name) };
 		buf_reset(&rec);
 		if (!mbox_record_encode(&m, &rec)) {
 			res[i] = MBOX_STORE_GONE;
@@ -621,8 +628,28 @@ bool mbox_store(struct mbox *mb, const uint32_t *uids, size_t n, uint64_t unchan
 		goto out;
 	}
 	mb->hms = hms;
-	ok = mbox_load(mb, err) == MBOX_SYNC_OK;
+	for (size_t j = 0; patch && j < nchanged; j++) {
+		size_t k = mbox_find(mb, changed[j].uid);
+		if (k == (size_t)-1) {
+			patch = false;
+			break;
+		}
+		struct mbox_msg *m = &mb->msgs[k];
+		free(m->name);
+		m->name = changed[j].name;
+		changed[j].name = NULL;
+		m->modseq = changed[j].modseq;
+		const char *c = strchr(m->name, ':');
+		m->flags = (c && strncmp(c, ":2,", 3) == 0) ? c + 3 : m->name + strlen(m->name);
+	}
+	if (patch)
+		mb->loaded_txn = wid;
+	ok = patch || mbox_load(mb, err) == MBOX_SYNC_OK;
 out:
+	if (changed)
+		for (size_t j = 0; j < nchanged; j++)
+			free(changed[j].name);
+	free(changed);
 	buf_free(&next);
 	buf_free(&to);
 	buf_free(&rec);

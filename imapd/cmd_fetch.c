@@ -99,8 +99,6 @@ static bool fetch_one(struct imapd_session *sess, const struct imap_fetch *f, si
 
 	if (k == (size_t)-1)
 		return false;
-	if (f->sets_seen && !sel->readonly && !(sel->v[i].flags & IMAP_FLAG_SEEN))
-		(void)imapd_sel_set_flags(sess, i, sel->v[i].flags | IMAP_FLAG_SEEN);
 	memset(&m, 0, sizeof(m));
 	/* ENVELOPE, BODY and BODYSTRUCTURE may come from the cache; then the file is read only for other items */
 	struct buf cached[IMAP_FETCH_MAX_ITEMS];
@@ -298,13 +296,20 @@ void imapd_cmd_fetch(struct imapd_session *sess, const struct imap_arg *args, si
 		}
 		imap_seqset_free(&us);
 	}
+	if (changedsince) {
+		size_t kept = 0;
+		for (size_t j = 0; j < n; j++) {
+			size_t k = imapd_sel_mbox_index(sess, seqs[j] - 1);
+			if (k != (size_t)-1 && mbox_get(sess->sel->mb, k)->modseq > since)
+				seqs[kept++] = seqs[j];
+		}
+		n = kept;
+	}
+	/* a body item without PEEK sets \Seen first, for all the messages in one index transaction */
+	if (f.sets_seen && !sess->sel->readonly)
+		imapd_sel_add_seen(sess, seqs, n);
 	bool missing = false;
 	for (size_t j = 0; j < n; j++) {
-		if (changedsince) {
-			size_t k = imapd_sel_mbox_index(sess, seqs[j] - 1);
-			if (k == (size_t)-1 || mbox_get(sess->sel->mb, k)->modseq <= since)
-				continue;
-		}
 		if (!fetch_one(sess, &f, seqs[j] - 1, uid, text, modseq, &out, &data))
 			missing = true;
 		/* the stream sends whenever its buffer fills; a client gone away stops the loop */

@@ -36,12 +36,7 @@ static bool store_letters(void *ctx, size_t i, const char *cur, struct buf *next
 
 	(void)i;
 	kw = c->st->op == IMAP_STORE_SET ? c->kwmask : c->st->op == IMAP_STORE_ADD ? kw | c->kwmask : kw & ~c->kwmask;
-	uint32_t nf = kw | imap_store_apply(c->st, f & IMAPD_SYS_FLAGS);
-	/* Maildir wants the letters in ASCII order: upper case (system flags) first, then keyword letters */
-	imap_flags_to_maildir(nf & IMAPD_SYS_FLAGS, next);
-	for (int l = 0; l < 26; l++)
-		if (nf & IMAPD_KW_BIT('a' + l))
-			buf_putc(next, (char)('a' + l));
+	imapd_sel_flags_letters(kw | imap_store_apply(c->st, f & IMAPD_SYS_FLAGS), next);
 	return true;
 }
 

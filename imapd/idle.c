@@ -18,6 +18,7 @@
 
 #define IDLE_DONE_MAX 64		/* "DONE" and some slack; anything longer is not DONE */
 #define IDLE_SETTLE_MS 30		/* gather the events of one change (a delivery is several) before a sync */
+#define IDLE_SETTLE_ROUNDS 10
 #define IDLE_FALLBACK_MS 1000		/* without inotify (instance limit reached): look once a second */
 #define IDLE_EVENTS (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ATTRIB)
 
@@ -56,10 +57,12 @@ static void drain(int fd)
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 
 	buf_reserve(&b, 8192);
+	/* a steady stream of changes (a mail flood) must not hold the update back for good */
+	int rounds = 0;
 	do {
 		while (read(fd, b.data, b.cap) > 0)
 			;
-	} while (poll(&pfd, 1, IDLE_SETTLE_MS) > 0);
+	} while (++rounds < IDLE_SETTLE_ROUNDS && poll(&pfd, 1, IDLE_SETTLE_MS) > 0);
 	buf_free(&b);
 }
 
