@@ -247,17 +247,8 @@ void imapd_cmd_search(struct imapd_session *sess, const struct imap_arg *args, s
 			buf_printf(&line, " COUNT %zu", nh);
 		if (nh && (ret & R_ALL)) {
 			struct imap_seqset set = { 0 };
-			for (size_t j = 0; j < nh; j++) {
-				if (set.count && set.r[set.count - 1].hi + 1 == hits[j]) {
-					set.r[set.count - 1].hi = hits[j];
-					continue;
-				}
-				if (set.count == set.cap) {
-					set.cap = set.cap ? set.cap * 2 : 16;
-					set.r = xrealloc(set.r, set.cap * sizeof(*set.r));
-				}
-				set.r[set.count++] = (struct imap_range){ hits[j], hits[j] };
-			}
+			for (size_t j = 0; j < nh; j++)
+				imapd_seqset_add(&set, hits[j]);
 			buf_puts(&line, " ALL ");
 			imap_seqset_format(&set, &line);
 			imap_seqset_free(&set);
