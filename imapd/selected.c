@@ -266,7 +266,8 @@ bool imapd_sel_set(struct imapd_session *sess, const char *set, bool uid, uint32
 				(*seqs)[(*n)++] = (uint32_t)s;
 			}
 		}
-		qsort(*seqs, *n, sizeof(**seqs), u32cmp);
+		if (*n)	/* "*" of an empty mailbox resolves to nothing, and qsort may not get NULL */
+			qsort(*seqs, *n, sizeof(**seqs), u32cmp);
 	}
 	imap_seqset_free(&ss);
 	return true;
