@@ -16,6 +16,8 @@
 
 #define MBOX_MAPSIZE ((size_t)1 << 30)	/* sparse; 100,000 messages need about 40 MB */
 #define REC_FIXED 35
+#define MBOX_MAXREADERS 1024		/* one slot per process with the folder open: LMDB's 126 is too few for
+					 * a busy shared mailbox (64 bytes each in the lock file) */
 #define MBOX_TOMBSTONES_MAX 100000		/* 12 bytes each; beyond, VANISHED answers get conservative */			/* version, 4 x 8 bytes, name length */
 
 size_t mbox_base_len(const char *name)
@@ -186,6 +188,7 @@ static bool env_open(struct mbox *mb, struct buf *err, bool *damaged)
 	*damaged = false;
 	buf_printf(&path, "%s/%s", mb->dir, MBOX_INDEX_FILE);
 	if ((rc = mdb_env_create(&mb->env)) != 0 || (rc = mdb_env_set_maxdbs(mb->env, 5)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(mb->env, MBOX_MAXREADERS)) != 0 ||
 	    (rc = mdb_env_set_mapsize(mb->env, MBOX_MAPSIZE)) != 0)
 		goto fail;
 	if ((rc = mdb_env_open(mb->env, buf_cstr(&path), MDB_NOSUBDIR, 0600)) != 0)

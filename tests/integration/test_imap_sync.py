@@ -373,6 +373,13 @@ def test_compress_deflate(inst):
         r.inflate.decompress(chunk)
     assert body in text
     assert len(raw) < len(body) // 10, (len(raw), len(body))
+    # IDLE through the compressed stream: a delivery is pushed, DONE (compressed) ends it
+    r.send(b'z2 IDLE\r\n')
+    assert r.line() == b'+ idling'
+    deliver(inst, '1800000001.M7P7.test', b'Subject: while compressed\n\nhello\n')
+    r.wait_for(rb'^\* 2 EXISTS$')
+    r.send(b'DONE\r\n')
+    assert r.line() == b'z2 OK IDLE terminated'
     _, t = r.cmd('LOGOUT')
     assert b'OK' in t
     r.close()
