@@ -96,6 +96,16 @@ $(BUILD)/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(DIRLIBS) $(LIBCOMMON)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(DIRLIBS) $(LIBCOMMON) $(LDLIBS)
 
+# Micro-benchmarks of the MIME parser and the IMAP index, never built by "all" (bench/micro runs them for
+# docs/PERFORMANCE.md).
+MICRO_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/micro_*.c))
+.PHONY: bench-micro
+bench-micro: check-deps $(MICRO_BINS)
+
+$(BUILD)/bench/micro_%: $(BUILD)/bench/micro_%.o $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 FUZZ_SECONDS ?= 60
 fuzz: fuzz-build
 	tests/fuzz/run build-fuzz/fuzz $(FUZZ_SECONDS)

@@ -24,6 +24,8 @@
 #define ADDR_F_POSTMASTER 0x04  /* envelope: accept the domainless <Postmaster> (RCPT TO, RFC 5321 §4.5.1) */
 #define ADDR_F_SKIP_BAD 0x08    /* header lists: drop unparsable entries (counted) instead of failing */
 #define ADDR_F_EMPTY_GROUPS 0x10 /* header lists: an empty group ("undisclosed-recipients:;") yields an entry */
+#define ADDR_F_COMMENT_NAMES 0x20 /* header lists: a bare address's last comment is its display name
+                                   * ("u@h (Real Name)"), as Dovecot reports it in IMAP ENVELOPE */
 
 /* Why a parse failed. addr_strerror() gives a short English text, addr_reply() the SMTP reply to send. */
 enum addr_err {
@@ -115,6 +117,7 @@ struct addr_mailbox {
 	struct addr a;
 	char *display;
 	char *group;
+	char *route;      /* obsolete source route of "<@a,@b:u@h>" as "@a,@b" (RFC 5322 §4.4), NULL for none */
 	bool nodomain;
 	bool empty_group; /* only with ADDR_F_EMPTY_GROUPS: no address (local, domain, canon all ""), group set */
 };

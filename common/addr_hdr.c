@@ -22,6 +22,7 @@ struct tok {
 	size_t len;
 	size_t off;      /* offset in the field, for error reports */
 	bool space;      /* white space or a comment came before it */
+	char *comment;   /* the last comment before it (its content: escapes removed, line breaks dropped) */
 };
 
 struct lexer {
@@ -38,9 +39,17 @@ struct toks {
 
 static void toks_clear(struct toks *t)
 {
-	for (size_t i = 0; i < t->n; i++)
+	for (size_t i = 0; i < t->n; i++) {
 		free(t->v[i].text);
+		free(t->v[i].comment);
+	}
 	t->n = 0;
+}
+
+static void tok_free(struct tok *t)
+{
+	xfree(&t->text);
+	xfree(&t->comment);
 }
 
 static void toks_push(struct toks *t, struct tok *k)
@@ -51,6 +60,7 @@ static void toks_push(struct toks *t, struct tok *k)
 	}
 	t->v[t->n++] = *k;
 	k->text = NULL;
+	k->comment = NULL;
 }
 
 static bool is_ws(char c)
@@ -58,8 +68,9 @@ static bool is_ws(char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-/* Skip white space and (nested) comments. Iterative, with a depth cap, so hostile nesting costs nothing. */
-static enum addr_err skip_cfws(struct lexer *L, bool *space)
+/* Skip white space and (nested) comments. Iterative, with a depth cap, so hostile nesting costs nothing. The
+ * last comment's content goes to *comment (Dovecot names a bare address by it: "u@h (Real Name)"). */
+static enum addr_err skip_cfws(struct lexer *L, bool *space, char **comment)
 {
 	while (L->pos < L->len) {
 		char c = L->s[L->pos];
@@ -71,35 +82,51 @@ static enum addr_err skip_cfws(struct lexer *L, bool *space)
 		if (c != '(')
 			break;
 		unsigned depth = 0;
+		struct buf b = BUF_INIT(BUF_NOLIMIT);
 		do {
-			if (L->pos >= L->len)
+			if (L->pos >= L->len) {
+				buf_free(&b);
 				return ADDR_ERR_UNTERMINATED;
-			c = L->s[L->pos++];
-			if (c == '\0')
-				return ADDR_ERR_SYNTAX;
-			if (c == '\\') {
-				if (L->pos >= L->len)
-					return ADDR_ERR_UNTERMINATED;
-				L->pos++;
-			} else if (c == '(') {
-				if (++depth > ADDR_COMMENT_DEPTH)
-					return ADDR_ERR_COMMENT_DEPTH;
-			} else if (c == ')') {
-				depth--;
 			}
+			c = L->s[L->pos++];
+			if (c == '\0') {
+				buf_free(&b);
+				return ADDR_ERR_SYNTAX;
+			}
+			if (c == '\\') {
+				if (L->pos >= L->len) {
+					buf_free(&b);
+					return ADDR_ERR_UNTERMINATED;
+				}
+				c = L->s[L->pos++];
+			} else if (c == '(') {
+				if (++depth > ADDR_COMMENT_DEPTH) {
+					buf_free(&b);
+					return ADDR_ERR_COMMENT_DEPTH;
+				}
+				if (depth == 1)
+					continue;
+			} else if (c == ')') {
+				if (--depth == 0)
+					continue;
+			}
+			if (c != '\r' && c != '\n')
+				buf_putc(&b, c);
 		} while (depth > 0);
+		free(*comment);
+		*comment = buf_steal(&b, NULL);
 		*space = true;
 	}
 	return ADDR_OK;
 }
 
-static enum addr_err lex_next(struct lexer *L, struct tok *t)
+static enum addr_err lex_one(struct lexer *L, struct tok *t)
 {
 	struct buf b = BUF_INIT(BUF_NOLIMIT);
 	enum addr_err e;
 
 	memset(t, 0, sizeof(*t));
-	if ((e = skip_cfws(L, &t->space)) != ADDR_OK)
+	if ((e = skip_cfws(L, &t->space, &t->comment)) != ADDR_OK)
 		return e;
 	t->off = L->pos;
 	if (L->pos >= L->len) {
@@ -162,6 +189,15 @@ static enum addr_err lex_next(struct lexer *L, struct tok *t)
 	}
 	t->text = buf_steal(&b, &t->len);
 	return ADDR_OK;
+}
+
+/* The next token; on an error nothing is left allocated in t. */
+static enum addr_err lex_next(struct lexer *L, struct tok *t)
+{
+	enum addr_err e = lex_one(L, t);
+	if (e != ADDR_OK)
+		tok_free(t);
+	return e;
 }
 
 static bool tok_is(const struct tok *t, char c)
@@ -301,6 +337,7 @@ static void mailbox_free(struct addr_mailbox *mb)
 	addr_free(&mb->a);
 	xfree(&mb->display);
 	xfree(&mb->group);
+	xfree(&mb->route);
 	mb->nodomain = false;
 	mb->empty_group = false;
 }
@@ -336,7 +373,7 @@ static enum addr_err angle_addr(struct lexer *L, struct toks *v, unsigned flags,
 
 	mb->display = phrase_join(v, 0, v->n);
 	e = collect(L, v, ">", &t);
-	free(t.text);
+	tok_free(&t);
 	if (e == ADDR_OK && t.type == T_END)
 		e = ADDR_ERR_UNTERMINATED;
 	if (e != ADDR_OK) {
@@ -345,14 +382,23 @@ static enum addr_err angle_addr(struct lexer *L, struct toks *v, unsigned flags,
 		return e;
 	}
 	i = start;
-	/* obs-route "@a,@b:" before the address: skipped, as RFC 5322 §4.4 says it is to be ignored */
+	/* obs-route "@a,@b:" before the address: not used for delivery (RFC 5322 §4.4 says to ignore it), but kept
+	 * as "@a,@b" for IMAP ENVELOPE's adl */
 	if (i < v->n && tok_is(&v->v[i], '@')) {
-		while (i < v->n && !tok_is(&v->v[i], ':'))
-			i++;
+		struct buf route = BUF_INIT(ADDR_PATH_MAX);
+		for (; i < v->n && !tok_is(&v->v[i], ':'); i++) {
+			if (tok_is(&v->v[i], ','))
+				continue;
+			if (tok_is(&v->v[i], '@') && route.len)
+				buf_putc(&route, ',');
+			buf_append(&route, v->v[i].text, v->v[i].len);
+		}
 		if (i == v->n) {
+			buf_free(&route);
 			*err_off = v->v[start].off;
 			return ADDR_ERR_SYNTAX;
 		}
+		mb->route = buf_steal(&route, NULL);
 		i++;
 	}
 	return addr_spec(v, i, v->n, flags, mb, err_off);
@@ -373,6 +419,16 @@ static void end_group(struct addr_list *out, char **group, size_t members, unsig
 		list_push(out, &mb);
 	}
 	xfree(group);
+}
+
+/* Dovecot's rule for a bare addr-spec: the last comment after its first token (up to the delimiter token d)
+ * names it, unless that comment is empty. */
+static char *comment_name(const struct toks *v, const struct tok *d)
+{
+	const char *c = d->comment;
+	for (size_t i = v->n; !c && i > 1; i--)
+		c = v->v[i - 1].comment;
+	return c && *c ? xstrdup(c) : NULL;
 }
 
 static bool phrase_ok(const struct toks *v)
@@ -397,8 +453,7 @@ enum addr_err addr_parse_header(const char *s, size_t len, unsigned flags, struc
 	memset(&mb, 0, sizeof(mb));
 	for (;;) {
 		toks_clear(&v);
-		free(t.text);
-		t.text = NULL;
+		tok_free(&t);
 		if ((e = collect(&L, &v, ",;:<", &t)) != ADDR_OK) {
 			off = L.pos;
 			break;	/* the lexer lost its place: nothing after this can be trusted */
@@ -422,7 +477,7 @@ enum addr_err addr_parse_header(const char *s, size_t len, unsigned flags, struc
 				goto bad_element;
 			}
 			/* after "<...>" only a list delimiter may follow */
-			free(t.text);
+			tok_free(&t);
 			if ((e = lex_next(&L, &t)) != ADDR_OK) {
 				off = L.pos;
 				break;
@@ -435,6 +490,8 @@ enum addr_err addr_parse_header(const char *s, size_t len, unsigned flags, struc
 		} else if (v.n > 0) {
 			if ((e = addr_spec(&v, 0, v.n, flags, &mb, &off)) != ADDR_OK)
 				goto bad_element;
+			if (flags & ADDR_F_COMMENT_NAMES)
+				mb.display = comment_name(&v, &t);
 		}
 		if (mb.a.canon != NULL) {
 			if (group) {
@@ -452,7 +509,7 @@ bad_element:
 		e = ADDR_OK;
 		/* resynchronise on the next list delimiter */
 		while (t.type != T_END && !tok_is(&t, ',') && !tok_is(&t, ';')) {
-			free(t.text);
+			tok_free(&t);
 			if ((e = lex_next(&L, &t)) != ADDR_OK) {
 				off = L.pos;
 				goto out;
@@ -470,7 +527,7 @@ out:
 	/* an unterminated group ("g: a@b" at the end) is tolerated */
 	if (e == ADDR_OK)
 		end_group(out, &group, members, flags);
-	free(t.text);
+	tok_free(&t);
 	toks_clear(&v);
 	free(v.v);
 	free(group);

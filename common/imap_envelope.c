@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "addr.h"
-#include "alloc.h"
 
 #define QUOTED_MAX 4096   /* longer values go as literals: some clients choke on huge quoted strings */
 
@@ -63,35 +62,9 @@ static bool put_field(const struct mime_header *h, const char *name, struct buf 
 	return ok;
 }
 
-/* The display name of an empty group ("undisclosed-recipients:;"): addr_parse_header counts it but keeps no
- * name, so take the text before the colon. */
-static char *empty_group_name(const char *s, size_t n)
-{
-	const char *colon = memchr(s, ':', n);
-	if (!colon)
-		return NULL;
-	struct buf b = BUF_INIT(1024);
-	bool space = false;
-	for (const char *p = s; p < colon; p++) {
-		if (*p == '"' || *p == '\r' || *p == '\n')
-			continue;
-		if (*p == ' ' || *p == '\t') {
-			space = b.len > 0;
-			continue;
-		}
-		if (space)
-			buf_putc(&b, ' ');
-		space = false;
-		buf_putc(&b, *p);
-	}
-	buf_putc(&b, '\0');
-	b.len--;
-	return buf_steal(&b, NULL);
-}
-
 /* A mailbox without a domain ("To: root") gets the host MISSING_DOMAIN, as Dovecot sends: NIL would mean a group
- * and "" makes clients show "root@". Source routes and comments are not kept by the address parser, so the adl
- * is always NIL and a comment never becomes the name. */
+ * and "" makes clients show "root@". As in Dovecot, a bare address's comment is its name ("u@h (Real Name)"), an
+ * obsolete source route is the adl ("@a,@b"), and an empty group keeps its place among the mailboxes. */
 static bool put_addrs(const struct mime_header *h, const char *name, struct buf *out)
 {
 	const struct mime_field *f = mime_header_find(h, name, 0);
@@ -100,20 +73,17 @@ static bool put_addrs(const struct mime_header *h, const char *name, struct buf 
 	struct buf v = BUF_INIT(BUF_NOLIMIT);
 	mime_field_value(h, f, &v);
 	struct addr_list l = ADDR_LIST_INIT;
-	(void)addr_parse_header(buf_cstr(&v), v.len, ADDR_F_SKIP_BAD | ADDR_F_SMTPUTF8, &l, NULL);
+	(void)addr_parse_header(buf_cstr(&v), v.len,
+	                        ADDR_F_SKIP_BAD | ADDR_F_SMTPUTF8 | ADDR_F_EMPTY_GROUPS | ADDR_F_COMMENT_NAMES, &l, NULL);
 	bool ok = true;
-	if (l.n == 0 && l.groups > 0) {
-		char *g = empty_group_name(buf_cstr(&v), v.len);
-		ok = buf_puts(out, "((NIL NIL ") && imap_append_nstring(out, g) && buf_puts(out, " NIL)(NIL NIL NIL NIL))");
-		free(g);
-	} else if (l.n == 0) {
+	if (l.n == 0) {
 		ok = buf_puts(out, "NIL");
 	} else {
 		ok = buf_putc(out, '(');
 		const char *group = NULL;
 		for (size_t i = 0; i < l.n && ok; i++) {
 			const struct addr_mailbox *mb = &l.v[i];
-			if (group && (!mb->group || strcmp(group, mb->group) != 0)) {
+			if (group && (!mb->group || strcmp(group, mb->group) != 0 || mb->empty_group)) {
 				ok = buf_puts(out, "(NIL NIL NIL NIL)");
 				group = NULL;
 			}
@@ -121,7 +91,10 @@ static bool put_addrs(const struct mime_header *h, const char *name, struct buf 
 				group = mb->group;
 				ok = ok && buf_puts(out, "(NIL NIL ") && imap_append_nstring(out, group) && buf_puts(out, " NIL)");
 			}
-			ok = ok && buf_putc(out, '(') && imap_append_nstring(out, mb->display) && buf_puts(out, " NIL ") &&
+			if (mb->empty_group)
+				continue;	/* its start and end only */
+			ok = ok && buf_putc(out, '(') && imap_append_nstring(out, mb->display) && buf_putc(out, ' ') &&
+			     imap_append_nstring(out, mb->route) && buf_putc(out, ' ') &&
 			     imap_append_nstring(out, mb->a.local ? mb->a.local : "") && buf_putc(out, ' ') &&
 			     imap_append_nstring(out, mb->nodomain ? "MISSING_DOMAIN" : mb->a.domain) && buf_putc(out, ')');
 		}

@@ -12,6 +12,7 @@
 #include "alloc.h"
 #include "fsutil.h"
 #include "log.h"
+#include "maildirsize.h"
 #include "mbox_impl.h"
 
 #define MBOX_MAPSIZE ((size_t)1 << 30)	/* sparse; 100,000 messages need about 40 MB */
@@ -373,6 +374,7 @@ bool mbox_expunge(struct mbox *mb, const uint32_t *uids, size_t n, struct buf *e
 	MDB_txn *txn;
 	int rc;
 	bool ok = false;
+	int64_t freed = 0, nfreed = 0;	/* for the Maildir++ quota file */
 
 	uint64_t hms;
 
@@ -415,6 +417,8 @@ bool mbox_expunge(struct mbox *mb, const uint32_t *uids, size_t n, struct buf *e
 				(void)unlink(buf_cstr(&p));
 			}
 		}
+		freed += (int64_t)m.size;
+		nfreed++;
 		MDB_val nk = { mbox_base_len(m.name), m.name };
 		(void)mdb_del(txn, mb->names, &nk, NULL);
 		(void)mdb_del(txn, mb->uids, &k, NULL);
@@ -439,6 +443,8 @@ bool mbox_expunge(struct mbox *mb, const uint32_t *uids, size_t n, struct buf *e
 		buf_printf(err, "%s: index: %s", mb->dir, mdb_strerror(rc));
 		goto out;
 	}
+	if (nfreed)
+		maildirsize_update(mb->dir, -freed, -nfreed);
 	ok = mbox_load(mb, err) == MBOX_SYNC_OK;
 out:
 	buf_free(&p);

@@ -56,6 +56,10 @@ static const struct ipc_field_def result_f[] = {
 	{ LP_F_R_TEXT, IPC_T_STR, IPC_REPEATED, "r_text" },
 	{ LP_F_A_IDX, IPC_T_U32, IPC_REPEATED, "a_idx" },
 	{ LP_F_A_ADDR, IPC_T_STR, IPC_REPEATED, "a_addr" },
+	{ LP_F_F_IDX, IPC_T_U32, IPC_REPEATED, "f_idx" },
+	{ LP_F_F_ADDR, IPC_T_STR, IPC_REPEATED, "f_addr" },
+	{ LP_F_F_DSN, IPC_T_STR, IPC_REPEATED, "f_dsn" },
+	{ LP_F_F_TEXT, IPC_T_STR, IPC_REPEATED, "f_text" },
 	{ 0, 0, 0, NULL },
 };
 static const struct ipc_msg_def local_msgs[] = {

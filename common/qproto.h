@@ -25,12 +25,16 @@ enum { QP_F_ID = 1, QP_F_COUNT = 2, QP_F_TEXT = 3, QP_F_ALL = 4 };
 /* private/local */
 enum {
 	LP_DELIVER = 0x4c000001,	/* QUEUE_ID, DIR, SENDER, (IDX, RCPT)+ -> LP_RESULT */
-	LP_RESULT = 0x4c000081,		/* (R_IDX, R_CODE, R_DSN, R_TEXT)+, (A_IDX, A_ADDR)* */
+	LP_RESULT = 0x4c000081,		/* (R_IDX, R_CODE, R_DSN, R_TEXT)+, (A_IDX, A_ADDR)*,
+				 * (F_IDX, F_ADDR, F_DSN, F_TEXT)* */
 };
 enum {
 	LP_F_QUEUE_ID = 1, LP_F_DIR = 2, LP_F_SENDER = 3, LP_F_IDX = 4, LP_F_RCPT = 5,
 	LP_F_R_IDX = 10, LP_F_R_CODE = 11, LP_F_R_DSN = 12, LP_F_R_TEXT = 13,
 	LP_F_A_IDX = 20, LP_F_A_ADDR = 21,
+	/* a target ("|command", "/file", a mailbox address) of recipient F_IDX that failed for good while its
+	 * other targets were delivered: qmgr records it as a bounced recipient expanded from F_IDX */
+	LP_F_F_IDX = 30, LP_F_F_ADDR = 31, LP_F_F_DSN = 32, LP_F_F_TEXT = 33,
 };
 
 extern const struct ipc_proto qproto_qmgr;	/* what qmgr receives */

@@ -13,6 +13,7 @@
 #include "keywords.h"
 #include "log.h"
 #include "maildir.h"
+#include "maildirsize.h"
 #include "mbox.h"
 #include "selected.h"
 #include "mailboxes.h"
@@ -148,8 +149,10 @@ void imapd_cmd_append(struct imapd_session *sess, const struct imap_arg *args, s
 		}
 		buf_free(&kerr);
 	}
+	uint64_t size = maildir_size(w);
 	if (!maildir_commit(&w, buf_cstr(&letters), &final, &err))
 		goto fail;
+	maildirsize_update(buf_cstr(&path), (int64_t)size, 1);	/* the Maildir++ quota count */
 	/* a date that cannot be set is logged, not an error for the client: the message is stored */
 	if (have_date && !imapd_set_idate(buf_cstr(&path), &final, (int64_t)when))
 		log_warn("imapd: %s/cur/%s: cannot set the internal date: %m", buf_cstr(&path), final);

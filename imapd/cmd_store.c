@@ -15,6 +15,7 @@
 #include "keywords.h"
 #include "log.h"
 #include "maildir.h"
+#include "maildirsize.h"
 #include "mailboxes.h"
 #include "mbox.h"
 #include "selected.h"
@@ -244,8 +245,10 @@ static bool copy_file(struct imapd_session *sess, size_t i, const char *dest, ch
 	}
 	/* system flags only: keyword letters mean other words in the other folder */
 	imap_flags_to_maildir(imap_flags_from_maildir(m->flags), &letters);
+	uint64_t size = maildir_size(w);
 	if (!maildir_commit(&w, buf_cstr(&letters), name, err))
 		goto out;
+	maildirsize_update(dest, (int64_t)size, 1);	/* the Maildir++ quota count (a MOVE's expunge takes it back) */
 	(void)imapd_set_idate(dest, name, m->idate);
 	ok = true;
 out:

@@ -17,6 +17,7 @@
 #include "deliver.h"
 #include "log.h"
 #include "maildir.h"
+#include "maildirsize.h"
 #include "receipt.h"
 #include "str.h"
 
@@ -109,26 +110,29 @@ static enum ldeliver_status write_maildir(const struct ldeliver_msg *m, const st
 	char *chunk = NULL, *name = NULL;
 	enum ldeliver_status st = LDELIVER_TEMPFAIL;
 	const char *rcpt = t->rcpt;
+	bool reserved = false;	/* the size is counted in maildirsize */
 
 	ldeliver_trace_headers(t->sender ? t->sender : m->sender, rcpt, &hdr);
+	uint64_t size = hdr.len + m->content_len, used = 0;
 	if (!maildir_make(t->path, 0700, &err)) {
 		buf_puts(dsn, errno == ENOSPC || errno == EDQUOT ? "4.3.1" : "4.2.0");
 		buf_printf(text, "cannot write to maildir %s: %s", t->path, buf_cstr(&err));
 		goto out;
 	}
 	if (t->quota) {
-		uint64_t used = 0;
-		if (!lquota_usage(t->path, &used, &err)) {
-			buf_puts(dsn, "4.2.0");
-			buf_printf(text, "cannot compute the size of maildir %s: %s", t->path, buf_cstr(&err));
-			goto out;
-		}
-		if (used + hdr.len + m->content_len > t->quota) {
+		switch (maildirsize_reserve(t->path, t->quota, size, &used, &err)) {
+		case MAILDIRSIZE_OK:
+			reserved = true;
+			break;
+		case MAILDIRSIZE_OVER:
 			st = t->quota_bounce ? LDELIVER_FAIL : LDELIVER_TEMPFAIL;
 			buf_puts(dsn, t->quota_bounce ? "5.2.2" : "4.2.2");
 			buf_printf(text, "mailbox full: quota %llu bytes, %llu used, message %llu",
-			           (unsigned long long)t->quota, (unsigned long long)used,
-			           (unsigned long long)(hdr.len + m->content_len));
+			           (unsigned long long)t->quota, (unsigned long long)used, (unsigned long long)size);
+			goto out;
+		case MAILDIRSIZE_ERROR:
+			buf_puts(dsn, "4.2.0");
+			buf_printf(text, "cannot compute the size of maildir %s: %s", t->path, buf_cstr(&err));
 			goto out;
 		}
 	}
@@ -163,6 +167,9 @@ static enum ldeliver_status write_maildir(const struct ldeliver_msg *m, const st
 		buf_printf(text, "cannot write to maildir %s: %s", maildir, buf_cstr(&err));
 		goto out;
 	}
+	if (!t->quota)
+		maildirsize_update(t->path, (int64_t)size, 1);	/* kept current should a quota come back */
+	reserved = false;
 	buf_puts(dsn, "2.0.0");
 	if (strcmp(maildir, t->path) != 0)
 		buf_printf(text, "delivered to maildir folder %s", t->folder);
@@ -170,6 +177,8 @@ static enum ldeliver_status write_maildir(const struct ldeliver_msg *m, const st
 		buf_puts(text, "delivered to maildir");
 	st = LDELIVER_OK;
 out:
+	if (reserved)	/* the size was counted, the message did not arrive */
+		maildirsize_update(t->path, -(int64_t)size, -1);
 	free(chunk);
 	free(name);
 	buf_free(&err);
@@ -279,7 +288,7 @@ static void write_receipt(const struct ldeliver_msg *m, const char *path)
 		close(fd);
 }
 
-/* Maildir targets are delivered exactly once across crashes (local/receipt.h): the pending mark is taken here,
+/* Maildir and file targets are delivered exactly once across crashes (local/receipt.h): the pending mark is taken here,
  * before any fork, so a writer child holds its lock until it exits. true when an interrupted earlier attempt
  * already put the message into the folder. */
 static bool maildir_receipt_begin(const struct ldeliver_msg *m, const struct ldeliver_target *t, const char *path,
@@ -298,7 +307,8 @@ static bool maildir_receipt_begin(const struct ldeliver_msg *m, const struct lde
 enum ldeliver_status ldeliver(const struct ldeliver_msg *m, const struct ldeliver_target *t, struct buf *dsn,
                               struct buf *text)
 {
-	struct lreceipt lr = { NULL, -1 };
+	struct lreceipt lr = { NULL, -1, false };
+	struct ldeliver_target ft;
 	bool guarded = false;
 	struct buf receipt = BUF_INIT(BUF_NOLIMIT);
 	enum ldeliver_status st;
@@ -313,6 +323,12 @@ enum ldeliver_status ldeliver(const struct ldeliver_msg *m, const struct ldelive
 			return LDELIVER_OK;
 		}
 	}
+	if (t->kind == LDELIVER_FILE && m->receipt_dir) {
+		/* the append records its start in the pending mark; the forked writer inherits the mark's fd */
+		ft = *t;
+		ft.mark = &lr;
+		t = &ft;
+	}
 	write_fn fn = t->kind == LDELIVER_FILE ? lmbox_append : t->kind == LDELIVER_RESUBMIT ? lresubmit : write_maildir;
 	if (ldeliver_has_loop(m, t->rcpt)) {
 		buf_puts(dsn, "5.4.6");
@@ -320,6 +336,11 @@ enum ldeliver_status ldeliver(const struct ldeliver_msg *m, const struct ldelive
 		st = LDELIVER_FAIL;
 	} else if (t->kind == LDELIVER_MAILDIR && m->receipt_dir && (guarded = true) &&
 	           maildir_receipt_begin(m, t, receipt.data, &lr)) {
+		buf_puts(dsn, "2.0.0");
+		buf_printf(text, "delivered to %s (before a restart)", what[t->kind]);
+		st = LDELIVER_OK;
+	} else if (t->kind == LDELIVER_FILE && m->receipt_dir && (guarded = true) &&
+	           lreceipt_begin(&lr, receipt.data, NULL, NULL)) {
 		buf_puts(dsn, "2.0.0");
 		buf_printf(text, "delivered to %s (before a restart)", what[t->kind]);
 		st = LDELIVER_OK;

@@ -1,7 +1,7 @@
 /* Delivery of one queued message to one target: a Maildir (with extension folder and quota), an mbox file or a
  * command. The Delivered-To loop check, the Return-Path and Delivered-To headers, and the privilege switch to
  * the target's owner (a forked child when running as root). Called by the local daemon for each target
- * lres_resolve() produced; mbox.c, pipe.c and quota.c hold the file, command and quota parts. */
+ * lres_resolve() produced; mbox.c and pipe.c hold the file and command parts, common/maildirsize.c the quota. */
 #ifndef POSTERN_LOCAL_DELIVER_H
 #define POSTERN_LOCAL_DELIVER_H
 
@@ -11,6 +11,8 @@
 #include <time.h>
 
 #include "buf.h"
+
+struct lreceipt;
 
 #define LDELIVER_HEADER_SCAN_MAX (1u << 20)	/* Delivered-To lines are looked for in this much of the header */
 
@@ -47,6 +49,9 @@ struct ldeliver_target {
 	const char *home;	/* command: working directory ("/" when it cannot be entered) */
 	unsigned time_limit;	/* command: seconds before it is killed */
 	char *const *rcpts;	/* resubmit: the recipients of the new message (NULL-terminated) */
+	const struct lreceipt *mark;	/* file: set by ldeliver(), the pending receipt mark (NULL: none); the
+					 * append records its start there, and a retry after an interrupted
+					 * attempt finds or cuts off that attempt's message */
 };
 
 /* Deliver m to t; dsn and text describe the outcome ("2.0.0", "delivered to maildir"). */
@@ -98,11 +103,5 @@ enum ldeliver_status lpipe_run(const struct ldeliver_msg *m, const struct ldeliv
  * m's content. Its queue ID goes into text ("queued as ID"). */
 enum ldeliver_status lresubmit(const struct ldeliver_msg *m, const struct ldeliver_target *t, struct buf *dsn,
                                struct buf *text);
-
-/* ---- quota.c: Maildir size ---- */
-
-/* Bytes used by the Maildir at root: the S= sizes (else the file sizes) of new/ and cur/ of INBOX and every
- * folder. false with err when root cannot be read (a missing Maildir is empty). */
-bool lquota_usage(const char *root, uint64_t *bytes, struct buf *err);
 
 #endif

@@ -331,9 +331,59 @@ static void wake_qmgr(void)
 	buf_free(&err);
 }
 
-/* Deliver one recipient; code 2/4/5 with dsn and text, remote targets appended to remote. */
+/* Targets of one recipient that failed for good while others were delivered: each is answered to qmgr as a
+ * bounced recipient of its own (LP_F_F_*), so the sender learns which alias target failed, and the delivered
+ * ones are not tried again. */
+#define LOCAL_FAILED_TARGET_MAX 1024
+
+struct failed_targets {
+	char **addr, **dsn, **text;
+	size_t n;
+};
+
+static void failed_add(struct failed_targets *f, const struct lres_target *t, const char *rcpt, const char *dsn,
+                       const char *text)
+{
+	/* capped below qmgr's address limit (QSTATE_ADDR_MAX), which would refuse a long command outright */
+	struct buf a = BUF_INIT(BUF_NOLIMIT), x = BUF_INIT(BUF_NOLIMIT);
+	/* the target as the alias wrote it: a command or file says more than the alias address it came from */
+	if (t->kind == LRES_PIPE)
+		buf_printf(&a, "|%s", t->maildir);
+	else if (t->kind == LRES_FILE)
+		buf_puts(&a, t->maildir);
+	else
+		buf_puts(&a, t->addr);
+	if (a.len > LOCAL_FAILED_TARGET_MAX) {
+		memcpy(a.data + LOCAL_FAILED_TARGET_MAX - 3, "...", 4);
+		a.len = LOCAL_FAILED_TARGET_MAX;
+	}
+	buf_printf(&x, "%s (expanded from <%s>)", text, rcpt);
+	f->addr = xreallocarray(f->addr, f->n + 1, sizeof(*f->addr));
+	f->dsn = xreallocarray(f->dsn, f->n + 1, sizeof(*f->dsn));
+	f->text = xreallocarray(f->text, f->n + 1, sizeof(*f->text));
+	f->addr[f->n] = buf_steal(&a, NULL);
+	f->dsn[f->n] = xstrdup(dsn);
+	f->text[f->n] = buf_steal(&x, NULL);
+	f->n++;
+}
+
+static void failed_free(struct failed_targets *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		free(f->addr[i]);
+		free(f->dsn[i]);
+		free(f->text[i]);
+	}
+	free(f->addr);
+	free(f->dsn);
+	free(f->text);
+	*f = (struct failed_targets){ NULL, NULL, NULL, 0 };
+}
+
+/* Deliver one recipient; code 2/4/5 with dsn and text, remote targets appended to remote. On 2, failed holds
+ * the targets that failed for good. */
 static int deliver_rcpt(const struct ldeliver_msg *m, const char *rcpt, struct buf *dsn, struct buf *text,
-                        struct lres_result *res)
+                        struct lres_result *res, struct failed_targets *failed)
 {
 	struct lres_ops ops = {
 		.account = lookup_account, .alias = lookup_alias,
@@ -395,14 +445,22 @@ static int deliver_rcpt(const struct ldeliver_msg *m, const char *rcpt, struct b
 		bool resubmit = members != NULL;
 		if (resubmit && c == 2)
 			L.resubmitted = true;
+		if (c == 2 && resubmit) {
+			/* every member by name: the new queue ID alone would leave "where did mail for X go" to the
+			 * new message's own log lines */
+			for (size_t j = 0; members[j]; j++)
+				log_info("%s: to=<%s>, orig_to=<%s>, relay=local, dsn=%s, status=sent (%s)", m->queue_id,
+				         log_safe(members[j], strlen(members[j]), 256), log_safe(rcpt, strlen(rcpt), 256),
+				         buf_cstr(&d1), buf_cstr(&t1));
+		} else if (c == 2 && t->kind != LRES_MAILDIR) {
+			log_info("%s: to=<%s>, orig_to=<%s>, relay=local, dsn=%s, status=sent (%s)", m->queue_id,
+			         log_safe(t->addr, strlen(t->addr), 256), log_safe(rcpt, strlen(rcpt), 256),
+			         buf_cstr(&d1), buf_cstr(&t1));
+		}
 		free(members);
 		free_env(env);
 		free((char *)home);
 		if (c == 2) {
-			if (t->kind != LRES_MAILDIR || resubmit)
-				log_info("%s: to=<%s>, orig_to=<%s>, relay=local, dsn=%s, status=sent (%s)", m->queue_id,
-				         log_safe(t->addr, strlen(t->addr), 256), log_safe(rcpt, strlen(rcpt), 256),
-				         buf_cstr(&d1), buf_cstr(&t1));
 			buf_reset(&last);
 			buf_puts(&last, buf_cstr(&t1));
 			delivered++;
@@ -411,6 +469,8 @@ static int deliver_rcpt(const struct ldeliver_msg *m, const char *rcpt, struct b
 		log_info("%s: to=<%s>, orig_to=<%s>, relay=local, dsn=%s, status=%s (%s)", m->queue_id,
 		         log_safe(t->addr, strlen(t->addr), 256), log_safe(rcpt, strlen(rcpt), 256), buf_cstr(&d1),
 		         c == 4 ? "deferred" : "bounced", buf_cstr(&t1));
+		if (c == 5)
+			failed_add(failed, t, rcpt, buf_cstr(&d1), buf_cstr(&t1));
 		/* the first temporary failure decides; a permanent one only when nothing else worked */
 		if (c == 4 && worst != 4) {
 			worst = 4;
@@ -427,6 +487,9 @@ static int deliver_rcpt(const struct ldeliver_msg *m, const char *rcpt, struct b
 	buf_free(&d1);
 	buf_free(&t1);
 	if (worst == 4 || (worst == 5 && delivered == 0)) {
+		/* deferred: the failed targets are tried again with the rest (delivered ones have receipts);
+		 * all failed: the recipient's own bounce says why */
+		failed_free(failed);
 		buf_free(&last);
 		return worst;
 	}
@@ -438,6 +501,9 @@ static int deliver_rcpt(const struct ldeliver_msg *m, const char *rcpt, struct b
 		remote += res->v[i].kind == LRES_REMOTE && !res->v[i].sender;
 	if (delivered == 1 && res->n == 1)
 		buf_puts(text, buf_cstr(&last));
+	else if (remote == 0 && failed->n)
+		buf_printf(text, "delivered to %d mailbox%s, %zu failed", delivered, delivered == 1 ? "" : "es",
+		           failed->n);
 	else if (remote == 0)
 		buf_printf(text, "delivered to %d mailboxes", delivered);
 	else if (delivered == 0)
@@ -475,13 +541,14 @@ static struct ipc_msg *handle(struct ipc_msg *req)
 		m.rcpt_idx = idx;
 		int code = 4;
 		struct lres_result res = { NULL, 0 };
+		struct failed_targets failed = { NULL, NULL, NULL, 0 };
 		buf_reset(&dsn);
 		buf_reset(&text);
 		if (fail) {
 			buf_puts(&dsn, "4.3.0");
 			buf_puts(&text, fail);
 		} else {
-			code = deliver_rcpt(&m, rcpt, &dsn, &text, &res);
+			code = deliver_rcpt(&m, rcpt, &dsn, &text, &res, &failed);
 		}
 		ipc_put_u32(reply, LP_F_R_IDX, idx);
 		ipc_put_u32(reply, LP_F_R_CODE, (uint32_t)code);
@@ -493,6 +560,13 @@ static struct ipc_msg *handle(struct ipc_msg *req)
 					ipc_put_u32(reply, LP_F_A_IDX, idx);
 					ipc_put_str(reply, LP_F_A_ADDR, res.v[i].addr);
 				}
+		for (size_t i = 0; code == 2 && i < failed.n; i++) {
+			ipc_put_u32(reply, LP_F_F_IDX, idx);
+			ipc_put_str(reply, LP_F_F_ADDR, failed.addr[i]);
+			ipc_put_str(reply, LP_F_F_DSN, failed.dsn[i]);
+			ipc_put_str(reply, LP_F_F_TEXT, failed.text[i]);
+		}
+		failed_free(&failed);
 		lres_result_free(&res);
 	}
 	if (L.resubmitted) {

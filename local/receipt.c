@@ -138,6 +138,7 @@ bool lreceipt_begin(struct lreceipt *r, const char *path, const char *dir, const
 
 	r->path = NULL;
 	r->fd = -1;
+	r->resumed = false;
 	if (access(path, F_OK) == 0)
 		return true;
 	make_parent(path);
@@ -170,7 +171,7 @@ bool lreceipt_begin(struct lreceipt *r, const char *path, const char *dir, const
 		}
 		/* An earlier attempt was cut off: the kernel stamped the mark before the mailbox file's last write, so
 		 * a copy it made is no older than the mark (one second of slack for coarse clocks). */
-		if (existed && lreceipt_find(dir, c, st.st_mtime - 1)) {
+		if (existed && dir && lreceipt_find(dir, c, st.st_mtime - 1)) {
 			log_info("%s: already in %s (an interrupted delivery)", path, dir);
 			if (rename(buf_cstr(&pend), path) != 0)
 				write_empty(path);
@@ -179,6 +180,7 @@ bool lreceipt_begin(struct lreceipt *r, const char *path, const char *dir, const
 			break;
 		}
 		r->fd = fd;
+		r->resumed = existed;
 		break;
 	}
 	if (!done)

@@ -1,7 +1,8 @@
-/* Exactly-once Maildir delivery across crashes of local: a pending mark is written before the Maildir write and
- * becomes the delivery receipt after it; a retry that finds a pending mark looks in the Maildir for the very
- * message before writing it again. Called by local/deliver.c around each Maildir write; qmgr removes the
- * receipts directory (queue/receipts/ID/) with the message. */
+/* Exactly-once delivery across crashes of local: a pending mark is written before the Maildir write (or mbox
+ * append) and becomes the delivery receipt after it; a retry that finds a pending mark looks in the Maildir for
+ * the very message before writing it again (for an mbox, local/mbox.c checks the file at the offset the mark
+ * records). Called by local/deliver.c around each write; qmgr removes the receipts directory
+ * (queue/receipts/ID/) with the message. */
 #ifndef POSTERN_LOCAL_RECEIPT_H
 #define POSTERN_LOCAL_RECEIPT_H
 
@@ -27,6 +28,7 @@ struct lreceipt_content {
 struct lreceipt {
 	char *path;
 	int fd;
+	bool resumed;	/* the mark was left by an interrupted attempt (its content is that attempt's) */
 };
 
 /* Before a delivery into the Maildir folder dir whose receipt is path: true when it is already done — the
@@ -34,6 +36,8 @@ struct lreceipt {
  * with exactly this content written after the mark (the receipt is then completed). Otherwise the pending mark
  * is made and locked (its parent directory too) and false returned: deliver now, then call lreceipt_end(). */
 bool lreceipt_begin(struct lreceipt *r, const char *path, const char *dir, const struct lreceipt_content *c);
+/* The same claim for targets that cannot be searched by content (mbox files): dir and c are NULL, and a mark
+ * left behind only sets resumed; the caller reads what the earlier attempt wrote into r->fd. */
 /* After the attempt: delivered turns the pending mark into the receipt (one rename); otherwise the mark is
  * removed, since nothing reached the mailbox. Releases the lock. */
 void lreceipt_end(struct lreceipt *r, bool delivered);

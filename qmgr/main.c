@@ -179,6 +179,14 @@ static void on_local_reply(struct ipc_msg *reply, const char *err, void *arg)
 		ipc_iter_init(&aa, reply, LP_F_A_ADDR);
 		while (ipc_iter_u32(&ai, &idx) && ipc_iter_str(&aa, &addr, NULL))
 			qmgr_job_add_rcpt(job, idx, addr);
+		struct ipc_iter fi, fa, fd, ft;
+		ipc_iter_init(&fi, reply, LP_F_F_IDX);
+		ipc_iter_init(&fa, reply, LP_F_F_ADDR);
+		ipc_iter_init(&fd, reply, LP_F_F_DSN);
+		ipc_iter_init(&ft, reply, LP_F_F_TEXT);
+		while (ipc_iter_u32(&fi, &idx) && ipc_iter_str(&fa, &addr, NULL) && ipc_iter_str(&fd, &dsn, NULL) &&
+		       ipc_iter_str(&ft, &text, NULL))
+			qmgr_job_add_failed(job, idx, addr, dsn, text);
 		ipc_msg_free(&reply);
 	}
 	qmgr_job_done(job, qsched_now(), why);

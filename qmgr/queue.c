@@ -744,13 +744,14 @@ void qmgr_job_result(struct qjob *job, uint32_t idx, int code, const char *dsn, 
 	record(job->q, m, idx, code, dsn, text, job->transport, qsched_now());
 }
 
-void qmgr_job_add_rcpt(struct qjob *job, uint32_t idx, const char *addr)
+/* A new state record expanded from recipient idx; its index, or -1 when refused. */
+static long add_child(struct qjob *job, uint32_t idx, const char *addr)
 {
 	struct qmsg *m = job->msg;
 	if (m->removed || !job_rcpt(job, idx) || m->nst >= QSTATE_IDX_MAX || strlen(addr) > QSTATE_ADDR_MAX ||
 	    strlen(addr) == 0) {
 		log_warn("%s: added recipient refused", job->queue_id);
-		return;
+		return -1;
 	}
 	size_t i = m->nst;
 	grow_state(m, i + 1);
@@ -761,8 +762,25 @@ void qmgr_job_add_rcpt(struct qjob *job, uint32_t idx, const char *addr)
 	r->next_try = 0;
 	qstate_rcpt_set(r, addr, "", "");
 	m->dirty[i] = true;
+	return (long)i;
+}
+
+void qmgr_job_add_rcpt(struct qjob *job, uint32_t idx, const char *addr)
+{
+	struct qmsg *m = job->msg;
+	if (add_child(job, idx, addr) < 0)
+		return;
 	log_info("%s: to=<%s>, orig_to=<%s>, relay=%s, status=expanded (alias)", m->id, log_safe(addr, strlen(addr), 256),
 	         log_safe(m->st[idx].addr, strlen(m->st[idx].addr), 256), job->transport);
+}
+
+void qmgr_job_add_failed(struct qjob *job, uint32_t idx, const char *target, const char *dsn, const char *text)
+{
+	if (dsn[0] != '5')
+		return;		/* only final failures; anything else is the recipient's own status */
+	long i = add_child(job, idx, target);
+	if (i >= 0)
+		record(job->q, job->msg, (size_t)i, 5, dsn, text, job->transport, qsched_now());
 }
 
 static void job_done(struct qjob *job, uint64_t now, const char *why, bool do_settle)

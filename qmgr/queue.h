@@ -74,6 +74,9 @@ uint64_t qmgr_run(struct qmgr *q, uint64_t now);
 void qmgr_job_result(struct qjob *job, uint32_t idx, int code, const char *dsn, const char *text);
 /* An alias of recipient idx expanded to a remote address: it becomes a new recipient of the message. */
 void qmgr_job_add_rcpt(struct qjob *job, uint32_t idx, const char *addr);
+/* One target of recipient idx (an alias's command, file or mailbox) failed for good while the others were
+ * delivered: it becomes a bounced recipient of its own, so the sender's report names it. dsn must be 5.x.x. */
+void qmgr_job_add_failed(struct qjob *job, uint32_t idx, const char *target, const char *dsn, const char *text);
 /* The job is over: recipients without a result are deferred with why (NULL: "no result from transport");
  * state is committed, then bounces sent and finished files removed. The job is freed. */
 void qmgr_job_done(struct qjob *job, uint64_t now, const char *why);

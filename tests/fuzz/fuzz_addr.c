@@ -48,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	unsigned sel = data[0];
 	unsigned flags = (sel >> 2) & (ADDR_F_SMTPUTF8 | ADDR_F_UNBRACKETED | ADDR_F_POSTMASTER | ADDR_F_SKIP_BAD |
-	                               ADDR_F_EMPTY_GROUPS);
+	                               ADDR_F_EMPTY_GROUPS | ADDR_F_COMMENT_NAMES);
 	const char *s = (const char *)data + 1;
 	size_t n = size - 1;
 	struct addr a;
@@ -87,6 +87,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				continue;
 			}
 			if (l.v[i].nodomain != (l.v[i].a.domain_len == 0))
+				__builtin_trap();
+			if (l.v[i].route && l.v[i].route[0] != '@')
+				__builtin_trap();
+			if (l.v[i].display && !(flags & ADDR_F_COMMENT_NAMES) && !l.v[i].display[0])
 				__builtin_trap();
 			check_addr(&l.v[i].a, flags & ADDR_F_SMTPUTF8);
 		}

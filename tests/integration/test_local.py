@@ -6,14 +6,18 @@ import os
 import pwd
 import re
 import shutil
+import smtplib
 import subprocess
 import tempfile
+import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from conftest import free_port
+from test_imapd import inst as imap_inst  # noqa: F401  (the imapd instance fixture)
 from test_queue import _add_alias, _demo, _maildir_files, _queued, _require_queue, _wait
 
 TIMEOUT = 30
@@ -306,7 +310,7 @@ def test_parallel_deliveries_unique(linst):
 
 def test_list_owner_resubmits_remote_members(linst):
     user, maildir = _demo(linst)
-    _add_alias(linst, f'rlist: far@remote.test, {user}')
+    _add_alias(linst, f'rlist: far@remote.test, {user}, second@remote.test')
     _add_alias(linst, f'owner-rlist: {user}')
     qid = _queued(linst, 'sender@remote.test', [f'rlist@{linst.domain}'], 'to rlist')
     # the remote member leaves in a new message from the list owner, so its bounces go there
@@ -314,6 +318,10 @@ def test_list_owner_resubmits_remote_members(linst):
                        rf'dsn=2\.0\.0, status=sent \(resubmitted from owner-rlist@{re.escape(linst.domain)} as '
                        r'([0-9A-Z]+)\)', timeout=TIMEOUT)
     new_id = m.group(1)
+    # every remote member is named in the log with the new message's queue ID, not only the first
+    linst.wait_log(rf'{qid}: to=<second@remote\.test>, orig_to=<rlist@{re.escape(linst.domain)}>, relay=local, '
+                   rf'dsn=2\.0\.0, status=sent \(resubmitted from owner-rlist@{re.escape(linst.domain)} as {new_id}\)',
+                   timeout=TIMEOUT)
     _log_status(linst, qid, f'rlist@{linst.domain}', '2.0.0', 'sent')
     linst.wait_log(rf'{new_id}: to=<far@remote\.test>, .*status=deferred', timeout=TIMEOUT)
     listing = linst.cli('queue', 'list', check=True).stdout
@@ -322,3 +330,147 @@ def test_list_owner_resubmits_remote_members(linst):
     assert len(got) == 1 and got[0].startswith(f'Return-Path: <owner-rlist@{linst.domain}>\n')
     # qmgr did not add the remote member to the original message
     assert not re.search(rf'{qid}: to=<far@remote\.test>, .*status=expanded', linst.log_path.read_text())
+
+
+def test_failed_target_bounced_others_kept(linst, shared_dir):
+    """One target of an alias fails for good (a command exiting 67) while the other is delivered: the sender gets a
+    bounce that names the failed target, and the delivered one is not delivered again."""
+    user, maildir = _demo(linst)
+    mbox = os.path.join(shared_dir, 'kept.mbox')
+    _add_alias(linst, f'mixed: {mbox}, "|echo no such member >&2; exit 67"')
+    with smtplib.SMTP('127.0.0.1', linst.port('smtp'), timeout=TIMEOUT) as s:
+        s.ehlo('client.test')
+        s.sendmail(user, [f'mixed@{linst.domain}'],
+                   f'From: <{user}>\nTo: <mixed@{linst.domain}>\nSubject: half delivered\n\nbody\n')
+    m = linst.wait_log(rf'([0-9A-Z]+): to=<mixed@{re.escape(linst.domain)}>, relay=local, .*dsn=2\.0\.0, '
+                       r'status=sent \(delivered to 1 mailbox, 1 failed\)', timeout=TIMEOUT)
+    qid = m.group(1)
+    linst.wait_log(rf'{qid}: to=<\|echo no such member >&2; exit 67>, orig_to=<mixed@{re.escape(linst.domain)}>, '
+                   r'.*dsn=5\.1\.1, status=bounced', timeout=TIMEOUT)
+
+    def bounce():
+        for f in _maildir_files(maildir):
+            t = f.read_text()
+            if 'multipart/report' in t and 'Subject: half delivered' in t:
+                return t
+        return None
+    report = _wait(bounce, what='the bounce for the failed command', inst=linst)
+    assert 'Final-Recipient: rfc822; |echo no such member >&2; exit 67' in report
+    assert 'Status: 5.1.1' in report and 'no such member' in report
+    assert f'expanded from <mixed@{linst.domain}>' in report
+    assert _mbox_copies(mbox) == 1
+    # the message is finished: nothing left to retry, so the mbox copy stays the only one
+    _wait(lambda: qid not in linst.cli('queue', 'list', check=True).stdout, what='the message to leave the queue',
+          inst=linst)
+    assert _mbox_copies(mbox) == 1
+
+
+def _mbox_copies(path):
+    return open(path).read().count('Subject: half delivered')
+
+
+def _maildirsize_usage(path):
+    lines = path.read_text().splitlines()
+    return lines[0], sum(int(line.split()[0]) for line in lines[1:]), sum(int(line.split()[1]) for line in lines[1:])
+
+
+def test_quota_maildirsize_parallel(make_instance):
+    """The Maildir++ maildirsize file: written with the quota, rebuilt when deleted, and with it ten parallel
+    deliveries never take the mailbox over its quota."""
+    inst = _make_inst(make_instance, 'quota_exceeded_action=bounce')
+    _demo(inst)
+    user = f'par@{inst.domain}'
+    r = inst.cli('user', 'add', user, '--password-stdin', '--quota', '4k', input='pw-par\n')
+    if r.returncode != 0:
+        pytest.skip(f'cannot create an account with a quota: {r.stderr.strip()}')
+    maildir = inst.path('mail', inst.domain, 'par')
+    size_file = maildir / 'maildirsize'
+
+    def on_disk():
+        files = _maildir_files(maildir)
+        return sum(f.stat().st_size for f in files), len(files)
+    for i in range(2):
+        qid = _queued(inst, 'sender@remote.test', [user], f'small {i}', body='s' * 100 + '\n')
+        _log_status(inst, qid, user, '2.0.0', 'sent')
+        assert _maildirsize_usage(size_file) == ('4096S', *on_disk())
+        size_file.unlink()      # rebuilt from the files by the next delivery
+    inst.stop()
+    ids = [_queued(inst, 'sender@remote.test', [user], f'big {i}', body='b' * 1000 + '\n') for i in range(10)]
+    inst.start()
+    sent = 0
+    for qid in ids:
+        m = inst.wait_log(rf'{qid}: to=<{re.escape(user)}>, .*status=(sent|bounced)', timeout=TIMEOUT)
+        sent += m.group(1) == 'sent'
+    used, count = on_disk()
+    assert used <= 4096 and count == 2 + sent
+    assert 1 <= sent <= 3
+    assert _maildirsize_usage(size_file) == ('4096S', used, count)
+
+
+def test_file_alias_killed_mid_append(linst, shared_dir):
+    """local (and its writer child) killed while a large message is being appended to an mbox file: the retry
+    cuts the half-written copy off and appends the message once, so the file ends up with exactly one copy."""
+    from test_queue import _pids
+    mbox = os.path.join(shared_dir, 'big.mbox')
+    _add_alias(linst, f'big: {mbox}')
+    line = 'y' * 99 + '\n'
+    body = line * 200000 + 'the last line\n'          # 20 MB
+    qid = _queued(linst, 'sender@remote.test', [f'big@{linst.domain}'], 'killed mid-append', body=body)
+    killed = 0
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline and not killed:
+        size = os.path.getsize(mbox) if os.path.exists(mbox) else 0
+        if 0 < size < len(body):
+            for pid in _pids(linst, 'local'):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    killed += 1
+                except ProcessLookupError:
+                    pass
+        time.sleep(0.001)
+    _log_status(linst, qid, f'big@{linst.domain}', '2.0.0', 'sent')
+    text = open(mbox).read()
+    assert text.count('Subject: killed mid-append') == 1
+    assert text.startswith('From sender@remote.test ') and text.count('\nFrom sender@remote.test ') == 0
+    assert text.endswith('the last line\n\n') and text.count(line) == 200000
+    if not killed:
+        pytest.skip('the append finished before it could be killed (nothing to check beyond one copy)')
+    # the killed attempt was deferred, then the retry delivered
+    assert re.search(rf'{qid}: to=<big@{re.escape(linst.domain)}>, .*status=deferred', linst.log_path.read_text())
+
+
+def _scan_usage(root):
+    """What maildirsize must add up to: the S= sizes and number of the files in new/ and cur/ of every folder."""
+    total = count = 0
+    for folder in [root] + [p for p in root.iterdir() if p.is_dir() and p.name.startswith('.')]:
+        for sub in ('new', 'cur'):
+            d = folder / sub
+            for f in (d.iterdir() if d.is_dir() else []):
+                total += int(re.search(r',S=(\d+)', f.name).group(1))
+                count += 1
+    return total, count
+
+
+def test_maildirsize_kept_by_imapd(imap_inst):
+    """imapd keeps a Maildir's maildirsize current: APPEND and COPY add lines, MOVE adds and takes back,
+    EXPUNGE takes back, so the file's sum stays what the folders hold."""
+    from test_imapd_selected import MSG1, maildir, setup_two
+    m = setup_two(imap_inst)
+    root = maildir(imap_inst)
+    size_file = root / 'maildirsize'
+    size_file.write_text('1000000S\n%d %d\n' % _scan_usage(root))
+    if os.geteuid() == 0:
+        st = os.stat(root)
+        os.chown(size_file, st.st_uid, st.st_gid)
+    assert m.copy('1:2', 'Archive')[0] == 'OK'
+    assert m._simple_command('MOVE', '2', 'Trash')[0] == 'OK'
+    assert m.append('Archive', None, None, MSG1)[0] == 'OK'
+    m.select('Archive')
+    m.store('1', '+FLAGS', r'(\Deleted)')
+    assert m.expunge()[0] == 'OK'
+    m.logout()
+    lines = size_file.read_text().splitlines()
+    assert lines[0] == '1000000S' and len(lines) > 2
+    assert any(line.startswith('-') for line in lines[2:])
+    assert (sum(int(x.split()[0]) for x in lines[1:]), sum(int(x.split()[1]) for x in lines[1:])) == \
+        _scan_usage(root)

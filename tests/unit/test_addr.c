@@ -500,6 +500,24 @@ static void test_header_basic(void **state)
 	assert_int_equal(l.n, 2);
 	addr_list_free(&l);
 
+	/* what IMAP ENVELOPE reports as Dovecot does: source routes, and a bare address's last comment as its name
+	 * (not a leading one, not an empty one, not one after an angle address) */
+	in = "<@a.example, @b.example:u@h.example>, x@y (First) (Real \\(Name\\)), (lead) p@q, r@s (), "
+	     "\"N\" <t@u> (no)";
+	assert_int_equal(hdr(in, ADDR_F_COMMENT_NAMES, &l), ADDR_OK);
+	assert_int_equal(l.n, 5);
+	want_mb(&l, 0, "u@h.example", NULL, NULL);
+	assert_string_equal(l.v[0].route, "@a.example,@b.example");
+	want_mb(&l, 1, "x@y", "Real (Name)", NULL);
+	assert_null(l.v[1].route);
+	want_mb(&l, 2, "p@q", NULL, NULL);
+	want_mb(&l, 3, "r@s", NULL, NULL);
+	want_mb(&l, 4, "t@u", "N", NULL);
+	addr_list_free(&l);
+	assert_int_equal(hdr(in, 0, &l), ADDR_OK);
+	want_mb(&l, 1, "x@y", NULL, NULL);	/* only on request */
+	addr_list_free(&l);
+
 	/* obs-local-part: words with CFWS around dots */
 	assert_int_equal(hdr("\"a\" . b . \"c d\" @ x.test", 0, &l), ADDR_OK);
 	want_mb(&l, 0, "\"a.b.c d\"@x.test", NULL, NULL);

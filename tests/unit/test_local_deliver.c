@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -21,6 +23,7 @@
 #include "alloc.h"
 #include "buf.h"
 #include "fsutil.h"
+#include "maildirsize.h"
 #include "qfile.h"
 
 static char tmpdir[64];
@@ -298,8 +301,8 @@ static void test_quota_usage(void **state)
 	char root[128], p[256];
 	snprintf(root, sizeof(root), "%s/qmd/", tmpdir);
 	struct buf err = BUF_INIT(1024);
-	uint64_t used = 99;
-	assert_true(lquota_usage(root, &used, &err));	/* missing: empty */
+	uint64_t used = 99, cnt = 99;
+	assert_true(maildirsize_scan(root, &used, &cnt, &err));	/* missing: empty */
 	assert_int_equal(used, 0);
 	mkdirs(root, "");
 	mkdirs(root, ".Sent");
@@ -315,8 +318,9 @@ static void test_quota_usage(void **state)
 	put_file(p, "5.M1P1.host,S=40", 1);
 	snprintf(p, sizeof(p), "%stmp", root);
 	put_file(p, "6.M1P1.host,S=999999", 1);		/* tmp/ does not count */
-	assert_true(lquota_usage(root, &used, &err));
+	assert_true(maildirsize_scan(root, &used, &cnt, &err));
 	assert_int_equal(used, 1000 + 500 + 2000 + 300 + 40);
+	assert_int_equal(cnt, 5);
 	buf_free(&err);
 }
 
@@ -359,9 +363,9 @@ static void test_maildir_quota_and_folder(void **state)
 	assert_int_equal(ldeliver(&m, &t, &d, &x), LDELIVER_OK);
 	assert_string_equal(x.data, "delivered to maildir");
 	/* quota: 3 messages of about 90 bytes are there; the 4th fits 400 but not 300 */
-	uint64_t used;
+	uint64_t used, cnt;
 	struct buf err = BUF_INIT(1024);
-	assert_true(lquota_usage(root, &used, &err));
+	assert_true(maildirsize_scan(root, &used, &cnt, &err));
 	buf_free(&err);
 	t.folder = NULL;
 	t.quota = used + 200;
@@ -576,6 +580,106 @@ static int setup(void **state)
 	return 0;
 }
 
+/* The one pending receipt mark (or receipt, with suffix "") in dir. */
+static bool find_mark(const char *dir, const char *suffix, char *out, size_t n)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	bool found = false;
+	if (!d)
+		return false;
+	while (!found && (e = readdir(d))) {
+		size_t l = strlen(e->d_name), sl = strlen(suffix);
+		bool pend = l > 8 && strcmp(e->d_name + l - 8, ".pending") == 0;
+		if (e->d_name[0] != '.' && (sl ? pend : !pend)) {
+			snprintf(out, n, "%s/%s", dir, e->d_name);
+			found = true;
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+static size_t count_str(const char *hay, const char *needle)
+{
+	size_t n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+/* An mbox append killed in the middle (SIGXFSZ from a file size limit, as sure as a kill -9 at that byte):
+ * the retry cuts the partial message off and appends it once; a retry after a complete append that was not
+ * yet receipted finds the message and writes nothing. */
+static void test_mbox_killed_mid_append(void **state)
+{
+	(void)state;
+	struct buf content = BUF_INIT(BUF_NOLIMIT);
+	buf_puts(&content, "Subject: big\n\n");
+	for (int i = 0; i < 20000; i++)
+		buf_printf(&content, "line %05d of the big message\n", i);
+	buf_puts(&content, "the end\n");
+	int fd = make_queue_file(content.data, content.len);
+	struct ldeliver_msg m = msg(fd, content.len);
+	char path[128], rdir[128], mark[600], receipt[512];
+	snprintf(path, sizeof(path), "%s/killed.mbox", tmpdir);
+	snprintf(rdir, sizeof(rdir), "%s/receipts-killed", tmpdir);
+	m.receipt_dir = rdir;
+	int mfd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_int_equal(write(mfd, "From old@x Thu Jan  1 00:00:00 1970\nold\n\n", 41), 41);
+	close(mfd);
+	struct ldeliver_target t = { .kind = LDELIVER_FILE, .rcpt = "archive@local.test", .path = path };
+	struct buf dsn = BUF_INIT(64), text = BUF_INIT(4096), data = BUF_INIT(1 << 22);
+
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct rlimit rl = { 41 + 100000, 41 + 100000 };
+		setrlimit(RLIMIT_FSIZE, &rl);
+		ldeliver(&m, &t, &dsn, &text);
+		_exit(0);
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGXFSZ);
+	struct stat sb;
+	assert_int_equal(stat(path, &sb), 0);
+	assert_true(sb.st_size > 41 && sb.st_size < (off_t)content.len);	/* half a message */
+	assert_true(find_mark(rdir, ".pending", mark, sizeof(mark)));
+
+	buf_reset(&text);
+	assert_int_equal(ldeliver(&m, &t, &dsn, &text), LDELIVER_OK);
+	assert_true(strncmp(text.data, "delivered to file: ", 19) == 0 && !strstr(text.data, "restart"));
+	assert_true(fsutil_read_file(path, 1 << 22, &data));
+	assert_true(strncmp(data.data, "From old@x Thu Jan  1 00:00:00 1970\nold\n\nFrom sender@remote.test ", 65) == 0);
+	assert_int_equal(count_str(data.data, "\nFrom sender@remote.test "), 1);
+	assert_int_equal(count_str(data.data, "line 00000 of"), 1);
+	assert_int_equal(count_str(data.data, "Subject: big"), 1);
+	assert_true(data.len > 9 && strcmp(data.data + data.len - 9, "the end\n\n") == 0);
+	size_t whole = data.len;
+
+	/* killed after a complete append, before the receipt: the receipt turned back into a pending mark */
+	assert_false(find_mark(rdir, ".pending", mark, sizeof(mark)));
+	assert_true(find_mark(rdir, "", receipt, sizeof(receipt)));
+	snprintf(mark, sizeof(mark), "%s.pending", receipt);
+	assert_int_equal(rename(receipt, mark), 0);
+	buf_reset(&text);
+	assert_int_equal(ldeliver(&m, &t, &dsn, &text), LDELIVER_OK);
+	assert_true(strstr(text.data, "before a restart") != NULL);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal((size_t)sb.st_size, whole);
+	assert_int_equal(access(receipt, F_OK), 0);
+	/* and a receipted target is not written again */
+	buf_reset(&text);
+	assert_int_equal(ldeliver(&m, &t, &dsn, &text), LDELIVER_OK);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal((size_t)sb.st_size, whole);
+	buf_free(&data);
+	buf_free(&dsn);
+	buf_free(&text);
+	buf_free(&content);
+	close(fd);
+}
+
 static int teardown(void **state)
 {
 	(void)state;
@@ -598,6 +702,7 @@ int main(void)
 		cmocka_unit_test(test_parallel),
 		cmocka_unit_test(test_resubmit),
 		cmocka_unit_test(test_mbox_parallel),
+		cmocka_unit_test(test_mbox_killed_mid_append),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

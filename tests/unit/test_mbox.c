@@ -223,7 +223,15 @@ static void test_expunge(void **state)
 	assert_int_equal(rename(from, to), 0);
 	uint32_t uids[] = { 1, 3, 77 };
 	uint64_t hms = mbox_highestmodseq(mb);
+	/* a Maildir++ quota file gets the removal as a negative line */
+	char qf[512];
+	snprintf(qf, sizeof(qf), "%s/maildirsize", root);
+	assert_true(fsutil_write_atomic(qf, "1000S\n8 4\n", 10, 0600, &err));
 	assert_true(mbox_expunge(mb, uids, 3, &err));
+	struct buf q = BUF_INIT(BUF_NOLIMIT);
+	assert_true(fsutil_read_file(qf, 1000, &q));
+	assert_string_equal(buf_cstr(&q), "1000S\n8 4\n-4 -2\n");
+	buf_free(&q);
 	assert_int_equal(mbox_count(mb), 2);
 	assert_int_equal(count_dir("cur"), 2);
 	assert_true(mbox_highestmodseq(mb) > hms);

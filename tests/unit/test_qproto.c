@@ -65,11 +65,19 @@ static void test_result_and_admin(void **state)
 	ipc_put_str(m, LP_F_R_TEXT, "delivered to maildir");
 	ipc_put_u32(m, LP_F_A_IDX, 0);
 	ipc_put_str(m, LP_F_A_ADDR, "x@remote.test");
+	ipc_put_u32(m, LP_F_F_IDX, 0);
+	ipc_put_str(m, LP_F_F_ADDR, "|exit 67");
+	ipc_put_str(m, LP_F_F_DSN, "5.1.1");
+	ipc_put_str(m, LP_F_F_TEXT, "command exited 67 (expanded from <l@local.test>)");
 	d = roundtrip(&qproto_local_reply, m);
 	assert_non_null(d);
 	const char *s;
 	assert_true(ipc_get_str(d, LP_F_A_ADDR, &s, NULL));
 	assert_string_equal(s, "x@remote.test");
+	assert_true(ipc_get_str(d, LP_F_F_ADDR, &s, NULL));
+	assert_string_equal(s, "|exit 67");
+	assert_true(ipc_get_str(d, LP_F_F_DSN, &s, NULL));
+	assert_string_equal(s, "5.1.1");
 	ipc_msg_free(&d);
 	ipc_msg_free(&m);
 	m = ipc_msg_new(QP_DELETE);	/* delete needs an ID */

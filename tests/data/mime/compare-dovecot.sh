@@ -13,7 +13,7 @@
 #     not parsed as a message: its ENVELOPE is all NIL; Dovecot parses the encoded bytes.
 #   - Non-extended sections of an RFC 2231 value are percent-encoded when joined to extended ones.
 #   - Beyond the nesting limit we send an empty text/plain part; quoted strings are escaped rather than sent
-#     as literals; source routes and comment names in addresses are not reported.
+#     as literals.
 set -eu
 dir=$(cd "${1:-$(dirname "$0")}" && pwd)
 root=${DOVECOT_ROOT:-/}
