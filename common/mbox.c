@@ -375,7 +375,6 @@ bool mbox_expunge(struct mbox *mb, const uint32_t *uids, size_t n, struct buf *e
 	int rc;
 	bool ok = false;
 	int64_t freed = 0, nfreed = 0;	/* for the Maildir++ quota file */
-
 	uint64_t hms;
 
 	buf_printf(&cdir, "%s/cur", mb->dir);

@@ -1,76 +1,25 @@
 /* imapd QUOTA (RFC 9208) with the STORAGE resource: one quota root "" per account covering INBOX and every
  * folder, its limit the account's quota from the auth database (given at login), its usage the S= sizes of the
- * messages in all folders (what local counts against the quota). Limits are set with `postern user`, so
+ * messages in all folders (maildirsize_scan: what local counts against the quota). Limits are set with `postern user`, so
  * SETQUOTA is refused. */
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "alloc.h"
 #include "cmdtab.h"
 #include "log.h"
-#include "maildir.h"
+#include "maildirsize.h"
 #include "mailboxes.h"
 #include "str.h"
 
-/* new/ or cur/ of one folder; missing counts as empty. */
-static void sum_dir(int parent, const char *name, uint64_t *bytes)
-{
-	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	struct dirent *de;
-	struct maildir_name mn;
-
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	while ((de = readdir(d)) != NULL) {
-		struct stat st;
-		if (de->d_name[0] == '.')
-			continue;
-		if (maildir_name_parse(de->d_name, &mn) && mn.have_size)
-			*bytes += mn.size;
-		else if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
-			*bytes += (uint64_t)st.st_size;
-	}
-	closedir(d);
-}
-
-static void sum_folder(int parent, const char *name, uint64_t *bytes)
-{
-	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-	if (fd < 0)
-		return;
-	sum_dir(fd, "new", bytes);
-	sum_dir(fd, "cur", bytes);
-	close(fd);
-}
-
-/* Bytes in INBOX and the Maildir++ folders (".NAME") of root. */
+/* Bytes in INBOX and every folder, counted afresh (the maildirsize file may lag behind other programs). */
 static uint64_t usage(const char *root)
 {
-	uint64_t bytes = 0;
-	int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	struct dirent *de;
+	struct buf err = BUF_INIT(1024);
+	uint64_t bytes = 0, count = 0;
 
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		log_warn("imapd: quota: %s: %m", root);
-		return 0;
-	}
-	sum_folder(dirfd(d), ".", &bytes);
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] == '.' && strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-			sum_folder(dirfd(d), de->d_name, &bytes);
-	closedir(d);
+	if (!maildirsize_scan(root, &bytes, &count, &err))
+		log_warn("imapd: quota: %s", buf_cstr(&err));
+	buf_free(&err);
 	return bytes;
 }
 
