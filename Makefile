@@ -9,7 +9,7 @@ BUILD    ?= build
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 CC       ?= cc
-PKGS     := openssl libcares lmdb libevent
+PKGS     := openssl libcares lmdb libevent libidn2
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -levent_openssl -lcrypt -lz
 
@@ -73,6 +73,15 @@ all: $(BUILD)/bin/sendmail $(BUILD)/bin/mailq $(BUILD)/bin/newaliases
 $(BUILD)/bin/sendmail $(BUILD)/bin/mailq $(BUILD)/bin/newaliases: $(BUILD)/bin/postern
 	ln -sf postern $@
 endif
+
+# postern.conf(5): the written page with the parameter list of common/params.c put in, so it cannot drift.
+MANGEN := $(BUILD)/man/postern.conf.5
+all: $(MANGEN)
+$(MANGEN): docs/man/postern.conf.5.in docs/man/params.awk $(BUILD)/bin/postern
+	@mkdir -p $(@D)
+	$(BUILD)/bin/postern config params | awk -f docs/man/params.awk > $@.list
+	sed -e '/^\.\\" @PARAMETERS@/r $@.list' -e '/^\.\\" @PARAMETERS@/d' docs/man/postern.conf.5.in > $@
+	rm -f $@.list
 
 # Unit tests link every daemon library (static: only what a test uses is pulled in) and cmocka.
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(DIRLIBS) $(LIBCOMMON)
@@ -138,7 +147,7 @@ install: all
 	for f in conf/*.cf; do [ -f $(DESTDIR)/etc/postern/$$(basename $$f) ] || install -m 0644 $$f $(DESTDIR)/etc/postern/; done
 	grep -q '^daemon_directory' $(DESTDIR)/etc/postern/main.cf || \
 		printf '\n# set by make install\ndaemon_directory = $(PREFIX)/libexec/postern\n' >> $(DESTDIR)/etc/postern/main.cf
-	for m in docs/man/*.[158]; do [ -f "$$m" ] && install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man$${m##*.}/ || true; done
+	for m in docs/man/*.[158] $(MANGEN); do [ -f "$$m" ] && install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man$${m##*.}/ || true; done
 	sed 's|@PREFIX@|$(PREFIX)|g' conf/postern.service.in > $(DESTDIR)/lib/systemd/system/postern.service
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && ! getent passwd postern >/dev/null; then \
 		useradd --system --home-dir /var/spool/postern --no-create-home --shell /usr/sbin/nologin postern; fi
@@ -149,7 +158,8 @@ uninstall:
 		$(DESTDIR)$(PREFIX)/sbin/newaliases $(DESTDIR)/lib/systemd/system/postern.service
 	rm -f $(patsubst docs/man/%,$(DESTDIR)$(PREFIX)/share/man/man1/%,$(wildcard docs/man/*.1)) \
 		$(patsubst docs/man/%,$(DESTDIR)$(PREFIX)/share/man/man5/%,$(wildcard docs/man/*.5)) \
-		$(patsubst docs/man/%,$(DESTDIR)$(PREFIX)/share/man/man8/%,$(wildcard docs/man/*.8))
+		$(patsubst docs/man/%,$(DESTDIR)$(PREFIX)/share/man/man8/%,$(wildcard docs/man/*.8)) \
+		$(DESTDIR)$(PREFIX)/share/man/man5/postern.conf.5
 	@echo "configuration in $(DESTDIR)/etc/postern left in place"
 
 clean:

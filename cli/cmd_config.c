@@ -1,6 +1,7 @@
 /* postern config: show the effective main.cf parameters, or change one in place (atomically, keeping comments).
  *   postern config show [-c DIR] [--non-default] [NAME...]
- *   postern config set [-c DIR] NAME=VALUE... */
+ *   postern config set [-c DIR] NAME=VALUE...
+ *   postern config params     every known parameter: NAME TAB DEFAULT TAB MEANING (builds postern.conf(5)) */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,7 +14,7 @@
 #include "config.h"
 #include "log.h"
 
-#define USAGE "show [-c DIR] [--non-default] [NAME...] | set [-c DIR] NAME=VALUE..."
+#define USAGE "show [-c DIR] [--non-default] [NAME...] | set [-c DIR] NAME=VALUE... | params"
 
 static int usage(void)
 {
@@ -189,6 +190,13 @@ int cmd_config(int argc, char **argv)
 
 	if (argc < 2)
 		return usage();
+	if (strcmp(argv[1], "params") == 0) {
+		if (argc != 2)
+			return usage();
+		for (const struct config_param *p = config_params; p->name; p++)
+			printf("%s\t%s\t%s\n", p->name, p->def, p->doc);
+		return 0;
+	}
 	rest = xcalloc((size_t)argc, sizeof(*rest));
 	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {

@@ -1,6 +1,7 @@
 /* postern dkim keygen: make a DKIM signing key for DOMAIN and SELECTOR under $data_directory/dkim/, readable
- * only by its owner (and the mail_owner group when run as root, so the signing daemon can read it), and print
- * the TXT record to publish at SELECTOR._domainkey.DOMAIN. An existing key is never overwritten. */
+ * only by its owner (root on a system instance: smtpd, the one process that signs, loads every key before it
+ * drops privileges, so no mail_owner daemon can read them), and print the TXT record to publish at
+ * SELECTOR._domainkey.DOMAIN. An existing key is never overwritten. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,7 +15,6 @@
 #include "daemon.h"
 #include "dkim.h"
 #include "fsutil.h"
-#include "privs.h"
 
 static const struct cli_command dkim_cmd = { "dkim", cmd_dkim, "keygen DOMAIN SELECTOR [--ed25519] [-c DIR]" };
 
@@ -75,7 +75,7 @@ static int keygen(int argc, char **argv)
 		goto out;
 	}
 	buf_printf(&path, "%s/dkim", config_str(cfg, "data_directory"));
-	if (!fsutil_mkdir_p(path.data, 0750)) {
+	if (!fsutil_mkdir_p(path.data, 0700)) {
 		fprintf(stderr, "postern dkim: %s: %s\n", path.data, strerror(errno));
 		rc = EX_CANTCREAT;
 		goto out;
@@ -97,23 +97,10 @@ static int keygen(int argc, char **argv)
 		rc = EX_CANTCREAT;
 		goto out;
 	}
-	if (privs_is_root()) {
-		uid_t uid;
-		gid_t gid;
-		buf_reset(&err);
-		if (!privs_lookup_user(config_str(cfg, "mail_owner"), &uid, &gid, &err)) {
-			fprintf(stderr, "postern dkim: warning: %s; %s stays readable by root only\n", buf_cstr(&err),
-			        path.data);
-		} else if (chown(path.data, 0, gid) < 0 || chmod(path.data, 0640) < 0) {
-			fprintf(stderr, "postern dkim: %s: %s\n", path.data, strerror(errno));
-			rc = EX_CANTCREAT;
-			goto out;
-		}
-	}
 	fprintf(stderr, "postern dkim: wrote %s (%s)\n", path.data,
 	        alg == DKIM_RSA_SHA256 ? "rsa-sha256, 2048 bits" : "ed25519-sha256");
-	fprintf(stderr, "publish this record, then add to the dkim_keys table:  %s  %s:%s\n", domain, selector,
-	        path.data);
+	fprintf(stderr, "publish this record, add to the dkim_keys table:  %s  %s:%s  and run postern reload\n",
+	        domain, selector, path.data);
 	print_record(selector, domain, rec.data);
 out:
 	/* the private key bytes do not linger in freed memory */

@@ -28,5 +28,6 @@ int cmd_stop(int argc, char **argv);	/* cli/cmd_ctl.c */
 int cmd_reload(int argc, char **argv);	/* cli/cmd_ctl.c */
 int cmd_status(int argc, char **argv);	/* cli/cmd_ctl.c */
 int cmd_check(int argc, char **argv);	/* cli/cmd_ctl.c */
+int cmd_trace(int argc, char **argv);	/* cli/cmd_trace.c */
 
 #endif

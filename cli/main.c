@@ -19,14 +19,15 @@ static const struct cli_command commands[] = {
 	{ "reload", cmd_reload, "[-c DIR]  re-read main.cf and master.cf (SIGHUP to master)" },
 	{ "status", cmd_status, "[-c DIR]  services: listeners, busy/idle processes, restarts" },
 	{ "check", cmd_check, "[-c DIR]  check configuration, directories, TLS files and ports" },
-	{ "config", cmd_config, "show [-c DIR] [--non-default] [NAME...] | set [-c DIR] NAME=VALUE...  main.cf" },
+	{ "config", cmd_config, "show [-c DIR] [--non-default] [NAME...] | set [-c DIR] NAME=VALUE... | params  main.cf" },
 	{ "dkim", cmd_dkim, "keygen DOMAIN SELECTOR [--ed25519] [-c DIR]  make a DKIM key, print its DNS record" },
 	{ "init", cmd_init, "DIR [--domain D] [--hostname H] [--port NAME=PORT]... [--user USER] [--dev]  create an instance" },
 	{ "map", cmd_map, "compile FILE [--aliases] | get FILE KEY   build FILE.lmdb, or look KEY up" },
 	{ "sendmail", cmd_sendmail, "[-t] [-i] [-f SENDER] [-bs|-bp|-bi|-q] [RCPT...]  submit a message (sendmail(8))" },
 	{ "mailq", cmd_mailq, "[-C DIR]  list the mail queue (sendmail -bp)" },
 	{ "newaliases", cmd_newaliases, "[-C DIR]  compile $config_directory/aliases (sendmail -bi)" },
-	{ "queue", cmd_queue, "list | flush|hold|release|requeue [ID] | delete ID | inject -f SENDER RCPT...  the queue" },
+	{ "queue", cmd_queue, "list [--json] | show ID | flush [ID] | hold|release|requeue [ID|ALL] | delete ID|ALL|deferred | inject ...  the queue" },
+	{ "trace", cmd_trace, "ID [--log FILE] [-c DIR]  the life of one message from the logs" },
 	{ "user", cmd_user, "add|passwd|del|list|apop|enable|disable [ADDRESS] [-c DIR]  manage mail accounts" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -91,9 +92,12 @@ int main(int argc, char **argv)
 		list_commands(stderr);
 		return EX_USAGE;
 	}
-	if (argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
-		printf("usage: postern %s %s\n", c->name, c->usage);
-		return 0;
+	/* --help anywhere before "--" (postern queue list --help), or -h right after the command */
+	for (int i = 2; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (strcmp(argv[i], "--help") == 0 || (i == 2 && strcmp(argv[i], "-h") == 0)) {
+			printf("usage: postern %s %s\n", c->name, c->usage);
+			return 0;
+		}
 	}
 	return c->run(argc - 1, argv + 1);
 }

@@ -22,6 +22,7 @@
 #include "config.h"
 #include "esmtp.h"
 #include "log.h"
+#include "queue.h"
 #include "sendmail.h"
 #include "str.h"
 #include "table.h"
@@ -520,13 +521,21 @@ int cmd_sendmail(int argc, char **argv)
 		rc = smtp_proxy(cfg);
 		break;
 	case SENDMAIL_MAILQ:
-		rc = mailq_list(config_str(cfg, "queue_directory"), stdout, stderr);
+		rc = queue_print(cfg, QLIST_MAILQ, stdout, stderr);
 		break;
 	case SENDMAIL_NEWALIASES:
 		rc = newaliases(cfg);
 		break;
 	case SENDMAIL_FLUSH: {
-		/* the same request as `postern queue flush`: qmgr retries every deferred message now */
+		/* the same request as `postern queue flush`: qmgr retries every deferred message now. Only a running
+		 * qmgr: stopped, nothing would be delivered now, and saying so is the honest answer */
+		int fd = qclient_connect(cfg);
+		if (fd < 0) {
+			fprintf(stderr, "sendmail: cannot reach qmgr (%s): the mail system is not running\n", strerror(errno));
+			rc = EX_UNAVAILABLE;
+			break;
+		}
+		close(fd);
 		char *v[] = { "queue", "flush", "-c", (char *)cli_instance_dir(o.dir), NULL };
 		rc = cmd_queue(4, v);
 		break;

@@ -74,7 +74,8 @@ size_t sendmail_header_end(const char *p, size_t len, bool eof, bool *blank);
 
 /* What the header section says, for -t and for headers added when missing. */
 struct sendmail_headers {
-	char **rcpts;		/* To, Cc, Bcc addresses (canonical form); unqualified ones end in "@" */
+	char **rcpts;		/* To, Cc, Bcc addresses, or Resent-To/Cc/Bcc when there are Resent- fields
+				 * (canonical form); unqualified ones end in "@" */
 	size_t nrcpts;
 	size_t bad;		/* unparsable list entries skipped */
 	bool has_from, has_date, has_msgid, has_sender;

@@ -180,6 +180,8 @@ void sendmail_collect(struct sendmail_headers *h, const char *v, size_t n)
 void sendmail_headers_scan(const char *p, size_t len, bool extract, struct sendmail_headers *h, struct buf *out)
 {
 	size_t off = 0;
+	struct sendmail_headers resent = { 0 };
+	bool has_resent = false;
 
 	memset(h, 0, sizeof(*h));
 	while (off < len) {
@@ -193,9 +195,12 @@ void sendmail_headers_scan(const char *p, size_t len, bool extract, struct sendm
 		if (nlen > 0) {
 			const char *v = memchr(p + off, ':', end - off) + 1;
 			size_t vlen = (size_t)(p + end - v);
-			bool bcc = name_is(p + off, nlen, "bcc");
-			if (extract && (bcc || name_is(p + off, nlen, "to") || name_is(p + off, nlen, "cc")))
-				sendmail_collect(h, v, vlen);
+			bool bcc = name_is(p + off, nlen, "bcc") || name_is(p + off, nlen, "resent-bcc");
+			bool re = nlen > 7 && str_eqn_ci(p + off, "resent-", 7);
+			has_resent |= re;
+			if (extract && (bcc || name_is(p + off, nlen, re ? "resent-to" : "to") ||
+			                name_is(p + off, nlen, re ? "resent-cc" : "cc")))
+				sendmail_collect(re ? &resent : h, v, vlen);
 			h->has_from |= name_is(p + off, nlen, "from");
 			h->has_sender |= name_is(p + off, nlen, "sender");
 			h->has_date |= name_is(p + off, nlen, "date");
@@ -207,6 +212,15 @@ void sendmail_headers_scan(const char *p, size_t len, bool extract, struct sendm
 		}
 		buf_append(out, p + off, end - off);
 		off = end;
+	}
+	/* a resent message goes to its Resent- recipients only, as sendmail -t and Postfix do it */
+	if (has_resent) {
+		sendmail_headers_free(h);
+		h->rcpts = resent.rcpts;
+		h->nrcpts = resent.nrcpts;
+		h->bad = resent.bad;
+	} else {
+		sendmail_headers_free(&resent);
 	}
 }
 

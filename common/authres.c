@@ -137,3 +137,69 @@ size_t authres_find_ours(const char *hdrs, size_t len, const char *authserv_id, 
 	}
 	return found;
 }
+
+/* The next word of a resinfo: a run of characters that are not white space, ';' or a comment; a quoted string
+ * counts as part of the word it is in. Returns the end; *start gets the beginning (after CFWS). */
+static size_t next_word(const char *s, size_t i, size_t end, size_t *start)
+{
+	i = skip_cfws(s, i, end);
+	*start = i;
+	bool quoted = false;
+	while (i < end) {
+		char c = s[i];
+		if (quoted) {
+			if (c == '\\' && i + 1 < end)
+				i++;
+			else if (c == '"')
+				quoted = false;
+		} else if (c == '"') {
+			quoted = true;
+		} else if (c == ';' || c == '(' || c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+			break;
+		}
+		i++;
+	}
+	return i;
+}
+
+static bool word_is(const char *s, size_t start, size_t end, const char *w)
+{
+	size_t n = strlen(w);
+	return end - start == n && str_eqn_ci(s + start, w, n);
+}
+
+bool authres_dmarc_quarantined(const char *hdrs, size_t len, const char *authserv_id)
+{
+	struct authres_range r;
+
+	if (authres_find_ours(hdrs, len, authserv_id, &r, 1) == 0 || r.off != 0)
+		return false;
+	/* past the name, the colon and the authserv-id (with an optional version) to the first ';' */
+	size_t end = r.len, i = (size_t)((const char *)memchr(hdrs, ':', end) - hdrs) + 1, w;
+	while (i < end && hdrs[i] != ';') {
+		i = next_word(hdrs, i, end, &w);
+		if (i == w && i < end && hdrs[i] != ';')
+			i++;
+	}
+	/* each resinfo: "method=result", then properties, comments anywhere */
+	while (i < end && hdrs[i] == ';') {
+		bool dmarc_fail = false, quarantine = false;
+		size_t n = 0;
+		i++;
+		while (i < end && hdrs[i] != ';') {
+			i = next_word(hdrs, i, end, &w);
+			if (i == w) {
+				if (i < end && hdrs[i] != ';')
+					i++;
+				continue;
+			}
+			if (n++ == 0)
+				dmarc_fail = word_is(hdrs, w, i, "dmarc=fail");
+			else if (word_is(hdrs, w, i, "policy.dmarc=quarantine"))
+				quarantine = true;
+		}
+		if (dmarc_fail && quarantine)
+			return true;
+	}
+	return false;
+}

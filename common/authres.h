@@ -38,4 +38,10 @@ struct authres_range {
 size_t authres_find_ours(const char *hdrs, size_t len, const char *authserv_id, struct authres_range *ranges,
                          size_t max);
 
+/* Is the first header field of hdrs our Authentication-Results (smtpd writes it first, so nobody upstream can
+ * have put one before it) recording a DMARC failure whose quarantine smtpd decided to enforce
+ * ("dmarc=fail ... policy.dmarc=quarantine")? local delivers such mail to the Junk folder. Comments and quoted
+ * strings are skipped, so text inside them never counts. */
+bool authres_dmarc_quarantined(const char *hdrs, size_t len, const char *authserv_id);
+
 #endif

@@ -72,6 +72,11 @@ struct dkim_sign_options {
 extern const char *const dkim_signed_headers[];
 /* Append a complete "DKIM-Signature: ...\r\n" field for msg (header block, blank line, body). */
 bool dkim_sign(const struct dkim_sign_options *o, const char *msg, size_t len, struct buf *out, struct buf *err);
+/* The same for a message in two pieces, head then more (smtpd: its own header lines and the client's header
+ * in one buffer, the body where it was received, so the body is not copied). The whole header block must lie
+ * in head. */
+bool dkim_sign_parts(const struct dkim_sign_options *o, const char *head, size_t hlen, const char *more,
+                     size_t mlen, struct buf *out, struct buf *err);
 
 /* ---- verification ---- */
 enum dkim_result { DKIM_NONE, DKIM_PASS, DKIM_FAIL, DKIM_NEUTRAL, DKIM_TEMPERROR, DKIM_PERMERROR };
@@ -92,6 +97,10 @@ struct dkim_sig_result {
 typedef int dkim_key_fetch(const char *name, struct buf *rec, void *arg);
 /* The default fetch through dns_lookup() with arg a const struct dns_options *. */
 int dkim_fetch_dns(const char *name, struct buf *rec, void *arg);
+/* What a fetch does with a TXT answer (for fetch functions doing their own lookups): the record text into rec,
+ * the status returned, res freed. */
+struct dns_result;
+int dkim_key_record(struct dns_result *res, struct buf *rec);
 
 /* Verify every DKIM-Signature of msg (at most max_sigs; further ones are ignored). Results are returned in
  * header order; *n is their count (0: no signature, result "none"). now 0: the current time. */

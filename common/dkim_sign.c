@@ -84,8 +84,14 @@ static bool fold_append(struct buf *out, size_t *col, const char *s, size_t n)
 
 bool dkim_sign(const struct dkim_sign_options *o, const char *msg, size_t len, struct buf *out, struct buf *err)
 {
+	return dkim_sign_parts(o, msg, len, NULL, 0, out, err);
+}
+
+bool dkim_sign_parts(const struct dkim_sign_options *o, const char *head, size_t hlen, const char *more,
+                     size_t mlen, struct buf *out, struct buf *err)
+{
 	struct dkim_field *f;
-	size_t body_off, nf = dkim_split_header(msg, len, &f, &body_off);
+	size_t body_off, nf = dkim_split_header(head, hlen, &f, &body_off);
 	struct buf hl = BUF_INIT(4096), field = BUF_INIT(DKIM_MAX_HEADER), sig = BUF_INIT(1024);
 	unsigned char bh[32], hh[32];
 	bool ok = true, has_from = false;
@@ -109,7 +115,9 @@ bool dkim_sign(const struct dkim_sign_options *o, const char *msg, size_t len, s
 	}
 	if (ok) {
 		struct dkim_body *b = dkim_body_new(o->bcanon, UINT64_MAX);
-		dkim_body_update(b, msg + body_off, len - body_off);
+		dkim_body_update(b, head + body_off, hlen - body_off);
+		if (mlen)
+			dkim_body_update(b, more, mlen);
 		dkim_body_final(b, bh, NULL);
 		dkim_body_free(&b);
 	}

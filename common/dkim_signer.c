@@ -9,7 +9,7 @@
 #include "str.h"
 #include "table.h"
 
-#define SIGNER_MAX_KEYS 64
+#define SIGNER_MAX_KEYS 1024
 
 struct cached_key {
 	char *path;
@@ -93,9 +93,47 @@ static struct dkim_key *get_key(struct dkim_signer *s, const char *path, struct 
 	return k;
 }
 
-int dkim_signer_sign(struct dkim_signer *s, const char *msg, size_t len, struct buf *out, struct buf *err)
+struct preload {
+	struct dkim_signer *s;
+	struct buf *err;
+	size_t loaded, failed;
+};
+
+static void preload_one(const char *key, size_t keylen, const char *value, size_t vallen, unsigned line, void *arg)
 {
-	char *dom = dkim_from_domain(msg, len);
+	struct preload *p = arg;
+	const char *colon = memchr(value, ':', vallen);
+
+	(void)keylen;
+	(void)line;
+	if (!colon || colon == value || !colon[1]) {
+		if (!p->failed++)
+			buf_printf(p->err, "dkim_keys: value for %s is not SELECTOR:KEYFILE", key);
+		return;
+	}
+	struct buf e = BUF_INIT(1024);
+	if (get_key(p->s, colon + 1, &e))
+		p->loaded++;
+	else if (!p->failed++)
+		buf_printf(p->err, "dkim_keys: %s: %s", key, buf_cstr(&e));
+	buf_free(&e);
+}
+
+long dkim_signer_preload(struct dkim_signer *s, struct buf *err)
+{
+	struct preload p = { s, err, 0, 0 };
+
+	if (!table_foreach(s->t, preload_one, &p)) {
+		buf_printf(err, "dkim_keys: %s", table_error(s->t));
+		return -1;
+	}
+	return p.failed ? -1 : (long)p.loaded;
+}
+
+int dkim_signer_sign(struct dkim_signer *s, const char *head, size_t hlen, const char *more, size_t mlen,
+                     struct buf *out, struct buf *err)
+{
+	char *dom = dkim_from_domain(head, hlen);
 	struct buf val = BUF_INIT(4096);
 	const char *d = dom;
 	int rc = 0;
@@ -124,7 +162,7 @@ int dkim_signer_sign(struct dkim_signer *s, const char *msg, size_t len, struct 
 			*colon = '\0';
 			struct dkim_key *k = get_key(s, colon + 1, err);
 			struct dkim_sign_options o = { d, val.data, k, 0, 0, DKIM_CANON_RELAXED, DKIM_CANON_RELAXED };
-			rc = k && dkim_sign(&o, msg, len, out, err) ? 1 : -1;
+			rc = k && dkim_sign_parts(&o, head, hlen, more, mlen, out, err) ? 1 : -1;
 		}
 	}
 	buf_free(&val);

@@ -324,7 +324,11 @@ void dkim_results_free(struct dkim_sig_result **rp, size_t n)
 
 int dkim_fetch_dns(const char *name, struct buf *rec, void *arg)
 {
-	struct dns_result *res = dns_lookup(arg, DNS_TXT, name);
+	return dkim_key_record(dns_lookup(arg, DNS_TXT, name), rec);
+}
+
+int dkim_key_record(struct dns_result *res, struct buf *rec)
+{
 	int st = res->status;
 	bool first = true;
 	/* only records that look like key records count; several: joined by NUL, invalid as a tag list */

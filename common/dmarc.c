@@ -260,32 +260,32 @@ int dmarc_record_from_txt(const struct dns_result *res, struct dmarc_record *r)
 }
 
 /* 1 record found, 0 none, -1 temporary DNS failure */
-static int fetch(const struct dns_options *opt, const char *domain, struct dmarc_record *r)
+static int fetch(dmarc_lookup_fn *lookup, void *arg, const char *domain, struct dmarc_record *r)
 {
 	struct buf name = BUF_INIT(300);
 	if (!buf_printf(&name, "_dmarc.%s", domain)) {
 		buf_free(&name);
 		return 0;
 	}
-	struct dns_result *res = dns_lookup(opt, DNS_TXT, buf_cstr(&name));
+	struct dns_result *res = lookup(buf_cstr(&name), arg);
 	buf_free(&name);
 	int rc = dns_status_temporary(res->status) ? -1 : dmarc_record_from_txt(res, r) == 1;
 	dns_result_free(&res);
 	return rc;
 }
 
-void dmarc_check(const struct dns_options *opt, const struct psl *psl, const struct dmarc_input *in,
-                 unsigned roll, struct dmarc_verdict *v)
+void dmarc_check_with(dmarc_lookup_fn *lookup, void *arg, const struct psl *psl, const struct dmarc_input *in,
+                      unsigned roll, struct dmarc_verdict *v)
 {
 	struct dmarc_record r;
 	const char *where = in->from_domain;
-	int rc = fetch(opt, where, &r);
+	int rc = fetch(lookup, arg, where, &r);
 
 	if (rc == 0) {
 		const char *org = psl_org_domain(psl, in->from_domain);
 		if (org && !str_eq_ci(org, in->from_domain)) {
 			where = org;
-			rc = fetch(opt, where, &r);
+			rc = fetch(lookup, arg, where, &r);
 		}
 	}
 	if (rc < 0) {
@@ -299,6 +299,17 @@ void dmarc_check(const struct dns_options *opt, const struct psl *psl, const str
 	dmarc_evaluate(psl, in, rc == 1 ? &r : NULL, where, roll, v);
 	if (rc == 1)
 		dmarc_record_clear(&r);
+}
+
+static struct dns_result *blocking_lookup(const char *name, void *arg)
+{
+	return dns_lookup(arg, DNS_TXT, name);
+}
+
+void dmarc_check(const struct dns_options *opt, const struct psl *psl, const struct dmarc_input *in,
+                 unsigned roll, struct dmarc_verdict *v)
+{
+	dmarc_check_with(blocking_lookup, (void *)opt, psl, in, roll, v);
 }
 
 const char *dmarc_result_str(enum dmarc_result r)

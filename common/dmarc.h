@@ -69,6 +69,12 @@ int dmarc_record_from_txt(const struct dns_result *res, struct dmarc_record *r);
 void dmarc_check(const struct dns_options *opt, const struct psl *psl, const struct dmarc_input *in,
                  unsigned roll, struct dmarc_verdict *v);
 
+/* The same with the TXT lookups done by the caller (smtpd runs them on its own event loop under one deadline):
+ * lookup returns a result (never NULL) that dmarc_check_with() frees. */
+typedef struct dns_result *dmarc_lookup_fn(const char *name, void *arg);
+void dmarc_check_with(dmarc_lookup_fn *lookup, void *arg, const struct psl *psl, const struct dmarc_input *in,
+                      unsigned roll, struct dmarc_verdict *v);
+
 const char *dmarc_result_str(enum dmarc_result r);	/* "pass", "fail", "none", "temperror", "permerror" */
 const char *dmarc_policy_str(enum dmarc_policy p);	/* "none", "quarantine", "reject" ("" when unset) */
 

@@ -72,6 +72,10 @@ bool mime_dsn_build(const struct mime_dsn *d, struct buf *out, bool *eightbit)
 	ok = ok && buf_puts(out, "From: ") && put_safe(out, d->from, &eight) && buf_putc(out, '\n');
 	ok = ok && buf_puts(out, "To: ") && put_safe(out, d->to, &eight) && buf_putc(out, '\n');
 	ok = ok && buf_printf(out, "Subject: %s\n", subject) && put_date_field(out, "Date", d->now);
+	/* a notification is a message of its own: the original's queue ID makes its Message-ID unique */
+	if (d->queue_id && d->reporting_mta)
+		ok = ok && buf_printf(out, "Message-ID: <%s.%lld@", d->queue_id, (long long)d->now) &&
+		     put_safe(out, d->reporting_mta, &eight) && buf_puts(out, ">\n");
 	ok = ok && buf_puts(out, "Auto-Submitted: auto-replied\nMIME-Version: 1.0\n");
 	ok = ok && buf_printf(out, "Content-Type: multipart/report; report-type=delivery-status;\n"
 	                           "\tboundary=\"%s\"\n\n", b);

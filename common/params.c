@@ -78,6 +78,8 @@ const struct config_param config_params[] = {
 	{ "smtpd_delay_reject", "yes", "give client, HELO and sender access verdicts at RCPT, not when they happen" },
 	{ "smtpd_sender_authentication", "yes", "SPF, DKIM, DMARC and Authentication-Results on the MX port" },
 	{ "smtpd_dmarc_enforce", "no", "refuse mail failing DMARC with p=reject (550 5.7.1); no: only record it" },
+	{ "smtpd_spf_reject", "no", "refuse mail whose MAIL FROM fails SPF (-all) unless DMARC passes (550 5.7.23)" },
+	{ "smtpd_sender_auth_timeout", "30s", "after the data: most time for SPF, DKIM key and DMARC lookups; then temperror" },
 	{ "queue_minfree", "0", "free queue space below which MAIL gets 452 4.3.1; 0: 1.5 x message_size_limit" },
 	{ "smtpd_tls_required", "no", "refuse mail commands until STARTTLS (Postfix security level encrypt)" },
 

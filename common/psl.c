@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <idn2.h>
+
 #include "alloc.h"
 #include "buf.h"
 #include "psl.h"
@@ -30,6 +32,28 @@ static int rule_cmp(const void *a, const void *b)
 	const struct psl_rule *x = a, *y = b;
 	int c = strcmp(x->name, y->name);
 	return c ? c : (int)x->kind - (int)y->kind;
+}
+
+/* The list writes internationalised rules in Unicode (UTF-8), but the names we look up are A-labels (DNS and
+ * DMARC work on xn-- forms): such rules are stored converted, so "公司.cn" matches "xn--55qx5d.cn". A rule
+ * that does not convert is kept as written (it can then match nothing, which is what it matched before). */
+static char *rule_name(const char *s, size_t n)
+{
+	char *name = xstrndup(s, n);
+	bool ascii = true;
+
+	for (size_t i = 0; i < n && ascii; i++)
+		ascii = (unsigned char)s[i] < 0x80;
+	if (!ascii) {
+		char *a = NULL;
+		if (idn2_to_ascii_8z(name, &a, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL) == IDN2_OK && a) {
+			free(name);
+			name = xstrdup(a);
+		}
+		idn2_free(a);
+	}
+	str_lower(name);
+	return name;
 }
 
 struct psl *psl_parse(const char *text, size_t len)
@@ -64,8 +88,7 @@ struct psl *psl_parse(const char *text, size_t len)
 			cap = cap ? cap * 2 : 1024;
 			p->rules = xreallocarray(p->rules, cap, sizeof(*p->rules));
 		}
-		p->rules[p->n].name = xstrndup(text + start, w - start);
-		str_lower(p->rules[p->n].name);
+		p->rules[p->n].name = rule_name(text + start, w - start);
 		p->rules[p->n].kind = kind;
 		p->n++;
 	}

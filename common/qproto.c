@@ -11,8 +11,14 @@ static const struct ipc_field_def id_opt[] = {
 	{ QP_F_ID, IPC_T_STR, 0, "id" },
 	{ 0, 0, 0, NULL },
 };
-static const struct ipc_field_def id_req[] = {
-	{ QP_F_ID, IPC_T_STR, IPC_REQUIRED, "id" },
+static const struct ipc_field_def list_f[] = {
+	{ QP_F_FORMAT, IPC_T_U32, 0, "format" },
+	{ QP_F_OFFSET, IPC_T_U32, 0, "offset" },
+	{ 0, 0, 0, NULL },
+};
+static const struct ipc_field_def delete_f[] = {
+	{ QP_F_ID, IPC_T_STR, 0, "id" },
+	{ QP_F_SELECT, IPC_T_STR, 0, "select" },
 	{ 0, 0, 0, NULL },
 };
 static const struct ipc_field_def done_f[] = {
@@ -21,15 +27,18 @@ static const struct ipc_field_def done_f[] = {
 };
 static const struct ipc_field_def text_f[] = {
 	{ QP_F_TEXT, IPC_T_STR, IPC_REQUIRED, "text" },
+	{ QP_F_COUNT, IPC_T_U32, 0, "count" },
+	{ QP_F_SIZE, IPC_T_U64, 0, "size" },
+	{ QP_F_MORE, IPC_T_U32, 0, "more" },
 	{ 0, 0, 0, NULL },
 };
 static const struct ipc_msg_def qmgr_msgs[] = {
 	{ QP_WAKEUP, "wakeup", NULL, 0 },
-	{ QP_LIST, "list", NULL, 0 },
+	{ QP_LIST, "list", list_f, 0 },
 	{ QP_FLUSH, "flush", id_opt, 0 },
 	{ QP_HOLD, "hold", id_opt, 0 },
 	{ QP_RELEASE, "release", id_opt, 0 },
-	{ QP_DELETE, "delete", id_req, 0 },
+	{ QP_DELETE, "delete", delete_f, 0 },
 	{ QP_REQUEUE, "requeue", id_opt, 0 },
 	{ 0, NULL, NULL, 0 },
 };

@@ -11,16 +11,22 @@
 /* private/qmgr */
 enum {
 	QP_WAKEUP = 0x51000001,		/* one-way: new mail in incoming/ */
-	QP_LIST = 0x51000002,		/* -> QP_TEXT */
+	QP_LIST = 0x51000002,		/* [FORMAT (enum qlist_format)] [OFFSET] -> QP_TEXT with COUNT SIZE MORE */
 	QP_FLUSH = 0x51000003,		/* [ID] -> QP_DONE */
 	QP_HOLD = 0x51000004,		/* [ID] */
 	QP_RELEASE = 0x51000005,	/* [ID] */
-	QP_DELETE = 0x51000006,		/* ID (required: no "delete everything" by accident) */
+	QP_DELETE = 0x51000006,		/* ID, or SELECT "ALL" or "deferred" (one is required: no "delete
+					 * everything" by accident) */
 	QP_REQUEUE = 0x51000007,	/* [ID] */
 	QP_DONE = 0x51000081,		/* reply: COUNT of messages affected */
 	QP_TEXT = 0x51000082,		/* reply: TEXT */
 };
-enum { QP_F_ID = 1, QP_F_COUNT = 2, QP_F_TEXT = 3, QP_F_ALL = 4 };
+enum {
+	QP_F_ID = 1, QP_F_COUNT = 2, QP_F_TEXT = 3, QP_F_ALL = 4,
+	QP_F_FORMAT = 5, QP_F_OFFSET = 6,	/* LIST: the form, and how many messages to skip (paging) */
+	QP_F_SIZE = 7, QP_F_MORE = 8,		/* LIST reply: bytes of the messages listed, 1 when more follow */
+	QP_F_SELECT = 9,			/* DELETE without ID: "ALL" or "deferred" */
+};
 
 /* private/local */
 enum {

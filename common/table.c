@@ -583,6 +583,42 @@ enum table_result table_lookup(struct table *t, const char *key, struct buf *val
 	return TABLE_FOUND;
 }
 
+bool table_foreach(struct table *t, table_entry_fn *fn, void *arg)
+{
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	if (!refresh(t))
+		return false;
+	if ((rc = mdb_txn_begin(t->env, NULL, MDB_RDONLY, &txn)) != 0 ||
+	    (rc = mdb_cursor_open(txn, t->dbi, &cur)) != 0) {
+		set_err(t, "%s: %s", t->path, mdb_strerror(rc));
+		if (txn)
+			mdb_txn_abort(txn);
+		return false;
+	}
+	struct buf key = BUF_INIT(TABLE_KEY_MAX + 1), val = BUF_INIT(BUF_NOLIMIT);
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+		/* copies: the callback gets NUL-terminated strings, and LMDB's pages are read-only maps */
+		buf_reset(&key);
+		buf_reset(&val);
+		buf_append(&key, k.mv_data, k.mv_size);
+		buf_append(&val, v.mv_data, v.mv_size);
+		fn(buf_cstr(&key), key.len, buf_cstr(&val), val.len, 0, arg);
+	}
+	buf_free(&key);
+	buf_free(&val);
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	if (rc != MDB_NOTFOUND) {
+		set_err(t, "%s: %s", t->path, mdb_strerror(rc));
+		return false;
+	}
+	return true;
+}
+
 enum table_result table_lookup_addr(struct table *t, const char *addr, const char *delims, unsigned flags,
                                     struct buf *value, struct buf *matched)
 {

@@ -66,6 +66,10 @@ const char *table_error(const struct table *t);
  * recompiled table takes effect in running daemons at once. */
 enum table_result table_lookup(struct table *t, const char *key, struct buf *value);
 
+/* Every entry in key order (line 0), for callers that must see all of a table up front (smtpd loads every
+ * DKIM key before it drops privileges). False with table_error() when the table cannot be read. */
+bool table_foreach(struct table *t, table_entry_fn *fn, void *arg);
+
 /* Which forms table_lookup_addr() tries, most specific first:
  *   TABLE_ADDR_FULL   user+ext@domain, user@domain        (virtual maps, access maps)
  *   TABLE_ADDR_LOCAL  user+ext, user                      (aliases: the domain is already known to be local)

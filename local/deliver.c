@@ -109,8 +109,9 @@ static enum ldeliver_status write_maildir(const struct ldeliver_msg *m, const st
 	struct maildir_writer *w;
 	char *chunk = NULL, *name = NULL;
 	enum ldeliver_status st = LDELIVER_TEMPFAIL;
-	const char *rcpt = t->rcpt;
+	const char *rcpt = t->rcpt, *t_folder = t->folder;
 	bool reserved = false;	/* the size is counted in maildirsize */
+	bool junk = false;
 
 	ldeliver_trace_headers(t->sender ? t->sender : m->sender, rcpt, &hdr);
 	uint64_t size = hdr.len + m->content_len, used = 0;
@@ -137,6 +138,21 @@ static enum ldeliver_status write_maildir(const struct ldeliver_msg *m, const st
 		}
 	}
 	pick_folder(t, &dirb);
+	if (m->junk) {
+		/* Junk is made when missing (imapd makes it at the first login, which may not have happened) */
+		struct buf jdir = BUF_INIT(BUF_NOLIMIT);
+		if (maildir_folder_path(t->path, "Junk", &jdir) && maildir_make(jdir.data, 0700, &err)) {
+			if (jdir.data[jdir.len - 1] != '/')
+				buf_putc(&jdir, '/');
+			buf_free(&dirb);
+			dirb = jdir;
+			t_folder = "Junk";
+			junk = true;
+		} else {
+			buf_free(&jdir);
+		}
+		buf_reset(&err);
+	}
 	const char *maildir = dirb.data;
 	if (!(w = maildir_begin(maildir, 0600, &err))) {
 		buf_puts(dsn, errno == ENOSPC || errno == EDQUOT ? "4.3.1" : "4.2.0");
@@ -172,7 +188,7 @@ static enum ldeliver_status write_maildir(const struct ldeliver_msg *m, const st
 	reserved = false;
 	buf_puts(dsn, "2.0.0");
 	if (strcmp(maildir, t->path) != 0)
-		buf_printf(text, "delivered to maildir folder %s", t->folder);
+		buf_printf(text, "delivered to maildir folder %s%s", t_folder, junk ? " (DMARC quarantine)" : "");
 	else
 		buf_puts(text, "delivered to maildir");
 	st = LDELIVER_OK;
@@ -288,17 +304,17 @@ static void write_receipt(const struct ldeliver_msg *m, const char *path)
 		close(fd);
 }
 
-/* Maildir and file targets are delivered exactly once across crashes (local/receipt.h): the pending mark is taken here,
+/* Maildir and file targets are delivered exactly once across crashes (common/receipt.h): the pending mark is taken here,
  * before any fork, so a writer child holds its lock until it exits. true when an interrupted earlier attempt
  * already put the message into the folder. */
 static bool maildir_receipt_begin(const struct ldeliver_msg *m, const struct ldeliver_target *t, const char *path,
-                                  struct lreceipt *lr)
+                                  struct qreceipt *lr)
 {
 	struct buf hdr = BUF_INIT(BUF_NOLIMIT), dir = BUF_INIT(BUF_NOLIMIT);
 	ldeliver_trace_headers(t->sender ? t->sender : m->sender, t->rcpt, &hdr);
 	pick_folder(t, &dir);
-	struct lreceipt_content c = { hdr.data, hdr.len, m->fd, m->content_offset, m->content_len };
-	bool done = lreceipt_begin(lr, path, buf_cstr(&dir), &c);
+	struct qreceipt_content c = { hdr.data, hdr.len, m->fd, m->content_offset, m->content_len };
+	bool done = qreceipt_begin(lr, path, buf_cstr(&dir), &c);
 	buf_free(&hdr);
 	buf_free(&dir);
 	return done;
@@ -307,7 +323,7 @@ static bool maildir_receipt_begin(const struct ldeliver_msg *m, const struct lde
 enum ldeliver_status ldeliver(const struct ldeliver_msg *m, const struct ldeliver_target *t, struct buf *dsn,
                               struct buf *text)
 {
-	struct lreceipt lr = { NULL, -1, false };
+	struct qreceipt lr = { NULL, -1, false };
 	struct ldeliver_target ft;
 	bool guarded = false;
 	struct buf receipt = BUF_INIT(BUF_NOLIMIT);
@@ -340,7 +356,7 @@ enum ldeliver_status ldeliver(const struct ldeliver_msg *m, const struct ldelive
 		buf_printf(text, "delivered to %s (before a restart)", what[t->kind]);
 		st = LDELIVER_OK;
 	} else if (t->kind == LDELIVER_FILE && m->receipt_dir && (guarded = true) &&
-	           lreceipt_begin(&lr, receipt.data, NULL, NULL)) {
+	           qreceipt_begin(&lr, receipt.data, NULL, NULL)) {
 		buf_puts(dsn, "2.0.0");
 		buf_printf(text, "delivered to %s (before a restart)", what[t->kind]);
 		st = LDELIVER_OK;
@@ -352,7 +368,7 @@ enum ldeliver_status ldeliver(const struct ldeliver_msg *m, const struct ldelive
 		st = fn(m, t, dsn, text);
 	}
 	if (guarded)
-		lreceipt_end(&lr, st == LDELIVER_OK);	/* no-op when the receipt was already there */
+		qreceipt_end(&lr, st == LDELIVER_OK);	/* no-op when the receipt was already there */
 	else if (st == LDELIVER_OK && m->receipt_dir)
 		write_receipt(m, receipt.data);
 	buf_free(&receipt);

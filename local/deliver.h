@@ -12,7 +12,7 @@
 
 #include "buf.h"
 
-struct lreceipt;
+struct qreceipt;
 
 #define LDELIVER_HEADER_SCAN_MAX (1u << 20)	/* Delivered-To lines are looked for in this much of the header */
 
@@ -25,6 +25,7 @@ struct ldeliver_msg {
 	const char *receipt_dir;
 	const char *sender;	/* envelope sender, "" for the null sender */
 	int fd;			/* the queue file (read with pread: the offset is not used) */
+	bool junk;		/* smtpd enforced a DMARC quarantine: Maildir deliveries go to the Junk folder */
 	uint64_t content_offset;
 	uint64_t content_len;
 };
@@ -49,7 +50,7 @@ struct ldeliver_target {
 	const char *home;	/* command: working directory ("/" when it cannot be entered) */
 	unsigned time_limit;	/* command: seconds before it is killed */
 	char *const *rcpts;	/* resubmit: the recipients of the new message (NULL-terminated) */
-	const struct lreceipt *mark;	/* file: set by ldeliver(), the pending receipt mark (NULL: none); the
+	const struct qreceipt *mark;	/* file: set by ldeliver(), the pending receipt mark (NULL: none); the
 					 * append records its start there, and a retry after an interrupted
 					 * attempt finds or cuts off that attempt's message */
 };

@@ -14,6 +14,7 @@
 
 #include "accounts.h"
 #include "alloc.h"
+#include "authres.h"
 #include "config.h"
 #include "daemon.h"
 #include "deliver.h"
@@ -515,6 +516,17 @@ static int deliver_rcpt(const struct ldeliver_msg *m, const char *rcpt, struct b
 	return 2;
 }
 
+/* Did smtpd enforce a DMARC quarantine? Its verdict is the first header field of the content (authres.h). */
+static bool quarantined(const struct ldeliver_msg *m)
+{
+	size_t want = m->content_len < 65536 ? (size_t)m->content_len : 65536, got = 0;
+	char *head = xmalloc(want + 1);
+	bool q = ldeliver_read_at(m->fd, head, want, m->content_offset, &got) &&
+	         authres_dmarc_quarantined(head, got, L.myhostname);
+	free(head);
+	return q;
+}
+
 static struct ipc_msg *handle(struct ipc_msg *req)
 {
 	const char *id = "", *sender = "";
@@ -537,6 +549,7 @@ static struct ipc_msg *handle(struct ipc_msg *req)
 	struct ldeliver_msg m = { .queue_id = id, .receipt_dir = fail ? NULL : rdir.data, .sender = sender, .fd = fd,
 		                  .content_offset = have_env ? env.content_offset : 0,
 		                  .content_len = have_env ? env.content_len : 0 };
+	m.junk = have_env && quarantined(&m);
 	while (ipc_iter_u32(&ii, &idx) && ipc_iter_str(&ir, &rcpt, NULL)) {
 		m.rcpt_idx = idx;
 		int code = 4;

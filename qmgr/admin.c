@@ -1,5 +1,6 @@
 /* Administrative requests on queued messages (flush, hold, release, delete, requeue) and the listing, for the
- * CLI through qmgr's socket. Each acts on one message by ID, or on all of them. */
+ * CLI through qmgr's socket. Each acts on one message by ID, or on all of them; the listing is formatted here
+ * (common/qlist.c) in chunks that fit an IPC frame. */
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -7,6 +8,7 @@
 #include "alloc.h"
 #include "fsutil.h"
 #include "log.h"
+#include "qlist.h"
 #include "queue_impl.h"
 
 typedef bool msg_op(struct qmgr *q, struct qmsg *m, uint64_t now);
@@ -77,6 +79,8 @@ int qmgr_release(struct qmgr *q, const char *id, uint64_t now)
 	return apply(q, id, op_release, now);
 }
 
+static bool op_delete_deferred(struct qmgr *q, struct qmsg *m, uint64_t now);
+
 static bool op_delete(struct qmgr *q, struct qmsg *m, uint64_t now)
 {
 	(void)now;
@@ -104,6 +108,16 @@ int qmgr_delete(struct qmgr *q, const char *id)
 	return apply(q, id, op_delete, 0);
 }
 
+static bool op_delete_deferred(struct qmgr *q, struct qmsg *m, uint64_t now)
+{
+	return strcmp(m->dir, "deferred") == 0 && op_delete(q, m, now);
+}
+
+int qmgr_delete_deferred(struct qmgr *q)
+{
+	return apply(q, NULL, op_delete_deferred, 0);
+}
+
 static bool op_requeue(struct qmgr *q, struct qmsg *m, uint64_t now)
 {
 	bool any = false;
@@ -125,14 +139,27 @@ int qmgr_requeue(struct qmgr *q, const char *id, uint64_t now)
 	return apply(q, id, op_requeue, now);
 }
 
-void qmgr_list(struct qmgr *q, void (*fn)(const struct qmgr_list_entry *e, void *arg), void *arg)
+size_t qmgr_list(struct qmgr *q, enum qlist_format f, size_t offset, size_t max_bytes, struct buf *out,
+                 struct qmgr_list_stats *stats)
 {
+	size_t i = 0;
+	memset(stats, 0, sizeof(*stats));
 	for (struct qmsg *m = q->msgs; m; m = m->next) {
-		if (m->removed)
+		if (m->removed || i++ < offset)
 			continue;
-		struct qmgr_list_entry e = { m->id, m->dir, &m->env, m->st, m->nst };
-		fn(&e, arg);
+		size_t before = out->len;
+		struct qlist_entry e = { m->id, m->dir, &m->env, m->st, m->nst };
+		qlist_format(&e, f, out);
+		/* a message that does not fit waits for the next request (but one always goes, however long) */
+		if (out->len > max_bytes && stats->count > 0) {
+			buf_truncate(out, before);
+			stats->more = true;
+			break;
+		}
+		stats->count++;
+		stats->bytes += m->env.content_len;
 	}
+	return stats->count;
 }
 
 struct qstate *qmgr_state(struct qmgr *q)

@@ -1,6 +1,6 @@
-/* Delivery status notifications (RFC 3464 multipart/report) for recipients that failed, and the rule for whom
- * they go to. qmgr builds one per message whose recipients reached a final failure and queues it through qfile
- * with origin "bounce"; a fuller MIME module may replace the builder later, the interface is kept small. */
+/* qmgr's side of delivery status notifications: whom they go to, what of the original they return, and how
+ * they enter the queue (from the null sender, origin "bounce" or "double-bounce"). The RFC 3464 format itself
+ * is common/mime_dsn.c. */
 #ifndef POSTERN_QMGR_BOUNCE_H
 #define POSTERN_QMGR_BOUNCE_H
 
@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "mime_dsn.h"
 #include "qfile.h"
 
 /* Origins of notifications: a failed "double-bounce" is only logged, so two broken mailboxes cannot make
@@ -16,21 +17,12 @@
 #define BOUNCE_ORIGIN "bounce"
 #define BOUNCE_ORIGIN_DOUBLE "double-bounce"
 
-struct bounce_rcpt {
-	const char *addr;	/* final recipient */
-	const char *orcpt;	/* DSN ORCPT "type;address", NULL when not given */
-	const char *action;	/* "failed", "delayed" or "delivered" */
-	const char *dsn;	/* enhanced status code, e.g. "5.1.1" */
-	const char *text;	/* diagnostic text */
-	uint64_t last_try;	/* seconds since the epoch, 0 = never tried */
-};
-
 struct bounce_info {
 	const char *hostname;		/* reporting MTA (myhostname) */
 	const char *queue_id;		/* of the original message */
 	const struct qfile_envelope *env;	/* original envelope (sender, arrival, ENVID, RET) */
 	const char *to;			/* who the report goes to (bounce_recipient()) */
-	const struct bounce_rcpt *rcpts;
+	const struct mime_dsn_rcpt *rcpts;
 	size_t nrcpts;
 	const char *content;		/* original message, LF line ends; may be NULL */
 	size_t content_len;
@@ -43,8 +35,9 @@ struct bounce_info {
  * then nobody (NULL: log and drop). Never the null sender. */
 const char *bounce_recipient(const struct qfile_envelope *env, const char *postmaster, const char **origin);
 
-/* Append the whole report message (headers and body, LF line ends) to out. */
-void bounce_build(const struct bounce_info *bi, struct buf *out);
+/* The report (mime_dsn_build()) with qmgr's choices: the whole message returned with a failure unless RET=HDRS
+ * or it is larger than max_content, the headers only otherwise. eightbit says the result needs 8BITMIME. */
+bool bounce_build(const struct bounce_info *bi, struct buf *out, bool *eightbit);
 
 /* Queue msg as a new message from the null sender to rcpt with the given origin. new_id (when not NULL) gets
  * the new queue ID (free it). false with err when the queue cannot take it. */

@@ -243,20 +243,6 @@ static bool dispatch(struct qjob *job, void *arg)
 
 /* ---- requests on private/qmgr ---- */
 
-static void list_entry(const struct qmgr_list_entry *e, void *arg)
-{
-	struct buf *b = arg;
-	buf_printf(b, "%-16s %-9s %8llu  <%s>\n", e->id, e->dir, (unsigned long long)e->env->content_len,
-	           e->env->sender);
-	for (size_t i = 0; i < e->nrcpts; i++) {
-		const struct qstate_rcpt *r = &e->rcpts[i];
-		buf_printf(b, "    %-40s %s", r->addr, qstate_status_name(r->status));
-		if (r->dsn[0])
-			buf_printf(b, " %s (%s)", r->dsn, r->text);
-		buf_puts(b, "\n");
-	}
-}
-
 static void handler(struct ipc_req *rq, struct ipc_msg *msg, void *arg)
 {
 	(void)arg;
@@ -269,25 +255,49 @@ static void handler(struct ipc_req *rq, struct ipc_msg *msg, void *arg)
 		ipc_reply_error(rq, 1, "bad queue ID");
 		return;
 	}
+	/* what smtpd just queued can be listed and acted on at once, not only after the next scan */
+	qmgr_scan(app.q, now);
 	switch (msg->type) {
 	case QP_WAKEUP:
-		qmgr_scan(app.q, now);
 		kick();
 		ipc_reply(rq, NULL);
 		return;
 	case QP_LIST: {
-		struct buf b = BUF_INIT(IPC_MAX_FRAME_DEFAULT / 2);
-		qmgr_list(app.q, list_entry, &b);
+		uint32_t fmt = QLIST_TEXT, offset = 0;
+		ipc_get_u32(msg, QP_F_FORMAT, &fmt);
+		ipc_get_u32(msg, QP_F_OFFSET, &offset);
+		struct buf b = BUF_INIT(BUF_NOLIMIT);
+		struct qmgr_list_stats st;
+		qmgr_list(app.q, fmt <= QLIST_MAILQ ? (enum qlist_format)fmt : QLIST_TEXT, offset, IPC_MAX_FRAME_DEFAULT / 4,
+		          &b, &st);
 		struct ipc_msg *r = ipc_msg_reply_to(msg, QP_TEXT);
 		ipc_put_str(r, QP_F_TEXT, buf_cstr(&b));
+		ipc_put_u32(r, QP_F_COUNT, (uint32_t)st.count);
+		ipc_put_u64(r, QP_F_SIZE, st.bytes);
+		ipc_put_u32(r, QP_F_MORE, st.more);
 		buf_free(&b);
 		ipc_reply(rq, r);
+		kick();
 		return;
 	}
 	case QP_FLUSH: n = qmgr_flush(app.q, id, now); qmgr_scan(app.q, now); break;
 	case QP_HOLD: n = qmgr_hold(app.q, id); break;
 	case QP_RELEASE: n = qmgr_release(app.q, id, now); break;
-	case QP_DELETE: n = qmgr_delete(app.q, id); break;
+	case QP_DELETE: {
+		const char *sel = NULL;
+		ipc_get_str(msg, QP_F_SELECT, &sel, NULL);
+		if (id)
+			n = qmgr_delete(app.q, id);
+		else if (sel && strcmp(sel, "ALL") == 0)
+			n = qmgr_delete(app.q, NULL);
+		else if (sel && strcmp(sel, "deferred") == 0)
+			n = qmgr_delete_deferred(app.q);
+		else {
+			ipc_reply_error(rq, 1, "delete needs a queue ID, ALL or deferred");
+			return;
+		}
+		break;
+	}
 	case QP_REQUEUE: n = qmgr_requeue(app.q, id, now); break;
 	default:
 		ipc_reply_error(rq, 1, "unknown request");

@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "alloc.h"
-#include "bounce.h"
 #include "fsutil.h"
 #include "log.h"
 #include "queue.h"
@@ -30,19 +29,29 @@ char *qmgr_path(const struct qmgr *q, const char *dir, const char *id)
 	return buf_steal(&b, NULL);
 }
 
-bool qmgr_move_file(struct qmgr *q, const char *id, const char *from, const char *to)
+static bool move_file(struct qmgr *q, const char *id, const char *from, const char *to, bool sync)
 {
 	char *a = qmgr_path(q, from, id), *b = qmgr_path(q, to, id), *da = qmgr_path(q, from, NULL), *db = qmgr_path(q, to, NULL);
 	bool ok = rename(a, b) == 0;
 	if (!ok)
 		log_error("%s: move %s to %s: %s", id, from, to, strerror(errno));
-	else if (!fsutil_fsync_dir(db) || !fsutil_fsync_dir(da))
+	else if (sync && (!fsutil_fsync_dir(db) || !fsutil_fsync_dir(da)))
 		log_warn("%s: fsync %s or %s: %s", id, from, to, strerror(errno));
 	free(a);
 	free(b);
 	free(da);
 	free(db);
 	return ok;
+}
+
+bool qmgr_move_file(struct qmgr *q, const char *id, const char *from, const char *to)
+{
+	return move_file(q, id, from, to, true);
+}
+
+bool qmgr_move_file_nosync(struct qmgr *q, const char *id, const char *from, const char *to)
+{
+	return move_file(q, id, from, to, false);
 }
 
 static void to_corrupt(struct qmgr *q, const char *id, const char *dir, const char *why)
@@ -128,6 +137,8 @@ bool qmgr_commit(struct qmgr *q, struct qmsg *m)
 	else
 		for (size_t i = 0; i < m->nst; i++)
 			m->dirty[i] = false;
+	if (n > 0)
+		m->stored = true;	/* even after a failure: part of it may have been written before */
 	free(recs);
 	buf_free(&err);
 	return ok;
@@ -161,11 +172,14 @@ static struct qmsg *load_msg(struct qmgr *q, const char *id, const char *dir, ui
 	}
 	struct qstate_rcpt *st;
 	size_t n;
+	bool had = true;	/* whether state.lmdb may hold records of it; when it cannot be read, it may */
 	buf_reset(&err);
 	if (!qstate_get_msg(q->db, id, &st, &n, &err)) {
 		log_warn("%s: %s: state rebuilt from the envelope", id, buf_cstr(&err));
 		st = NULL;
 		n = 0;
+	} else {
+		had = n > 0;
 	}
 	/* State must be a dense 0..n-1 series whose envelope part names the envelope's recipients. */
 	bool good = true;
@@ -175,9 +189,13 @@ static struct qmsg *load_msg(struct qmgr *q, const char *id, const char *dir, ui
 		log_warn("%s: state does not match the queue file: rebuilt from the envelope", id);
 		qstate_free_list(&st, n);
 		n = 0;
+		buf_reset(&err);
+		if (qstate_delete_msg(q->db, id, &err))
+			had = false;
 	}
 	m->st = st;
 	m->nst = n;
+	m->stored = had;
 	m->busy = xcalloc(n ? n : 1, sizeof(bool));
 	m->dirty = xcalloc(n ? n : 1, sizeof(bool));
 	if (n < m->env.nrcpts) {
@@ -191,7 +209,8 @@ static struct qmsg *load_msg(struct qmgr *q, const char *id, const char *dir, ui
 			qstate_rcpt_set(r, m->env.rcpts[i].addr, "", "");
 			m->dirty[i] = true;
 		}
-		qmgr_commit(q, m);
+		/* Not committed now: state that says only "pending" is what the envelope gives after a crash too,
+		 * so it is written with the first result (a message delivered at once never needs it at all). */
 	}
 	if (q->tail)
 		q->tail->next = m;
@@ -257,6 +276,7 @@ void qmgr_free(struct qmgr **qp)
 		struct dest *d = q->dests;
 		q->dests = d->next;
 		free(d->name);
+		free(d->why);
 		free(d);
 	}
 	qstate_close(&q->db);
@@ -409,7 +429,7 @@ size_t qmgr_scan(struct qmgr *q, uint64_t now)
 			log_error("%s: queue ID already active; left in incoming/", v[i]);
 			continue;
 		}
-		if (!qmgr_move_file(q, v[i], "incoming", "active"))
+		if (!qmgr_move_file_nosync(q, v[i], "incoming", "active"))
 			continue;
 		struct qmsg *m = load_msg(q, v[i], "active", now);
 		if (!m)
@@ -425,14 +445,14 @@ size_t qmgr_scan(struct qmgr *q, uint64_t now)
 
 /* ---- results ---- */
 
-static uint64_t arrival_ms(const struct qmsg *m)
+uint64_t qmgr_arrival_ms(const struct qmsg *m)
 {
 	return m->env.arrival > 0 ? (uint64_t)(m->env.arrival * 1000.0) : 0;
 }
 
 static void log_result(struct qmsg *m, const struct qstate_rcpt *r, const char *relay, uint64_t now)
 {
-	uint64_t a = arrival_ms(m);
+	uint64_t a = qmgr_arrival_ms(m);
 	double delay = now > a ? (double)(now - a) / 1000.0 : 0.0;
 	const char *st = r->status == QSTATE_SENT ? "sent" : r->status == QSTATE_BOUNCED ? "bounced" : "deferred";
 	struct buf orig = BUF_INIT(BUF_NOLIMIT);
@@ -456,7 +476,7 @@ static void record(struct qmgr *q, struct qmsg *m, size_t i, int code, const cha
 		r->status = QSTATE_SENT;
 	} else if (code == 5) {
 		r->status = QSTATE_BOUNCED;
-	} else if (qsched_expired(&q->p.sched, arrival_ms(m), now)) {
+	} else if (qsched_expired(&q->p.sched, qmgr_arrival_ms(m), now)) {
 		struct buf t = BUF_INIT(BUF_NOLIMIT);
 		buf_printf(&t, "delivery time expired: %s", text);
 		qstate_rcpt_set(r, NULL, NULL, t.data);
@@ -470,153 +490,11 @@ static void record(struct qmgr *q, struct qmsg *m, size_t i, int code, const cha
 	log_result(m, r, relay, now);
 }
 
-/* The envelope recipient a state record stands for (itself, or the one it was expanded from). */
-static const struct qfile_rcpt *env_rcpt(const struct qmsg *m, size_t i)
+const struct qfile_rcpt *qmgr_env_rcpt(const struct qmsg *m, size_t i)
 {
 	while (i < m->nst && i >= m->env.nrcpts && m->st[i].parent != QSTATE_NO_PARENT)
 		i = m->st[i].parent;
 	return i < m->env.nrcpts ? &m->env.rcpts[i] : NULL;
-}
-
-static void read_content(struct qmgr *q, struct qmsg *m, struct buf *out)
-{
-	char *path = qmgr_path(q, m->dir, m->id);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	free(path);
-	if (fd < 0)
-		return;
-	size_t want = m->env.content_len > q->p.bounce_size_limit ? q->p.bounce_size_limit + 1 : m->env.content_len;
-	if (buf_reserve(out, want)) {
-		ssize_t k;
-		while (out->len < want &&
-		       (k = pread(fd, out->data + out->len, want - out->len, (off_t)(m->env.content_offset + out->len))) > 0)
-			out->len += (size_t)k;
-		out->data[out->len] = '\0';
-	}
-	close(fd);
-}
-
-static bool any_failed(const struct bounce_rcpt *br, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(br[i].action, "failed") == 0)
-			return true;
-	return false;
-}
-
-/* Build and queue one report about m's recipients br (to the sender, or as bounce_recipient() says). true when
- * queued or deliberately dropped (a double bounce), false when it must be tried again. */
-static bool queue_report(struct qmgr *q, struct qmsg *m, const struct bounce_rcpt *br, size_t n, uint64_t now)
-{
-	const char *origin;
-	const char *to = bounce_recipient(&m->env, q->p.postmaster, &origin);
-	bool ok = true;
-	if (!to) {
-		log_warn("%s: undeliverable notification to the postmaster discarded", m->id);
-		return true;
-	}
-	struct buf content = BUF_INIT(BUF_NOLIMIT), msg = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(1024);
-	read_content(q, m, &content);
-	struct bounce_info bi = { q->p.hostname, m->id, &m->env, to, br, n, content.data, content.len,
-	                          q->p.bounce_size_limit, now / 1000 };
-	bounce_build(&bi, &msg);
-	char *nid = NULL;
-	bool eight = m->env.body && !str_eq_ci(m->env.body, "7BIT");
-	ok = bounce_queue(q->p.queue_dir, to, origin, eight, &msg, &nid, &err);
-	if (ok) {
-		log_info("%s: sender %s notification: %s", m->id,
-		         any_failed(br, n) ? "non-delivery" : strcmp(br[0].action, "delayed") == 0 ? "delay" :
-		         "delivery status", nid);
-		q->rescan = true;
-	} else {
-		log_error("%s: cannot queue notification: %s", m->id, buf_cstr(&err));
-	}
-	free(nid);
-	buf_free(&content);
-	buf_free(&msg);
-	buf_free(&err);
-	return ok;
-}
-
-/* Once per recipient, when delay_warning_time has passed and it is still deferred: a "delayed" report, if its
- * NOTIFY asks for delays (or was not given, as Postfix does) and the sender is not the null sender. A failure
- * to queue it is tried at the next attempt; the warning is never worth holding the message for. */
-static void warn_delayed(struct qmgr *q, struct qmsg *m, uint64_t now)
-{
-	if (!m->env.sender || !m->env.sender[0] || !qsched_warn_due(&q->p.sched, arrival_ms(m), now))
-		return;
-	struct bounce_rcpt *br = xcalloc(m->nst ? m->nst : 1, sizeof(*br));
-	bool *inc = xcalloc(m->nst ? m->nst : 1, sizeof(*inc));
-	size_t n = 0;
-	bool changed = false;
-	for (size_t i = 0; i < m->nst; i++) {
-		struct qstate_rcpt *r = &m->st[i];
-		if (r->status != QSTATE_DEFERRED || (r->flags & QSTATE_F_WARNED))
-			continue;
-		const struct qfile_rcpt *er = env_rcpt(m, i);
-		unsigned nf = er ? er->notify : 0;
-		if (nf == 0 || (nf & QFILE_NOTIFY_DELAY)) {
-			br[n++] = (struct bounce_rcpt){ r->addr, er ? er->orcpt : NULL, "delayed", r->dsn, r->text,
-			                                r->last_try / 1000 };
-			inc[i] = true;
-		} else {
-			r->flags |= QSTATE_F_WARNED, m->dirty[i] = true, changed = true;
-		}
-	}
-	if (n > 0 && queue_report(q, m, br, n, now))
-		for (size_t i = 0; i < m->nst; i++)
-			if (inc[i])
-				m->st[i].flags |= QSTATE_F_WARNED, m->dirty[i] = true, changed = true;
-	if (changed)
-		qmgr_commit(q, m);
-	free(inc);
-	free(br);
-}
-
-/* Send one DSN for every bounced recipient not yet notified, and for delivered ones that asked
- * (NOTIFY=SUCCESS). false when it must be tried again. */
-static bool notify(struct qmgr *q, struct qmsg *m, uint64_t now)
-{
-	struct bounce_rcpt *br = xcalloc(m->nst ? m->nst : 1, sizeof(*br));
-	size_t n = 0;
-	bool changed = false, ok = true;
-
-	bool *inc = xcalloc(m->nst ? m->nst : 1, sizeof(*inc));
-	bool has_sender = m->env.sender && m->env.sender[0];
-	for (size_t i = 0; i < m->nst; i++) {
-		struct qstate_rcpt *r = &m->st[i];
-		if (r->flags & QSTATE_F_NOTIFIED)
-			continue;
-		const struct qfile_rcpt *er = env_rcpt(m, i);
-		unsigned nf = er ? er->notify : 0;
-		if (r->status == QSTATE_BOUNCED) {
-			/* RFC 3461: without NOTIFY a failure is reported; NOTIFY=NEVER or without FAILURE it is not */
-			if (nf == 0 || (nf & QFILE_NOTIFY_FAILURE)) {
-				br[n++] = (struct bounce_rcpt){ r->addr, er ? er->orcpt : NULL, "failed", r->dsn, r->text,
-				                                r->last_try / 1000 };
-				inc[i] = true;
-			} else {
-				r->flags |= QSTATE_F_NOTIFIED, m->dirty[i] = true, changed = true;
-			}
-		} else if (r->status == QSTATE_SENT && (nf & QFILE_NOTIFY_SUCCESS) && has_sender && r->parent ==
-		           QSTATE_NO_PARENT) {
-			br[n++] = (struct bounce_rcpt){ r->addr, er ? er->orcpt : NULL, "delivered", r->dsn, r->text,
-			                                r->last_try / 1000 };
-			inc[i] = true;
-		}
-	}
-	if (n > 0) {
-		ok = queue_report(q, m, br, n, now);
-		if (ok)
-			for (size_t i = 0; i < m->nst; i++)
-				if (inc[i])
-					m->st[i].flags |= QSTATE_F_NOTIFIED, m->dirty[i] = true, changed = true;
-	}
-	free(inc);
-	free(br);
-	if (changed && !qmgr_commit(q, m))
-		ok = false;
-	return ok;
 }
 
 void qmgr_forget(struct qmgr *q, struct qmsg *m)
@@ -638,7 +516,7 @@ static void finish(struct qmgr *q, struct qmsg *m)
 	} else {
 		if (!fsutil_fsync_dir(dir))
 			log_warn("%s: fsync %s: %s", m->id, dir, strerror(errno));
-		if (!qstate_delete_msg(q->db, m->id, &err))
+		if (m->stored && !qstate_delete_msg(q->db, m->id, &err))
 			log_warn("%s: %s (dropped at next start)", m->id, buf_cstr(&err));
 		qmgr_remove_receipts(q, m->id);
 		log_info("%s: removed", m->id);
@@ -662,18 +540,18 @@ static void settle(struct qmgr *q, struct qmsg *m, uint64_t now)
 {
 	if (m->jobs || m->removed)
 		return;
-	bool notified = notify(q, m, now);
+	bool notified = qmgr_notify(q, m, now);
 	if (all_final(m)) {
 		if (notified)
 			finish(q, m);
 		return;
 	}
-	warn_delayed(q, m, now);
+	qmgr_warn_delayed(q, m, now);
 	bool due = false;
 	for (size_t i = 0; i < m->nst; i++)
 		if (!qstate_final(m->st[i].status) && m->st[i].next_try <= now)
 			due = true;
-	if (!due && strcmp(m->dir, "active") == 0 && qmgr_move_file(q, m->id, "active", "deferred"))
+	if (!due && strcmp(m->dir, "active") == 0 && qmgr_move_file_nosync(q, m->id, "active", "deferred"))
 		m->dir = "deferred";
 }
 
@@ -714,6 +592,7 @@ static void job_free(struct qjob *j)
 	free((char *)j->queue_path);
 	free(j->transport);
 	free(j->dest);
+	free(j->unreached_text);
 	free(j);
 }
 
@@ -741,7 +620,15 @@ void qmgr_job_result(struct qjob *job, uint32_t idx, int code, const char *dsn, 
 		text = "transport gave a malformed status";
 	}
 	jr->done = true;
-	record(job->q, m, idx, code, dsn, text, job->transport, qsched_now());
+	uint64_t now = qsched_now();
+	if (!job->nresults++)
+		job->first_result = now;
+	if (code == 4 && dsn && strncmp(dsn, "4.4.", 4) == 0) {
+		job->nunreached++;
+		if (!job->unreached_text)
+			job->unreached_text = xstrdup(text ? text : dsn);
+	}
+	record(job->q, m, idx, code, dsn, text, job->transport, now);
 }
 
 /* A new state record expanded from recipient idx; its index, or -1 when refused. */
@@ -783,6 +670,51 @@ void qmgr_job_add_failed(struct qjob *job, uint32_t idx, const char *target, con
 		record(job->q, job->msg, (size_t)i, 5, dsn, text, job->transport, qsched_now());
 }
 
+/* What a finished smtp job says about its destination. Only answers count (a transport that crashed or could
+ * not be reached says nothing about the next hop): all of them "no server reached" (4.4.x) makes the
+ * destination dead for the first retry interval, and while it has failures only one job at a time probes it;
+ * any other answer (even a refusal) shows a server is there. */
+static void dest_outcome(struct qmgr *q, struct dest *d, const struct qjob *job, uint64_t now)
+{
+	if (job->nunreached == job->nresults) {
+		uint64_t pause = qsched_backoff(&q->p.sched, 1);
+		bool was_alive = d->dead_until <= now;
+		d->failures++;
+		/* counted from the first answer: no later than the retry of this job's own recipients, which must
+		 * find the destination open again, not be suspended for a moment more */
+		d->dead_until = job->first_result + pause;
+		free(d->why);
+		d->why = xstrdup(job->unreached_text ? job->unreached_text : "no server reached");
+		if (was_alive)
+			log_warn("%s: destination %s marked dead for %.1f s: %s", job->queue_id, d->name, (double)pause / 1000,
+			         log_safe(d->why, strlen(d->why), 512));
+	} else if (d->failures) {
+		log_info("%s: destination %s reachable again", job->queue_id, d->name);
+		d->failures = 0;
+		d->dead_until = 0;
+		xfree(&d->why);
+	}
+}
+
+/* Recipient i of m is for the dead destination d: deferred until d may be tried again, without an attempt of
+ * its own (or bounced when its time in the queue is up). */
+static void suspend(struct qmgr *q, struct qmsg *m, size_t i, const struct dest *d, uint64_t now)
+{
+	struct qstate_rcpt *r = &m->st[i];
+	if (qsched_expired(&q->p.sched, qmgr_arrival_ms(m), now)) {
+		record(q, m, i, 4, "4.4.1", d->why, "smtp", now);
+		return;
+	}
+	struct buf t = BUF_INIT(BUF_NOLIMIT);
+	buf_printf(&t, "delivery temporarily suspended: %s", d->why);
+	qstate_rcpt_set(r, NULL, r->dsn[0] ? NULL : "4.4.1", t.data);
+	r->status = QSTATE_DEFERRED;
+	r->next_try = d->dead_until;
+	m->dirty[i] = true;
+	log_result(m, r, "smtp", now);
+	buf_free(&t);
+}
+
 static void job_done(struct qjob *job, uint64_t now, const char *why, bool do_settle)
 {
 	struct qmgr *q = job->q;
@@ -796,12 +728,17 @@ static void job_done(struct qjob *job, uint64_t now, const char *why, bool do_se
 		if (jr->idx < m->nst)
 			m->busy[jr->idx] = false;
 	}
-	if (!m->removed)
+	/* A message this job completes without a notification to send is removed next (settle, finish): the
+	 * removal of its file is then the durable record, and committing its results first would only cost a
+	 * synced transaction per message. A crash before the removal retries it, and the receipts answer. */
+	if (!m->removed && !(do_settle && m->jobs == 1 && qmgr_done_quietly(m)))
 		qmgr_commit(q, m);
 	m->jobs--;
 	struct dest *d = get_dest(q, job->dest);
 	d->jobs--;
 	q->jobs--;
+	if (strcmp(job->transport, "smtp") == 0 && job->nresults > 0)
+		dest_outcome(q, d, job, now);
 	job_free(job);
 	if (m->removed) {
 		if (m->jobs == 0)
@@ -846,7 +783,7 @@ static void schedule_msg(struct qmgr *q, struct qmsg *m, uint64_t now)
 	struct qjob **open = NULL;	/* jobs being filled, one per destination */
 	size_t nopen = 0;
 
-	if (strcmp(m->dir, "deferred") == 0 && !qmgr_move_file(q, m->id, "deferred", "active"))
+	if (strcmp(m->dir, "deferred") == 0 && !qmgr_move_file_nosync(q, m->id, "deferred", "active"))
 		return;
 	m->dir = "active";
 	for (size_t i = 0; i < m->nst; i++) {
@@ -855,6 +792,15 @@ static void schedule_msg(struct qmgr *q, struct qmsg *m, uint64_t now)
 			continue;
 		bool smtp = qroute_recipient(&q->p.route, r->addr) == QROUTE_SMTP;
 		char *dname = smtp ? qroute_destination(&q->p.route, r->addr) : xstrdup("local");
+		if (smtp) {
+			struct dest *dd = get_dest(q, dname);
+			if (dd->dead_until > now) {
+				suspend(q, m, i, dd, now);
+				need_settle = true;
+				free(dname);
+				continue;
+			}
+		}
 		struct qjob *j = NULL;
 		size_t k;
 		for (k = 0; k < nopen; k++)
@@ -865,7 +811,9 @@ static void schedule_msg(struct qmgr *q, struct qmsg *m, uint64_t now)
 		if (!j) {
 			struct dest *d = get_dest(q, dname);
 			/* count the jobs being filled too: they start below */
-			if (q->jobs + nopen >= q->p.global_limit || d->jobs + 1 > q->p.dest_limit) {
+			/* a destination that failed lately gets one probe at a time */
+			unsigned limit = d->failures ? 1 : q->p.dest_limit;
+			if (q->jobs + nopen >= q->p.global_limit || d->jobs + 1 > limit) {
 				free(dname);
 				continue;
 			}
@@ -920,6 +868,15 @@ uint64_t qmgr_run(struct qmgr *q, uint64_t now)
 	for (m = q->msgs; m; m = m->next) {
 		if (strcmp(m->dir, "hold") == 0)
 			continue;
+		/* delay warnings on their own timer, not only when an attempt ends (which can be an hour later) */
+		uint64_t w = qmgr_warn_time(q, m);
+		if (w && w <= now) {
+			qmgr_warn_delayed(q, m, now);
+			/* a report that could not be queued is tried again later, never in a busy loop */
+			w = qmgr_warn_time(q, m) ? now + qsched_backoff(&q->p.sched, 1) : 0;
+		}
+		if (w && (next == 0 || w < next))
+			next = w;
 		for (size_t i = 0; i < m->nst; i++)
 			if (!qstate_final(m->st[i].status) && !m->busy[i]) {
 				/* due but not started (concurrency limits): the end of a job runs the schedule again; the

@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "qfile.h"
+#include "qlist.h"
 #include "route.h"
 #include "sched.h"
 #include "qstate.h"
@@ -49,6 +50,9 @@ struct qjob {
 	struct qjob_rcpt *rcpts;
 	size_t n;
 	uint64_t started;
+	size_t nresults, nunreached;	/* results so far; how many of them said no server was reached (4.4.x) */
+	uint64_t first_result;		/* ms, when the first result came */
+	char *unreached_text;		/* the first of those */
 	void *data;			/* the driver's */
 	/* Set by a dispatch function that refuses the job: the status its recipients are deferred with. */
 	const char *fail_dsn, *fail_text;
@@ -87,17 +91,18 @@ int qmgr_flush(struct qmgr *q, const char *id, uint64_t now);
 int qmgr_hold(struct qmgr *q, const char *id);
 int qmgr_release(struct qmgr *q, const char *id, uint64_t now);
 int qmgr_delete(struct qmgr *q, const char *id);
+int qmgr_delete_deferred(struct qmgr *q);	/* every message in deferred/ */
 int qmgr_requeue(struct qmgr *q, const char *id, uint64_t now);
 
-/* Listing: one call per message; rcpts are its state records. */
-struct qmgr_list_entry {
-	const char *id;
-	const char *dir;		/* active, deferred, hold */
-	const struct qfile_envelope *env;
-	const struct qstate_rcpt *rcpts;
-	size_t nrcpts;
+/* Listing: messages from number offset on, formatted into out until it passes max_bytes (at least one goes);
+ * stats say how many, their size, and whether more remain. Returns stats->count. */
+struct qmgr_list_stats {
+	size_t count;
+	unsigned long long bytes;
+	bool more;
 };
-void qmgr_list(struct qmgr *q, void (*fn)(const struct qmgr_list_entry *e, void *arg), void *arg);
+size_t qmgr_list(struct qmgr *q, enum qlist_format f, size_t offset, size_t max_bytes, struct buf *out,
+                 struct qmgr_list_stats *stats);
 size_t qmgr_count(const struct qmgr *q);
 /* The state database qmgr writes (tests read it through this: LMDB allows one environment per file and
  * process). */

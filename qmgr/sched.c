@@ -33,6 +33,11 @@ bool qsched_warn_due(const struct qsched_params *p, uint64_t arrival_ms, uint64_
 	return p->warn_ms > 0 && now_ms >= arrival_ms && now_ms - arrival_ms >= scaled(p, p->warn_ms);
 }
 
+uint64_t qsched_warn_at(const struct qsched_params *p, uint64_t arrival_ms)
+{
+	return p->warn_ms > 0 ? arrival_ms + scaled(p, p->warn_ms) : 0;
+}
+
 uint64_t qsched_now(void)
 {
 	struct timespec ts;

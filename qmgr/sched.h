@@ -22,6 +22,8 @@ uint64_t qsched_backoff(const struct qsched_params *p, uint32_t attempts);
 bool qsched_expired(const struct qsched_params *p, uint64_t arrival_ms, uint64_t now_ms);
 /* True when a message that arrived at arrival_ms is due a delay warning at now_ms (never when warn_ms is 0). */
 bool qsched_warn_due(const struct qsched_params *p, uint64_t arrival_ms, uint64_t now_ms);
+/* When a message that arrived at arrival_ms is due its delay warning; 0 when warnings are off. */
+uint64_t qsched_warn_at(const struct qsched_params *p, uint64_t arrival_ms);
 /* Milliseconds since the epoch. */
 uint64_t qsched_now(void);
 

@@ -2,7 +2,8 @@
  * maxproc of them). It speaks the same delivery protocol as local (qproto.h, LP_DELIVER -> LP_RESULT): for each
  * request it reads the queue file, groups the recipients by domain, finds the next hop (transport_maps, then
  * relayhost, then the domain's MX), tries its addresses in order (session.c) and answers one result per
- * recipient. */
+ * recipient. A recipient the next hop accepted gets a receipt (common/receipt.h) before qmgr hears of it, so a
+ * retry after a crash reports it delivered instead of sending it again. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -25,6 +26,7 @@
 #include "nexthop.h"
 #include "qfile.h"
 #include "qproto.h"
+#include "receipt.h"
 #include "session.h"
 #include "str.h"
 #include "table.h"
@@ -35,7 +37,6 @@
 static struct {
 	char *queue_dir, *relayhost, *transport_path, *policy_path, *cafile, *myhostname, *helo_name, *sasl_path;
 	struct table *transport, *policy, *sasl;
-	struct dkim_signer *dkim;
 	struct dns_options dns;
 	struct smtp_session_opts sopts;
 	unsigned port;
@@ -112,8 +113,30 @@ static double now(void)
 	return (double)tv.tv_sec + tv.tv_usec / 1e6;
 }
 
-/* Deliver the recipients of m whose domain is domain (others are left open). */
-static void deliver_domain(struct smtp_message *all, const char *domain, double arrival, const char *relay_default)
+/* Claim recipient idx of message id: true when an earlier attempt already got the next hop's 250 for it. */
+static bool receipt_claim(const char *id, uint32_t idx, struct smtp_rcpt *r, struct qreceipt *rc)
+{
+	struct buf path = BUF_INIT(BUF_NOLIMIT);
+	buf_printf(&path, "%s/receipts/%s/%u-smtp", S.queue_dir, id, (unsigned)idx);
+	bool done = qreceipt_begin(rc, buf_cstr(&path), NULL, NULL);
+	buf_free(&path);
+	if (done) {
+		r->code = 2;
+		str_copy(r->dsn, sizeof(r->dsn), "2.0.0");
+		buf_puts(&r->text, "sent before a restart (receipt)");
+	} else if (rc->resumed) {
+		/* the window SMTP cannot close (RFC 1047): the attempt may have ended between the end of data and
+		 * the receipt, so the next hop may already have it */
+		log_warn("%s: to=<%s>: an earlier attempt was cut off after it began; sending again, possibly a duplicate",
+		         id, log_safe(r->addr, strlen(r->addr), 256));
+	}
+	return done;
+}
+
+/* Deliver the recipients of m whose domain is domain (others are left open); rc are their receipts (indexed
+ * like m's recipients), settled as soon as the sessions are over. */
+static void deliver_domain(struct smtp_message *all, const char *domain, double arrival, const char *relay_default,
+                           struct qreceipt *rc)
 {
 	struct smtp_message m = *all;
 	size_t *map = xcalloc(all->nrcpts, sizeof(*map));
@@ -237,6 +260,9 @@ static void deliver_domain(struct smtp_message *all, const char *domain, double 
 		clock_gettime(CLOCK_MONOTONIC, &S.conn_since);
 	buf_free(&at.why);
 out:
+	/* first of all: the receipts narrow the window in which a crash makes a duplicate */
+	for (size_t j = 0; j < m.nrcpts; j++)
+		qreceipt_end(&rc[map[j]], rv[j].code == 2);
 	for (size_t j = 0; j < m.nrcpts; j++) {
 		struct smtp_rcpt *r = &rv[j];
 		const char *status = r->code == 2 ? "sent" : r->code == 4 ? "deferred" : "bounced";
@@ -277,6 +303,7 @@ static struct ipc_msg *handle(struct ipc_msg *req)
 		fail = "request has different numbers of recipients and indexes";
 	struct smtp_rcpt *rv = xcalloc(n ? n : 1, sizeof(*rv));
 	uint32_t *idxv = xcalloc(n ? n : 1, sizeof(*idxv));
+	struct qreceipt *rc = xcalloc(n ? n : 1, sizeof(*rc));
 	struct ipc_iter ii, ir;
 	ipc_iter_init(&ii, req, LP_F_IDX);
 	ipc_iter_init(&ir, req, LP_F_RCPT);
@@ -319,14 +346,22 @@ static struct ipc_msg *handle(struct ipc_msg *req)
 				continue;
 			}
 		}
+		for (size_t i = 0; i < n; i++) {
+			rc[i].fd = -1;
+			if (!rv[i].code && receipt_claim(id, idxv[i], &rv[i], &rc[i]))
+				log_info("%s: to=<%s>, relay=none, dsn=2.0.0, status=sent (before a restart: receipt)", id,
+				         log_safe(rv[i].addr, strlen(rv[i].addr), 256));
+		}
 		/* all checks first: a delivery takes every open recipient of its domain */
 		for (size_t i = 0; i < n; i++) {
 			if (rv[i].code)
 				continue;
 			char *dom = xstrdup(rcpt_domain(rv[i].addr));
-			deliver_domain(&m, dom, env.arrival, NULL);
+			deliver_domain(&m, dom, env.arrival, NULL, rc);
 			free(dom);
 		}
+		for (size_t i = 0; i < n; i++)
+			qreceipt_end(&rc[i], rv[i].code == 2);	/* none is left open; this only makes sure */
 	}
 	for (size_t i = 0; i < n; i++) {
 		ipc_put_u32(reply, LP_F_R_IDX, idxv[i]);
@@ -337,6 +372,7 @@ static struct ipc_msg *handle(struct ipc_msg *req)
 	}
 	free(rv);
 	free(idxv);
+	free(rc);
 	if (have_env)
 		qfile_envelope_free(&env);
 	if (fd >= 0)
@@ -439,14 +475,6 @@ static void init(struct daemon_ctx *ctx)
 		.data_done_ms = ms(cfg, "smtp_data_done_timeout"), .quit_ms = ms(cfg, "smtp_quit_timeout"),
 		.auth_tls_required = config_bool(cfg, "smtp_sasl_tls_required"),
 	};
-	const char *dkim_keys = config_str(cfg, "dkim_keys");
-	if (*dkim_keys) {
-		struct buf derr = BUF_INIT(512);
-		if (!(S.dkim = dkim_signer_open(dkim_keys, &derr)))
-			fatalx("dkim_keys: %s", buf_cstr(&derr));
-		S.sopts.dkim = S.dkim;
-		buf_free(&derr);
-	}
 	const char *owner = config_str(cfg, "mail_owner");
 	struct passwd *pw = getpwnam(owner);
 	S.owner_uid = pw ? pw->pw_uid : geteuid();

@@ -542,27 +542,6 @@ static void transaction(struct sess *s)
 		buf_free(&raw);
 		use_conv = true;
 	}
-	if (o->dkim) {
-		/* sign exactly what goes on the wire: after the 7-bit conversion, which would break a signature */
-		if (!use_conv && !read_content(m, &conv, &text)) {
-			smtp_rcpts_fail(m, 4, "4.3.0", text.data);
-			goto out;
-		}
-		use_conv = true;
-		struct buf signed_msg = BUF_INIT(BUF_NOLIMIT), serr = BUF_INIT(512);
-		int sr = dkim_signer_sign(o->dkim, conv.data, conv.len, &signed_msg, &serr);
-		if (sr < 0) {
-			/* a key problem is ours to fix; the mail still goes, unsigned */
-			log_warn("%s: DKIM signing failed, sending unsigned: %s", m->queue_id, buf_cstr(&serr));
-		} else if (sr > 0 && buf_append(&signed_msg, conv.data, conv.len)) {
-			buf_free(&conv);
-			conv = signed_msg;
-			buf_init(&signed_msg, BUF_NOLIMIT);
-		}
-		buf_free(&signed_msg);
-		buf_free(&serr);
-	}
-
 	/* MAIL and the RCPTs: one write with PIPELINING, otherwise one at a time */
 	bool pipe = s->caps.pipelining;
 	mail_cmd(s, eightbit_body, utf8_needed && s->caps.smtputf8);

@@ -12,7 +12,6 @@
 #include <openssl/ssl.h>
 
 #include "buf.h"
-#include "dkim_signer.h"
 #include "nexthop.h"
 
 struct smtp_rcpt {
@@ -49,7 +48,6 @@ struct smtp_session_opts {
 	const char *auth_user;		/* client SMTP AUTH (PLAIN, else LOGIN) when not NULL */
 	const char *auth_pass;
 	bool auth_tls_required;		/* never send credentials over a connection without TLS */
-	struct dkim_signer *dkim;	/* DKIM-sign by the dkim_keys table; NULL: never sign */
 };
 
 /* Why an attempt did not reach the recipients, kept for when every address fails. */

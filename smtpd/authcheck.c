@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include <event2/event.h>
+#include <idn2.h>
 
 #include "alloc.h"
 #include "authres.h"
@@ -17,9 +18,6 @@
 #include "log.h"
 #include "smtpd.h"
 #include "spf.h"
-
-/* A sender whose SPF needs longer than this is recorded as temperror rather than holding the client. */
-#define AUTHCHECK_SPF_LIMIT_SECS 30
 
 struct spf_slot {
 	struct spf_request req;
@@ -33,6 +31,10 @@ struct smtpd_authcheck {
 	struct event_base *base;
 	struct dns *dns;
 	struct spf_slot mailfrom, helo;
+	/* From the end of the data, SPF, the DKIM keys and DMARC together get smtpd_sender_auth_timeout; what is
+	 * not answered by then is a temperror, so a slow DNS server cannot hold the client. */
+	struct event *deadline;
+	bool expired;
 };
 
 bool smtpd_authcheck_wanted(const struct smtpd_session *ss)
@@ -111,25 +113,74 @@ void smtpd_authcheck_free(struct smtpd_session *ss)
 	slot_clear(&ac->mailfrom);
 	slot_clear(&ac->helo);
 	dns_free(&ac->dns);
+	if (ac->deadline)
+		event_free(ac->deadline);
 	if (ac->base)
 		event_base_free(ac->base);
 	free(ac);
 	ss->authcheck = NULL;
 }
 
-static double mono_now(void)
+static void deadline_reached(evutil_socket_t fd, short what, void *arg)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	struct smtpd_authcheck *ac = arg;
+
+	(void)fd;
+	(void)what;
+	ac->expired = true;
+}
+
+/* The end of the data: the clock for everything still to be looked up starts now. */
+static void deadline_start(struct smtpd_authcheck *ac, int ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	ac->deadline = evtimer_new(ac->base, deadline_reached, ac);
+	if (!ac->deadline || evtimer_add(ac->deadline, &tv) != 0)
+		fatalx("smtpd: cannot arm the sender authentication timer");
+}
+
+struct lookup_wait {
+	struct dns_result *res;
+};
+
+static void lookup_done(struct dns_result *res, void *arg)
+{
+	((struct lookup_wait *)arg)->res = res;
+}
+
+/* One TXT lookup on the transaction's resolver, answered within the deadline or not at all (DNS_TIMEOUT). */
+static struct dns_result *ac_lookup(const char *name, void *arg)
+{
+	struct smtpd_authcheck *ac = arg;
+	struct lookup_wait w = { NULL };
+
+	if (ac->dns && !ac->expired) {
+		struct dns_query *q = dns_query(ac->dns, DNS_TXT, name, lookup_done, &w);
+		while (!w.res && !ac->expired && event_base_loop(ac->base, EVLOOP_ONCE) == 0)
+			;
+		if (!w.res)
+			dns_cancel(&q);
+	}
+	if (w.res)
+		return w.res;
+	struct dns_result *r = xcalloc(1, sizeof(*r));
+	r->type = DNS_TXT;
+	r->status = DNS_TIMEOUT;
+	r->name = xstrdup(name);
+	r->error = xstrdup("sender authentication time limit reached");
+	return r;
+}
+
+static int ac_dkim_fetch(const char *name, struct buf *rec, void *arg)
+{
+	return dkim_key_record(ac_lookup(name, arg), rec);
 }
 
 static void spf_wait(struct smtpd_authcheck *ac)
 {
-	double deadline = mono_now() + AUTHCHECK_SPF_LIMIT_SECS;
-
 	while ((ac->mailfrom.started && !ac->mailfrom.done) || (ac->helo.started && !ac->helo.done)) {
-		if (mono_now() > deadline || event_base_loop(ac->base, EVLOOP_ONCE) != 0)
+		if (ac->expired || event_base_loop(ac->base, EVLOOP_ONCE) != 0)
 			break;
 	}
 	struct spf_slot *slots[2] = { &ac->mailfrom, &ac->helo };
@@ -153,16 +204,35 @@ static const char *domain_of(const char *addr)
 	return at ? at + 1 : (addr ? addr : "");
 }
 
-bool smtpd_authcheck_finish(struct smtpd_session *ss, const char *msg, size_t len, bool complete, struct buf *top,
-                            struct buf *reply)
+/* An internationalised From domain (SMTPUTF8 mail) as A-labels, the form DNS, DKIM's d= and the PSL use
+ * (RFC 8616 section 4); one that does not convert is dropped (no DMARC verdict rather than a wrong one). */
+static char *a_label_domain(char *d)
+{
+	bool ascii = true;
+
+	for (const char *p = d; p && *p && ascii; p++)
+		ascii = (unsigned char)*p < 0x80;
+	if (!d || ascii)
+		return d;
+	char *a = NULL, *out = NULL;
+	if (idn2_to_ascii_8z(d, &a, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL) == IDN2_OK && a)
+		out = xstrdup(a);
+	idn2_free(a);
+	free(d);
+	return out;
+}
+
+bool smtpd_authcheck_finish(struct smtpd_session *ss, const char *qid, const char *msg, size_t len, bool complete,
+                            struct buf *top, struct buf *reply)
 {
 	struct smtpd_authcheck *ac = ss->authcheck;
 	struct authres_entry e[2 + 8 + 1];
 	size_t ne = 0;
-	bool ok = true;
+	bool ok = true, quarantined = false;
 
 	if (!ac)
 		return true;
+	deadline_start(ac, ss->set->authcheck_timeout_ms > 0 ? ss->set->authcheck_timeout_ms : 30000);
 	spf_wait(ac);
 	memset(e, 0, sizeof(e));
 	struct spf_slot *mf = &ac->mailfrom;
@@ -188,7 +258,7 @@ bool smtpd_authcheck_finish(struct smtpd_session *ss, const char *msg, size_t le
 	size_t nsig = 0;
 	struct dkim_sig_result *sigs = NULL;
 	if (complete)
-		sigs = dkim_verify(msg, len, dkim_fetch_dns, (void *)ss->set->dns, 0, 8, &nsig);
+		sigs = dkim_verify(msg, len, ac_dkim_fetch, ac, 0, 8, &nsig);
 	const char *passed[8];
 	size_t npassed = 0;
 	for (size_t i = 0; i < nsig && i < 8; i++) {
@@ -220,7 +290,7 @@ bool smtpd_authcheck_finish(struct smtpd_session *ss, const char *msg, size_t le
 	}
 
 	/* DMARC on the From domain */
-	char *from = complete ? dkim_from_domain(msg, len) : NULL;
+	char *from = complete ? a_label_domain(dkim_from_domain(msg, len)) : NULL;
 	struct dmarc_verdict v;
 	memset(&v, 0, sizeof(v));
 	char dmarc_reason[200];
@@ -233,7 +303,7 @@ bool smtpd_authcheck_finish(struct smtpd_session *ss, const char *msg, size_t le
 			.dkim_pass_domains = passed,
 			.n_dkim = npassed,
 		};
-		dmarc_check(ss->set->dns, ss->set->psl, &in, arc4random_uniform(100), &v);
+		dmarc_check_with(ac_lookup, ac, ss->set->psl, &in, arc4random_uniform(100), &v);
 		snprintf(dmarc_reason, sizeof(dmarc_reason), "p=%s%s%s", v.published == DMARC_POLICY_UNSET ? "none"
 		         : dmarc_policy_str(v.published), v.reason[0] ? "; " : "", v.reason);
 		e[ne].method = "dmarc";
@@ -241,6 +311,12 @@ bool smtpd_authcheck_finish(struct smtpd_session *ss, const char *msg, size_t le
 		e[ne].reason = v.result == DMARC_NONE ? NULL : dmarc_reason;
 		e[ne].props[0].name = "header.from";
 		e[ne].props[0].value = from;
+		if (v.result == DMARC_FAIL && v.policy == DMARC_POLICY_QUARANTINE && ss->set->dmarc_enforce) {
+			/* the disposition we applied: local reads it and delivers into Junk */
+			e[ne].props[1].name = "policy.dmarc";
+			e[ne].props[1].value = "quarantine";
+			quarantined = true;
+		}
 		ne++;
 		if (v.result == DMARC_FAIL && v.policy == DMARC_POLICY_REJECT && ss->set->dmarc_enforce) {
 			buf_reset(reply);
@@ -248,10 +324,20 @@ bool smtpd_authcheck_finish(struct smtpd_session *ss, const char *msg, size_t le
 			ok = false;
 		}
 	}
-	log_info("sender authentication from %s[%s]: spf=%s dkim=%s dmarc=%s%s%s", ss->client_name, ss->client_addr,
-	         mf->done ? spf_result_str(mf->ans.result) : "none",
+	/* RFC 7208 8.4 allows refusing a fail; RFC 7489 10.1 warns that doing so before DMARC loses mail that
+	 * DMARC would pass (a forwarder breaks SPF, not an aligned signature): refused only without a DMARC pass */
+	if (ok && ss->set->spf_reject && mf->done && mf->ans.result == SPF_FAIL && v.result != DMARC_PASS) {
+		buf_reset(reply);
+		buf_printf(reply, "550 5.7.23 Message rejected due to the SPF policy of %s: ",
+		           mf->ans.domain && *mf->ans.domain ? mf->ans.domain : domain_of(mf->sender));
+		const char *x = mf->ans.explanation ? mf->ans.explanation : "sender not authorised";
+		buf_append_printable(reply, x, strlen(x), 200);
+		ok = false;
+	}
+	log_info("%s: sender authentication from %s[%s]: spf=%s dkim=%s dmarc=%s%s%s%s", qid, ss->client_name,
+	         ss->client_addr, mf->done ? spf_result_str(mf->ans.result) : "none",
 	         nsig ? dkim_result_str(sigs[0].result) : "none", from ? dmarc_result_str(v.result) : "none",
-	         from ? " from=" : "", from ? from : "");
+	         from ? " from=" : "", from ? from : "", quarantined ? " (quarantine: to Junk)" : "");
 	if (ok) {
 		authres_header(top, ss->set->hostname, e, ne);
 		if (mf->done)

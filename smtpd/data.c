@@ -1,12 +1,14 @@
 /* DATA and BDAT: the message goes through one sink that collects the header section (to add Received and, on
- * submission, a missing Message-ID or Date), then streams into a queue file. The client hears 250 only after
- * qfile_commit() has made the file durable in queue/incoming; any failure is 451 4.3.0 and leaves no file. */
+ * submission, a missing Message-ID or Date and a DKIM signature), then streams into a queue file. The client
+ * hears 250 only after qfile_commit() has made the file durable in queue/incoming; any failure is 451 4.3.0
+ * and leaves no file. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "alloc.h"
 #include "authres.h"
+#include "dkim_signer.h"
 #include "dotstream.h"
 #include "log.h"
 #include "smtpd.h"
@@ -21,7 +23,8 @@ struct smtpd_msgsink {
 	bool hdr_done;
 	bool failed;		/* a queue write failed: the message will be refused with 451 */
 	uint64_t size;		/* message bytes from the client */
-	bool hold;		/* sender authentication: keep the whole message until its headers are known */
+	bool hold;		/* sender authentication or signing: keep the whole message until its headers are known */
+	bool sign;		/* our user's mail: DKIM-sign it when the From domain has a key */
 	struct buf msg;		/* the held message */
 	int64_t now;
 };
@@ -105,8 +108,11 @@ static bool sink_open(struct smtpd_session *ss)
 	ss->sink->w = w;
 	ss->sink->now = (int64_t)time(NULL);
 	buf_init(&ss->sink->hdr, ss->set->header_limit ? ss->set->header_limit : 65536);
-	if (ss->authcheck) {
-		/* DKIM needs the body before the headers that report it can be written; held up to the size limit */
+	/* authcheck (MX port, strangers) and signing (our users) never meet in one session */
+	ss->sink->sign = ss->set->dkim && (ss->auth_user || ss->trusted);
+	if (ss->authcheck || ss->sink->sign) {
+		/* DKIM needs the body before the headers that report it (or the signature) can be written; held up to
+		 * the size limit */
 		ss->sink->hold = true;
 		buf_init(&ss->sink->msg, ss->set->size_limit ? (size_t)ss->set->size_limit + 1 : SMTPD_HOLD_MAX);
 	}
@@ -127,29 +133,63 @@ static void sink_raw(struct smtpd_msgsink *k, const void *p, size_t n)
 		k->failed = true;
 }
 
-/* Emit what goes before the client's headers (top: Authentication-Results, Received-SPF; then Received), then
- * the held header bytes. */
+/* What goes before the client's headers: top (Authentication-Results, Received-SPF), Received, and on
+ * submission a missing Message-ID and Date. */
+static void sink_prefix(struct smtpd_session *ss, const struct buf *top, struct buf *pre)
+{
+	struct smtpd_msgsink *k = ss->sink;
+	const char *id = qfile_writer_id(k->w);
+
+	if (top)
+		buf_append(pre, top->data, top->len);
+	smtpd_received(ss, id, k->now, pre);
+	if (ss->set->submission_fixups && (ss->auth_user || ss->peer_uid >= 0)) {
+		if (!smtpd_header_has(k->hdr.data ? k->hdr.data : "", k->hdr.len, "Message-ID"))
+			buf_printf(pre, "Message-ID: <%s@%s>\r\n", id, ss->set->hostname);
+		if (!smtpd_header_has(k->hdr.data ? k->hdr.data : "", k->hdr.len, "Date")) {
+			buf_puts(pre, "Date: ");
+			smtpd_rfc5322_date(k->now, pre);
+			buf_puts(pre, "\r\n");
+		}
+	}
+}
+
+/* Emit the prefix, then the held header bytes. */
 static void sink_flush_header(struct smtpd_session *ss, const struct buf *top)
 {
 	struct smtpd_msgsink *k = ss->sink;
 	struct buf pre = BUF_INIT(BUF_NOLIMIT);
-	const char *id = qfile_writer_id(k->w);
 
-	if (top)
-		buf_append(&pre, top->data, top->len);
-	smtpd_received(ss, id, k->now, &pre);
-	if (ss->set->submission_fixups && (ss->auth_user || ss->peer_uid >= 0)) {
-		if (!smtpd_header_has(k->hdr.data ? k->hdr.data : "", k->hdr.len, "Message-ID"))
-			buf_printf(&pre, "Message-ID: <%s@%s>\r\n", id, ss->set->hostname);
-		if (!smtpd_header_has(k->hdr.data ? k->hdr.data : "", k->hdr.len, "Date")) {
-			buf_puts(&pre, "Date: ");
-			smtpd_rfc5322_date(k->now, &pre);
-			buf_puts(&pre, "\r\n");
-		}
-	}
+	sink_prefix(ss, top, &pre);
 	sink_raw(k, pre.data, pre.len);
 	sink_raw(k, k->hdr.data, k->hdr.len);
 	buf_free(&pre);
+	buf_free(&k->hdr);
+	k->hdr_done = true;
+}
+
+/* Our user's message, complete: sign it as it will be stored (the prefix with the added Message-ID and Date
+ * included) when its From domain has a key, and write it out. A signing problem is logged and the message goes
+ * on unsigned: the key is ours to fix, the sender did nothing wrong. */
+static void sink_flush_signed(struct smtpd_session *ss, const char *body, size_t blen)
+{
+	struct smtpd_msgsink *k = ss->sink;
+	const char *id = qfile_writer_id(k->w);
+	struct buf head = BUF_INIT(BUF_NOLIMIT), sig = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(512);
+
+	sink_prefix(ss, NULL, &head);
+	buf_append(&head, k->hdr.data, k->hdr.len);
+	int rc = dkim_signer_sign(ss->set->dkim, buf_cstr(&head), head.len, body, blen, &sig, &err);
+	if (rc < 0)
+		log_warn("%s: DKIM signing failed, queued unsigned: %s", id, buf_cstr(&err));
+	else if (rc > 0)
+		log_info("%s: DKIM-signed: %s", id, log_safe(sig.data, strcspn(sig.data, "\r\n"), 200));
+	sink_raw(k, sig.data, sig.len);
+	sink_raw(k, head.data, head.len);
+	sink_raw(k, body, blen);
+	buf_free(&head);
+	buf_free(&sig);
+	buf_free(&err);
 	buf_free(&k->hdr);
 	k->hdr_done = true;
 }
@@ -204,7 +244,7 @@ static bool sink_release(struct smtpd_session *ss, bool complete, struct buf *re
 
 	k->hold = false;
 	buf_init(&k->msg, 0);
-	if (!smtpd_authcheck_finish(ss, d, msg.len, complete, &top, reply)) {
+	if (!smtpd_authcheck_finish(ss, qfile_writer_id(k->w), d, msg.len, complete, &top, reply)) {
 		buf_free(&top);
 		buf_free(&msg);
 		return false;
@@ -233,8 +273,14 @@ static bool sink_release(struct smtpd_session *ss, bool complete, struct buf *re
 		log_info("%s: removed %zu Authentication-Results header%s claiming to be ours", qfile_writer_id(k->w), nr,
 		         nr == 1 ? "" : "s");
 	buf_append(&k->hdr, d + at, boff - at);
-	sink_flush_header(ss, &top);
-	sink_raw(k, d + boff, msg.len - boff);
+	if (k->sign && complete) {
+		sink_flush_signed(ss, d + boff, msg.len - boff);
+	} else {
+		if (k->sign)
+			log_warn("%s: message too large to hold for DKIM signing; queued unsigned", qfile_writer_id(k->w));
+		sink_flush_header(ss, &top);
+		sink_raw(k, d + boff, msg.len - boff);
+	}
 	buf_free(&top);
 	buf_free(&msg);
 	return true;

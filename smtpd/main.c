@@ -7,6 +7,7 @@
 #include "accounts_auth.h"
 #include "alloc.h"
 #include "daemon.h"
+#include "dkim_signer.h"
 #include "dns.h"
 #include "log.h"
 #include "psl.h"
@@ -16,6 +17,7 @@
 static struct smtpd_settings settings;
 static SSL_CTX *tls_ctx;
 static struct dns_options dns_opts;
+static struct dkim_signer *dkim_signer;
 
 /* master.cf's tls column: none (STARTTLS still offered when smtpd_tls is on and a certificate loads, like
  * Postfix's "may"), starttls (offered; the certificate must load), implicit (TLS from the first byte).
@@ -27,12 +29,32 @@ static enum smtpd_tls_mode tls_mode(struct daemon_ctx *ctx)
 	return config_bool(ctx->cfg, "smtpd_tls_required") ? SMTPD_TLS_REQUIRE : SMTPD_TLS_OFFER;
 }
 
+/* DKIM keys are readable by root only (postern dkim keygen): every key the table names is loaded now, so the
+ * process that signs holds them and no other daemon of mail_owner can read them. A key added later needs a
+ * reload (new processes). A key that does not load leaves its domain unsigned, with a warning. */
+static void dkim_pre_drop(struct daemon_ctx *ctx)
+{
+	struct buf err = BUF_INIT(4096);
+	const char *keys = config_str(ctx->cfg, "dkim_keys");
+
+	dkim_signer_free(&dkim_signer);
+	if (!*keys)
+		return;
+	dkim_signer = dkim_signer_open(keys, &err);
+	if (!dkim_signer)
+		fatalx("dkim_keys: %s", buf_cstr(&err));
+	if (dkim_signer_preload(dkim_signer, &err) < 0)
+		log_warn("%s; mail from that domain goes unsigned", buf_cstr(&err));
+	buf_free(&err);
+}
+
 /* The key may be readable only by root: load it before the privilege drop. */
 static void smtpd_pre_drop(struct daemon_ctx *ctx)
 {
 	struct buf err = BUF_INIT(4096);
 	bool needed = ctx->tls != SVC_TLS_NONE || tls_mode(ctx) != SMTPD_TLS_OFFER;
 
+	dkim_pre_drop(ctx);
 	if (!needed && !config_bool(ctx->cfg, "smtpd_tls"))
 		return;
 	tls_ctx = tls_server_ctx_new(config_str(ctx->cfg, "tls_cert_file"), config_str(ctx->cfg, "tls_key_file"), &err);
@@ -85,6 +107,8 @@ static void smtpd_init(struct daemon_ctx *ctx)
 	settings.peername_lookup = config_bool(cfg, "smtpd_peername_lookup");
 	settings.sender_auth = config_bool(cfg, "smtpd_sender_authentication");
 	settings.dmarc_enforce = config_bool(cfg, "smtpd_dmarc_enforce");
+	settings.spf_reject = config_bool(cfg, "smtpd_spf_reject");
+	settings.authcheck_timeout_ms = (int)config_time(cfg, "smtpd_sender_auth_timeout", 1, 600) * 1000;
 	static struct psl *psl;
 	psl_free(&psl);
 	if (settings.sender_auth) {
@@ -98,6 +122,7 @@ static void smtpd_init(struct daemon_ctx *ctx)
 		}
 	}
 	settings.psl = psl;
+	settings.dkim = dkim_signer;
 	settings.queue_minfree = config_size(cfg, "queue_minfree", 0, (uint64_t)1 << 50);
 	/* Postfix's rule: without an explicit floor, keep room for 1.5 messages of the largest size */
 	if (settings.queue_minfree == 0)

@@ -35,6 +35,7 @@ enum smtpd_tls_mode { SMTPD_TLS_OFFER, SMTPD_TLS_REQUIRE, SMTPD_TLS_IMPLICIT };
 struct smtpd_policy;
 struct smtpd_authcheck;
 struct psl;
+struct dkim_signer;
 struct smtpd_access;
 struct dns_options;
 
@@ -71,7 +72,10 @@ struct smtpd_settings {
 	bool delay_reject;		/* smtpd_delay_reject: client, HELO and sender verdicts wait for RCPT */
 	bool sender_auth;		/* smtpd_sender_authentication: SPF, DKIM, DMARC on the MX port */
 	bool dmarc_enforce;		/* smtpd_dmarc_enforce: DMARC p=reject failures get 550 5.7.1 */
+	bool spf_reject;		/* smtpd_spf_reject: an SPF fail without a DMARC pass gets 550 5.7.23 */
+	int authcheck_timeout_ms;	/* smtpd_sender_auth_timeout: SPF, DKIM, DMARC lookups after the data; 0: 30 s */
 	const struct psl *psl;		/* public suffix list for DMARC; NULL: no DMARC */
+	struct dkim_signer *dkim;	/* dkim_keys: signs mail of logged-in, mynetworks and local clients; NULL: none */
 	bool peername_lookup;		/* smtpd_peername_lookup: forward-confirmed reverse DNS of the client */
 	const struct dns_options *dns;	/* resolver settings; NULL: no DNS at all (fuzzer) */
 	int connlimit_fd;		/* shared slot file of connlimit.c; -1: no per-client limit */
@@ -222,9 +226,10 @@ void smtpd_authcheck_start(struct smtpd_session *ss);
 void smtpd_authcheck_free(struct smtpd_session *ss);
 /* The whole message (header and body as received) is in: wait for SPF, verify DKIM (only when complete), check
  * DMARC, append Authentication-Results and Received-SPF to top. False with the reply when DMARC p=reject is
- * enforced and failed. Frees the transaction's check. */
-bool smtpd_authcheck_finish(struct smtpd_session *ss, const char *msg, size_t len, bool complete, struct buf *top,
-                            struct buf *reply);
+ * enforced and failed, or SPF failed with smtpd_spf_reject and DMARC did not pass. Frees the transaction's
+ * check; qid is for the log. */
+bool smtpd_authcheck_finish(struct smtpd_session *ss, const char *qid, const char *msg, size_t len, bool complete,
+                            struct buf *top, struct buf *reply);
 
 /* space.c */
 /* Is there room on the queue filesystem for a message of declared bytes (0: not declared)? The free space must

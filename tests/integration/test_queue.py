@@ -1,6 +1,7 @@
 """The queue path end to end: messages put into the queue (`postern queue inject`, the same queue files smtpd
 writes) are delivered by qmgr and local into Maildirs; unknown recipients bounce as RFC 3464 reports; corrupt
-files go to corrupt/; a lost state.lmdb is rebuilt; kill -9 of qmgr and local loses no mail."""
+files go to corrupt/; a lost state.lmdb is rebuilt; kill -9 of qmgr and local loses no mail; a failed bounce
+goes to the postmaster, never to the null sender; NOTIFY=SUCCESS over SMTP brings a "delivered" report."""
 import email
 import email.policy
 import os
@@ -237,3 +238,61 @@ def test_account_domain_is_local(qinst):
     qinst.wait_log(rf'{qid}: to=<{re.escape(user)}>, relay=local, .*status=sent')
     maildir = qinst.path('mail', 'accounts-only.test', 'someone')
     assert any('Subject: account domain' in f.read_text() for f in _maildir_files(maildir))
+
+
+def _mail_files(inst):
+    return [f for f in inst.path('mail').rglob('*') if f.is_file() and '/new/' in str(f)]
+
+
+def test_failed_bounce_goes_to_postmaster_never_to_null_sender(qinst):
+    _demo(qinst)
+    gone, nobody = f'gone@{qinst.domain}', f'nobody-here@{qinst.domain}'
+    # the sender does not exist either: its bounce (from <>) fails, and that goes to the postmaster
+    qid = _queued(qinst, gone, [nobody], 'double trouble')
+    b1 = qinst.wait_log(rf'{qid}: sender non-delivery notification: ([0-9A-Z]+)').group(1)
+    qinst.wait_log(rf'{b1}: to=<{re.escape(gone)}>, .*dsn=5\.1\.1, status=bounced')
+    b2 = qinst.wait_log(rf'{b1}: sender non-delivery notification: ([0-9A-Z]+)').group(1)
+    m = qinst.wait_log(rf'{b2}: to=<(postmaster@[^>]+)>, relay=local, .*status=sent')
+    qinst.wait_log(rf'{b2}: removed')
+
+    def report():
+        return [f for f in _mail_files(qinst)
+                if f'Final-Recipient: rfc822; {gone}' in f.read_text(errors='replace')]
+    found = _wait(report, what="the postmaster's copy", inst=qinst)
+    assert found[0].read_text().startswith('Return-Path: <>\n')
+    # a message from the null sender that fails is reported to the postmaster too, never to <>
+    qid = _queued(qinst, '', [nobody], 'from nobody')
+    b3 = qinst.wait_log(rf'{qid}: sender non-delivery notification: ([0-9A-Z]+)').group(1)
+    qinst.wait_log(rf'{b3}: to=<{re.escape(m.group(1))}>, relay=local, .*status=sent')
+    assert not [line for line in qinst.log_lines() if re.search(r': to=<>', line)]
+
+
+def test_notify_success_over_smtp(qinst):
+    import smtplib
+    user, maildir = _demo(qinst)
+    other = f'postmaster@{qinst.domain}'
+    msg = f'From: <{user}>\r\nTo: <{other}>\r\nSubject: tell me\r\n\r\nbody\r\n'
+    with smtplib.SMTP('127.0.0.1', qinst.port('smtp'), timeout=10) as s:
+        s.ehlo('client.test')
+        assert s.has_extn('dsn')
+        s.sendmail(user, [other], msg, mail_options=['RET=HDRS', 'ENVID=track-42'],
+                   rcpt_options=[f'NOTIFY=SUCCESS ORCPT=rfc822;{other}'])
+    qid = qinst.wait_log(rf'([0-9A-Z]+): to=<{re.escape(other)}>, relay=local, .*status=sent').group(1)
+    nid = qinst.wait_log(rf'{qid}: sender delivery status notification: ([0-9A-Z]+)').group(1)
+    qinst.wait_log(rf'{nid}: to=<{re.escape(user)}>, relay=local, .*status=sent')
+
+    def report():
+        for f in _maildir_files(maildir):
+            text = f.read_text(errors='replace')
+            if 'Original-Envelope-Id: track-42' in text:
+                return text
+        return None
+    text = _wait(report, what='the success report', inst=qinst)
+    msg = email.message_from_string(text, policy=email.policy.compat32)
+    assert msg['Subject'] == 'Successful Mail Delivery Report'
+    parts = msg.get_payload()
+    assert [p.get_content_type() for p in parts] == ['text/plain', 'message/delivery-status', 'text/rfc822-headers']
+    status = parts[1].as_string()
+    assert f'Final-Recipient: rfc822; {other}' in status and 'Action: delivered' in status
+    assert f'Original-Recipient: rfc822;{other}' in status
+    assert 'Subject: tell me' in parts[2].as_string() and 'body' not in parts[2].get_payload()

@@ -1,9 +1,12 @@
 """Queue faults, with the queue's clock sped up (queue_time_scale): a next hop that is down for an "hour" (mail
 deferred, retried on schedule, the reason shown by `postern queue list`, a delay warning to the sender after
 delay_warning_time, delivered once the hop is back), expiry after maximal_queue_lifetime (bounced to the
-sender), and truncated queue files in incoming/ and deferred/ (set aside in corrupt/, the rest goes on)."""
+sender), truncated queue files in incoming/ and deferred/ (set aside in corrupt/, the rest goes on), a
+full queue filesystem (452, nothing damaged, resumes), and smtp's receipts after a crash."""
 import os
 import re
+import smtplib
+import subprocess
 import time
 
 import pytest
@@ -140,4 +143,94 @@ def test_truncated_queue_files(relay_inst):
         _wait(lambda: not list(inst.path('queue', d).iterdir()), what=f'an empty {d}/', inst=inst)
     listing = inst.cli('queue', 'list', check=True).stdout
     assert sorted(re.findall(r'^(\S+) +corrupt$', listing, re.M)) == sorted([cut_env, cut_body, deferred]), listing
-    assert '-- 3 messages' in listing, listing
+    assert listing.startswith('Mail queue is empty\n'), listing     # corrupt files are listed apart, not counted
+
+
+def test_full_queue_filesystem(relay_inst):
+    """The queue on a small filesystem that fills up: new mail gets 452 at MAIL, mail already queued stays
+    intact (no corrupt file, nothing left in tmp/), and once there is room again mail flows as before."""
+    inst = relay_inst
+    if os.geteuid() != 0:
+        pytest.skip('needs root to mount a small tmpfs as the queue')
+    # queue_minfree is then 1.5 x 200 kB
+    inst.cli('config', 'set', 'message_size_limit=200000', 'minimal_backoff_time=1h', check=True)
+    q = inst.path('queue')
+    orig = q.with_name('queue.orig')
+    os.rename(q, orig)
+    q.mkdir()
+    mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=2m,mode=0700', 'postern-test-queue', str(q)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        q.rmdir()
+        os.rename(orig, q)
+        pytest.skip(f'cannot mount a tmpfs here: {mounted.stderr.strip()}')
+    try:
+        subprocess.run(['cp', '-a', f'{orig}/.', str(q)], check=True)
+        st = orig.stat()
+        os.chown(q, st.st_uid, st.st_gid)
+        os.chmod(q, st.st_mode & 0o7777)
+        inst.start()
+        user, maildir = _demo(inst)
+        # one message that stays queued (its next hop is down), one delivered
+        waiting = _queued(inst, user, ['later@remote.test'], 'waits through it all')
+        inst.wait_log(rf'{waiting}: to=<later@remote\.test>, .*status=deferred', timeout=20)
+        with smtplib.SMTP('127.0.0.1', inst.port('smtp'), timeout=10) as s:
+            s.sendmail('a@client.test', [user], 'Subject: before\r\n\r\nroom enough\r\n')
+        inst.wait_log(rf'to=<{re.escape(user)}>, relay=local, .*status=sent', timeout=20)
+
+        # fill it up to less than queue_minfree
+        sv = os.statvfs(q)
+        with open(q / 'filler', 'wb') as f:
+            f.write(b'\0' * (sv.f_bavail * sv.f_frsize - 100000))
+        with smtplib.SMTP('127.0.0.1', inst.port('smtp'), timeout=10) as s:
+            s.ehlo('client.test')
+            code, text = s.mail('a@client.test')
+            assert code == 452 and b'4.3.1' in text, (code, text)
+        inst.wait_log(r'NOQUEUE: reject: MAIL from .*: 452 4\.3\.1 Insufficient system storage', timeout=10)
+        assert not list((q / 'tmp').iterdir())
+        assert not list((q / 'corrupt').iterdir())
+        listing = inst.cli('queue', 'list', check=True).stdout
+        assert waiting in listing and 'corrupt' not in listing, listing
+
+        # room again: accepted and delivered, and the waiting message is still there, intact
+        os.unlink(q / 'filler')
+        with smtplib.SMTP('127.0.0.1', inst.port('smtp'), timeout=10) as s:
+            s.sendmail('a@client.test', [user], 'Subject: after\r\n\r\nroom again\r\n')
+        _wait(lambda: any('Subject: after' in f.read_text() for f in _maildir_files(maildir)),
+              what='the message sent after the disk had room again', inst=inst)
+        since = len(inst.log_lines())
+        inst.cli('queue', 'flush', check=True)
+        inst.wait_log(rf'{waiting}: to=<later@remote\.test>, .*status=deferred', timeout=20, since=since)
+        assert waiting in inst.cli('queue', 'list', check=True).stdout
+        assert not list((q / 'corrupt').iterdir())
+    finally:
+        inst.stop()
+        subprocess.run(['umount', str(q)], check=False)
+        if not subprocess.run(['mountpoint', '-q', str(q)]).returncode == 0:
+            q.rmdir()
+            os.rename(orig, q)
+
+
+def test_relay_receipts(relay_inst):
+    """A relayed recipient with a receipt (the next hop took it, then smtp or qmgr died before qmgr recorded it)
+    is reported delivered without a second transaction; a pending mark without a receipt (cut off somewhere in
+    the transaction) is sent again, with a warning that it may be a duplicate."""
+    inst = relay_inst
+    inst.sink.open()
+    done = _queued(inst, 'a@client.test', ['far@remote.test'], 'sent before the crash')
+    cut = _queued(inst, 'a@client.test', ['far@remote.test'], 'cut off in the crash')
+    for qid, name in ((done, '0-smtp'), (cut, '0-smtp.pending')):
+        d = inst.path('queue', 'receipts', qid)
+        d.mkdir(parents=True, mode=0o700)
+        (d / name).touch()
+    inst.start()
+    inst.wait_log(rf'{done}: to=<far@remote\.test>, relay=smtp, .*dsn=2\.0\.0, status=sent \(sent before a restart '
+                  r'\(receipt\)\)', timeout=20)
+    inst.wait_log(rf'{cut}: to=<far@remote\.test>: an earlier attempt was cut off after it began; sending again',
+                  timeout=20)
+    inst.wait_log(rf'{cut}: to=<far@remote\.test>, relay=smtp, .*status=sent \(250 ', timeout=20)
+    for qid in (done, cut):
+        inst.wait_log(rf'{qid}: removed', timeout=10)
+        assert not inst.path('queue', 'receipts', qid).exists()
+    subjects = inst.sink.subjects(r'^Subject: (.*?)\r?$')
+    assert subjects == {'cut off in the crash': 1}, subjects

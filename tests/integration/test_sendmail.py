@@ -173,6 +173,20 @@ def test_t_as_ordinary_user(inst, local_user):
     assert b'\r\n\r\n..leading dot\r\nbody\r\n' in data   # dot-stuffed on the wire
 
 
+def test_t_resent_headers(inst):
+    """A resent message (Resent- fields present) goes to its Resent-To/Cc/Bcc only, as with sendmail."""
+    d, srv = inst
+    msg = (b'From: orig@example.org\nTo: first@example.org\nCc: old@example.org\n'
+           b'Resent-From: fwd@example.test\nResent-To: again@example.net\nResent-Cc: also@example.net\n'
+           b'Resent-Bcc: hidden@example.net\nSubject: resent\n\nbody\n')
+    r = sendmail(d, ['-t'], msg)
+    assert r.returncode == 0, r.stderr
+    s = srv.sessions[-1]
+    assert [a.split('>')[0].lstrip('<') for a in s['rcpts']] == ['again@example.net', 'also@example.net',
+                                                                 'hidden@example.net']
+    assert b'hidden@' not in s['data'] and b'To: first@example.org\r\n' in s['data']
+
+
 def test_uid_cannot_be_forged(inst, local_user):
     """Whatever the caller claims (-f, environment), the submit server sees its real uid."""
     d, srv = inst

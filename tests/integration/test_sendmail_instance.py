@@ -102,3 +102,29 @@ def test_local_user_mail_reaches_maildir(make_instance, local_user):
     assert b'Subject: from sendmail' in text and b'Bcc' not in text
     assert f'From: {local_user.pw_name}@'.encode() in text
     inst.wait_log(rf'uid={local_user.pw_uid}\b', since=since)
+
+
+def test_bs_session_reaches_maildir(make_instance):
+    """sendmail -bs: an SMTP dialog on standard input, through the instance's local submission, into a Maildir;
+    postern trace then tells the message's story from the uid that submitted it to its removal."""
+    inst = make_instance(start=False)
+    mastercf = inst.path('etc', 'master.cf')
+    if not mastercf.exists() or not re.search(r'^submit\s+unix\s+public/submit\s', mastercf.read_text(), re.M):
+        pytest.skip('master.cf has no local submission service yet')
+    inst.start()
+    user = inst.demo_user or f'demo@{inst.domain}'
+    local, domain = user.split('@')
+    maildir = inst.path('mail', domain, local, 'new')
+    dialog = (f'EHLO client.test\r\nMAIL FROM:<root@{inst.domain}>\r\nRCPT TO:<{user}>\r\nDATA\r\n'
+              'Subject: via -bs\r\n\r\nbs body\r\n.\r\nQUIT\r\n').encode()
+    r = _sendmail(inst, ['-bs'], dialog)
+    assert r.returncode == 0, r.stderr
+    m = re.search(rb'^250 [^\r\n]*queued as ([0-9A-Z]+)', r.stdout, re.M)
+    assert m and r.stdout.rstrip().split(b'\r\n')[-1].startswith(b'221'), r.stdout
+    qid = m.group(1).decode()
+    inst.wait_log(rf'{qid}: removed', timeout=30)
+    files = sorted(maildir.iterdir())
+    assert len(files) == 1 and b'Subject: via -bs' in files[0].read_bytes()
+    trace = inst.cli('trace', qid, check=True).stdout
+    assert re.search(rf': {qid}: client=local, uid=0\b', trace), trace
+    assert re.search(rf': {qid}: to=<{re.escape(user)}>.*status=sent', trace), trace

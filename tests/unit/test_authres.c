@@ -68,11 +68,49 @@ static void test_find(void **state)
 	assert_int_equal(authres_find_ours("", 0, "mx.example.net", r, 8), 0);
 }
 
+static bool quar(const char *h)
+{
+	return authres_dmarc_quarantined(h, strlen(h), "mx.example.net");
+}
+
+static void test_quarantined(void **state)
+{
+	(void)state;
+	/* what smtpd writes */
+	struct authres_entry e[2] = {
+		{ "spf", "fail", "policy.dmarc=quarantine in a comment", { { "smtp.mailfrom", "a@b" } } },
+		{ "dmarc", "fail", "p=quarantine", { { "header.from", "b" }, { "policy.dmarc", "quarantine" } } },
+	};
+	struct buf b = BUF_INIT(BUF_NOLIMIT);
+	assert_true(authres_header(&b, "mx.example.net", e, 2));
+	buf_puts(&b, "Received: x\r\n\r\nbody\r\n");
+	assert_true(authres_dmarc_quarantined(b.data, b.len, "mx.example.net"));
+	assert_false(authres_dmarc_quarantined(b.data, b.len, "other.example"));
+	buf_free(&b);
+	assert_true(quar("Authentication-Results: mx.example.net; dmarc=fail (x) policy.dmarc=quarantine\n"));
+	assert_true(quar("Authentication-Results: mx.example.net 1; spf=pass;\n\tDMARC=Fail\n policy.dmarc=QUARANTINE"));
+	/* not first: someone else's header above it means it is not ours to trust */
+	assert_false(quar("Received: x\nAuthentication-Results: mx.example.net; dmarc=fail policy.dmarc=quarantine\n"));
+	/* pass, another method, or the words only inside a comment or quoted string */
+	assert_false(quar("Authentication-Results: mx.example.net; dmarc=pass policy.dmarc=quarantine\n"));
+	assert_false(quar("Authentication-Results: mx.example.net; spf=fail policy.dmarc=quarantine\n"));
+	assert_false(quar("Authentication-Results: mx.example.net; dmarc=fail (policy.dmarc=quarantine)\n"));
+	assert_false(quar("Authentication-Results: mx.example.net; dmarc=fail (a\\) policy.dmarc=quarantine)\n"));
+	assert_false(quar("Authentication-Results: mx.example.net; dmarc=fail x=\"a policy.dmarc=quarantine\"\n"));
+	assert_false(quar("Authentication-Results: mx.example.net; dmarc=fail; policy.dmarc=quarantine\n"));
+	assert_false(quar("Authentication-Results: mx.example.net; dmarc=fail policy.dmarc=none\n"));
+	/* a continuation line of a later header does not belong to it */
+	assert_false(quar("Authentication-Results: mx.example.net; dmarc=fail\nX: policy.dmarc=quarantine\n"));
+	assert_false(quar(""));
+	assert_false(quar("Authentication-Results: mx.example.net"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_build),
 		cmocka_unit_test(test_find),
+		cmocka_unit_test(test_quarantined),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "dkim.h"
@@ -405,6 +406,28 @@ static void test_round_trip_ed25519(void **state)
 	round_trip(DKIM_ED25519_SHA256);
 }
 
+/* A message in two pieces signs exactly like the whole, wherever the body is cut (even mid-line, mid-CRLF). */
+static void test_sign_parts(void **state)
+{
+	(void)state;
+	struct dkim_key *k = dkim_key_generate(DKIM_ED25519_SHA256);	/* deterministic signatures */
+	struct dkim_sign_options o = { "example.org", "sel", k, 1700000000, 0, DKIM_CANON_RELAXED,
+		                       DKIM_CANON_RELAXED };
+	struct buf whole = BUF_INIT(BUF_NOLIMIT), part = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(200);
+	size_t len = strlen(plain_msg), hlen = (size_t)(strstr(plain_msg, "\r\n\r\n") - plain_msg) + 4;
+	assert_true(dkim_sign(&o, plain_msg, len, &whole, &err));
+	for (size_t cut = hlen; cut <= len; cut++) {
+		buf_reset(&part);
+		assert_true(dkim_sign_parts(&o, plain_msg, cut, plain_msg + cut, len - cut, &part, &err));
+		assert_int_equal(part.len, whole.len);
+		assert_memory_equal(part.data, whole.data, whole.len);
+	}
+	dkim_key_free(&k);
+	buf_free(&whole);
+	buf_free(&part);
+	buf_free(&err);
+}
+
 /* A signature with l= made by hand: sign a message whose signature field we then re-create with l=. Since the
  * signer never writes l=, use simple/simple with the RFC 8463 key and verify limits through body hashes. */
 static void test_length_limit(void **state)
@@ -556,12 +579,21 @@ static void test_signer(void **state)
 	assert_true(table_compile(path.data, NULL, TABLE_POSTMAP, &count, &err, &warn));
 	struct dkim_signer *s = dkim_signer_open(path.data, &err);
 	assert_non_null(s);
+	/* preload (smtpd, before the privilege drop): the good key loads, a bad entry is reported; the loaded key
+	 * signs even when its file can no longer be read */
+	buf_reset(&err);
+	assert_int_equal(dkim_signer_preload(s, &err), -1);
+	assert_non_null(strstr(err.data, "dkim_keys: "));
+	buf_reset(&err);
+	buf_reset(&path);
+	buf_printf(&path, "%s/key.pem", dir);
+	assert_int_equal(unlink(path.data), 0);
 
 	const char msg[] = "From: \"Ann\" <ann@News.Example.ORG>\r\nTo: b@example.net\r\n\r\nhello\r\n";
 	char *dom = dkim_from_domain(msg, strlen(msg));
 	assert_string_equal(dom, "news.example.org");
 	free(dom);
-	assert_int_equal(dkim_signer_sign(s, msg, strlen(msg), &out, &err), 1);
+	assert_int_equal(dkim_signer_sign(s, msg, strlen(msg), NULL, 0, &out, &err), 1);
 	assert_non_null(strstr(out.data, "d=example.org; s=brisbane;"));
 	buf_puts(&out, msg);
 	set_key("brisbane._domainkey.example.org", rfc8463_key, 0);
@@ -572,17 +604,17 @@ static void test_signer(void **state)
 
 	/* no key for the domain, no From, two Froms: unsigned */
 	buf_reset(&out);
-	assert_int_equal(dkim_signer_sign(s, "From: a@other.net\r\n\r\nx\r\n", 25, &out, &err), 0);
-	assert_int_equal(dkim_signer_sign(s, "To: a@example.org\r\n\r\nx\r\n", 24, &out, &err), 0);
+	assert_int_equal(dkim_signer_sign(s, "From: a@other.net\r\n\r\nx\r\n", 25, NULL, 0, &out, &err), 0);
+	assert_int_equal(dkim_signer_sign(s, "To: a@example.org\r\n\r\nx\r\n", 24, NULL, 0, &out, &err), 0);
 	const char two[] = "From: a@example.org\r\nFrom: b@example.org\r\n\r\n";
-	assert_int_equal(dkim_signer_sign(s, two, strlen(two), &out, &err), 0);
+	assert_int_equal(dkim_signer_sign(s, two, strlen(two), NULL, 0, &out, &err), 0);
 	assert_int_equal(out.len, 0);
 	/* bad table value, missing key file: errors */
 	buf_reset(&err);
-	assert_int_equal(dkim_signer_sign(s, "From: a@broken.example\r\n\r\n", 28, &out, &err), -1);
+	assert_int_equal(dkim_signer_sign(s, "From: a@broken.example\r\n\r\n", 28, NULL, 0, &out, &err), -1);
 	assert_true(err.len > 0);
 	buf_reset(&err);
-	assert_int_equal(dkim_signer_sign(s, "From: a@missing.example\r\n\r\n", 29, &out, &err), -1);
+	assert_int_equal(dkim_signer_sign(s, "From: a@missing.example\r\n\r\n", 29, NULL, 0, &out, &err), -1);
 	assert_non_null(strstr(err.data, "nofile"));
 	dkim_signer_free(&s);
 	assert_null(s);
@@ -610,6 +642,7 @@ int main(void)
 		cmocka_unit_test(test_length_limit),
 		cmocka_unit_test(test_bad_signatures),
 		cmocka_unit_test(test_length_limit_pass),
+		cmocka_unit_test(test_sign_parts),
 		cmocka_unit_test(test_signer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

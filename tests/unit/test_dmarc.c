@@ -61,6 +61,27 @@ static void test_psl_rules(void **state)
 	assert_null(p);
 }
 
+/* Unicode rules match A-label names (the only form DNS and DMARC see). */
+static void test_psl_idn(void **state)
+{
+	(void)state;
+	static const char idn[] = "cn\n\xe5\x85\xac\xe5\x8f\xb8.cn\n"	/* 公司.cn */
+	                          "\xe9\xa6\x99\xe6\xb8\xaf\n"		/* 香港 */
+	                          "*.\xe5\x85\xac\xe5\x8f\xb8.\xe9\xa6\x99\xe6\xb8\xaf\n"	/* *.公司.香港 */
+	                          "!ok.\xe5\x85\xac\xe5\x8f\xb8.\xe9\xa6\x99\xe6\xb8\xaf\n"
+	                          "\xff\xfe.bad\n";				/* not convertible: kept, harmless */
+	struct psl *p = psl_parse(idn, strlen(idn));
+	assert_int_equal(psl_count(p), 6);
+	assert_string_equal(psl_public_suffix(p, "shop.xn--55qx5d.cn"), "xn--55qx5d.cn");
+	assert_string_equal(psl_org_domain(p, "mail.shop.XN--55QX5D.cn"), "shop.XN--55QX5D.cn");
+	assert_null(psl_org_domain(p, "xn--55qx5d.cn"));
+	assert_string_equal(psl_org_domain(p, "a.example.xn--j6w193g"), "example.xn--j6w193g");
+	assert_null(psl_org_domain(p, "any.xn--55qx5d.xn--j6w193g"));
+	assert_string_equal(psl_org_domain(p, "a.b.any.xn--55qx5d.xn--j6w193g"), "b.any.xn--55qx5d.xn--j6w193g");
+	assert_string_equal(psl_org_domain(p, "x.ok.xn--55qx5d.xn--j6w193g"), "ok.xn--55qx5d.xn--j6w193g");
+	psl_free(&p);
+}
+
 static void test_psl_installed(void **state)
 {
 	(void)state;
@@ -68,6 +89,8 @@ static void test_psl_installed(void **state)
 	if (!p)
 		skip();
 	assert_true(psl_count(p) > 5000);
+	/* 公司.cn is listed in Unicode */
+	assert_string_equal(psl_org_domain(p, "mail.shop.xn--55qx5d.cn"), "shop.xn--55qx5d.cn");
 	assert_string_equal(psl_org_domain(p, "mail.example.co.uk"), "example.co.uk");
 	assert_string_equal(psl_org_domain(p, "foo.bar.example.com"), "example.com");
 	psl_free(&p);
@@ -245,6 +268,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_psl_rules),
+		cmocka_unit_test(test_psl_idn),
 		cmocka_unit_test(test_psl_installed),
 		cmocka_unit_test(test_record_parse),
 		cmocka_unit_test(test_alignment),

@@ -385,7 +385,7 @@ static void test_delay_warning(void **state)
 	assert_string_equal(env.sender, "");
 	assert_non_null(strstr(content.data, "Subject: Delayed Mail (still being retried)"));
 	assert_non_null(strstr(content.data, "Action: delayed"));
-	assert_non_null(strstr(content.data, "Status: 4.2.1"));
+	assert_non_null(strstr(content.data, "Status: 4.3.0"));	/* due at "later": sent with the last known status */
 	assert_non_null(strstr(content.data, id));
 	assert_null(strstr(content.data, "Content-Type: message/rfc822"));	/* headers only */
 	qfile_envelope_free(&env);
@@ -425,6 +425,44 @@ static void test_delay_warning(void **state)
 	free(id);
 	free(quiet);
 	free(nul);
+	qmgr_free(&q);
+	cur_q = NULL;
+}
+
+/* The warning comes when delay_warning_time has passed, from the schedule's own timer: not only at the end of
+ * the next attempt, which may be much later. */
+static void test_delay_warning_on_time(void **state)
+{
+	(void)state;
+	warn_ms = 60000;	/* a minute; the first retry is five minutes after the first attempt */
+	struct qmgr *q = new_qmgr();
+	warn_ms = 0;
+	const char *r[] = { "slow@local.test" };
+	char *id = queue_msg("s@remote.test", r, 1, 0, NULL);
+	uint64_t now = qsched_now();
+	qmgr_start(q, now);
+	qmgr_run(q, now);
+	assert_int_equal(njobs, 1);
+	qmgr_job_done(take_job(), now, "mailbox busy");
+	uint64_t next = qmgr_run(q, now);
+	assert_true(next > now && next <= now + 60000);	/* the warning, before the retry */
+	assert_int_equal(count_dir("incoming"), 0);
+	qmgr_run(q, now + 61000);
+	assert_int_equal(njobs, 0);			/* no attempt made ... */
+	assert_int_equal(count_dir("incoming"), 1);	/* ... and the warning is out */
+	struct qfile_envelope env;
+	struct buf content = BUF_INIT(BUF_NOLIMIT);
+	char *wid = incoming_one(&env, &content, false);
+	assert_non_null(strstr(content.data, "Action: delayed"));
+	assert_non_null(strstr(content.data, "Will-Retry-Until: "));
+	qfile_envelope_free(&env);
+	buf_free(&content);
+	free(wid);
+	/* once: the next timer is the retry */
+	next = qmgr_run(q, now + 62000);
+	assert_true(next >= now + 300000);
+	assert_int_equal(count_dir("incoming"), 0);
+	free(id);
 	qmgr_free(&q);
 	cur_q = NULL;
 }
@@ -541,6 +579,49 @@ static void test_limits(void **state)
 	cur_q = NULL;
 }
 
+/* The administrative listing in pages (qmgr/admin.c), and delete by selection. */
+static void test_admin_list_and_delete(void **state)
+{
+	(void)state;
+	struct qmgr *q = new_qmgr();
+	const char *r[] = { "a@local.test" };
+	char *ids[3];
+	for (int i = 0; i < 3; i++)
+		ids[i] = queue_msg("s@remote.test", r, 1, 0, NULL);
+	uint64_t now = qsched_now();
+	qmgr_start(q, now);
+	struct buf b = BUF_INIT(BUF_NOLIMIT);
+	struct qmgr_list_stats st;
+	/* a page too small for one message still carries one, and says more follow */
+	assert_int_equal(qmgr_list(q, QLIST_JSON, 0, 1, &b, &st), 1);
+	assert_true(st.more);
+	assert_int_equal(st.bytes, strlen("Subject: test\n\nhello\n"));
+	assert_non_null(strstr(buf_cstr(&b), ids[0]));
+	buf_reset(&b);
+	assert_int_equal(qmgr_list(q, QLIST_JSON, 1, 1u << 20, &b, &st), 2);
+	assert_false(st.more);
+	assert_null(strstr(buf_cstr(&b), ids[0]));
+	assert_non_null(strstr(buf_cstr(&b), ids[2]));
+	buf_reset(&b);
+	assert_int_equal(qmgr_list(q, QLIST_TEXT, 3, 1u << 20, &b, &st), 0);
+	assert_int_equal(b.len, 0);
+	/* nothing in deferred/ yet; then one held message survives a delete of deferred ones */
+	assert_int_equal(qmgr_delete_deferred(q), 0);
+	assert_int_equal(qmgr_hold(q, ids[1]), 1);
+	assert_true(exists("hold", ids[1]));
+	assert_int_equal(qmgr_delete(q, ids[0]), 1);
+	assert_false(exists("active", ids[0]));
+	assert_int_equal(qmgr_delete(q, ids[0]), -1);
+	assert_int_equal(qmgr_delete(q, NULL), 2);
+	assert_int_equal(qmgr_count(q), 0);
+	assert_false(exists("hold", ids[1]));
+	buf_free(&b);
+	for (int i = 0; i < 3; i++)
+		free(ids[i]);
+	qmgr_free(&q);
+	cur_q = NULL;
+}
+
 static void test_smtp_grouping(void **state)
 {
 	(void)state;
@@ -574,6 +655,84 @@ static void test_smtp_grouping(void **state)
 	assert_int_equal(seen, 7);
 	assert_int_equal(qmgr_count(q), 0);
 	free(id);
+	qmgr_free(&q);
+	cur_q = NULL;
+}
+
+static size_t count_dest_jobs(const char *dest)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < njobs; i++)
+		n += strcmp(jobs[i]->dest, dest) == 0;
+	return n;
+}
+
+static struct qjob *take_dest_job(const char *dest)
+{
+	for (size_t i = 0; i < njobs; i++)
+		if (strcmp(jobs[i]->dest, dest) == 0) {
+			struct qjob *j = jobs[i];
+			memmove(jobs + i, jobs + i + 1, (--njobs - i) * sizeof(*jobs));
+			return j;
+		}
+	fail_msg("no job for %s", dest);
+	return NULL;
+}
+
+/* A destination whose server cannot be reached is marked dead: its other mail is deferred without attempts
+ * of its own until the first retry interval has passed, then one job probes it; mail for other destinations
+ * goes on meanwhile. A refusal (a server answered) does not count. */
+static void test_dead_destination(void **state)
+{
+	(void)state;
+	struct qmgr *q = new_qmgr();
+	smtp_ok = true;
+	const char *down[] = { "a@down.test" }, *up[] = { "b@up.test" };
+	char *first = queue_msg("s@local.test", down, 1, 0, NULL);
+	uint64_t now = qsched_now();
+	qmgr_start(q, now);
+	qmgr_run(q, now);
+	struct qjob *j = take_dest_job("down.test");
+	qmgr_job_result(j, 0, 4, "4.4.1", "connect to 127.0.0.1[127.0.0.1]:9: Connection refused");
+	qmgr_job_done(j, now, NULL);
+	/* more mail for both: down.test's waits, up.test's is delivered */
+	char *ids[3] = { queue_msg("s@local.test", down, 1, 0, NULL), queue_msg("s@local.test", down, 1, 0, NULL),
+		         queue_msg("s@local.test", up, 1, 0, NULL) };
+	qmgr_scan(q, now + 10);
+	qmgr_run(q, now + 10);
+	assert_int_equal(count_dest_jobs("down.test"), 0);
+	assert_int_equal(count_dest_jobs("up.test"), 1);
+	j = take_dest_job("up.test");
+	qmgr_job_result(j, 0, 2, "2.0.0", "250 ok");
+	qmgr_job_done(j, now + 10, NULL);
+	struct qstate_rcpt *st;
+	size_t n;
+	get_state(ids[0], &st, &n);
+	assert_int_equal(st[0].status, QSTATE_DEFERRED);
+	assert_int_equal(st[0].attempts, 0);
+	assert_non_null(strstr(st[0].text, "delivery temporarily suspended: connect to"));
+	assert_true(st[0].next_try >= now + 300000);
+	qstate_free_list(&st, n);
+	/* after the pause: one probe at a time, though three messages are due */
+	uint64_t later = now + 300000 + 1000;
+	qmgr_run(q, later);
+	assert_int_equal(count_dest_jobs("down.test"), 1);
+	j = take_dest_job("down.test");
+	/* a server that answers, even with a refusal, is alive: the rest go at full concurrency */
+	qmgr_job_result(j, 0, 4, "4.7.1", "host said: 450 try later");
+	qmgr_job_done(j, later, NULL);
+	qmgr_run(q, later);
+	assert_int_equal(count_dest_jobs("down.test"), 2);
+	while (njobs) {
+		j = take_job();
+		qmgr_job_result(j, 0, 2, "2.0.0", "250 ok");
+		qmgr_job_done(j, later, NULL);
+	}
+	assert_int_equal(qmgr_count(q), 1);	/* the refused one waits for its retry */
+	smtp_ok = false;
+	free(first);
+	for (int i = 0; i < 3; i++)
+		free(ids[i]);
 	qmgr_free(&q);
 	cur_q = NULL;
 }
@@ -713,11 +872,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_defer_and_added, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delay_warning, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delay_warning_on_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_deferred, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_double_bounce, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notify_success, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_smtp_grouping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dead_destination, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_admin_list_and_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_and_reconcile, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -80,8 +80,17 @@ static void test_result_and_admin(void **state)
 	assert_string_equal(s, "5.1.1");
 	ipc_msg_free(&d);
 	ipc_msg_free(&m);
-	m = ipc_msg_new(QP_DELETE);	/* delete needs an ID */
+	m = ipc_msg_new(QP_DELETE);	/* an ID or a selection; qmgr refuses a delete with neither */
+	ipc_put_str(m, QP_F_SELECT, "deferred");
+	d = roundtrip(&qproto_qmgr, m);
+	assert_non_null(d);
+	ipc_msg_free(&d);
+	ipc_msg_free(&m);
+	m = ipc_msg_new(QP_DELETE);
+	ipc_put_u32(m, QP_F_SELECT, 1);	/* a selection is a string */
 	assert_null(roundtrip(&qproto_qmgr, m));
+	ipc_msg_free(&m);
+	m = ipc_msg_new(QP_DELETE);
 	ipc_put_str(m, QP_F_ID, "0ABCDEFGHIJ1");
 	d = roundtrip(&qproto_qmgr, m);
 	assert_non_null(d);

@@ -263,6 +263,24 @@ static void test_headers_extract(void **state)
 	assert_int_equal(h.nrcpts, 0);
 	assert_null(strstr(buf_cstr(&out), "secret"));
 	sendmail_headers_free(&h);
+
+	/* a resent message goes to its Resent- recipients only; Resent-Bcc is removed like Bcc */
+	const char *r = "From: me@x.example\n"
+	                "To: first@x.example\n"
+	                "Resent-From: fwd@x.example\n"
+	                "Resent-To: again@y.example\n"
+	                "RESENT-CC: also@y.example\n"
+	                "Resent-Bcc: hidden@y.example\n"
+	                "Cc: old@x.example\n";
+	buf_reset(&out);
+	sendmail_headers_scan(r, strlen(r), true, &h, &out);
+	assert_int_equal(h.nrcpts, 3);
+	assert_string_equal(h.rcpts[0], "again@y.example");
+	assert_string_equal(h.rcpts[1], "also@y.example");
+	assert_string_equal(h.rcpts[2], "hidden@y.example");
+	assert_null(strstr(buf_cstr(&out), "hidden"));
+	assert_non_null(strstr(buf_cstr(&out), "To: first@x.example\nResent-From: fwd@x.example\n"));
+	sendmail_headers_free(&h);
 	buf_free(&out);
 }
 

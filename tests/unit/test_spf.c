@@ -1,7 +1,8 @@
 /* spf: record syntax, the RFC 7208 section 7.4 macro examples (IPv4 and IPv6), and check_host() against a
  * real dnsmasq on a free loopback port (skipped when dnsmasq is missing): every mechanism with CIDR lengths,
- * include/redirect/exp, the DNS-mechanism and void-lookup limits, none/neutral/softfail/temperror/permerror,
- * the HELO identity, the null sender, IPv4-mapped clients, the async API and Received-SPF text. */
+ * include/redirect/exp, the DNS-mechanism, MX-name and void-lookup limits, none/neutral/softfail/temperror/
+ * permerror, the HELO identity, the null sender, IPv4-mapped clients, the async API, Received-SPF text, and the
+ * appendix A examples on their own DNS data. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -209,6 +210,19 @@ static const char *const zone[] = {
 	"--host-record=n4.test,10.0.0.1", "--host-record=n5.test,10.0.0.1", "--host-record=n6.test,10.0.0.1",
 	"--host-record=n7.test,10.0.0.1", "--host-record=n8.test,10.0.0.1", "--host-record=n9.test,10.0.0.1",
 	"--host-record=n10.test,10.0.0.1", "--host-record=n11.test,10.0.0.1",
+	"--txt-record=ten.test,v=spf1 a:n1.test a:n2.test a:n3.test a:n4.test a:n5.test a:n6.test a:n7.test "
+	"a:n8.test a:n9.test a:n10.test -all",
+	"--txt-record=mx11.test,v=spf1 mx -all",
+	"--mx-host=mx11.test,n1.test,1", "--mx-host=mx11.test,n2.test,2", "--mx-host=mx11.test,n3.test,3",
+	"--mx-host=mx11.test,n4.test,4", "--mx-host=mx11.test,n5.test,5", "--mx-host=mx11.test,n6.test,6",
+	"--mx-host=mx11.test,n7.test,7", "--mx-host=mx11.test,n8.test,8", "--mx-host=mx11.test,n9.test,9",
+	"--mx-host=mx11.test,n10.test,10", "--mx-host=mx11.test,n11.test,11",
+	"--txt-record=nodata.test,not an address",
+	"--txt-record=voidmix.test,v=spf1 a:v1.void.test a:nodata.test mx:v3.void.test -all",
+	"--txt-record=redir10.test,v=spf1 a:n1.test a:n2.test a:n3.test a:n4.test a:n5.test a:n6.test "
+	"a:n7.test a:n8.test a:n9.test redirect=pass.test",
+	"--txt-record=redir11.test,v=spf1 a:n1.test a:n2.test a:n3.test a:n4.test a:n5.test a:n6.test "
+	"a:n7.test a:n8.test a:n9.test a:n10.test redirect=pass.test",
 	"--txt-record=void2.test,v=spf1 a:v1.void.test a:v2.void.test -all",
 	"--txt-record=void3.test,v=spf1 a:v1.void.test a:v2.void.test a:v3.void.test -all",
 	"--txt-record=exp.test,v=spf1 -all exp=explain.exp.test",
@@ -219,34 +233,42 @@ static const char *const zone[] = {
 	NULL
 };
 
-static int start_dnsmasq(void **state)
+/* dnsmasq answering for the names in local (NULL-terminated --local= options) from the records in zone and
+ * extra (each NULL-terminated, extra may be NULL); its pid, "127.0.0.1:PORT" into srv and its log path into log.
+ * -1 when it cannot be started (a missing dnsmasq is not an error: *pid stays -1 and the tests skip). */
+static int dnsmasq_run(const char *const *local, const char *const *zone_recs, const char *const *extra,
+                       pid_t *pid, char *srv, size_t srvlen, char *log, size_t loglen)
 {
-	(void)state;
 	const char *bin = NULL;
 	char portarg[32];
 	int port;
+	static unsigned serial;
+	*pid = -1;
 	for (int i = 0; dnsmasq_paths[i]; i++)
 		if (access(dnsmasq_paths[i], X_OK) == 0)
 			bin = dnsmasq_paths[i];
 	if (!bin || (port = free_port()) < 0)
 		return 0;
 	snprintf(portarg, sizeof(portarg), "--port=%d", port);
-	snprintf(servers, sizeof(servers), "127.0.0.1:%d", port);
-	snprintf(logpath, sizeof(logpath), "/tmp/test_spf.%d.log", (int)getpid());
-	const char *argv[128] = { bin, "-k", "--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--pid-file=",
-		                  portarg, "--listen-address=127.0.0.1", "--bind-interfaces", "--log-facility=-",
-		                  "--local=/test/", "--local=/2.0.192.in-addr.arpa/" };
-	size_t n = 12;
-	for (size_t i = 0; zone[i]; i++)
-		argv[n++] = zone[i];
+	snprintf(srv, srvlen, "127.0.0.1:%d", port);
+	snprintf(log, loglen, "/tmp/test_spf.%d.%u.log", (int)getpid(), serial++);
+	const char *argv[200] = { bin, "-k", "--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--pid-file=",
+		                  portarg, "--listen-address=127.0.0.1", "--bind-interfaces", "--log-facility=-" };
+	size_t n = 10;
+	for (size_t i = 0; local[i]; i++)
+		argv[n++] = local[i];
+	for (size_t i = 0; zone_recs[i]; i++)
+		argv[n++] = zone_recs[i];
+	for (size_t i = 0; extra && extra[i]; i++)
+		argv[n++] = extra[i];
 	if (geteuid() == 0)
 		argv[n++] = "--user=root";
 	argv[n] = NULL;
-	dnsmasq_pid = fork();
-	if (dnsmasq_pid < 0)
+	*pid = fork();
+	if (*pid < 0)
 		return -1;
-	if (dnsmasq_pid == 0) {
-		int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (*pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (fd >= 0) {
 			dup2(fd, 1);
@@ -262,9 +284,9 @@ static int start_dnsmasq(void **state)
 		close(s);
 		if (ok)
 			return 0;
-		if (waitpid(dnsmasq_pid, NULL, WNOHANG) == dnsmasq_pid) {
-			fprintf(stderr, "dnsmasq exited at start; its log is %s\n", logpath);
-			dnsmasq_pid = -1;
+		if (waitpid(*pid, NULL, WNOHANG) == *pid) {
+			fprintf(stderr, "dnsmasq exited at start; its log is %s\n", log);
+			*pid = -1;
 			return -1;
 		}
 		usleep(50000);
@@ -272,15 +294,27 @@ static int start_dnsmasq(void **state)
 	return -1;
 }
 
+static void dnsmasq_stop(pid_t *pid, const char *log)
+{
+	if (*pid > 0) {
+		kill(*pid, SIGTERM);
+		waitpid(*pid, NULL, 0);
+		*pid = -1;
+		unlink(log);
+	}
+}
+
+static int start_dnsmasq(void **state)
+{
+	static const char *const local[] = { "--local=/test/", "--local=/2.0.192.in-addr.arpa/", NULL };
+	(void)state;
+	return dnsmasq_run(local, zone, NULL, &dnsmasq_pid, servers, sizeof(servers), logpath, sizeof(logpath));
+}
+
 static int stop_dnsmasq(void **state)
 {
 	(void)state;
-	if (dnsmasq_pid > 0) {
-		kill(dnsmasq_pid, SIGTERM);
-		waitpid(dnsmasq_pid, NULL, 0);
-		dnsmasq_pid = -1;
-		unlink(logpath);
-	}
+	dnsmasq_stop(&dnsmasq_pid, logpath);
 	return 0;
 }
 
@@ -378,6 +412,16 @@ static void test_limits(void **state)
 	spf_answer_clear(&a);
 	assert_int_equal(check_full("192.0.2.5", "x@many.test", "h", false, &a), SPF_PERMERROR);
 	spf_answer_clear(&a);
+	/* exactly 10 DNS mechanisms is allowed; the 11th, even a redirect, is a permerror */
+	expect("192.0.2.5", "ten.test", SPF_FAIL);
+	expect("10.0.0.1", "ten.test", SPF_PASS);
+	expect("192.0.2.5", "redir10.test", SPF_PASS);
+	expect("192.0.2.5", "redir11.test", SPF_PERMERROR);
+	/* more than 10 MX names for one mx mechanism: permerror (section 4.6.4) */
+	assert_int_equal(check_full("10.0.0.1", "x@mx11.test", "h", false, &a), SPF_PERMERROR);
+	spf_answer_clear(&a);
+	/* NODATA counts as a void lookup as well as NXDOMAIN */
+	expect("192.0.2.5", "voidmix.test", SPF_PERMERROR);
 	expect("192.0.2.5", "void2.test", SPF_FAIL);
 	assert_int_equal(check_full("192.0.2.5", "x@void3.test", "h", false, &a), SPF_PERMERROR);
 	assert_non_null(strstr(a.reason, "void"));
@@ -419,6 +463,123 @@ static void test_exp_and_identities(void **state)
 	spf_answer_clear(&a);
 	buf_free(&h);
 }
+
+/* ---- RFC 7208 appendix A: its DNS data, and each example record published at example.com in turn ---- */
+static const char *const appendix_local[] = {
+	"--local=/example.com/", "--local=/example.org/", "--local=/example.net/", "--local=/2.0.192.in-addr.arpa/",
+	"--local=/10.in-addr.arpa/", "--local=/168.192.in-addr.arpa/", NULL
+};
+static const char *const appendix_zone[] = {
+	/* host-record publishes the PTR too, as the appendix lists it */
+	"--mx-host=example.com,mail-a.example.com,10",
+	"--mx-host=example.com,mail-b.example.com,20",
+	"--host-record=example.com,192.0.2.10",
+	"--host-record=example.com,192.0.2.11",
+	"--host-record=amy.example.com,192.0.2.65",
+	"--host-record=bob.example.com,192.0.2.66",
+	"--host-record=mail-a.example.com,192.0.2.129",
+	"--host-record=mail-b.example.com,192.0.2.130",
+	"--cname=www.example.com,example.com",
+	"--mx-host=example.org,mail-c.example.org,10",
+	"--host-record=mail-c.example.org,192.0.2.140",
+	"--ptr-record=4.0.0.10.in-addr.arpa,bob.example.com",
+	/* A.2: example.org includes example.com and example.net (records chosen here: the appendix names none) */
+	"--txt-record=example.org,v=spf1 include:example.com include:example.net -all",
+	"--txt-record=la.example.org,v=spf1 redirect=example.org",
+	"--txt-record=example.net,v=spf1 ip4:198.51.100.0/28 -all",
+	/* A.3 */
+	"--address=/mary.mobile-users._spf.example.com/127.0.0.2",
+	"--address=/fred.mobile-users._spf.example.com/127.0.0.2",
+	"--address=/15.15.168.192.joel.remote-users._spf.example.com/127.0.0.2",
+	"--address=/16.15.168.192.joel.remote-users._spf.example.com/127.0.0.2",
+	"--txt-record=mobile-users._spf.example.com,v=spf1 exists:%{l1r+}.%{d}",
+	"--txt-record=remote-users._spf.example.com,v=spf1 exists:%{ir}.%{l1r+}.%{d}",
+	/* A.4 */
+	"--txt-record=ip4._spf.example.com,v=spf1 -ip4:192.0.2.0/24 +all",
+	"--txt-record=ptr._spf.example.com,v=spf1 -ptr:example.com +all",
+	NULL
+};
+
+struct appendix_case {
+	const char *ip, *sender;
+	enum spf_result want;
+};
+
+/* Publish record at example.com and check every case against it. */
+static void appendix(const char *record, const struct appendix_case *c)
+{
+	char txt[300], srv[64], log[64];
+	pid_t pid;
+	snprintf(txt, sizeof(txt), "--txt-record=example.com,%s", record);
+	const char *const extra[] = { txt, NULL };
+	if (dnsmasq_run(appendix_local, appendix_zone, extra, &pid, srv, sizeof(srv), log, sizeof(log)) < 0 ||
+	    pid < 0)
+		fail_msg("dnsmasq did not start for %s", record);
+	for (; c->ip; c++) {
+		struct dns_options opt = { srv, 3000, 1 };
+		struct spf_request req = { c->ip, c->sender, "helo.example", "rx.example.net", false, 1700000000 };
+		struct spf_answer a;
+		spf_check_blocking(&opt, &req, &a);
+		if (a.result != c->want) {
+			dnsmasq_stop(&pid, log);
+			fail_msg("\"%s\": %s from %s: %s (%s), expected %s", record, c->sender, c->ip,
+			         spf_result_str(a.result), a.reason, spf_result_str(c->want));
+		}
+		spf_answer_clear(&a);
+	}
+	dnsmasq_stop(&pid, log);
+}
+
+#define U "user@example.com"
+static void test_rfc7208_appendix(void **state)
+{
+	(void)state;
+	NEED_DNS();
+	/* A.1 */
+	appendix("v=spf1 +all", (const struct appendix_case[]){
+		{ "192.0.2.10", U, SPF_PASS }, { "203.0.113.9", U, SPF_PASS }, { NULL, NULL, 0 } });
+	appendix("v=spf1 a -all", (const struct appendix_case[]){
+		{ "192.0.2.10", U, SPF_PASS }, { "192.0.2.11", U, SPF_PASS }, { "192.0.2.65", U, SPF_FAIL },
+		{ NULL, NULL, 0 } });
+	appendix("v=spf1 a:example.org -all", (const struct appendix_case[]){
+		{ "192.0.2.10", U, SPF_FAIL }, { "192.0.2.140", U, SPF_FAIL }, { NULL, NULL, 0 } });
+	appendix("v=spf1 mx -all", (const struct appendix_case[]){
+		{ "192.0.2.129", U, SPF_PASS }, { "192.0.2.130", U, SPF_PASS }, { "192.0.2.10", U, SPF_FAIL },
+		{ NULL, NULL, 0 } });
+	appendix("v=spf1 mx:example.org -all", (const struct appendix_case[]){
+		{ "192.0.2.140", U, SPF_PASS }, { "192.0.2.129", U, SPF_FAIL }, { NULL, NULL, 0 } });
+	appendix("v=spf1 mx mx:example.org -all", (const struct appendix_case[]){
+		{ "192.0.2.129", U, SPF_PASS }, { "192.0.2.130", U, SPF_PASS }, { "192.0.2.140", U, SPF_PASS },
+		{ "192.0.2.141", U, SPF_FAIL }, { NULL, NULL, 0 } });
+	appendix("v=spf1 mx/30 mx:example.org/30 -all", (const struct appendix_case[]){
+		{ "192.0.2.131", U, SPF_PASS }, { "192.0.2.128", U, SPF_PASS }, { "192.0.2.143", U, SPF_PASS },
+		{ "192.0.2.132", U, SPF_FAIL }, { "192.0.2.144", U, SPF_FAIL }, { NULL, NULL, 0 } });
+	appendix("v=spf1 ptr -all", (const struct appendix_case[]){
+		{ "192.0.2.65", U, SPF_PASS }, { "192.0.2.10", U, SPF_PASS }, { "192.0.2.129", U, SPF_PASS },
+		{ "192.0.2.140", U, SPF_FAIL },	/* mail-c.example.org */
+		{ "10.0.0.4", U, SPF_FAIL },	/* bob.example.com does not resolve back to it */
+		{ NULL, NULL, 0 } });
+	appendix("v=spf1 ip4:192.0.2.128/28 -all", (const struct appendix_case[]){
+		{ "192.0.2.129", U, SPF_PASS }, { "192.0.2.143", U, SPF_PASS }, { "192.0.2.65", U, SPF_FAIL },
+		{ NULL, NULL, 0 } });
+	/* A.2: example.org includes example.com (here "mx -all") and example.net; la.example.org redirects */
+	appendix("v=spf1 mx -all", (const struct appendix_case[]){
+		{ "192.0.2.129", "u@example.org", SPF_PASS }, { "198.51.100.3", "u@example.org", SPF_PASS },
+		{ "192.0.2.10", "u@example.org", SPF_FAIL }, { "192.0.2.130", "u@la.example.org", SPF_PASS },
+		{ "198.51.100.99", "u@la.example.org", SPF_FAIL }, { NULL, NULL, 0 } });
+	/* A.3: DNSBL-style per-user and per-address lists through exists: and macros */
+	appendix("v=spf1 mx include:mobile-users._spf.%{d} include:remote-users._spf.%{d} -all",
+	         (const struct appendix_case[]){
+		{ "203.0.113.1", "mary@example.com", SPF_PASS }, { "203.0.113.1", "fred@example.com", SPF_PASS },
+		{ "192.168.15.15", "joel@example.com", SPF_PASS }, { "192.168.15.16", "joel@example.com", SPF_PASS },
+		{ "192.168.15.17", "joel@example.com", SPF_FAIL }, { "192.0.2.129", "bob@example.com", SPF_PASS },
+		{ "203.0.113.1", "bob@example.com", SPF_FAIL }, { NULL, NULL, 0 } });
+	/* A.4: both requirements, the address in 192.0.2.0/24 and a PTR name in example.com */
+	appendix("v=spf1 -include:ip4._spf.%{d} -include:ptr._spf.%{d} +all", (const struct appendix_case[]){
+		{ "192.0.2.65", U, SPF_PASS }, { "192.0.2.140", U, SPF_FAIL }, { "10.0.0.4", U, SPF_FAIL },
+		{ NULL, NULL, 0 } });
+}
+#undef U
 
 struct async_state {
 	int calls;
@@ -475,6 +636,7 @@ int main(void)
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_exp_and_identities),
 		cmocka_unit_test(test_async),
+		cmocka_unit_test(test_rfc7208_appendix),
 	};
 	return cmocka_run_group_tests(tests, start_dnsmasq, stop_dnsmasq);
 }

@@ -1,8 +1,10 @@
-/* Delivery receipts. The window this closes: local killed after the Maildir rename but before it could write
- * the receipt (or answer qmgr), so qmgr retries a recipient whose message is already in the mailbox. With the
- * pending mark written first, that retry knows an earlier attempt may have delivered and checks the mailbox by
- * content. Marks are not fsynced: they guard against killed processes; after a power loss a duplicate is the
- * lesser evil (the Maildir file itself is synced). */
+/* Delivery receipts. The window this closes: a transport killed after the delivery but before it could answer
+ * qmgr, so qmgr retries a recipient that already has the message. For local, with the pending mark written
+ * first, that retry knows an earlier attempt may have delivered and checks the mailbox by content; smtp cannot
+ * look into the next hop, so there a mark without a receipt (the kill fell between the next hop's 250 and the
+ * receipt) still means a second transaction. The lock on the mark makes a retry that starts while the first
+ * attempt still runs (after a qmgr restart) wait for its outcome. Marks are not fsynced: see "Queue" in
+ * docs/ARCHITECTURE.md for the measured cost and why. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +25,7 @@
 
 static void pending_path(const char *path, struct buf *out)
 {
-	buf_printf(out, "%s%s", path, LRECEIPT_PENDING_SUFFIX);
+	buf_printf(out, "%s%s", path, QRECEIPT_PENDING_SUFFIX);
 }
 
 static bool read_full(int fd, char *p, size_t n, uint64_t off)
@@ -41,7 +43,7 @@ static bool read_full(int fd, char *p, size_t n, uint64_t off)
 }
 
 /* The open file holds hdr followed by the queue file's content, nothing more. */
-static bool same_content(int fd, const struct lreceipt_content *c)
+static bool same_content(int fd, const struct qreceipt_content *c)
 {
 	char *a = xmalloc(CHUNK), *b = xmalloc(CHUNK);
 	bool same = true;
@@ -71,7 +73,7 @@ static bool same_content(int fd, const struct lreceipt_content *c)
 	return same;
 }
 
-static bool find_in(const char *sub, const struct lreceipt_content *c, time_t since)
+static bool find_in(const char *sub, const struct qreceipt_content *c, time_t since)
 {
 	DIR *d = opendir(sub);
 	struct dirent *e;
@@ -96,7 +98,7 @@ static bool find_in(const char *sub, const struct lreceipt_content *c, time_t si
 	return found;
 }
 
-bool lreceipt_find(const char *dir, const struct lreceipt_content *c, time_t since)
+bool qreceipt_find(const char *dir, const struct qreceipt_content *c, time_t since)
 {
 	struct buf p = BUF_INIT(BUF_NOLIMIT);
 	bool found = false;
@@ -131,7 +133,7 @@ static void write_empty(const char *path)
 		close(fd);
 }
 
-bool lreceipt_begin(struct lreceipt *r, const char *path, const char *dir, const struct lreceipt_content *c)
+bool qreceipt_begin(struct qreceipt *r, const char *path, const char *dir, const struct qreceipt_content *c)
 {
 	struct buf pend = BUF_INIT(BUF_NOLIMIT);
 	bool done = false;
@@ -171,7 +173,7 @@ bool lreceipt_begin(struct lreceipt *r, const char *path, const char *dir, const
 		}
 		/* An earlier attempt was cut off: the kernel stamped the mark before the mailbox file's last write, so
 		 * a copy it made is no older than the mark (one second of slack for coarse clocks). */
-		if (existed && dir && lreceipt_find(dir, c, st.st_mtime - 1)) {
+		if (existed && dir && c && qreceipt_find(dir, c, st.st_mtime - 1)) {
 			log_info("%s: already in %s (an interrupted delivery)", path, dir);
 			if (rename(buf_cstr(&pend), path) != 0)
 				write_empty(path);
@@ -189,7 +191,7 @@ bool lreceipt_begin(struct lreceipt *r, const char *path, const char *dir, const
 	return done;
 }
 
-void lreceipt_end(struct lreceipt *r, bool delivered)
+void qreceipt_end(struct qreceipt *r, bool delivered)
 {
 	if (!r->path)
 		return;

@@ -1,6 +1,6 @@
-/* local/receipt: the pending mark and the receipt, finding an interrupted delivery's copy in new/ or cur/ by
+/* common/receipt: the pending mark and the receipt, finding an interrupted delivery's copy in new/ or cur/ by
  * size, time and content (and not a look-alike), and a second delivery of the same recipient waiting for the
- * first one's lock. */
+ * first one's lock; smtp's mode without a folder. */
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../local/receipt.h"
+#include "receipt.h"
 #include "alloc.h"
 #include "buf.h"
 #include "fsutil.h"
@@ -27,7 +27,7 @@ struct fx {
 	char dir[64];
 	char receipt[128], pending[160], maildir[128];
 	int qfd;
-	struct lreceipt_content c;
+	struct qreceipt_content c;
 };
 
 static void path_in(const struct fx *f, const char *rel, char *out, size_t n)
@@ -41,7 +41,7 @@ static int setup(void **state)
 	snprintf(f->dir, sizeof(f->dir), "/tmp/test_receipt.XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	path_in(f, "receipts/ID/0-00ab", f->receipt, sizeof(f->receipt));
-	snprintf(f->pending, sizeof(f->pending), "%s%s", f->receipt, LRECEIPT_PENDING_SUFFIX);
+	snprintf(f->pending, sizeof(f->pending), "%s%s", f->receipt, QRECEIPT_PENDING_SUFFIX);
 	path_in(f, "Maildir", f->maildir, sizeof(f->maildir));
 	char p[256];
 	path_in(f, "receipts", p, sizeof(p));
@@ -56,7 +56,7 @@ static int setup(void **state)
 	assert_true(f->qfd >= 0);
 	assert_int_equal(write(f->qfd, "PQF1xyz", 7), 7);
 	assert_int_equal(write(f->qfd, BODY, strlen(BODY)), (ssize_t)strlen(BODY));
-	f->c = (struct lreceipt_content){ HDR, strlen(HDR), f->qfd, 7, strlen(BODY) };
+	f->c = (struct qreceipt_content){ HDR, strlen(HDR), f->qfd, 7, strlen(BODY) };
 	*state = f;
 	return 0;
 }
@@ -98,7 +98,7 @@ static char *full_text(void)
 }
 
 /* a delivery that was killed: the mark stays, the lock goes with the process */
-static void crash(struct lreceipt *r)
+static void crash(struct qreceipt *r)
 {
 	close(r->fd);
 	xfree(&r->path);
@@ -107,39 +107,39 @@ static void crash(struct lreceipt *r)
 static void test_normal_cycle(void **state)
 {
 	struct fx *f = *state;
-	struct lreceipt r;
-	assert_false(lreceipt_begin(&r, f->receipt, f->maildir, &f->c));
+	struct qreceipt r;
+	assert_false(qreceipt_begin(&r, f->receipt, f->maildir, &f->c));
 	assert_true(exists(f->pending));
 	assert_false(exists(f->receipt));
-	lreceipt_end(&r, true);
+	qreceipt_end(&r, true);
 	assert_false(exists(f->pending));
 	assert_true(exists(f->receipt));
 	/* a retry (qmgr lost the answer) does not deliver again */
-	assert_true(lreceipt_begin(&r, f->receipt, f->maildir, &f->c));
+	assert_true(qreceipt_begin(&r, f->receipt, f->maildir, &f->c));
 }
 
 static void test_failed_attempt_leaves_nothing(void **state)
 {
 	struct fx *f = *state;
-	struct lreceipt r;
-	assert_false(lreceipt_begin(&r, f->receipt, f->maildir, &f->c));
-	lreceipt_end(&r, false);
+	struct qreceipt r;
+	assert_false(qreceipt_begin(&r, f->receipt, f->maildir, &f->c));
+	qreceipt_end(&r, false);
 	assert_false(exists(f->pending));
 	assert_false(exists(f->receipt));
-	assert_false(lreceipt_begin(&r, f->receipt, f->maildir, &f->c));
-	lreceipt_end(&r, false);
+	assert_false(qreceipt_begin(&r, f->receipt, f->maildir, &f->c));
+	qreceipt_end(&r, false);
 }
 
 static void test_interrupted_after_rename_is_found(void **state)
 {
 	struct fx *f = *state;
-	struct lreceipt r;
+	struct qreceipt r;
 	char *text = full_text();
-	assert_false(lreceipt_begin(&r, f->receipt, f->maildir, &f->c));
+	assert_false(qreceipt_begin(&r, f->receipt, f->maildir, &f->c));
 	put_mail(f, "new", "", text);
 	crash(&r);
 	assert_true(exists(f->pending));
-	assert_true(lreceipt_begin(&r, f->receipt, f->maildir, &f->c));
+	assert_true(qreceipt_begin(&r, f->receipt, f->maildir, &f->c));
 	assert_true(exists(f->receipt));
 	assert_false(exists(f->pending));
 	free(text);
@@ -148,32 +148,32 @@ static void test_interrupted_after_rename_is_found(void **state)
 static void test_found_in_cur_after_a_reader_moved_it(void **state)
 {
 	struct fx *f = *state;
-	struct lreceipt r;
+	struct qreceipt r;
 	char *text = full_text();
-	assert_false(lreceipt_begin(&r, f->receipt, f->maildir, &f->c));
+	assert_false(qreceipt_begin(&r, f->receipt, f->maildir, &f->c));
 	put_mail(f, "cur", ":2,S", text);
 	crash(&r);
-	assert_true(lreceipt_begin(&r, f->receipt, f->maildir, &f->c));
+	assert_true(qreceipt_begin(&r, f->receipt, f->maildir, &f->c));
 	free(text);
 }
 
 static void test_interrupted_before_rename_delivers_again(void **state)
 {
 	struct fx *f = *state;
-	struct lreceipt r;
-	assert_false(lreceipt_begin(&r, f->receipt, f->maildir, &f->c));
+	struct qreceipt r;
+	assert_false(qreceipt_begin(&r, f->receipt, f->maildir, &f->c));
 	crash(&r);
-	assert_false(lreceipt_begin(&r, f->receipt, f->maildir, &f->c));
-	lreceipt_end(&r, true);
+	assert_false(qreceipt_begin(&r, f->receipt, f->maildir, &f->c));
+	qreceipt_end(&r, true);
 	assert_true(exists(f->receipt));
 }
 
 static void test_look_alikes_are_not_taken(void **state)
 {
 	struct fx *f = *state;
-	struct lreceipt r;
+	struct qreceipt r;
 	char *text = full_text();
-	assert_false(lreceipt_begin(&r, f->receipt, f->maildir, &f->c));
+	assert_false(qreceipt_begin(&r, f->receipt, f->maildir, &f->c));
 	/* same size, one byte different */
 	char *other = xstrdup(text);
 	other[strlen(other) - 2] ^= 1;
@@ -192,10 +192,10 @@ static void test_look_alikes_are_not_taken(void **state)
 	assert_int_equal(futimens(fd, old), 0);
 	close(fd);
 	crash(&r);
-	assert_false(lreceipt_begin(&r, f->receipt, f->maildir, &f->c));
-	lreceipt_end(&r, false);
-	/* lreceipt_find directly: the old one is found when the time allows it */
-	assert_true(lreceipt_find(f->maildir, &f->c, 0));
+	assert_false(qreceipt_begin(&r, f->receipt, f->maildir, &f->c));
+	qreceipt_end(&r, false);
+	/* qreceipt_find directly: the old one is found when the time allows it */
+	assert_true(qreceipt_find(f->maildir, &f->c, 0));
 	free(other);
 	free(text);
 }
@@ -208,27 +208,43 @@ static void test_second_delivery_waits_for_the_first(void **state)
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		struct lreceipt r;
+		struct qreceipt r;
 		char *text = full_text();
-		if (lreceipt_begin(&r, f->receipt, f->maildir, &f->c))
+		if (qreceipt_begin(&r, f->receipt, f->maildir, &f->c))
 			_exit(2);
 		if (write(go[1], "x", 1) != 1)
 			_exit(3);
 		usleep(300 * 1000);
 		put_mail(f, "new", "", text);
-		lreceipt_end(&r, true);
+		qreceipt_end(&r, true);
 		_exit(0);
 	}
 	char x;
 	assert_int_equal(read(go[0], &x, 1), 1);
-	struct lreceipt r;
+	struct qreceipt r;
 	/* blocks until the child's delivery is over, then sees its receipt */
-	assert_true(lreceipt_begin(&r, f->receipt, f->maildir, &f->c));
+	assert_true(qreceipt_begin(&r, f->receipt, f->maildir, &f->c));
 	int status;
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	close(go[0]);
 	close(go[1]);
+}
+
+/* smtp's use: nothing to look in, so a mark left by a killed attempt is only reported, and a receipt is final */
+static void test_relay_mode(void **state)
+{
+	struct fx *f = *state;
+	struct qreceipt r;
+	assert_false(qreceipt_begin(&r, f->receipt, NULL, NULL));
+	assert_false(r.resumed);
+	crash(&r);
+	assert_false(qreceipt_begin(&r, f->receipt, NULL, NULL));
+	assert_true(r.resumed);
+	qreceipt_end(&r, true);
+	assert_true(exists(f->receipt));
+	assert_false(exists(f->pending));
+	assert_true(qreceipt_begin(&r, f->receipt, NULL, NULL));
 }
 
 int main(void)
@@ -241,6 +257,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_interrupted_before_rename_delivers_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_look_alikes_are_not_taken, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_second_delivery_waits_for_the_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_relay_mode, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
