@@ -191,6 +191,8 @@ static int run_single(const struct daemon_ops *ops, struct daemon_ctx *ctx)
 
 			if (!(pfd[i].revents & (POLLIN | POLLERR | POLLHUP)))
 				continue;
+			if (ops->pre_accept && !ops->pre_accept(ctx))
+				return 0;
 			memset(&peer, 0, sizeof(peer));
 			peer.addrlen = sizeof(peer.addr);
 			/* the connection is blocking for serve(): Linux does not pass O_NONBLOCK on through accept */

@@ -73,6 +73,10 @@ struct daemon_ops {
 	/* DAEMON_EVENT: SIGTERM or SIGHUP arrived: stop accepting, finish, then event_base_loopexit(). NULL: exit
 	 * the loop at once. */
 	void (*stop)(struct daemon_ctx *ctx);
+	/* DAEMON_SINGLE: called when a connection is waiting, before accept(). false: exit instead, leaving the
+	 * connection to another process (e.g. a table opened before the privilege drop has changed and only a
+	 * fresh process can read it; Postfix's pre_accept). May be NULL. */
+	bool (*pre_accept)(struct daemon_ctx *ctx);
 };
 
 /* Parses the standard arguments (-c DIR -s SERVICE -n NLISTEN -t TLS -m MAXUSE -i IDLE -u USER -r CHROOT

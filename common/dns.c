@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <idn2.h>
 #include <netdb.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -481,6 +482,28 @@ static bool name_ok(const char *name)
 	return label > 0;
 }
 
+bool dns_name_ascii(const char *name, struct buf *out, struct buf *err)
+{
+	bool ascii = true;
+	for (const char *p = name; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			ascii = false;
+	if (ascii)
+		return buf_puts(out, name);
+	/* IDNA2008 with the UTS #46 mapping browsers use (case folding, NFC): a domain typed with capitals or in
+	 * decomposed form reaches the same zone as its canonical spelling */
+	char *alabel = NULL;
+	int rc = idn2_lookup_u8((const uint8_t *)name, (uint8_t **)&alabel, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+	if (rc != IDN2_OK) {
+		if (err)
+			buf_printf(err, "not a valid internationalized domain name: %s", idn2_strerror(rc));
+		return false;
+	}
+	bool ok = buf_puts(out, alabel);
+	idn2_free(alabel);
+	return ok;
+}
+
 struct dns_query *dns_query(struct dns *d, enum dns_type type, const char *name, dns_callback *cb, void *arg)
 {
 	struct dns_query *q = xcalloc(1, sizeof(*q));
@@ -521,14 +544,17 @@ struct dns_query *dns_query(struct dns *d, enum dns_type type, const char *name,
 			return q;
 		}
 	} else {
-		if (!name_ok(name)) {
+		struct buf why = BUF_INIT(256);
+		if (!dns_name_ascii(name, &qname, &why) || !name_ok(buf_cstr(&qname))) {
 			struct dns_result *r = result_new(type, name);
-			result_fail(r, DNS_BADNAME, "not a valid domain name");
+			result_fail(r, DNS_BADNAME, why.len ? buf_cstr(&why) : "not a valid domain name");
 			q->ares_done = true;
 			defer(q, r);
+			buf_free(&why);
+			buf_free(&qname);
 			return q;
 		}
-		buf_puts(&qname, name);
+		buf_free(&why);
 	}
 	evtimer_add(q->timer, &tv);
 	/* c-ares may call ares_cb before returning (e.g. no usable server); ares_cb defers delivery in all cases,

@@ -84,12 +84,16 @@ struct dns *dns_new(struct event_base *base, const struct dns_options *opt, stru
 /* Pending queries are dropped without their callbacks being called. */
 void dns_free(struct dns **d);
 
-/* Start a lookup; for DNS_PTR, name is an IPv4 or IPv6 address. Names must be ASCII (internationalized domains
- * as A-labels, "xn--..."): anything else is DNS_BADNAME. The handle is valid until the callback has
+/* Start a lookup; for DNS_PTR, name is an IPv4 or IPv6 address. A UTF-8 name (an internationalized domain) is
+ * asked for as its A-labels ("xn--..."); one that IDNA refuses is DNS_BADNAME. res->name is the name as given. The handle is valid until the callback has
  * been called or the query cancelled. */
 struct dns_query *dns_query(struct dns *d, enum dns_type type, const char *name, dns_callback *cb, void *arg);
 /* The callback will not be called; the handle is cleared. */
 void dns_cancel(struct dns_query **q);
+
+/* name as DNS asks for it: unchanged when it is ASCII, else converted to A-labels by IDNA2008 (UTS #46
+ * mapping: case folded, NFC). false with the reason in err (may be NULL) when it cannot be converted. */
+bool dns_name_ascii(const char *name, struct buf *out, struct buf *err);
 
 /* Blocking convenience: runs its own event base until the answer (or the time limit). Never NULL. */
 struct dns_result *dns_lookup(const struct dns_options *opt, enum dns_type type, const char *name);

@@ -118,6 +118,7 @@ const struct config_param config_params[] = {
 	{ "smtp_helo_name", "$myhostname", "name sent in EHLO/HELO" },
 	{ "smtp_port", "25", "port of MX hosts and of next hops given without one" },
 	{ "smtp_mx_address_limit", "10", "most addresses tried for one delivery" },
+	{ "smtp_address_preference", "any", "family tried first among addresses of equal MX preference: ipv4, ipv6 or any (random)" },
 	{ "smtp_connection_reuse_time", "10s", "keep a connection open this long for the next message to the same address; 0: never" },
 	{ "smtp_connect_timeout", "30s", "time limit for a TCP connection to a server" },
 	{ "smtp_helo_timeout", "300s", "time limit for the greeting and the EHLO/HELO reply" },

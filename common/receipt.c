@@ -113,6 +113,21 @@ bool qreceipt_find(const char *dir, const struct qreceipt_content *c, time_t sin
 	return found;
 }
 
+/* The queue ID a receipt path names (queue/receipts/ID/NAME), for log lines that must carry it: its start and
+ * length in *len ("?" if the path has no such component). */
+static const char *receipt_qid(const char *path, int *len)
+{
+	const char *end = strrchr(path, '/'), *start = end;
+	while (start && start > path && start[-1] != '/')
+		start--;
+	if (!end || start == end) {
+		*len = 1;
+		return "?";
+	}
+	*len = (int)(end - start);
+	return start;
+}
+
 static void make_parent(const char *path)
 {
 	const char *slash = strrchr(path, '/');
@@ -174,7 +189,9 @@ bool qreceipt_begin(struct qreceipt *r, const char *path, const char *dir, const
 		/* An earlier attempt was cut off: the kernel stamped the mark before the mailbox file's last write, so
 		 * a copy it made is no older than the mark (one second of slack for coarse clocks). */
 		if (existed && dir && c && qreceipt_find(dir, c, st.st_mtime - 1)) {
-			log_info("%s: already in %s (an interrupted delivery)", path, dir);
+			int qlen;
+			const char *qid = receipt_qid(path, &qlen);
+			log_info("%.*s: already in %s (an interrupted delivery; receipt %s)", qlen, qid, dir, path);
 			if (rename(buf_cstr(&pend), path) != 0)
 				write_empty(path);
 			close(fd);

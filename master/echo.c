@@ -127,8 +127,9 @@ static void echo_stop(struct daemon_ctx *ctx)
 
 int master_echo_main(int argc, char **argv)
 {
-	static const struct daemon_ops single = { "echo", DAEMON_SINGLE, NULL, NULL, echo_serve, NULL, NULL };
-	static const struct daemon_ops event = { "echo", DAEMON_EVENT, NULL, NULL, NULL, echo_start, echo_stop };
+	static const struct daemon_ops single = { .name = "echo", .mode = DAEMON_SINGLE, .serve = echo_serve };
+	static const struct daemon_ops event = { .name = "echo", .mode = DAEMON_EVENT, .start = echo_start,
+	                                         .stop = echo_stop };
 	bool ev = argc > 1 && strcmp(argv[argc - 1], "event") == 0;
 
 	return daemon_main(argc, argv, ev ? &event : &single);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,10 +38,12 @@
 static struct {
 	char *queue_dir, *relayhost, *transport_path, *policy_path, *cafile, *myhostname, *helo_name, *sasl_path;
 	struct table *transport, *policy, *sasl;
+	struct stat sasl_st;		/* the password table's file as opened before the privilege drop */
 	struct dns_options dns;
 	struct smtp_session_opts sopts;
 	unsigned port;
 	size_t max_addrs;
+	enum smtp_addr_pref addr_pref;
 	enum smtp_tls_level level;
 	SSL_CTX *tls_ctx;
 	struct ipc_peer_policy peers;
@@ -182,7 +185,7 @@ static void deliver_domain(struct smtp_message *all, const char *domain, double 
 	if (!nh.host)
 		nh.host = xstrdup(relay_default ? relay_default : domain);
 	smtp_resolve(&(struct smtp_resolve_opts){ .dns = lookup, .myhostname = S.myhostname, .default_port = S.port,
-	                                          .max_addrs = S.max_addrs },
+	                                          .max_addrs = S.max_addrs, .addr_pref = S.addr_pref },
 	             &nh, &tg);
 	if (!tg.n) {
 		smtp_rcpts_fail(&m, tg.code, tg.dsn, buf_cstr(&tg.why));
@@ -421,7 +424,8 @@ static void serve(int fd, const struct daemon_peer *peer, struct daemon_ctx *ctx
 	buf_free(&err);
 }
 
-/* The password map is readable by root only: open it before the privilege drop. */
+/* The password map is readable by root only: open it before the privilege drop, and remember which file it
+ * was, so a replaced table is noticed (sasl_changed) by a process that can no longer open it. */
 static void pre_drop(struct daemon_ctx *ctx)
 {
 	const char *path = config_str(ctx->cfg, "smtp_sasl_password_maps");
@@ -430,7 +434,31 @@ static void pre_drop(struct daemon_ctx *ctx)
 	struct buf err = BUF_INIT(512);
 	if (!(S.sasl = table_open(path, &err)))
 		fatalx("smtp_sasl_password_maps: %s", buf_cstr(&err));
+	if (stat(table_path(S.sasl), &S.sasl_st) != 0)
+		fatal("smtp_sasl_password_maps: %s", table_path(S.sasl));
 	buf_free(&err);
+}
+
+static bool sasl_changed(void)
+{
+	struct stat st;
+	if (stat(table_path(S.sasl), &st) != 0)
+		return true;
+	return st.st_dev != S.sasl_st.st_dev || st.st_ino != S.sasl_st.st_ino || st.st_size != S.sasl_st.st_size ||
+	       st.st_mtim.tv_sec != S.sasl_st.st_mtim.tv_sec || st.st_mtim.tv_nsec != S.sasl_st.st_mtim.tv_nsec;
+}
+
+/* Before taking the next qmgr connection: a password map that was replaced since this process opened it (as
+ * root) cannot be reopened after the privilege drop, so this process steps aside and master starts a fresh one
+ * that reads the new table; the waiting connection goes to that one. A process still running as root reopens
+ * tables by itself (table_lookup). */
+static bool pre_accept(struct daemon_ctx *ctx)
+{
+	(void)ctx;
+	if (!S.sasl || geteuid() == 0 || !sasl_changed())
+		return true;
+	log_info("smtp_sasl_password_maps: %s has changed; exiting so a new process reads it", table_path(S.sasl));
+	return false;
 }
 
 static void close_at_exit(void)
@@ -456,6 +484,9 @@ static void init(struct daemon_ctx *ctx)
 	S.port = (unsigned)config_int(cfg, "smtp_port", 1, 65535);
 	S.max_addrs = (size_t)config_int(cfg, "smtp_mx_address_limit", 1, 1000);
 	S.reuse_ms = (int)config_time(cfg, "smtp_connection_reuse_time", 0, 300) * 1000;
+	const char *ap = config_str(cfg, "smtp_address_preference");
+	if (!smtp_addr_pref_parse(ap, &S.addr_pref))
+		fatalx("smtp_address_preference: unknown value \"%s\" (any, ipv4, ipv6)", ap);
 	atexit(close_at_exit);
 	dns_options_from_config(cfg, &S.dns);
 	const char *lvl = config_str(cfg, "smtp_tls_security_level");
@@ -485,7 +516,8 @@ static void init(struct daemon_ctx *ctx)
 int main(int argc, char **argv)
 {
 	static const struct daemon_ops ops = {
-		.name = "smtp", .mode = DAEMON_SINGLE, .pre_drop = pre_drop, .init = init, .serve = serve,
+		.name = "smtp", .mode = DAEMON_SINGLE, .pre_drop = pre_drop, .init = init, .pre_accept = pre_accept,
+		.serve = serve,
 	};
 	return daemon_main(argc, argv, &ops);
 }

@@ -2,6 +2,8 @@
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "alloc.h"
 #include "nexthop.h"
@@ -119,11 +121,15 @@ static void fail(struct smtp_targets *t, int code, const char *dsn, const char *
 	buf_printf(&t->why, fmt, name, detail ? detail : "");
 }
 
-static void add(struct smtp_targets *t, const char *host, const struct dns_addr *a, unsigned port, size_t max)
+/* Addresses gathered before ordering and the address limit: enough for every MX of a large provider, bounded so a
+ * hostile zone cannot make us collect without end. */
+#define SMTP_ADDR_COLLECT_MAX 2000
+
+static void add(struct smtp_targets *t, const char *host, const struct dns_addr *a, unsigned port, unsigned pref)
 {
-	if (t->n >= max)
+	if (t->n >= SMTP_ADDR_COLLECT_MAX)
 		return;
-	for (size_t i = 0; i < t->n; i++)	/* two MX names for one address: try it once */
+	for (size_t i = 0; i < t->n; i++)	/* two MX names for one address: try it once, at its best preference */
 		if (t->v[i].addr.family == a->family && t->v[i].port == port &&
 		    memcmp(&t->v[i].addr.u, &a->u, a->family == AF_INET ? 4 : 16) == 0)
 			return;
@@ -131,23 +137,24 @@ static void add(struct smtp_targets *t, const char *host, const struct dns_addr 
 	t->v[t->n].host = xstrdup(host);
 	t->v[t->n].addr = *a;
 	t->v[t->n].port = port;
+	t->v[t->n].pref = pref;
 	t->n++;
 }
 
-/* Addresses of one host: numeric, or A then AAAA. Returns the DNS status that counts (OK when any). */
+/* Addresses of one host: numeric, or A and AAAA. Returns the DNS status that counts (OK when any). */
 static enum dns_status host_addrs(const struct smtp_resolve_opts *o, const char *host, unsigned port,
-                                  struct smtp_targets *t, size_t max, struct buf *why)
+                                  unsigned pref, struct smtp_targets *t, struct buf *why)
 {
 	struct dns_addr a;
 	memset(&a, 0, sizeof(a));
 	if (inet_pton(AF_INET, host, &a.u.v4) == 1) {
 		a.family = AF_INET;
-		add(t, host, &a, port, max);
+		add(t, host, &a, port, pref);
 		return DNS_OK;
 	}
 	if (inet_pton(AF_INET6, host, &a.u.v6) == 1) {
 		a.family = AF_INET6;
-		add(t, host, &a, port, max);
+		add(t, host, &a, port, pref);
 		return DNS_OK;
 	}
 	enum dns_status st[2];
@@ -158,7 +165,7 @@ static enum dns_status host_addrs(const struct smtp_resolve_opts *o, const char 
 		st[i] = r->status;
 		if (r->status == DNS_OK) {
 			for (size_t j = 0; j < r->n; j++)
-				add(t, host, &r->addr[j], port, max);
+				add(t, host, &r->addr[j], port, pref);
 			any = any || r->n > 0;
 		} else if (dns_status_temporary(r->status) || !why->len) {
 			buf_reset(why);
@@ -173,6 +180,73 @@ static enum dns_status host_addrs(const struct smtp_resolve_opts *o, const char 
 	return st[0] == DNS_NXDOMAIN || st[1] == DNS_NXDOMAIN ? DNS_NXDOMAIN : DNS_NODATA;
 }
 
+bool smtp_addr_pref_parse(const char *s, enum smtp_addr_pref *out)
+{
+	static const char *const names[] = { "any", "ipv4", "ipv6" };
+	for (int i = 0; i < 3; i++)
+		if (str_eq_ci(s, names[i])) {
+			*out = (enum smtp_addr_pref)i;
+			return true;
+		}
+	return false;
+}
+
+/* Within each run of equal MX preference, the preferred family first (stable, so MX and DNS order stay); ANY
+ * picks the first family at random per run. */
+static void order_families(struct smtp_targets *t, enum smtp_addr_pref pref)
+{
+	struct smtp_target *tmp = xcalloc(t->n ? t->n : 1, sizeof(*tmp));
+	for (size_t i = 0; i < t->n;) {
+		size_t j = i;
+		while (j < t->n && t->v[j].pref == t->v[i].pref)
+			j++;
+		int first = AF_INET;
+		if (pref == SMTP_ADDR_IPV6) {
+			first = AF_INET6;
+		} else if (pref == SMTP_ADDR_ANY) {
+			unsigned char coin = 0;
+			if (getrandom(&coin, 1, 0) != 1)
+				coin = (unsigned char)(time(NULL) & 1);
+			first = coin & 1 ? AF_INET6 : AF_INET;
+		}
+		size_t k = 0;
+		for (size_t x = i; x < j; x++)
+			if (t->v[x].addr.family == first)
+				tmp[k++] = t->v[x];
+		for (size_t x = i; x < j; x++)
+			if (t->v[x].addr.family != first)
+				tmp[k++] = t->v[x];
+		memcpy(&t->v[i], tmp, (j - i) * sizeof(*tmp));
+		i = j;
+	}
+	free(tmp);
+}
+
+/* Cut the list to max addresses, keeping one address of the other family when the cut would drop it entirely
+ * (Postfix's smtp_balance_inet_proto): an outage of one family must not leave nothing to try. */
+static void limit(struct smtp_targets *t, size_t max)
+{
+	if (t->n <= max)
+		return;
+	bool v4 = false, v6 = false;
+	for (size_t i = 0; i < max; i++)
+		*(t->v[i].addr.family == AF_INET ? &v4 : &v6) = true;
+	if (max >= 2 && !(v4 && v6)) {
+		for (size_t i = max; i < t->n; i++)
+			if ((t->v[i].addr.family == AF_INET) != v4) {
+				struct smtp_target keep = t->v[i];
+				free(t->v[max - 1].host);
+				t->v[max - 1] = keep;
+				memmove(&t->v[i], &t->v[i + 1], (t->n - i - 1) * sizeof(*t->v));
+				t->n--;
+				break;
+			}
+	}
+	for (size_t i = max; i < t->n; i++)
+		free(t->v[i].host);
+	t->n = max;
+}
+
 static bool is_me(const struct smtp_resolve_opts *o, const char *host)
 {
 	if (!o->myhostname || !*o->myhostname)
@@ -185,22 +259,12 @@ static bool is_me(const struct smtp_resolve_opts *o, const char *host)
 	return a == b && str_eqn_ci(host, o->myhostname, a);
 }
 
-void smtp_resolve(const struct smtp_resolve_opts *o, const struct smtp_nexthop *nh, struct smtp_targets *t)
+static void resolve_name(const struct smtp_resolve_opts *o, const char *name, bool no_mx, unsigned port,
+                         size_t max, struct smtp_targets *t)
 {
-	memset(t, 0, sizeof(*t));
-	buf_init(&t->why, 1024);
-	size_t max = o->max_addrs ? o->max_addrs : 10;
-	unsigned port = nh->port ? nh->port : o->default_port ? o->default_port : SMTP_DEFAULT_PORT;
 	struct buf why = BUF_INIT(512);
-	const char *name = nh->host;
-
-	if (!name) {
-		fail(t, 4, "4.3.5", "no next hop for %s%s", "(none)", NULL);
-		buf_free(&why);
-		return;
-	}
-	if (nh->no_mx) {
-		enum dns_status st = host_addrs(o, name, port, t, max, &why);
+	if (no_mx) {
+		enum dns_status st = host_addrs(o, name, port, 0, t, &why);
 		if (st == DNS_TEMPFAIL)
 			fail(t, 4, "4.4.3", "Host or domain name lookup failed for %s: %s", name, buf_cstr(&why));
 		else if (st != DNS_OK)
@@ -214,7 +278,8 @@ void smtp_resolve(const struct smtp_resolve_opts *o, const struct smtp_nexthop *
 		fail(t, 5, "5.1.10", "Domain %s does not accept mail (nullMX)%s", name, NULL);
 	} else if (mx->status == DNS_OK) {
 		bool temp = false, me = false;
-		for (size_t i = 0; i < mx->n && t->n < max; i++) {
+		/* twice the limit leaves room for the family order and balance without asking DNS about every MX */
+		for (size_t i = 0; i < mx->n && t->n < 2 * max; i++) {
 			const char *h = mx->mx[i].host;
 			if (!*h)
 				continue;
@@ -224,7 +289,7 @@ void smtp_resolve(const struct smtp_resolve_opts *o, const struct smtp_nexthop *
 				break;
 			}
 			buf_reset(&why);
-			if (host_addrs(o, h, port, t, max, &why) == DNS_TEMPFAIL)
+			if (host_addrs(o, h, port, mx->mx[i].pref, t, &why) == DNS_TEMPFAIL)
 				temp = true;
 		}
 		if (t->n == 0 && me)
@@ -235,7 +300,7 @@ void smtp_resolve(const struct smtp_resolve_opts *o, const struct smtp_nexthop *
 			fail(t, 5, "5.4.4", "no address found for the MX hosts of %s%s", name, NULL);
 	} else if (mx->status == DNS_NODATA) {
 		/* no MX: the domain's own address is the implicit MX (RFC 5321 5.1) */
-		enum dns_status st = host_addrs(o, name, port, t, max, &why);
+		enum dns_status st = host_addrs(o, name, port, 0, t, &why);
 		if (st == DNS_TEMPFAIL)
 			fail(t, 4, "4.4.3", "Host or domain name lookup failed for %s: %s", name, buf_cstr(&why));
 		else if (st != DNS_OK)
@@ -251,6 +316,33 @@ void smtp_resolve(const struct smtp_resolve_opts *o, const struct smtp_nexthop *
 	}
 	dns_result_free(&mx);
 	buf_free(&why);
+}
+
+void smtp_resolve(const struct smtp_resolve_opts *o, const struct smtp_nexthop *nh, struct smtp_targets *t)
+{
+	memset(t, 0, sizeof(*t));
+	buf_init(&t->why, 1024);
+	size_t max = o->max_addrs ? o->max_addrs : 10;
+	unsigned port = nh->port ? nh->port : o->default_port ? o->default_port : SMTP_DEFAULT_PORT;
+
+	if (!nh->host) {
+		fail(t, 4, "4.3.5", "no next hop for %s%s", "(none)", NULL);
+		return;
+	}
+	/* an internationalized domain is asked for, and its MX certificate names matched, as A-labels */
+	struct buf name = BUF_INIT(1024), err = BUF_INIT(256);
+	if (!dns_name_ascii(nh->host, &name, &err)) {
+		struct buf safe = BUF_INIT(600);
+		buf_append_printable(&safe, nh->host, strlen(nh->host), 255);
+		fail(t, 5, "5.1.2", "Host or domain name not found: %s: %s", buf_cstr(&safe), buf_cstr(&err));
+		buf_free(&safe);
+	} else {
+		resolve_name(o, buf_cstr(&name), nh->no_mx, port, max, t);
+		order_families(t, o->addr_pref);
+		limit(t, max);
+	}
+	buf_free(&name);
+	buf_free(&err);
 }
 
 void smtp_target_name(const struct smtp_target *t, struct buf *out)

@@ -27,9 +27,10 @@ bool smtp_nexthop_parse(const char *spec, struct smtp_nexthop *nh, struct buf *e
 void smtp_nexthop_free(struct smtp_nexthop *nh);
 
 struct smtp_target {
-	char *host;		/* the MX (or relay) name, for logs and TLS verification */
+	char *host;		/* the MX (or relay) name, for logs and TLS verification (A-labels for an IDN) */
 	struct dns_addr addr;
 	unsigned port;
+	unsigned pref;		/* MX preference (0 for a host without MX) */
 };
 
 struct smtp_targets {
@@ -43,15 +44,22 @@ struct smtp_targets {
 
 typedef struct dns_result *smtp_dns_fn(enum dns_type type, const char *name, void *arg);
 
+/* smtp_address_preference: which address family goes first among addresses of equal MX preference. ANY
+ * shuffles them, so an outage of one family delays mail without stopping it (Postfix's default). */
+enum smtp_addr_pref { SMTP_ADDR_ANY, SMTP_ADDR_IPV4, SMTP_ADDR_IPV6 };
+bool smtp_addr_pref_parse(const char *s, enum smtp_addr_pref *out);
+
 struct smtp_resolve_opts {
 	smtp_dns_fn *dns;
 	void *dns_arg;
 	const char *myhostname;	/* an MX with this name is us: mail loops */
 	unsigned default_port;
 	size_t max_addrs;	/* stop after this many addresses (0: 10) */
+	enum smtp_addr_pref addr_pref;
 };
 
-/* Fill t for nh. Always returns with either t->n > 0 or t->code/dsn/why set. */
+/* Fill t for nh. Always returns with either t->n > 0 or t->code/dsn/why set. A UTF-8 host (an internationalized
+ * recipient domain) is looked up, and named in t, as A-labels. */
 void smtp_resolve(const struct smtp_resolve_opts *o, const struct smtp_nexthop *nh, struct smtp_targets *t);
 void smtp_targets_free(struct smtp_targets *t);
 /* "host[addr]:port" for logs. */

@@ -12,6 +12,8 @@
 #include <openssl/evp.h>
 
 #include "alloc.h"
+#include "content.h"
+#include "dns.h"
 #include "dotstream.h"
 #include "esmtp.h"
 #include "log.h"
@@ -207,12 +209,17 @@ static bool flush(struct sess *s, const char *what)
 	return false;
 }
 
-static bool has_8bit(const char *p)
+static bool has_8bit_n(const char *p, size_t n)
 {
-	for (; p && *p; p++)
-		if ((unsigned char)*p >= 0x80)
+	for (size_t i = 0; p && i < n; i++)
+		if ((unsigned char)p[i] >= 0x80)
 			return true;
 	return false;
+}
+
+static bool has_8bit(const char *p)
+{
+	return p && has_8bit_n(p, strlen(p));
 }
 
 /* EHLO, or HELO when EHLO is refused. Returns 2 on success, -1 on I/O failure (s->err), else the reply class. */
@@ -387,13 +394,28 @@ static void put_xtext(struct buf *b, const char *s)
 	esmtp_xtext_encode(s, strlen(s), b);
 }
 
-static void mail_cmd(struct sess *s, bool eightbit_body, bool utf8)
+/* An address as it can go to a server without SMTPUTF8: unchanged when ASCII, an internationalized domain as
+ * A-labels (RFC 6531 3.2 lets a client do that); false when the local part is not ASCII, which only SMTPUTF8
+ * can carry. */
+static bool addr_ascii(const char *addr, struct buf *out)
+{
+	buf_reset(out);
+	if (!has_8bit(addr))
+		return buf_puts(out, addr);
+	const char *at = strrchr(addr, '@');
+	if (!at || has_8bit_n(addr, (size_t)(at - addr)))
+		return false;
+	buf_append(out, addr, (size_t)(at - addr) + 1);
+	return dns_name_ascii(at + 1, out, NULL);
+}
+
+static void mail_cmd(struct sess *s, const char *sender, bool eightbit_body, bool utf8, uint64_t wire_size)
 {
 	struct smtp_message *m = s->m;
 	struct buf c = BUF_INIT(BUF_NOLIMIT);
-	buf_printf(&c, "MAIL FROM:<%s>", m->sender);
+	buf_printf(&c, "MAIL FROM:<%s>", sender);
 	if (s->caps.size_given)
-		buf_printf(&c, " SIZE=%llu", (unsigned long long)m->len);
+		buf_printf(&c, " SIZE=%llu", (unsigned long long)wire_size);
 	if (eightbit_body)
 		buf_puts(&c, " BODY=8BITMIME");
 	if (utf8)
@@ -410,10 +432,10 @@ static void mail_cmd(struct sess *s, bool eightbit_body, bool utf8)
 	buf_free(&c);
 }
 
-static void rcpt_cmd(struct sess *s, const struct smtp_rcpt *r)
+static void rcpt_cmd(struct sess *s, const struct smtp_rcpt *r, const char *addr)
 {
 	struct buf c = BUF_INIT(BUF_NOLIMIT);
-	buf_printf(&c, "RCPT TO:<%s>", r->addr);
+	buf_printf(&c, "RCPT TO:<%s>", addr);
 	if (s->caps.dsn && r->notify) {
 		buf_puts(&c, " NOTIFY=");
 		if (r->notify & QFILE_NOTIFY_NEVER) {
@@ -444,56 +466,90 @@ static void rcpt_cmd(struct sess *s, const struct smtp_rcpt *r)
 	buf_free(&c);
 }
 
-/* The message content: either the converted copy in conv, or straight from the queue file. */
-static bool send_content(struct sess *s, const struct buf *conv)
+/* DATA content: dot-stuffed, CR LF line ends, ended by CR LF "." CR LF. */
+static bool send_data_content(struct sess *s, const struct smtp_content *ct)
 {
 	struct dot_encoder e;
 	dot_encoder_init(&e);
 	stream_set_timeouts(s->s, s->o->data_ms, s->o->data_ms);
-	if (conv) {
-		if (dot_write(s->s, &e, conv->data, conv->len) != STREAM_OK)
-			return flush(s, "sending message body");
-	} else {
-		char *chunk = xmalloc(SMTP_CONTENT_CHUNK);
-		uint64_t off = 0;
-		while (off < s->m->len) {
-			size_t want = s->m->len - off < SMTP_CONTENT_CHUNK ? (size_t)(s->m->len - off) : SMTP_CONTENT_CHUNK;
-			ssize_t n = pread(s->m->fd, chunk, want, (off_t)(s->m->offset + off));
-			if (n <= 0) {
-				buf_reset(&s->err);
-				buf_printf(&s->err, "error reading queue file: %s", n < 0 ? strerror(errno) : "truncated");
-				free(chunk);
-				return false;
-			}
-			if (dot_write(s->s, &e, chunk, (size_t)n) != STREAM_OK) {
-				free(chunk);
-				return flush(s, "sending message body");
-			}
-			off += (uint64_t)n;
+	char *chunk = xmalloc(SMTP_CONTENT_CHUNK);
+	uint64_t off = 0, len = smtp_content_len(ct);
+	bool ok = true;
+	while (ok && off < len) {
+		buf_reset(&s->err);
+		ssize_t n = smtp_content_read(ct, off, chunk, SMTP_CONTENT_CHUNK, &s->err);
+		if (n <= 0) {
+			ok = false;
+		} else if (dot_write(s->s, &e, chunk, (size_t)n) != STREAM_OK) {
+			(void)flush(s, "sending message body");	/* for its text in s->err */
+			ok = false;
 		}
-		free(chunk);
+		off += n > 0 ? (uint64_t)n : 0;
 	}
+	free(chunk);
+	if (!ok)
+		return false;
 	dot_write_end(s->s, &e);
 	return flush(s, "sending end of data -- message may be sent more than once");
 }
 
-/* Read the whole content (for the 7-bit conversion). */
-static bool read_content(struct smtp_message *m, struct buf *out, struct buf *err)
+/* CHUNKING (RFC 3030): the content in BDAT chunks of exact octet counts, no dot-stuffing, one reply per chunk.
+ * Returns the reply code of the LAST chunk or of the first chunk refused (no more chunks follow a refusal), or
+ * -1 with s->err when the connection or the queue file failed. */
+static int send_bdat(struct sess *s, const struct smtp_content *ct, size_t *nchunks)
 {
-	if (!buf_reserve(out, (size_t)m->len)) {
+	const struct smtp_session_opts *o = s->o;
+	struct smtp_crlf st;
+	smtp_crlf_init(&st);
+	char *chunk = xmalloc(SMTP_CONTENT_CHUNK);
+	struct buf wire = BUF_INIT(BUF_NOLIMIT);
+	uint64_t off = 0, len = smtp_content_len(ct);
+	int c = -1;
+	*nchunks = 0;
+	for (;;) {
+		buf_reset(&wire);
+		buf_reset(&s->err);
+		ssize_t n = smtp_content_read(ct, off, chunk, SMTP_CONTENT_CHUNK, &s->err);
+		if (n < 0)
+			break;
+		off += (uint64_t)n;
+		smtp_crlf_encode(&st, chunk, (size_t)n, &wire);
+		bool last = off >= len;
+		if (last)
+			smtp_crlf_finish(&st, &wire);
+		send_cmd(s, o->data_ms, "BDAT %zu%s", wire.len, last ? " LAST" : "");
+		stream_write(s->s, wire.data, wire.len);
+		(*nchunks)++;
+		if (!flush(s, last ? "sending BDAT LAST -- message may be sent more than once" : "sending BDAT"))
+			break;
+		c = read_reply(s, last ? o->data_done_ms : o->data_ms,
+		               last ? "receiving the BDAT LAST reply -- message may be sent more than once"
+		                    : "receiving the BDAT reply");
+		if (c < 0 || c / 100 != 2 || last)
+			break;
+		c = -1;
+	}
+	free(chunk);
+	buf_free(&wire);
+	return c;
+}
+
+/* The whole content in memory (for the 7-bit conversion and DKIM signing). */
+static bool read_content(const struct smtp_content *ct, struct buf *out, struct buf *err)
+{
+	uint64_t len = smtp_content_len(ct);
+	if (len > SIZE_MAX - 1 || !buf_reserve(out, (size_t)len)) {
 		buf_puts(err, "message too large to convert");
 		return false;
 	}
 	uint64_t off = 0;
-	while (off < m->len) {
-		ssize_t n = pread(m->fd, out->data + off, (size_t)(m->len - off), (off_t)(m->offset + off));
-		if (n <= 0) {
-			buf_printf(err, "error reading queue file: %s", n < 0 ? strerror(errno) : "truncated");
+	while (off < len) {
+		ssize_t n = smtp_content_read(ct, off, out->data + off, (size_t)(len - off), err);
+		if (n <= 0)
 			return false;
-		}
 		off += (uint64_t)n;
 	}
-	out->len = (size_t)m->len;
+	out->len = (size_t)len;
 	out->data[out->len] = '\0';
 	return true;
 }
@@ -506,16 +562,39 @@ static void transaction(struct sess *s)
 	struct buf text = BUF_INIT(2048);
 	struct buf conv = BUF_INIT(BUF_NOLIMIT);
 	bool use_conv = false;
+	struct smtp_content ct = { .fd = m->fd, .offset = m->offset, .len = m->len };
+	uint64_t wire_size = 0;
 
 	/* checks that need no traffic: the answer would be the same from any server with these capabilities */
-	bool utf8_needed = m->smtputf8 && has_8bit(m->sender);
-	for (size_t i = 0; i < m->nrcpts && !utf8_needed; i++)
-		utf8_needed = m->smtputf8 && has_8bit(m->rcpts[i].addr);
-	if (utf8_needed && !s->caps.smtputf8) {
-		buf_printf(&text, "SMTPUTF8 is required, but was not offered by host %s", buf_cstr(&s->name));
+	bool utf8 = m->smtputf8 && s->caps.smtputf8;
+	struct buf sender = BUF_INIT(BUF_NOLIMIT);
+	struct buf *rcpt = xcalloc(m->nrcpts ? m->nrcpts : 1, sizeof(*rcpt));
+	for (size_t i = 0; i < m->nrcpts; i++)
+		buf_init(&rcpt[i], BUF_NOLIMIT);
+	buf_printf(&text, "SMTPUTF8 is required, but was not offered by host %s", buf_cstr(&s->name));
+	if (utf8 ? !buf_puts(&sender, m->sender) : !addr_ascii(m->sender, &sender)) {
 		smtp_rcpts_fail(m, 5, "5.6.7", text.data);
 		goto out;
 	}
+	size_t open = 0;
+	for (size_t i = 0; i < m->nrcpts; i++) {
+		struct smtp_rcpt *r = &m->rcpts[i];
+		if (r->code)
+			continue;
+		if (utf8 ? buf_puts(&rcpt[i], r->addr) : addr_ascii(r->addr, &rcpt[i])) {
+			open++;
+			continue;
+		}
+		r->code = 5;
+		str_copy(r->dsn, sizeof(r->dsn), "5.6.7");
+		buf_reset(&r->text);
+		buf_puts(&r->text, text.data);
+	}
+	buf_reset(&text);
+	if (!open)
+		goto out;
+	/* the stored size is a lower bound of the wire size (CR LF, conversion, signature only add): a message too
+	 * big already is refused before any conversion work */
 	if (s->caps.size_given && s->caps.size && m->len > s->caps.size) {
 		buf_printf(&text, "message size %llu exceeds size limit %llu of server %s", (unsigned long long)m->len,
 		           (unsigned long long)s->caps.size, buf_cstr(&s->name));
@@ -526,7 +605,7 @@ static void transaction(struct sess *s)
 	if (m->eightbit && !s->caps.eightbitmime) {
 		/* RFC 6152 downgrade: re-encode 8-bit parts; a message that cannot be made 7-bit bounces */
 		struct buf raw = BUF_INIT(BUF_NOLIMIT);
-		if (!read_content(m, &raw, &text)) {
+		if (!read_content(&ct, &raw, &text)) {
 			smtp_rcpts_fail(m, 4, "4.3.0", text.data);
 			buf_free(&raw);
 			goto out;
@@ -542,12 +621,32 @@ static void transaction(struct sess *s)
 		buf_free(&raw);
 		use_conv = true;
 	}
+	if (use_conv) {
+		ct.mem = conv.data;
+		ct.memlen = conv.len;
+	}
+	if (s->caps.size_given) {
+		/* SIZE= is what goes on the wire (CR LF line ends), which the server compares with its limit */
+		if (!smtp_content_wire_size(&ct, &wire_size, &text)) {
+			smtp_rcpts_fail(m, 4, "4.3.0", text.data);
+			goto out;
+		}
+		if (s->caps.size && wire_size > s->caps.size) {
+			buf_reset(&text);
+			buf_printf(&text, "message size %llu exceeds size limit %llu of server %s",
+			           (unsigned long long)wire_size, (unsigned long long)s->caps.size, buf_cstr(&s->name));
+			smtp_rcpts_fail(m, 5, "5.3.4", text.data);
+			goto out;
+		}
+	}
+
 	/* MAIL and the RCPTs: one write with PIPELINING, otherwise one at a time */
 	bool pipe = s->caps.pipelining;
-	mail_cmd(s, eightbit_body, utf8_needed && s->caps.smtputf8);
+	mail_cmd(s, buf_cstr(&sender), eightbit_body, utf8, wire_size);
 	if (pipe)
 		for (size_t i = 0; i < m->nrcpts; i++)
-			rcpt_cmd(s, &m->rcpts[i]);
+			if (!m->rcpts[i].code)
+				rcpt_cmd(s, &m->rcpts[i], buf_cstr(&rcpt[i]));
 	if (!flush(s, "sending MAIL FROM"))
 		goto lost_mail;
 	int c = read_reply(s, o->mail_ms, "receiving the MAIL FROM reply");
@@ -564,8 +663,10 @@ static void transaction(struct sess *s)
 	size_t accepted = 0;
 	for (size_t i = 0; i < m->nrcpts; i++) {
 		struct smtp_rcpt *r = &m->rcpts[i];
+		if (r->code)
+			continue;
 		if (!pipe) {
-			rcpt_cmd(s, r);
+			rcpt_cmd(s, r, buf_cstr(&rcpt[i]));
 			if (!flush(s, "sending RCPT TO"))
 				goto lost;
 		}
@@ -583,28 +684,40 @@ static void transaction(struct sess *s)
 	}
 	if (!accepted)
 		goto quit;
-	send_cmd(s, o->data_ms, "DATA");
-	if (!flush(s, "sending DATA"))
-		goto lost;
-	c = read_reply(s, o->data_ms, "receiving the DATA reply");
-	if (c < 0)
-		goto lost;
-	if (c != 354) {
-		said(s, "DATA", &text);
-		smtp_rcpts_fail(m, c / 100 == 5 ? 5 : 4, reply_dsn(&s->r, "4.0.0", "5.0.0"), text.data);
-		goto quit;
+	const char *end_cmd = "end of DATA";
+	if (s->caps.chunking) {
+		size_t nchunks = 0;
+		c = send_bdat(s, &ct, &nchunks);
+		if (c < 0)
+			goto lost;
+		end_cmd = "BDAT";
+		log_debug("%s: %s: content in %zu BDAT chunk%s", m->queue_id, buf_cstr(&s->name), nchunks,
+		          nchunks == 1 ? "" : "s");
+	} else {
+		send_cmd(s, o->data_ms, "DATA");
+		if (!flush(s, "sending DATA"))
+			goto lost;
+		c = read_reply(s, o->data_ms, "receiving the DATA reply");
+		if (c < 0)
+			goto lost;
+		if (c != 354) {
+			said(s, "DATA", &text);
+			smtp_rcpts_fail(m, c / 100 == 5 ? 5 : 4, reply_dsn(&s->r, "4.0.0", "5.0.0"), text.data);
+			goto quit;
+		}
+		if (!send_data_content(s, &ct))
+			goto lost;
+		c = read_reply(s, o->data_done_ms,
+		               "receiving the end of data reply -- message may be sent more than once");
+		if (c < 0)
+			goto lost;
 	}
-	if (!send_content(s, use_conv ? &conv : NULL))
-		goto lost;
-	c = read_reply(s, o->data_done_ms, "receiving the end of data reply -- message may be sent more than once");
-	if (c < 0)
-		goto lost;
 	struct buf first = BUF_INIT(600);
 	buf_reset(&text);
 	if (c / 100 == 2)
 		buf_printf(&text, "%d %s", c, smtp_reply_first_line(&s->r, &first));
 	else
-		said(s, "end of DATA", &text);
+		said(s, end_cmd, &text);
 	buf_free(&first);
 	smtp_rcpts_fail(m, c / 100 == 2 ? 2 : c / 100 == 5 ? 5 : 4, reply_dsn(&s->r, "4.0.0", "5.0.0"), text.data);
 quit:
@@ -631,6 +744,10 @@ lost:
 out:
 	buf_free(&text);
 	buf_free(&conv);
+	buf_free(&sender);
+	for (size_t i = 0; i < m->nrcpts; i++)
+		buf_free(&rcpt[i]);
+	free(rcpt);
 }
 
 static bool conn_matches(const struct smtp_conn *c, const struct smtp_target *t, enum smtp_tls_level tls,
@@ -719,6 +836,7 @@ bool smtp_session_try(const struct smtp_session_opts *o, const struct smtp_targe
 		buf_append(&s.name, full.data, rb ? (size_t)(rb - full.data) + 1 : full.len);
 		buf_free(&full);
 	}
+	buf_reset(&s.err);	/* a stale cached connection left its own text here */
 	int fd = connect_to(t, o->connect_ms, &s.err);
 	if (fd < 0) {
 		struct buf full = BUF_INIT(512);

@@ -1,10 +1,13 @@
 /* Fuzz DNS reply handling: arbitrary bytes as the reply to an MX, A, AAAA, TXT or PTR query (first byte picks the
  * type), through c-ares's parsers and our result building (MX sorting, TXT joining, PTR names). The result must
- * be consistent whatever the bytes: an OK status has records, any other status has an error text and none. */
+ * be consistent whatever the bytes: an OK status has records, any other status has an error text and none.
+ * The same bytes, as a name, go through dns_name_ascii (recipient domains from the network are converted to
+ * A-labels): what it accepts must come out pure ASCII. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "buf.h"
 #include "dns.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -18,6 +21,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size == 0)
 		return 0;
+	char name[300];
+	size_t nlen = size - 1 < sizeof(name) - 1 ? size - 1 : sizeof(name) - 1;
+	memcpy(name, data + 1, nlen);
+	name[nlen] = '\0';
+	struct buf alabels = BUF_INIT(4096);
+	if (dns_name_ascii(name, &alabels, NULL))
+		for (size_t i = 0; i < alabels.len; i++)
+			if ((unsigned char)alabels.data[i] >= 0x80)
+				__builtin_trap();
+	buf_free(&alabels);
 	type = (enum dns_type)(data[0] % 5);
 	r = dns_result_from_reply(type, names[type], data + 1, size - 1);
 	if (!r || r->type != type)

@@ -231,6 +231,16 @@ class FakeSMTP:
                     data += l
                 self.messages.append({'cmds': list(cmds), 'data': data})
                 say(b.get('data_end', '250 2.0.0 queued as FAKE1'))
+            elif verb == 'BDAT':
+                size, last = int(cmd.split()[1]), cmd.upper().endswith(' LAST')
+                chunks = getattr(self, 'chunks', b'') + f.read(size)
+                self.chunks = chunks
+                if not last:
+                    say('250 2.0.0 %d octets received' % size)
+                    continue
+                self.chunks = b''
+                self.messages.append({'cmds': list(cmds), 'data': chunks})
+                say(b.get('data_end', '250 2.0.0 queued as FAKE1'))
             elif verb == 'AUTH':
                 import base64
                 parts = cmd.split(' ')
@@ -270,6 +280,7 @@ def env(tmp_path):
         '--mx-host=b.test,mx.b.test,10', '--host-record=mx.b.test,127.0.0.6',
         '--mx-host=v6.test,mx.v6.test,10', '--host-record=mx.v6.test,::1',
         '--mx-host=dual.test,mx.dual.test,10', '--host-record=mx.dual.test,127.0.0.8,::1',
+        '--mx-host=xn--bcher-kva.test,mx.b.test,10',
     ]
     dns, dns_port = start_dnsmasq(tmp_path, zone, 'mx1.a.test')
     e = Env(tmp_path, port, dns_port)
@@ -509,6 +520,44 @@ def test_size_limit_bounces_without_sending(env):
     assert re.match(r'MAIL FROM:<sender@origin\.test> SIZE=\d+$', srv.messages[0]['cmds'][1])
 
 
+def test_size_declares_the_wire_size(env):
+    srv = env.server('127.0.0.6', name='mx.b.test', ehlo=['PIPELINING', 'SIZE 1000000'])
+    content = 'Subject: lines\n\n' + 'line\n' * 50 + 'bare\rcr and no final newline'
+    assert env.deliver(['a@b.test'], content=content)[0][0] == 2
+    msg = srv.messages[0]
+    declared = int(re.search(r' SIZE=(\d+)', msg['cmds'][1]).group(1))
+    # what DATA carried, with the dot-stuffing undone: CR LF line ends, one added at the end
+    assert declared == len(msg['data']) == len(content) + 52 + 1 + 2, (declared, len(msg['data']))
+    # a limit between the stored (LF) size and the wire size: refused without sending
+    srv.b['ehlo'] = ['PIPELINING', 'SIZE %d' % (len(content) + 10)]
+    env.start('smtp_connection_reuse_time=0')
+    r = env.deliver(['a@b.test'], content=content)
+    assert r[0][:2] == (5, '5.3.4'), r
+    assert len(srv.messages) == 1
+
+
+def test_chunking_sends_bdat(env):
+    srv = env.server('127.0.0.6', name='mx.b.test', ehlo=['PIPELINING', 'CHUNKING', 'SIZE 10000000', '8BITMIME'])
+    body = ''.join('.line %d with a leading dot\n' % i for i in range(4000))   # > 64 KiB: several chunks
+    content = 'Subject: big\n\n' + body + 'x\r\nend'
+    r = env.deliver(['a@b.test', 'c@b.test'], content=content)
+    assert [x[0] for x in r] == [2, 2], r
+    cmds = srv.messages[0]['cmds']
+    bdats = [c for c in cmds if c.startswith('BDAT')]
+    assert len(bdats) >= 2 and bdats[-1].endswith(' LAST') and not any(c.endswith('LAST') for c in bdats[:-1])
+    assert 'DATA' not in cmds
+    data = srv.messages[0]['data']
+    # no dot-stuffing, every line end CR LF, the octet counts add up to SIZE=
+    assert data == content.replace('\r\n', '\n').replace('\n', '\r\n').encode() + b'\r\n'
+    assert sum(int(c.split()[1]) for c in bdats) == len(data)
+    assert int(re.search(r' SIZE=(\d+)', cmds[1]).group(1)) == len(data)
+    # a refused chunk fails the message for every recipient, quoting the BDAT reply
+    srv.b['data_end'] = '554 5.6.0 content refused'
+    r = env.deliver(['a@b.test'], content='Subject: small\n\nx\n')
+    assert r[0][:2] == (5, '5.6.0'), r
+    assert '(in reply to BDAT command)' in r[0][2]
+
+
 def test_helo_fallback_without_pipelining(env):
     srv = env.server('127.0.0.6', name='mx.b.test', ehlo=None)
     r = env.deliver(['a@b.test', 'c@b.test'])
@@ -536,6 +585,26 @@ def test_smtputf8_required_but_missing(env):
     # SMTPUTF8 requested but only ASCII addresses: sent without it
     r = env.deliver(['jorg@b.test'], smtputf8=True)
     assert r[0][0] == 2, r
+
+
+def test_idn_domain_as_a_labels_without_smtputf8(env):
+    srv = env.server('127.0.0.6', name='mx.b.test', ehlo=['PIPELINING', '8BITMIME'])
+    # the MX of b\u00fccher.test is found under its A-labels; without SMTPUTF8 the domain goes as A-labels too,
+    # while a non-ASCII local part cannot go at all
+    r = env.deliver(['a@b\u00fccher.test', 'j\u00f6rg@b\u00fccher.test'], smtputf8=True, body='8BITMIME')
+    assert r[0][0] == 2, r
+    assert r[1][:2] == (5, '5.6.7'), r
+    cmds = srv.messages[0]['cmds']
+    assert [c for c in cmds if c.startswith('RCPT')] == ['RCPT TO:<a@xn--bcher-kva.test>']
+    assert 'SMTPUTF8' not in cmds[1]
+    # a server with SMTPUTF8 gets the addresses as written
+    srv.b['ehlo'] = ['PIPELINING', '8BITMIME', 'SMTPUTF8']
+    env.start('smtp_connection_reuse_time=0')
+    r = env.deliver(['j\u00f6rg@b\u00fccher.test'], smtputf8=True, body='8BITMIME')
+    assert r[0][0] == 2, r
+    cmds = srv.messages[1]['cmds']
+    assert cmds[1].endswith(' SMTPUTF8'), cmds
+    assert 'RCPT TO:<j\u00f6rg@b\u00fccher.test>' in cmds
 
 
 def test_8bit_message_to_server_without_8bitmime(env):
@@ -714,11 +783,17 @@ def test_ipv6_mx_and_fallback_between_families(env):
     assert r[0][0] == 2, r
     assert len(srv.messages) == 1
     assert re.search(r'relay=mx\.v6\.test\[::1\]:\d+, .*status=sent', env.logtext())
-    # IPv4 address refuses: the same host's IPv6 address takes it
+    # IPv4 first (smtp_address_preference): its address refuses, the same host's IPv6 address takes it
+    env.start('smtp_address_preference=ipv4')
     r = env.deliver(['b@dual.test'])
     assert r[0][0] == 2, r
     assert len(srv.messages) == 2
     assert 'connect to mx.dual.test[127.0.0.8]' in env.logtext()
+    # IPv6 first: delivered without trying IPv4 at all
+    env.start('smtp_address_preference=ipv6')
+    r = env.deliver(['c@dual.test'])
+    assert r[0][0] == 2, r
+    assert env.logtext().count('connect to mx.dual.test[127.0.0.8]') == 1
 
 
 def test_connection_lost_after_rcpt_defers(env):

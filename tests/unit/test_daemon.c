@@ -115,7 +115,7 @@ static void serve_hello(int fd, const struct daemon_peer *peer, struct daemon_ct
 	(void)r;
 }
 
-static const struct daemon_ops single_ops = { "t", DAEMON_SINGLE, NULL, NULL, serve_hello, NULL, NULL };
+static const struct daemon_ops single_ops = { .name = "t", .mode = DAEMON_SINGLE, .serve = serve_hello };
 
 struct running {
 	pid_t pid;
@@ -296,6 +296,40 @@ static void test_single_sighup_finishes_session(void **state)
 	close(r.status_rd);
 }
 
+/* pre_accept says no on its second call: one session served, then the process exits without accepting the
+ * waiting connection, which stays in the backlog for a fresh process */
+static int pre_accept_calls;
+static bool pre_accept_once(struct daemon_ctx *ctx)
+{
+	(void)ctx;
+	return ++pre_accept_calls == 1;
+}
+
+static const struct daemon_ops pre_accept_ops = { .name = "t", .mode = DAEMON_SINGLE, .serve = serve_hello,
+	                                          .pre_accept = pre_accept_once };
+
+static void test_single_pre_accept_exit(void **state)
+{
+	(void)state;
+	struct running r;
+	int fd, fd2, st;
+	char b[8];
+
+	start(&r, &pre_accept_ops, "100", "30");
+	assert_true((fd = client(r.port)) >= 0);
+	read_hello(fd, r.pid);
+	assert_int_equal(write(fd, "x", 1), 1);
+	close(fd);
+	assert_true((fd2 = client(r.port)) >= 0);
+	st = wait_exit(r.pid, 5);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	/* never served: no hello; the port closed with the process, so the connection ends unanswered */
+	assert_true(read(fd2, b, sizeof(b)) <= 0);
+	close(fd2);
+	close(r.status_rd);
+}
+
 static void test_single_sigterm_when_idle(void **state)
 {
 	(void)state;
@@ -355,7 +389,7 @@ static void ev_stop(struct daemon_ctx *ctx)
 	_exit(daemon_stopping() ? 42 : 43);
 }
 
-static const struct daemon_ops event_ops = { "t", DAEMON_EVENT, NULL, NULL, NULL, ev_start, ev_stop };
+static const struct daemon_ops event_ops = { .name = "t", .mode = DAEMON_EVENT, .start = ev_start, .stop = ev_stop };
 
 static void test_event_mode(void **state)
 {
@@ -411,6 +445,7 @@ int main(void)
 		cmocka_unit_test(test_single_maxuse_and_status),
 		cmocka_unit_test(test_single_idle_exit),
 		cmocka_unit_test(test_single_sighup_finishes_session),
+		cmocka_unit_test(test_single_pre_accept_exit),
 		cmocka_unit_test(test_single_sigterm_when_idle),
 		cmocka_unit_test(test_master_gone),
 		cmocka_unit_test(test_event_mode),

@@ -85,6 +85,7 @@ static int start_dnsmasq(void **state)
 		"--txt-record=one.test,single",
 		big,
 		"--host-record=host.test,192.0.2.1,2001:db8::1", "--host-record=host.test,192.0.2.2",
+		"--host-record=xn--bcher-kva.test,192.0.2.9",
 		"--host-record=v4only.test,192.0.2.7",
 		"--ptr-record=9.2.0.192.in-addr.arpa,ptr-a.test", "--ptr-record=9.2.0.192.in-addr.arpa,ptr-b.test",
 		geteuid() == 0 ? "--user=root" : NULL,	/* keeps root, so the parent-death signal survives */
@@ -253,6 +254,33 @@ static void test_addresses(void **state)
 	inet_ntop(AF_INET6, &r->addr[0].u.v6, s, sizeof(s));
 	assert_string_equal(s, "2001:db8::1");
 	dns_result_free(&r);
+}
+
+static void test_idn_names(void **state)
+{
+	(void)state;
+	need_server();
+	/* a UTF-8 name is asked for as A-labels (case folded first); the result keeps the name as given */
+	struct dns_result *r = ask(DNS_A, "B\xc3\xbc" "cher.test");
+	assert_int_equal(r->status, DNS_OK);
+	assert_int_equal(r->n, 1);
+	assert_string_equal(r->name, "B\xc3\xbc" "cher.test");
+	dns_result_free(&r);
+	struct buf b = BUF_INIT(256);
+	assert_true(dns_name_ascii("b\xc3\xbc" "cher.test", &b, NULL));
+	assert_string_equal(buf_cstr(&b), "xn--bcher-kva.test");
+	buf_reset(&b);
+	assert_true(dns_name_ascii("plain.TEST", &b, NULL));
+	assert_string_equal(buf_cstr(&b), "plain.TEST");
+	struct buf err = BUF_INIT(256);
+	buf_reset(&b);
+	assert_false(dns_name_ascii("\xff\xfe.test", &b, &err));	/* not UTF-8 */
+	assert_true(err.len > 0);
+	r = ask(DNS_A, "\xff\xfe.test");
+	assert_int_equal(r->status, DNS_BADNAME);
+	dns_result_free(&r);
+	buf_free(&b);
+	buf_free(&err);
 }
 
 static void test_ptr(void **state)
@@ -611,6 +639,7 @@ int main(void)
 		cmocka_unit_test(test_txt),
 		cmocka_unit_test(test_txt_over_tcp),
 		cmocka_unit_test(test_addresses),
+		cmocka_unit_test(test_idn_names),
 		cmocka_unit_test(test_ptr),
 		cmocka_unit_test(test_nxdomain_nodata),
 		cmocka_unit_test(test_async_and_cancel),

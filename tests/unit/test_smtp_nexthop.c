@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <arpa/inet.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,12 +104,14 @@ static struct dns_result *fake(enum dns_type type, const char *name, void *arg)
 	return r;
 }
 
+static enum smtp_addr_pref addr_pref = SMTP_ADDR_IPV4;
+
 static void resolve(const char *spec, struct smtp_targets *t, size_t max)
 {
 	struct smtp_nexthop nh;
 	struct buf err = BUF_INIT(256);
 	assert_true(smtp_nexthop_parse(spec, &nh, &err));
-	struct smtp_resolve_opts o = { fake, NULL, "me.example", 25, max };
+	struct smtp_resolve_opts o = { fake, NULL, "me.example", 25, max, addr_pref };
 	smtp_resolve(&o, &nh, t);
 	smtp_nexthop_free(&nh);
 	buf_free(&err);
@@ -137,6 +140,18 @@ static const struct rec zone1[] = {
 	{ DNS_MX, "tempmx.example", DNS_OK, { "10 slow.example" } },
 	{ DNS_A, "slow.example", DNS_TIMEOUT, { NULL } },
 	{ DNS_A, "relay.example", DNS_OK, { "127.0.0.9" } },
+	{ DNS_MX, "dual.example", DNS_OK, { "10 d1.example", "10 d2.example", "20 d3.example" } },
+	{ DNS_A, "d1.example", DNS_OK, { "127.0.1.1" } },
+	{ DNS_AAAA, "d1.example", DNS_OK, { "::11" } },
+	{ DNS_A, "d2.example", DNS_OK, { "127.0.1.2" } },
+	{ DNS_AAAA, "d2.example", DNS_OK, { "::12" } },
+	{ DNS_A, "d3.example", DNS_OK, { "127.0.1.3" } },
+	{ DNS_AAAA, "d3.example", DNS_OK, { "::13" } },
+	{ DNS_MX, "v4many.example", DNS_OK, { "10 many.example" } },
+	{ DNS_A, "many.example", DNS_OK, { "127.0.2.1", "127.0.2.2", "127.0.2.3" } },
+	{ DNS_AAAA, "many.example", DNS_OK, { "::21" } },
+	{ DNS_MX, "xn--bcher-kva.example", DNS_OK, { "10 mx.xn--bcher-kva.example" } },
+	{ DNS_A, "mx.xn--bcher-kva.example", DNS_OK, { "127.0.3.1" } },
 	{ 0, NULL, 0, { NULL } },
 };
 
@@ -218,11 +233,79 @@ static void test_backup_mx_stops_at_self(void **state)
 	smtp_targets_free(&t);
 }
 
+static void test_address_preference(void **state)
+{
+	(void)state;
+	zone = zone1;
+	struct smtp_targets t;
+	/* ipv4: every IPv4 address of the preference-10 hosts before their IPv6 ones, then preference 20 */
+	addr_pref = SMTP_ADDR_IPV4;
+	resolve("dual.example", &t, 0);
+	assert_int_equal(t.n, 6);
+	assert_target(&t, 0, "d1.example[127.0.1.1]:25");
+	assert_target(&t, 1, "d2.example[127.0.1.2]:25");
+	assert_target(&t, 2, "d1.example[::11]:25");
+	assert_target(&t, 3, "d2.example[::12]:25");
+	assert_target(&t, 4, "d3.example[127.0.1.3]:25");
+	assert_target(&t, 5, "d3.example[::13]:25");
+	smtp_targets_free(&t);
+	addr_pref = SMTP_ADDR_IPV6;
+	resolve("dual.example", &t, 0);
+	assert_target(&t, 0, "d1.example[::11]:25");
+	assert_target(&t, 1, "d2.example[::12]:25");
+	assert_target(&t, 2, "d1.example[127.0.1.1]:25");
+	assert_target(&t, 4, "d3.example[::13]:25");
+	smtp_targets_free(&t);
+	/* any: both orders turn up, each family kept together within a preference */
+	addr_pref = SMTP_ADDR_ANY;
+	bool v4first = false, v6first = false;
+	for (int i = 0; i < 200 && !(v4first && v6first); i++) {
+		resolve("dual.example", &t, 0);
+		assert_int_equal(t.n, 6);
+		assert_int_equal(t.v[0].addr.family, t.v[1].addr.family);
+		assert_int_not_equal(t.v[1].addr.family, t.v[2].addr.family);
+		*(t.v[0].addr.family == AF_INET ? &v4first : &v6first) = true;
+		smtp_targets_free(&t);
+	}
+	assert_true(v4first && v6first);
+	/* a limit that would cut off the only IPv6 address keeps it in place of the last IPv4 one */
+	addr_pref = SMTP_ADDR_IPV4;
+	resolve("v4many.example", &t, 2);
+	assert_int_equal(t.n, 2);
+	assert_target(&t, 0, "many.example[127.0.2.1]:25");
+	assert_target(&t, 1, "many.example[::21]:25");
+	smtp_targets_free(&t);
+}
+
+static void test_idn_domain(void **state)
+{
+	(void)state;
+	zone = zone1;
+	struct smtp_targets t;
+	struct smtp_nexthop nh = { xstrdup("B\xc3\xbc" "cher.example"), 0, false };
+	struct smtp_resolve_opts o = { fake, NULL, "me.example", 25, 0, SMTP_ADDR_IPV4 };
+	smtp_resolve(&o, &nh, &t);
+	assert_int_equal(t.n, 1);
+	assert_target(&t, 0, "mx.xn--bcher-kva.example[127.0.3.1]:25");
+	smtp_targets_free(&t);
+	smtp_nexthop_free(&nh);
+	/* not valid IDNA (a bare combining mark starts the label): a permanent failure, no DNS query */
+	nh.host = xstrdup("\xcc\x81x.example");
+	queries = 0;
+	smtp_resolve(&o, &nh, &t);
+	assert_int_equal(t.n, 0);
+	assert_int_equal(t.code, 5);
+	assert_int_equal(queries, 0);
+	smtp_targets_free(&t);
+	smtp_nexthop_free(&nh);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse), cmocka_unit_test(test_mx_order), cmocka_unit_test(test_no_mx_fallback),
 		cmocka_unit_test(test_failures), cmocka_unit_test(test_backup_mx_stops_at_self),
+		cmocka_unit_test(test_address_preference), cmocka_unit_test(test_idn_domain),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
