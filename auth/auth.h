@@ -24,4 +24,13 @@ void auth_server_free(struct auth_server **s);
  *   auth ok: user=<NAME> rip=1.2.3.4 mech=PLAIN service=smtpd */
 struct ipc_msg *auth_server_handle(struct auth_server *s, const struct ipc_msg *req, unsigned *delay);
 
+/* auth_server_handle in three steps, so the slow one (a password hash check) can run on another thread: begin
+ * returns the reply at once, or NULL with *job to pass to auth_job_run (any thread; touches nothing shared) and
+ * then, back on the caller's thread, to auth_server_finish, which frees it and gives the reply and delay. */
+struct auth_job;
+struct ipc_msg *auth_server_begin(struct auth_server *s, const struct ipc_msg *req, unsigned *delay,
+                                  struct auth_job **job);
+void auth_job_run(struct auth_job *job);
+struct ipc_msg *auth_server_finish(struct auth_server *s, struct auth_job *job, unsigned *delay);
+
 #endif

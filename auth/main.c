@@ -25,6 +25,26 @@ struct auth_app {
 	uid_t uids[2];
 };
 
+/* Still root. System users' hashes are in /etc/shadow, readable by root and its group ("shadow" on Debian):
+ * auth keeps that one group instead of root, and so sees password changes at once. */
+static void auth_pre_drop(struct daemon_ctx *ctx)
+{
+	struct stat st;
+
+	if (!config_bool(ctx->cfg, "auth_system_users") || geteuid() != 0)
+		return;
+	if (stat("/etc/shadow", &st) != 0) {
+		log_warn("auth_system_users: /etc/shadow: %m; system users can log in only with hashes in /etc/passwd");
+		return;
+	}
+	if (st.st_gid == 0 || !(st.st_mode & S_IRGRP)) {
+		log_warn("auth_system_users: /etc/shadow is readable by root only (give it a group such as \"shadow\" "
+		         "with read access); system users cannot log in");
+		return;
+	}
+	ctx->keep_group = st.st_gid;
+}
+
 static void auth_init(struct daemon_ctx *ctx)
 {
 	struct auth_app *app = xcalloc(1, sizeof *app);
@@ -112,6 +132,7 @@ int main(int argc, char **argv)
 	static const struct daemon_ops ops = {
 		.name = "auth",
 		.mode = DAEMON_EVENT,
+		.pre_drop = auth_pre_drop,
 		.init = auth_init,
 		.start = auth_start,
 		.stop = auth_stop,

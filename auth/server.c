@@ -2,8 +2,13 @@
 #include "auth.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "accounts.h"
 #include "accounts_auth.h"
@@ -12,12 +17,78 @@
 #include "sasl.h"
 #include "str.h"
 
+/* Login tokens of recent successful VERIFYs, for the root side of privilege-separated logins (REDEEM). A ring:
+ * when it is full the oldest token is forgotten, which only makes a very late handover fail. */
+#define AUTH_TOKENS 256
+#define AUTH_TOKEN_HEX 32
+struct login_token {
+	char token[AUTH_TOKEN_HEX + 1];
+	char *address;		/* NULL: free slot */
+	time_t expires;		/* CLOCK_MONOTONIC seconds */
+};
+
 struct auth_server {
 	char *db_path;
 	bool system_users;
 	struct accounts *db;
 	struct throttle *by_ip, *by_user;
+	struct login_token tokens[AUTH_TOKENS];
+	size_t next_token;
 };
+
+static time_t mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+static void token_clear(struct login_token *t)
+{
+	explicit_bzero(t->token, sizeof t->token);
+	free(t->address);
+	t->address = NULL;
+}
+
+/* A fresh token for address, kept for ACCOUNTS_AUTH_TOKEN_TTL seconds; NULL when no randomness is to be had. */
+static const char *token_issue(struct auth_server *s, const char *address)
+{
+	struct login_token *t = &s->tokens[s->next_token++ % AUTH_TOKENS];
+	unsigned char rnd[AUTH_TOKEN_HEX / 2];
+
+	token_clear(t);
+	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+		log_error("auth: getrandom for a login token: %m");
+		return NULL;
+	}
+	for (size_t i = 0; i < sizeof rnd; i++)
+		snprintf(t->token + 2 * i, 3, "%02x", rnd[i]);
+	explicit_bzero(rnd, sizeof rnd);
+	t->address = xstrdup(address);
+	t->expires = mono_now() + ACCOUNTS_AUTH_TOKEN_TTL;
+	return t->token;
+}
+
+/* The account a token stands for (caller frees), and the token is gone; NULL when unknown or expired. */
+static char *token_redeem(struct auth_server *s, const char *token)
+{
+	time_t now = mono_now();
+	char *address = NULL;
+
+	if (strlen(token) != AUTH_TOKEN_HEX)
+		return NULL;
+	for (size_t i = 0; i < AUTH_TOKENS; i++) {
+		struct login_token *t = &s->tokens[i];
+		if (t->address == NULL || CRYPTO_memcmp(t->token, token, AUTH_TOKEN_HEX) != 0)
+			continue;
+		if (t->expires >= now) {
+			address = t->address;
+			t->address = NULL;
+		}
+		token_clear(t);
+	}
+	return address;
+}
 
 struct auth_server *auth_server_new(const struct auth_settings *settings)
 {
@@ -35,6 +106,8 @@ void auth_server_free(struct auth_server **sp)
 	if (s == NULL)
 		return;
 	accounts_close(&s->db);
+	for (size_t i = 0; i < AUTH_TOKENS; i++)
+		token_clear(&s->tokens[i]);
 	throttle_free(&s->by_ip);
 	throttle_free(&s->by_user);
 	free(s->db_path);
@@ -87,10 +160,9 @@ static void user_key(const char *name, struct buf *key)
 	buf_free(&e);
 }
 
-static struct ipc_msg *result(const struct ipc_msg *req, enum accounts_auth_status st, const struct accounts_user *u,
-                              const char *reason)
+static void fill_result(struct ipc_msg *m, enum accounts_auth_status st, const struct accounts_user *u,
+                        const char *reason)
 {
-	struct ipc_msg *m = ipc_msg_reply_to(req, ACCOUNTS_AUTH_RESULT);
 	ipc_put_u32(m, ACCOUNTS_AUTH_TAG_STATUS, st);
 	if (u && u->address) {
 		ipc_put_str(m, ACCOUNTS_AUTH_TAG_ADDRESS, u->address);
@@ -102,6 +174,13 @@ static struct ipc_msg *result(const struct ipc_msg *req, enum accounts_auth_stat
 	}
 	if (reason)
 		ipc_put_str(m, ACCOUNTS_AUTH_TAG_REASON, reason);
+}
+
+static struct ipc_msg *result(const struct ipc_msg *req, enum accounts_auth_status st, const struct accounts_user *u,
+                              const char *reason)
+{
+	struct ipc_msg *m = ipc_msg_reply_to(req, ACCOUNTS_AUTH_RESULT);
+	fill_result(m, st, u, reason);
 	return m;
 }
 
@@ -173,14 +252,105 @@ static void log_failure(const struct verify_in *in, const char *reason)
 	         field(in->rip, 64), field(in->mech, 16), field(in->service, 32), reason);
 }
 
-static struct ipc_msg *handle_verify(struct auth_server *s, const struct ipc_msg *req, unsigned *delay)
+/* A verification that needs a password hash checked: everything the slow step and the answer need, copied out
+ * of the request (which is gone by the time a worker thread has finished). */
+struct auth_job {
+	uint64_t id;			/* of the request, for the reply */
+	uint32_t flags;			/* ACCOUNTS_AUTH_F_* of the request */
+	char *user, *rip, *mech, *service;
+	char *password;			/* wiped before it is freed */
+	char *hash;			/* NULL: unknown user (a dummy hash is checked instead, at the same cost) */
+	struct accounts_user u;
+	struct buf key;			/* throttle key of the user */
+	unsigned delay;
+	bool match;			/* the outcome of auth_job_run */
+};
+
+static char *dup_or_empty(const char *s)
+{
+	return xstrdup(s ? s : "");
+}
+
+static void job_free(struct auth_job *job)
+{
+	if (job->password) {
+		explicit_bzero(job->password, strlen(job->password));
+		free(job->password);
+	}
+	free(job->hash);
+	free(job->user);
+	free(job->rip);
+	free(job->mech);
+	free(job->service);
+	accounts_user_free(&job->u);
+	buf_free(&job->key);
+	free(job);
+}
+
+void auth_job_run(struct auth_job *job)
+{
+	if (job->hash == NULL) {
+		accounts_dummy_verify(job->password);
+		job->match = false;
+	} else {
+		job->match = accounts_check_hash(job->password, job->hash);
+	}
+	explicit_bzero(job->password, strlen(job->password));
+}
+
+/* Throttle bookkeeping, the log line and the RESULT, once the outcome is known. */
+static struct ipc_msg *conclude(struct auth_server *s, const struct verify_in *in, const char *key,
+                                const struct accounts_user *u, const char *reason, uint64_t id)
+{
+	struct ipc_msg *m = ipc_msg_new(ACCOUNTS_AUTH_RESULT);
+
+	m->id = id;
+	m->flags = IPC_F_REPLY;
+	if (reason == NULL && !u->enabled)
+		reason = "account disabled";
+	if (reason == NULL) {
+		throttle_success(s->by_ip, in->rip);
+		throttle_success(s->by_user, key);
+		log_info("auth ok: user=<%s> rip=%s mech=%s service=%s", field(u->address, 100), field(in->rip, 64),
+		         field(in->mech, 16), field(in->service, 32));
+		fill_result(m, ACCOUNTS_AUTH_OK, u, NULL);
+		const char *token = in->flags & ACCOUNTS_AUTH_F_WANT_TOKEN ? token_issue(s, u->address) : NULL;
+		if (token)
+			ipc_put_str(m, ACCOUNTS_AUTH_TAG_TOKEN, token);
+	} else {
+		throttle_failure(s->by_ip, in->rip);
+		throttle_failure(s->by_user, key);
+		log_failure(in, reason);
+		fill_result(m, ACCOUNTS_AUTH_FAIL, NULL, reason);
+	}
+	return m;
+}
+
+struct ipc_msg *auth_server_finish(struct auth_server *s, struct auth_job *job, unsigned *delay)
+{
+	struct verify_in in = { .mech = job->mech, .rip = job->rip, .service = job->service, .user = job->user,
+		                .flags = job->flags };
+	const char *reason = NULL;
+	struct ipc_msg *reply;
+
+	if (job->hash == NULL)
+		reason = "unknown user";
+	else if (!job->match)
+		reason = "bad password";
+	reply = conclude(s, &in, buf_cstr(&job->key), &job->u, reason, job->id);
+	*delay = job->delay;
+	job_free(job);
+	return reply;
+}
+
+static struct ipc_msg *handle_verify(struct auth_server *s, const struct ipc_msg *req, unsigned *delay,
+                                     struct auth_job **jobp)
 {
 	struct verify_in in;
 	struct buf err = BUF_INIT(1024), key = BUF_INIT(THROTTLE_KEY_MAX);
 	struct accounts_user u;
 	enum accounts_result r;
 	const char *bad, *reason = NULL;
-	bool ok = false;
 	struct ipc_msg *reply;
 	unsigned d;
 
@@ -195,7 +365,7 @@ static struct ipc_msg *handle_verify(struct auth_server *s, const struct ipc_msg
 	}
 	/* the protocol daemons already refuse this; checked again so no caller can forget */
 	if (strcmp(in.mech, "APOP") != 0 &&
-	    !(in.flags & (ACCOUNTS_AUTH_F_ENCRYPTED | ACCOUNTS_AUTH_F_LOOPBACK))) {
+	    !(in.flags & (ACCOUNTS_AUTH_F_ENCRYPTED | ACCOUNTS_AUTH_F_LOOPBACK | ACCOUNTS_AUTH_F_PLAINTEXT_OK))) {
 		log_failure(&in, "plaintext password on an unencrypted connection");
 		reply = result(req, ACCOUNTS_AUTH_FAIL, NULL, "plaintext password on an unencrypted connection");
 		goto out;
@@ -222,28 +392,28 @@ static struct ipc_msg *handle_verify(struct auth_server *s, const struct ipc_msg
 			reason = "no APOP secret set";
 		else if (!match)
 			reason = "bad password";
-	} else if (r != ACCOUNTS_OK) {
-		accounts_dummy_verify(in.password);
-		reason = "unknown user";
-	} else if (!accounts_check_hash(in.password, u.password_hash)) {
-		reason = "bad password";
+		reply = conclude(s, &in, buf_cstr(&key), &u, reason, req->id);
+		goto out;
 	}
-	if (reason == NULL && !u.enabled)
-		reason = "account disabled";
-	ok = reason == NULL;
-
-	if (ok) {
-		throttle_success(s->by_ip, in.rip);
-		throttle_success(s->by_user, buf_cstr(&key));
-		log_info("auth ok: user=<%s> rip=%s mech=%s service=%s", field(u.address, 100), field(in.rip, 64),
-		         field(in.mech, 16), field(in.service, 32));
-		reply = result(req, ACCOUNTS_AUTH_OK, &u, NULL);
-	} else {
-		throttle_failure(s->by_ip, in.rip);
-		throttle_failure(s->by_user, buf_cstr(&key));
-		log_failure(&in, reason);
-		reply = result(req, ACCOUNTS_AUTH_FAIL, NULL, reason);
+	/* The hash check (tens of milliseconds for yescrypt) is the caller's to run, off its event loop. */
+	struct auth_job *job = xcalloc(1, sizeof *job);
+	job->id = req->id;
+	job->flags = in.flags;
+	job->user = dup_or_empty(in.user);
+	job->rip = dup_or_empty(in.rip);
+	job->mech = dup_or_empty(in.mech);
+	job->service = dup_or_empty(in.service);
+	job->password = xstrdup(in.password);
+	if (r == ACCOUNTS_OK) {
+		job->hash = xstrdup(u.password_hash ? u.password_hash : "");
+		job->u = u;
+		memset(&u, 0, sizeof u);
 	}
+	job->key = key;
+	buf_init(&key, THROTTLE_KEY_MAX);
+	job->delay = *delay;
+	*jobp = job;
+	reply = NULL;
 out:
 	explicit_bzero(&in.plain, sizeof in.plain);
 	accounts_user_free(&u);
@@ -252,15 +422,13 @@ out:
 	return reply;
 }
 
-static struct ipc_msg *handle_lookup(struct auth_server *s, const struct ipc_msg *req)
+static struct ipc_msg *handle_lookup_of(struct auth_server *s, const struct ipc_msg *req, const char *user)
 {
 	struct buf err = BUF_INIT(1024);
 	struct accounts_user u;
-	const char *user = "";
 	struct ipc_msg *reply;
 	enum accounts_result r;
 
-	ipc_get_str(req, ACCOUNTS_AUTH_TAG_USER, &user, NULL);
 	r = find_user(s, user, &u, &err);
 	if (r == ACCOUNTS_OK) {
 		reply = result(req, ACCOUNTS_AUTH_OK, &u, NULL);
@@ -275,15 +443,54 @@ static struct ipc_msg *handle_lookup(struct auth_server *s, const struct ipc_msg
 	return reply;
 }
 
-struct ipc_msg *auth_server_handle(struct auth_server *s, const struct ipc_msg *req, unsigned *delay)
+static struct ipc_msg *handle_lookup(struct auth_server *s, const struct ipc_msg *req)
+{
+	const char *user = "";
+
+	ipc_get_str(req, ACCOUNTS_AUTH_TAG_USER, &user, NULL);
+	return handle_lookup_of(s, req, user);
+}
+
+static struct ipc_msg *handle_redeem(struct auth_server *s, const struct ipc_msg *req)
+{
+	const char *token = "";
+	char *address;
+	struct ipc_msg *reply;
+
+	ipc_get_str(req, ACCOUNTS_AUTH_TAG_TOKEN, &token, NULL);
+	if ((address = token_redeem(s, token)) == NULL) {
+		log_warn("auth: login token unknown, used or expired");
+		return result(req, ACCOUNTS_AUTH_NOTFOUND, NULL, "unknown, used or expired login token");
+	}
+	reply = handle_lookup_of(s, req, address);
+	free(address);
+	return reply;
+}
+
+struct ipc_msg *auth_server_begin(struct auth_server *s, const struct ipc_msg *req, unsigned *delay,
+                                  struct auth_job **job)
 {
 	*delay = 0;
+	*job = NULL;
 	switch (req->type) {
 	case ACCOUNTS_AUTH_VERIFY:
-		return handle_verify(s, req, delay);
+		return handle_verify(s, req, delay, job);
 	case ACCOUNTS_AUTH_LOOKUP:
 		return handle_lookup(s, req);
+	case ACCOUNTS_AUTH_REDEEM:
+		return handle_redeem(s, req);
 	default:
 		return ipc_msg_error(req, 1, "auth: unexpected message type");
 	}
+}
+
+struct ipc_msg *auth_server_handle(struct auth_server *s, const struct ipc_msg *req, unsigned *delay)
+{
+	struct auth_job *job;
+	struct ipc_msg *reply = auth_server_begin(s, req, delay, &job);
+
+	if (reply)
+		return reply;
+	auth_job_run(job);
+	return auth_server_finish(s, job, delay);
 }

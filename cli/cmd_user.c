@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sysexits.h>
 #include <termios.h>
 #include <unistd.h>
@@ -16,6 +17,8 @@
 #include "config.h"
 #include "fsutil.h"
 #include "log.h"
+#include "maildir.h"
+#include "privs.h"
 #include "str.h"
 
 static const char user_usage[] =
@@ -310,6 +313,54 @@ static int report(enum accounts_result r, const char *address, struct buf *err)
 	}
 }
 
+/* The new account's Maildir, made by its owner (uid 0 in the record: mail_owner) so that the first login finds
+ * INBOX before any delivery. Made in a child that drops to the owner: a root CLI must not follow a path that
+ * someone else controls while still root. A failure is a warning: delivery makes the Maildir later too. */
+static void make_maildir(const struct user_ctx *ctx, struct accounts *db, const char *address)
+{
+	struct buf norm = BUF_INIT(ACCOUNTS_ADDRESS_MAX), err = BUF_INIT(4096);
+	struct accounts_user u;
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	int status;
+
+	memset(&u, 0, sizeof u);
+	if (!accounts_normalize(address, &norm, &err) || accounts_get(db, buf_cstr(&norm), &u, &err) != ACCOUNTS_OK)
+		goto out;
+	uid = (uid_t)u.uid;
+	gid = (gid_t)u.gid;
+	if (geteuid() == 0 && uid == 0) {
+		struct passwd *pw = getpwnam(ctx->mail_owner);
+		if (pw == NULL) {
+			fprintf(stderr, "postern user: warning: mail_owner %s does not exist: Maildir not made\n",
+			        ctx->mail_owner);
+			goto out;
+		}
+		uid = pw->pw_uid;
+		gid = pw->pw_gid;
+	}
+	fflush(NULL);
+	if ((pid = fork()) < 0) {
+		fprintf(stderr, "postern user: warning: fork: %s: Maildir not made\n", strerror(errno));
+		goto out;
+	}
+	if (pid == 0) {
+		privs_drop_ids(uid, gid, NULL, NULL);
+		if (!maildir_make(u.maildir, 0700, &err)) {
+			fprintf(stderr, "postern user: warning: %s\n", buf_cstr(&err));
+			_exit(1);
+		}
+		_exit(0);
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+out:
+	accounts_user_free(&u);
+	buf_free(&norm);
+	buf_free(&err);
+}
+
 /* Options are checked and the password read before the database is opened (and perhaps created). */
 static int do_add(struct user_ctx *ctx, const struct user_args *a, const char *address)
 {
@@ -358,8 +409,10 @@ static int do_add(struct user_ctx *ctx, const struct user_args *a, const char *a
 		goto out;
 	}
 	rc = report(accounts_add(db, address, buf_cstr(&pw), &o, &err), address, &err);
-	if (rc == 0)
+	if (rc == 0) {
+		make_maildir(ctx, db, address);
 		printf("added %s\n", address);
+	}
 out:
 	accounts_close(&db);
 	wipe(&pw);

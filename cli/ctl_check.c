@@ -356,6 +356,7 @@ static void check_services(struct checker *c, struct config *cfg)
 	struct svctab *tab = NULL;
 	const char *ddir = config_str(cfg, "daemon_directory");
 	bool running = master_running(cfg), tls = false, queue = false;
+	bool sysusers = config_bool(cfg, "auth_system_users");
 	uid_t uid;
 	gid_t gid;
 
@@ -382,6 +383,13 @@ static void check_services(struct checker *c, struct config *cfg)
 		if (strcmp(e->command, "qmgr") == 0 || strcmp(e->command, "smtpd") == 0 ||
 		    strcmp(e->command, "local") == 0 || strcmp(e->command, "smtp") == 0)
 			queue = true;
+		/* a mailbox server as mail_owner can open only mailboxes mail_owner owns, never a system user's */
+		const char *su = e->user ? e->user : config_str(cfg, "mail_owner");
+		if (sysusers && (strcmp(e->command, "pop3d") == 0 || strcmp(e->command, "imapd") == 0) &&
+		    strcmp(su, "root") != 0)
+			warning(c, "%s: service %s runs as %s, so system users (auth_system_users = yes) cannot read their "
+			        "mail through it; set its user column to root (logins are still handled as mail_owner)",
+			        e->origin, e->name, su);
 		if (e->user && privs_is_root() && !privs_lookup_user(e->user, &uid, &gid, &err))
 			problem(c, "%s: service %s: %s", e->origin, e->name, buf_cstr(&err));
 		if (e->chroot && access(e->chroot, X_OK) < 0)

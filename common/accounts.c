@@ -171,6 +171,9 @@ void accounts_user_free(struct accounts_user *u)
 	free(u->password_hash);
 	free(u->maildir);
 	free(u->apop_secret);
+	if (u->login_token)
+		explicit_bzero(u->login_token, strlen(u->login_token));
+	free(u->login_token);
 	memset(u, 0, sizeof *u);
 }
 

@@ -33,6 +33,7 @@ struct accounts_user {
 	 * given, not hashed: treat it as a separate, weaker credential. NULL = APOP not allowed. */
 	char *apop_secret;
 	int64_t created, changed;	/* seconds since the epoch */
+	char *login_token;	/* only in auth's answer to a successful VERIFY: redeemable once (ACCOUNTS_AUTH_REDEEM) */
 };
 
 enum accounts_result {

@@ -27,6 +27,11 @@ static const struct ipc_field_def lookup_fields[] = {
 	{ 0, 0, 0, NULL },
 };
 
+static const struct ipc_field_def redeem_fields[] = {
+	{ ACCOUNTS_AUTH_TAG_TOKEN, IPC_T_STR, IPC_REQUIRED, "token" },
+	{ 0, 0, 0, NULL },
+};
+
 static const struct ipc_field_def result_fields[] = {
 	{ ACCOUNTS_AUTH_TAG_STATUS, IPC_T_U32, IPC_REQUIRED, "status" },
 	{ ACCOUNTS_AUTH_TAG_ADDRESS, IPC_T_STR, 0, "address" },
@@ -36,12 +41,14 @@ static const struct ipc_field_def result_fields[] = {
 	{ ACCOUNTS_AUTH_TAG_QUOTA, IPC_T_U64, 0, "quota" },
 	{ ACCOUNTS_AUTH_TAG_ENABLED, IPC_T_U32, 0, "enabled" },
 	{ ACCOUNTS_AUTH_TAG_REASON, IPC_T_STR, 0, "reason" },
+	{ ACCOUNTS_AUTH_TAG_TOKEN, IPC_T_STR, 0, "token" },
 	{ 0, 0, 0, NULL },
 };
 
 static const struct ipc_msg_def auth_msgs[] = {
 	{ ACCOUNTS_AUTH_VERIFY, "verify", verify_fields, 0 },
 	{ ACCOUNTS_AUTH_LOOKUP, "lookup", lookup_fields, 0 },
+	{ ACCOUNTS_AUTH_REDEEM, "redeem", redeem_fields, 0 },
 	{ ACCOUNTS_AUTH_RESULT, "result", result_fields, 0 },
 	{ 0, NULL, NULL, 0 },
 };
@@ -51,7 +58,9 @@ const struct ipc_proto accounts_auth_proto = { "auth", auth_msgs };
 struct ipc_msg *accounts_auth_verify_msg(const struct accounts_auth_request *rq)
 {
 	struct ipc_msg *m = ipc_msg_new(ACCOUNTS_AUTH_VERIFY);
-	uint32_t flags = (rq->encrypted ? ACCOUNTS_AUTH_F_ENCRYPTED : 0) | (rq->loopback ? ACCOUNTS_AUTH_F_LOOPBACK : 0);
+	uint32_t flags = (rq->encrypted ? ACCOUNTS_AUTH_F_ENCRYPTED : 0) | (rq->loopback ? ACCOUNTS_AUTH_F_LOOPBACK : 0) |
+	                 (rq->plaintext_ok ? ACCOUNTS_AUTH_F_PLAINTEXT_OK : 0) |
+	                 (rq->want_token ? ACCOUNTS_AUTH_F_WANT_TOKEN : 0);
 
 	ipc_put_str(m, ACCOUNTS_AUTH_TAG_MECH, rq->mech);
 	if (rq->user)
@@ -111,6 +120,8 @@ enum accounts_auth_status accounts_auth_parse_result(const struct ipc_msg *reply
 		out->quota = q;
 	if (ipc_get_u32(reply, ACCOUNTS_AUTH_TAG_ENABLED, &v))
 		out->enabled = v != 0;
+	if (ipc_get_str(reply, ACCOUNTS_AUTH_TAG_TOKEN, &s, NULL))
+		out->login_token = xstrdup(s);
 	if (status == ACCOUNTS_AUTH_OK && (out->address == NULL || out->maildir == NULL)) {
 		accounts_user_free(out);
 		if (reason)
@@ -152,4 +163,13 @@ enum accounts_auth_status accounts_auth_lookup(const char *socket_path, const ch
                                                struct accounts_user *out, struct buf *err)
 {
 	return call(socket_path, accounts_auth_lookup_msg(address), timeout_ms, out, err);
+}
+
+enum accounts_auth_status accounts_auth_redeem(const char *socket_path, const char *token, int timeout_ms,
+                                               struct accounts_user *out, struct buf *err)
+{
+	struct ipc_msg *m = ipc_msg_new(ACCOUNTS_AUTH_REDEEM);
+
+	ipc_put_str(m, ACCOUNTS_AUTH_TAG_TOKEN, token);
+	return call(socket_path, m, timeout_ms, out, err);
 }

@@ -17,7 +17,8 @@
 /* Message types */
 #define ACCOUNTS_AUTH_VERIFY 0x0a01u	/* check credentials */
 #define ACCOUNTS_AUTH_LOOKUP 0x0a02u	/* where and as whom to deliver / open the mailbox */
-#define ACCOUNTS_AUTH_RESULT 0x0a81u	/* the reply to both */
+#define ACCOUNTS_AUTH_REDEEM 0x0a03u	/* root only: the account a VERIFY's login token stands for, once */
+#define ACCOUNTS_AUTH_RESULT 0x0a81u	/* the reply to all three */
 
 /* Fields of VERIFY (MECH and RIP required) and LOOKUP (USER required) */
 #define ACCOUNTS_AUTH_TAG_MECH 1	/* str: PLAIN (DATA, or USER+PASSWORD), LOGIN or PASSWORD (USER+PASSWORD),
@@ -39,9 +40,20 @@
 #define ACCOUNTS_AUTH_TAG_QUOTA 25	/* u64 bytes, 0 = none */
 #define ACCOUNTS_AUTH_TAG_ENABLED 26	/* u32 0/1 (LOOKUP: a disabled account may still exist) */
 #define ACCOUNTS_AUTH_TAG_REASON 27	/* str: why it failed, for the asking daemon's log only, never the client */
+/* str: in RESULT of a successful VERIFY, and the one field of REDEEM. The root side of a privilege-separated
+ * login (prelogin.h) redeems the token the unprivileged login process got, so that process cannot name an account
+ * it did not log in to. Valid ACCOUNTS_AUTH_TOKEN_TTL seconds, once. */
+#define ACCOUNTS_AUTH_TAG_TOKEN 28
+#define ACCOUNTS_AUTH_TOKEN_TTL 60
 
 #define ACCOUNTS_AUTH_F_ENCRYPTED 0x01u	/* the client connection is TLS */
 #define ACCOUNTS_AUTH_F_LOOPBACK 0x02u	/* the client connection comes from 127.0.0.0/8 or ::1 */
+/* The asking service's own policy allows plaintext passwords on this unencrypted connection (smtpd_auth_plaintext,
+ * pop3d_plaintext_login, imapd_plaintext_login): the policy is per protocol, so the service states it and auth
+ * only refuses a plaintext password when none of these three flags is set. */
+#define ACCOUNTS_AUTH_F_PLAINTEXT_OK 0x04u
+/* A pre-login process asks: answer a success with a login token (ACCOUNTS_AUTH_TAG_TOKEN) */
+#define ACCOUNTS_AUTH_F_WANT_TOKEN 0x08u
 
 enum accounts_auth_status {
 	ACCOUNTS_AUTH_OK = 0,
@@ -60,6 +72,8 @@ struct accounts_auth_request {
 	size_t datalen;
 	const char *rip;
 	bool encrypted, loopback;
+	bool plaintext_ok;		/* ACCOUNTS_AUTH_F_PLAINTEXT_OK */
+	bool want_token;		/* ACCOUNTS_AUTH_F_WANT_TOKEN */
 	const char *service;
 	const char *apop_ts, *apop_digest;
 };
@@ -78,6 +92,9 @@ enum accounts_auth_status accounts_auth_parse_result(const struct ipc_msg *reply
 enum accounts_auth_status accounts_auth_verify(const char *socket_path, const struct accounts_auth_request *rq,
                                                int timeout_ms, struct accounts_user *out, struct buf *err);
 enum accounts_auth_status accounts_auth_lookup(const char *socket_path, const char *address, int timeout_ms,
+                                               struct accounts_user *out, struct buf *err);
+/* REDEEM (as root): the account of a login token; ACCOUNTS_AUTH_NOTFOUND when unknown, used or expired. */
+enum accounts_auth_status accounts_auth_redeem(const char *socket_path, const char *token, int timeout_ms,
                                                struct accounts_user *out, struct buf *err);
 
 #endif

@@ -104,7 +104,8 @@ enum accounts_result accounts_system_get(const char *name, struct accounts_user 
 		res = ACCOUNTS_ERROR;
 		goto out;
 	}
-	if (pwp == NULL)
+	/* uid 0 in an answer means the virtual-mail user, and nobody should read mail as root anyway */
+	if (pwp == NULL || pw.pw_uid == 0)
 		goto out;
 	hash = pw.pw_passwd;
 	/* shadow is readable only by root; without it the account exists but cannot log in with a password */

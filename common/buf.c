@@ -21,6 +21,13 @@ void buf_free(struct buf *b)
 	b->len = b->cap = 0;
 }
 
+void buf_free_wipe(struct buf *b)
+{
+	if (b->data)
+		explicit_bzero(b->data, b->len);
+	buf_free(b);
+}
+
 void buf_reset(struct buf *b)
 {
 	b->len = 0;

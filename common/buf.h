@@ -21,6 +21,8 @@ struct buf {
 
 void buf_init(struct buf *b, size_t max);
 void buf_free(struct buf *b);
+/* buf_free after overwriting the contents (frames and lines that may carry a password). */
+void buf_free_wipe(struct buf *b);
 void buf_reset(struct buf *b);                 /* len = 0, memory kept */
 /* Make room for extra more bytes; false (nothing changed) if that would pass max or overflow size_t. */
 bool buf_reserve(struct buf *b, size_t extra);

@@ -32,6 +32,23 @@ static int status_fd = -1;
 static int sig_listen_fds[DAEMON_MAX_LISTEN];
 static volatile sig_atomic_t sig_nlisten;
 
+void daemon_detach_child(struct daemon_ctx *ctx)
+{
+	sigset_t all, old;
+
+	/* the stop handler closes sig_listen_fds: empty the list first, or it would close numbers reused since */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	sig_nlisten = 0;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	for (size_t i = 0; i < ctx->nlisten; i++)
+		close(ctx->listen_fds[i]);
+	ctx->nlisten = 0;
+	if (status_fd >= 0)
+		close(status_fd);
+	status_fd = -1;
+}
+
 bool daemon_stopping(void)
 {
 	return stop_requested != 0;
@@ -311,6 +328,7 @@ int daemon_main(int argc, char **argv, const struct daemon_ops *ops)
 	memset(&ctx, 0, sizeof(ctx));
 	log_init(ops->name);
 	ctx.tls = SVC_TLS_NONE;
+	ctx.keep_group = (gid_t)-1;
 	ctx.maxuse = SVCTAB_DEFAULT_MAXUSE;
 	ctx.idle = SVCTAB_DEFAULT_IDLE;
 	opterr = 0;
@@ -384,7 +402,7 @@ int daemon_main(int argc, char **argv, const struct daemon_ops *ops)
 
 	if (ops->pre_drop)
 		ops->pre_drop(&ctx);
-	privs_drop(ctx.user ? ctx.user : config_str(ctx.cfg, "mail_owner"), ctx.chroot_dir);
+	privs_drop_keep_group(ctx.user ? ctx.user : config_str(ctx.cfg, "mail_owner"), ctx.chroot_dir, ctx.keep_group);
 	/* the drop cleared the parent-death signal; set it again, and catch a master that died meanwhile */
 	if (from_master) {
 		prctl(PR_SET_PDEATHSIG, SIGTERM);

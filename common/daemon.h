@@ -57,6 +57,7 @@ struct daemon_ctx {
 	char **argv;
 	struct event_base *base;	/* DAEMON_EVENT only */
 	void *app;		/* the daemon's own state */
+	gid_t keep_group;	/* set by pre_drop: one supplementary group kept after the drop; (gid_t)-1: none */
 };
 
 struct daemon_ops {
@@ -86,6 +87,9 @@ int daemon_main(int argc, char **argv, const struct daemon_ops *ops);
 
 /* DAEMON_EVENT daemons tell master when they are busy or idle (the skeleton does it for DAEMON_SINGLE). */
 void daemon_report(enum daemon_state state);
+/* In a child forked to serve one connection (a pre-login process): close the listening sockets and the status
+ * pipe, so it neither accepts other clients nor speaks for the service to master. */
+void daemon_detach_child(struct daemon_ctx *ctx);
 /* True once SIGTERM or SIGHUP asked this process to finish. */
 bool daemon_stopping(void);
 

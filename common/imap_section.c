@@ -149,6 +149,20 @@ static bool field_wanted(const struct imap_section *sec, const struct mime_heade
 	return false;
 }
 
+static bool header_has_blank_line(const struct mime_message *m, const struct mime_part *msg)
+{
+	const char *h = m->data + msg->hdr_off;
+	size_t n = msg->hdr_size;
+
+	if (n && h[n - 1] == '\n')
+		n--;
+	else
+		return false;
+	if (n && h[n - 1] == '\r')
+		n--;
+	return n == 0 || h[n - 1] == '\n';
+}
+
 bool imap_section_fetch(const struct mime_message *m, const struct imap_section *sec,
                         struct imap_section_data *out)
 {
@@ -214,7 +228,10 @@ bool imap_section_fetch(const struct mime_message *m, const struct imap_section 
 			buf_append(&out->data, h.base + f->off, f->len);
 			buf_putc(&out->data, '\n');
 		}
-		buf_putc(&out->data, '\n');
+		/* the blank line that ends the header, when the message has one (a header-only message may not:
+		 * then neither does HEADER, and the two must agree) */
+		if (header_has_blank_line(m, msg))
+			buf_putc(&out->data, '\n');
 		mime_header_free(&h);
 		return true;
 	}

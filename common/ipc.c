@@ -87,7 +87,10 @@ void ipc_msg_free(struct ipc_msg **mp)
 		return;
 	if (m->fd >= 0)
 		close(m->fd);
-	buf_free(&m->payload);
+	/* IPC carries passwords (auth VERIFY): no copy outlives its message */
+	buf_free_wipe(&m->payload);
+	for (size_t i = 0; i < m->nfields; i++)
+		explicit_bzero((void *)m->fields[i].data, m->fields[i].len);
 	free(m->fields);
 	free(m->arena);
 	free(m);
@@ -549,7 +552,7 @@ void ipc_reader_init(struct ipc_reader *r, const struct ipc_proto *proto, size_t
 
 void ipc_reader_free(struct ipc_reader *r)
 {
-	buf_free(&r->in);
+	buf_free_wipe(&r->in);
 	if (r->fd >= 0)
 		close(r->fd);
 	r->fd = -1;
@@ -605,6 +608,8 @@ int ipc_reader_next(struct ipc_reader *r, struct ipc_msg **out, struct buf *err)
 	r->fd = -1;
 	ok = ipc_payload_decode(r->proto, &r->hdr, r->in.data + IPC_HDR_LEN, fd, out, err);
 	r->have_hdr = false;
+	if (r->in.data)
+		explicit_bzero(r->in.data, r->in.len);	/* the decoded message has its own copy */
 	/* keep small buffers for the next frame, give big ones back */
 	if (r->in.cap > 65536)
 		buf_free(&r->in);

@@ -21,7 +21,7 @@ void ipc_outq_free(struct ipc_outq *q)
 
 	for (f = q->head; f != NULL; f = next) {
 		next = f->next;
-		buf_free(&f->data);
+		buf_free_wipe(&f->data);
 		if (f->fd >= 0)
 			close(f->fd);
 		free(f);
@@ -35,7 +35,7 @@ bool ipc_outq_push(struct ipc_outq *q, struct ipc_msg *m)
 
 	buf_init(&f->data, IPC_MAX_FRAME_LIMIT);
 	if (!ipc_msg_encode(m, &f->data)) {
-		buf_free(&f->data);
+		buf_free_wipe(&f->data);
 		free(f);
 		return false;
 	}
@@ -99,7 +99,7 @@ int ipc_outq_flush(struct ipc_outq *q, int sock)
 			q->head = f->next;
 			if (q->head == NULL)
 				q->tailp = &q->head;
-			buf_free(&f->data);
+			buf_free_wipe(&f->data);
 			free(f);
 		}
 	}

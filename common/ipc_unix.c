@@ -301,7 +301,7 @@ static bool send_deadline(int sock, struct ipc_msg *m, int64_t deadline, struct 
 		return false;
 	}
 	ok = send_all(sock, (const uint8_t *)frame.data, frame.len, m->fd, deadline, err);
-	buf_free(&frame);
+	buf_free_wipe(&frame);
 	if (m->fd >= 0) {
 		/* the receiver has its own copy now (or the send failed): ours is done either way */
 		close(m->fd);

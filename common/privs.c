@@ -34,7 +34,25 @@ bool privs_lookup_user(const char *name, uid_t *uid, gid_t *gid, struct buf *err
 	return true;
 }
 
-void privs_drop_ids(uid_t uid, gid_t gid, const char *user_for_groups, const char *chroot_dir)
+/* Add keep to the supplementary groups set so far. */
+static void add_group(gid_t keep)
+{
+	gid_t groups[256];
+	int n = getgroups(256, groups);
+
+	if (n < 0)
+		fatal("getgroups");
+	for (int i = 0; i < n; i++)
+		if (groups[i] == keep)
+			return;
+	if (n >= 256)
+		fatalx("too many supplementary groups to add group %ld", (long)keep);
+	groups[n++] = keep;
+	if (setgroups((size_t)n, groups) < 0)
+		fatal("setgroups (adding group %ld)", (long)keep);
+}
+
+static void drop_ids(uid_t uid, gid_t gid, const char *user_for_groups, const char *chroot_dir, gid_t keep)
 {
 	if (!privs_is_root()) {
 		log_debug("not running as root: keeping uid %ld", (long)geteuid());
@@ -46,6 +64,8 @@ void privs_drop_ids(uid_t uid, gid_t gid, const char *user_for_groups, const cha
 	} else if (setgroups(1, &gid) < 0) {
 		fatal("setgroups %ld", (long)gid);
 	}
+	if (keep != (gid_t)-1)
+		add_group(keep);
 	if (setresgid(gid, gid, gid) < 0)
 		fatal("setgid %ld", (long)gid);
 	if (chroot_dir != NULL) {
@@ -66,7 +86,17 @@ void privs_drop_ids(uid_t uid, gid_t gid, const char *user_for_groups, const cha
 	          chroot_dir ? chroot_dir : "");
 }
 
+void privs_drop_ids(uid_t uid, gid_t gid, const char *user_for_groups, const char *chroot_dir)
+{
+	drop_ids(uid, gid, user_for_groups, chroot_dir, (gid_t)-1);
+}
+
 void privs_drop(const char *user, const char *chroot_dir)
+{
+	privs_drop_keep_group(user, chroot_dir, (gid_t)-1);
+}
+
+void privs_drop_keep_group(const char *user, const char *chroot_dir, gid_t keep)
 {
 	struct buf err = BUF_INIT(512);
 	uid_t uid;
@@ -78,5 +108,5 @@ void privs_drop(const char *user, const char *chroot_dir)
 	}
 	if (!privs_lookup_user(user, &uid, &gid, &err))
 		fatalx("%s", buf_cstr(&err));
-	privs_drop_ids(uid, gid, user, chroot_dir);
+	drop_ids(uid, gid, user, chroot_dir, keep);
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 
 #include "alloc.h"
@@ -110,6 +111,9 @@ void stream_free(struct stream **sp)
 		s->codec.free(s->codec.ctx);
 	buf_free(&s->zin);
 	buf_free(&s->zout);
+	/* consumed input stays in the buffer: a login's password must not outlive the connection */
+	if (s->rbuf.data)
+		OPENSSL_cleanse(s->rbuf.data, s->rbuf.cap);
 	buf_free(&s->rbuf);
 	buf_free(&s->wbuf);
 	buf_free(&s->err);
@@ -507,6 +511,52 @@ enum stream_result stream_wait_input(struct stream *s, int extra_fd, int timeout
 			return STREAM_ERROR;
 		}
 	}
+}
+
+bool stream_line_pending(struct stream *s)
+{
+	const void *p;
+	size_t n;
+
+	/* stream_peek() does not wait here: it reads only when TLS holds decrypted bytes. A line split between our
+	 * buffer and OpenSSL's counts as not received, which costs at most an early flush. */
+	return stream_pending(s) > 0 && stream_peek(s, &p, &n) == STREAM_OK && memchr(p, '\n', n) != NULL;
+}
+
+bool stream_take_input(struct stream *s, struct buf *out)
+{
+	bool ok = buf_append(out, s->rbuf.data ? s->rbuf.data + s->rpos : "", buffered(s));
+
+	buf_reset(&s->rbuf);
+	s->rpos = 0;
+	while (ok && s->ssl && SSL_pending(s->ssl) > 0) {
+		char chunk[4096];
+		int rc;
+
+		ERR_clear_error();
+		rc = SSL_read(s->ssl, chunk, sizeof(chunk));
+		if (rc <= 0) {
+			ERR_clear_error();
+			break;
+		}
+		s->bytes_in += (size_t)rc;
+		ok = buf_append(out, chunk, (size_t)rc);
+		OPENSSL_cleanse(chunk, sizeof(chunk));
+	}
+	return ok;
+}
+
+void stream_push_input(struct stream *s, const void *p, size_t n)
+{
+	struct buf nb = BUF_INIT(BUF_NOLIMIT);
+
+	if (n == 0)
+		return;
+	if (!buf_append(&nb, p, n) || !buf_append(&nb, s->rbuf.data ? s->rbuf.data + s->rpos : "", buffered(s)))
+		panic("stream_push_input: %zu bytes", n);
+	buf_free(&s->rbuf);
+	s->rbuf = nb;
+	s->rpos = 0;
 }
 
 size_t stream_discard_input(struct stream *s)

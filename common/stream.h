@@ -69,6 +69,15 @@ size_t stream_pending(const struct stream *s);
  * is readable, for at most timeout_ms (STREAM_TIMEOUT_NONE: no limit). *extra tells whether extra_fd is ready:
  * IMAP IDLE waits on the client and on inotify at once. STREAM_OK, STREAM_TIMEOUT or STREAM_ERROR. */
 enum stream_result stream_wait_input(struct stream *s, int extra_fd, int timeout_ms, bool *extra);
+/* True when a whole line is already received, so that reading it will not wait for the peer; never waits.
+ * Replies to pipelined commands may stay buffered while this holds, but must be flushed before any wait for
+ * input: a client that has sent only part of its next command may be waiting for them before it sends the rest. */
+bool stream_line_pending(struct stream *s);
+/* Move everything stream_pending() counts to out (a login handing its connection to another process); false when
+ * out's cap refused some of it. Does not wait. */
+bool stream_take_input(struct stream *s, struct buf *out);
+/* Put n bytes before any unread input, as if they had just been received (the other end of that handover). */
+void stream_push_input(struct stream *s, const void *p, size_t n);
 /* Drop everything stream_pending() counts; returns how many bytes were dropped. Does not wait. */
 size_t stream_discard_input(struct stream *s);
 

@@ -3,6 +3,7 @@
  * leading seconds of the file name and the mtime, which is where the shared index and other readers take it from. The folder's index then gives it
  * its UID for APPENDUID (UIDPLUS). */
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -59,25 +60,34 @@ bool imapd_parse_date_time(const char *s, time_t *out)
 	return true;
 }
 
-/* Message text with CRLF turned into LF (Maildir stores LF; bare CR stays). */
+/* Message text with CRLF turned into LF (Maildir stores LF; bare CR stays), written in large chunks: one write
+ * per line would be ~70 system calls for a small message. */
 static bool write_lf(struct maildir_writer *w, const char *p, size_t n)
 {
-	size_t start = 0;
+	enum { CHUNK = 64 * 1024 };
+	char *out = xmalloc(CHUNK);
+	size_t o = 0;
+	bool ok = true;
 
-	for (size_t i = 0; i + 1 < n; i++) {
-		if (p[i] == '\r' && p[i + 1] == '\n') {
-			if (!maildir_write(w, p + start, i - start))
-				return false;
-			start = i + 1;	/* the LF */
+	for (size_t i = 0; i < n && ok; i++) {
+		if (p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')
+			continue;
+		out[o++] = p[i];
+		if (o == CHUNK) {
+			ok = maildir_write(w, out, o);
+			o = 0;
 		}
 	}
-	return maildir_write(w, p + start, n - start);
+	if (ok && o)
+		ok = maildir_write(w, out, o);
+	free(out);
+	return ok;
 }
 
 void imapd_cmd_append(struct imapd_session *sess, const struct imap_arg *args, size_t nargs, bool uid)
 {
 	struct buf name = BUF_INIT(1024), path = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(1024);
-	struct buf letters = BUF_INIT(16);
+	struct buf letters = BUF_INIT(64);
 	unsigned flags = 0;
 	bool keywords = false;
 	time_t when = 0;
@@ -124,6 +134,9 @@ void imapd_cmd_append(struct imapd_session *sess, const struct imap_arg *args, s
 		goto out;
 	}
 
+	/* (the selected folder has its mark already, and must not have its index opened a second time) */
+	if (!sess->sel || strcmp(sess->sel->path, buf_cstr(&path)) != 0)
+		imapd_recent_init(buf_cstr(&path));
 	struct maildir_writer *w = maildir_begin(buf_cstr(&path), 0600, &err);
 	if (!w)
 		goto fail;
@@ -134,20 +147,33 @@ void imapd_cmd_append(struct imapd_session *sess, const struct imap_arg *args, s
 	}
 	imap_flags_to_maildir(flags, &letters);
 	if (keywords) {
-		/* the target folder's letters; a keyword that finds no room is dropped, the message is not */
+		/* the target folder's letters; a keyword that finds no room is dropped (and logged), the message and
+		 * its other keywords are kept, as COPY does */
 		char *kw[IMAPD_KEYWORDS_MAX] = { 0 };
-		unsigned kwl = 0;
-		bool bad;
 		struct buf kerr = BUF_INIT(1024);
 		imapd_keywords_load(buf_cstr(&path), kw);
-		if (!imapd_keywords_from_args(buf_cstr(&path), kw, &args[1], true, &kwl, &bad, &kerr))
-			log_warn("imapd: user %s: APPEND keywords: %s", sess->login.user, buf_cstr(&kerr));
-		for (int c = 0; c < IMAPD_KEYWORDS_MAX; c++) {
-			if (kwl & (1u << c))
-				buf_putc(&letters, (char)('a' + c));
-			free(kw[c]);
+		for (size_t f = 0; f < args[1].count; f++) {
+			const char *s = args[1].list[f].str;
+			if (s[0] == '\\')
+				continue;
+			buf_reset(&kerr);
+			int c = imapd_keyword_letter(buf_cstr(&path), kw, s, true, &kerr);
+			if (c > 0 && !(letters.len && memchr(letters.data, c, letters.len)))
+				buf_putc(&letters, (char)c);
+			else if (c <= 0)
+				log_warn("imapd: user %s: APPEND keyword not kept: %s", sess->login.user,
+					 buf_cstr(&kerr));
 		}
+		for (int c = 0; c < IMAPD_KEYWORDS_MAX; c++)
+			free(kw[c]);
 		buf_free(&kerr);
+		/* Maildir wants the letters in ASCII order */
+		for (size_t a = 1; a < letters.len; a++)
+			for (size_t b = a; b > 0 && letters.data[b - 1] > letters.data[b]; b--) {
+				char t = letters.data[b];
+				letters.data[b] = letters.data[b - 1];
+				letters.data[b - 1] = t;
+			}
 	}
 	uint64_t size = maildir_size(w);
 	if (!maildir_commit(&w, buf_cstr(&letters), &final, &err))

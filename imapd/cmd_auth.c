@@ -186,7 +186,7 @@ static bool sasl_read(struct imapd_session *sess, const char *challenge, struct 
 	} else {
 		ok = true;
 	}
-	buf_free(&line);
+	buf_free_wipe(&line);
 	return ok;
 }
 
@@ -247,8 +247,8 @@ void imapd_cmd_authenticate(struct imapd_session *sess, const struct imap_arg *a
 		imapd_no(sess, "unsupported authentication mechanism");
 	}
 out:
-	buf_free(&resp);
-	buf_free(&user);
+	buf_free_wipe(&resp);
+	buf_free_wipe(&user);
 }
 
 /* ---- ID and ENABLE ---- */

@@ -151,7 +151,7 @@ static bool fetch_one(struct imapd_session *sess, const struct imap_fetch *f, si
 		case IMAP_FETCH_FLAGS:
 			SEP();
 			buf_puts(out, "FLAGS ");
-			imapd_sel_flags_list(sel, sel->v[i].flags, out);
+			imapd_sel_msg_flags(sel, i, out);
 			flags_done = true;
 			break;
 		case IMAP_FETCH_INTERNALDATE:
@@ -205,7 +205,7 @@ static bool fetch_one(struct imapd_session *sess, const struct imap_fetch *f, si
 		/* the \Seen this fetch set is reported with it (RFC 3501 6.4.5) */
 		SEP();
 		buf_puts(out, "FLAGS ");
-		imapd_sel_flags_list(sel, sel->v[i].flags, out);
+		imapd_sel_msg_flags(sel, i, out);
 	}
 	/* a CONDSTORE client gets the modseq with every FLAGS (RFC 7162 3.1.4.1) */
 	if (modseq || (sess->condstore && flags_done)) {

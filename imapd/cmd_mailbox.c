@@ -1,18 +1,19 @@
-/* imapd mailbox commands: SELECT/EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE/UNSUBSCRIBE, LIST/LSUB, STATUS,
- * NAMESPACE, CLOSE/UNSELECT, CHECK. Names arrive in modified UTF-7 and are handled as UTF-8 (mailboxes.c). */
+/* imapd mailbox commands: SELECT/EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE/UNSUBSCRIBE, STATUS,
+ * NAMESPACE, CLOSE/UNSELECT, CHECK (LIST and LSUB are cmd_list.c's). Names arrive in modified UTF-7 and are
+ * handled as UTF-8 (mailboxes.c). */
 #include <string.h>
 
 #include "alloc.h"
 #include "cmdtab.h"
-#include "listmatch.h"
 #include "log.h"
+#include "fetchcache.h"
 #include "flags.h"
+#include "keywords.h"
 #include "mailboxes.h"
 #include "condstore.h"
 #include "mbox.h"
 #include "selected.h"
 #include "str.h"
-#include "utf7imap.h"
 
 #define NAME_MAX_BYTES 1024
 
@@ -92,7 +93,8 @@ static void do_select(struct imapd_session *sess, const struct imap_arg *args, s
 		imapd_untagged(sess, "OK [PERMANENTFLAGS ()] read-only");
 	} else {
 		buf_truncate(&kw, kw.len - 1);
-		imapd_untagged(sess, "OK [PERMANENTFLAGS %s \\*)] flags", buf_cstr(&kw));
+		imapd_untagged(sess, "OK [PERMANENTFLAGS %s%s)] flags", buf_cstr(&kw),
+			       imapd_keywords_full(sess->sel->keywords) ? "" : " \\*");
 	}
 	buf_free(&kw);
 	for (size_t i = 0; i < sess->sel->n; i++)
@@ -201,6 +203,41 @@ void imapd_cmd_delete(struct imapd_session *sess, const struct imap_arg *args, s
 	buf_free(&err);
 }
 
+/* Is name from itself or below it? */
+static bool in_tree(const char *name, const char *from)
+{
+	size_t fl = strlen(from);
+	return strncmp(name, from, fl) == 0 && (name[fl] == '\0' || name[fl] == IMAPD_HIER_SEP);
+}
+
+/* RENAME of the selected folder (or of a parent): its index moves with the directory and keeps the UIDs, so the
+ * session stays selected under the new name. The index is closed across the rename (an LMDB environment must
+ * not be open twice in one process) and opened again at wherever the folder is afterwards. */
+static void rename_selected(struct imapd_session *sess, const char *from, const char *to)
+{
+	struct imapd_selected *sel = sess->sel;
+	struct buf name = BUF_INIT(BUF_NOLIMIT), path = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(1024);
+
+	if (to) {
+		buf_printf(&name, "%s%s", to, sel->name + strlen(from));
+		if (imapd_mailbox_path(root(sess), buf_cstr(&name), &path)) {
+			free(sel->name);
+			free(sel->path);
+			sel->name = buf_steal(&name, NULL);
+			sel->path = buf_steal(&path, NULL);
+		}
+	}
+	if ((sel->mb = mbox_open(sel->path, &err)) == NULL) {
+		log_error("imapd: user %s: %s", sess->login.user, buf_cstr(&err));
+		imapd_unselect(sess);
+	} else {
+		sel->fc = imapd_fcache_open(sel->path);
+	}
+	buf_free(&name);
+	buf_free(&path);
+	buf_free(&err);
+}
+
 void imapd_cmd_rename(struct imapd_session *sess, const struct imap_arg *args, size_t nargs, bool uid)
 {
 	struct buf from = BUF_INIT(NAME_MAX_BYTES), to = BUF_INIT(NAME_MAX_BYTES), err = BUF_INIT(1024);
@@ -209,13 +246,23 @@ void imapd_cmd_rename(struct imapd_session *sess, const struct imap_arg *args, s
 	if (nargs != 2) {
 		imapd_bad(sess, "RENAME needs two mailbox names");
 	} else if (get_name(sess, &args[0], &from) && get_name(sess, &args[1], &to)) {
-		size_t fl = from.len;
-		if (strncmp(buf_cstr(&to), buf_cstr(&from), fl) == 0 && buf_cstr(&to)[fl] == IMAPD_HIER_SEP)
+		if (strcmp(buf_cstr(&to), buf_cstr(&from)) != 0 && in_tree(buf_cstr(&to), buf_cstr(&from))) {
 			imapd_no(sess, "[CANNOT] a mailbox cannot move below itself");
-		else
-			answer_result(sess, imapd_mailbox_rename(root(sess), buf_cstr(&from), buf_cstr(&to), &err), &err,
-				      "RENAME");
+			goto out;
+		}
+		/* renaming INBOX moves its messages and leaves INBOX itself in place */
+		bool moves_sel = sess->sel && strcmp(buf_cstr(&from), "INBOX") != 0 &&
+				 in_tree(sess->sel->name, buf_cstr(&from));
+		if (moves_sel) {
+			mbox_close(&sess->sel->mb);
+			imapd_fcache_close(&sess->sel->fc);
+		}
+		enum imapd_mbox_result r = imapd_mailbox_rename(root(sess), buf_cstr(&from), buf_cstr(&to), &err);
+		if (moves_sel)
+			rename_selected(sess, buf_cstr(&from), r == IMAPD_MBOX_OK ? buf_cstr(&to) : NULL);
+		answer_result(sess, r, &err, "RENAME");
 	}
+out:
 	buf_free(&from);
 	buf_free(&to);
 	buf_free(&err);
@@ -254,140 +301,31 @@ void imapd_cmd_unsubscribe(struct imapd_session *sess, const struct imap_arg *ar
 	do_subscribe(sess, args, nargs, false);
 }
 
-/* ---- LIST / LSUB ---- */
-
-static bool has_children(const struct imapd_names *all, const char *name)
-{
-	size_t n = strlen(name);
-	for (size_t i = 0; i < all->count; i++)
-		if (strncmp(all->v[i], name, n) == 0 && all->v[i][n] == IMAPD_HIER_SEP)
-			return true;
-	return false;
-}
-
-/* Add the parents of every name that do not exist themselves: "%" must show "a" for "a/b" (as \Noselect). */
-static void add_parents(struct imapd_names *all, struct imapd_names *noselect)
-{
-	size_t n = all->count;
-	for (size_t i = 0; i < n; i++) {
-		char *copy = xstrdup(all->v[i]);
-		char *slash;
-		while ((slash = strrchr(copy, IMAPD_HIER_SEP)) != NULL) {
-			*slash = '\0';
-			if (*copy && !imapd_names_has(all, copy)) {
-				imapd_names_add(all, copy);
-				imapd_names_add(noselect, copy);
-			}
-		}
-		free(copy);
-	}
-}
-
-static void do_list(struct imapd_session *sess, const struct imap_arg *args, size_t nargs, bool lsub)
-{
-	const char *ref, *mbox;
-	struct buf refd = BUF_INIT(NAME_MAX_BYTES), patd = BUF_INIT(NAME_MAX_BYTES), pat = BUF_INIT(2 * NAME_MAX_BYTES + 8);
-	struct buf line = BUF_INIT(BUF_NOLIMIT);
-	struct imapd_names all = { 0 }, noselect = { 0 }, existing = { 0 };
-	const char *what = lsub ? "LSUB" : "LIST";
-
-	if (nargs != 2 || !imap_arg_astring(&args[0], &ref) || !imap_arg_astring(&args[1], &mbox)) {
-		imapd_bad(sess, "%s needs a reference and a mailbox pattern", what);
-		goto out;
-	}
-	if (!utf7imap_decode(ref, strlen(ref), &refd) || !utf7imap_decode(mbox, strlen(mbox), &patd)) {
-		imapd_no(sess, "[CANNOT] name is not valid modified UTF-7");
-		goto out;
-	}
-	if (patd.len == 0 && !lsub) {
-		/* LIST "" "": the hierarchy separator and root */
-		imapd_untagged(sess, "LIST (\\Noselect) \"%c\" \"\"", IMAPD_HIER_SEP);
-		imapd_ok(sess, "LIST completed");
-		goto out;
-	}
-	if (!imap_list_pattern(buf_cstr(&refd), buf_cstr(&patd), IMAPD_HIER_SEP, &pat)) {
-		imapd_no(sess, "[CANNOT] pattern too long");
-		goto out;
-	}
-	imapd_mailboxes_list(root(sess), &existing);
-	if (lsub)
-		imapd_subscriptions_read(root(sess), &all);
-	else
-		for (size_t i = 0; i < existing.count; i++)
-			imapd_names_add(&all, existing.v[i]);
-	add_parents(&all, &noselect);
-	for (size_t i = 0; i < all.count; i++) {
-		const char *n = all.v[i];
-		if (!imap_list_match(buf_cstr(&pat), n, IMAPD_HIER_SEP))
-			continue;
-		buf_reset(&line);
-		buf_printf(&line, "%s (", what);
-		bool ns = imapd_names_has(&noselect, n) || (lsub && !imapd_names_has(&existing, n));
-		if (ns)
-			buf_puts(&line, "\\Noselect ");
-		if (!lsub) {
-			buf_puts(&line, has_children(&all, n) ? "\\HasChildren" : "\\HasNoChildren");
-			const char *use = imapd_special_use(n);
-			if (use)
-				buf_printf(&line, " %s", use);
-		} else if (ns) {
-			buf_truncate(&line, line.len - 1);
-		}
-		buf_printf(&line, ") \"%c\" ", IMAPD_HIER_SEP);
-		imapd_put_mailbox(sess, &line, n);
-		imapd_untagged(sess, "%s", buf_cstr(&line));
-	}
-	imapd_ok(sess, "%s completed", what);
-out:
-	imapd_names_free(&all);
-	imapd_names_free(&noselect);
-	imapd_names_free(&existing);
-	buf_free(&refd);
-	buf_free(&patd);
-	buf_free(&pat);
-	buf_free(&line);
-}
-
-void imapd_cmd_list(struct imapd_session *sess, const struct imap_arg *args, size_t nargs, bool uid)
-{
-	(void)uid;
-	do_list(sess, args, nargs, false);
-}
-
-void imapd_cmd_lsub(struct imapd_session *sess, const struct imap_arg *args, size_t nargs, bool uid)
-{
-	(void)uid;
-	do_list(sess, args, nargs, true);
-}
-
 /* ---- STATUS / NAMESPACE ---- */
 
-void imapd_cmd_status(struct imapd_session *sess, const struct imap_arg *args, size_t nargs, bool uid)
+bool imapd_status_items_ok(const struct imap_arg *items)
 {
-	struct buf name = BUF_INIT(NAME_MAX_BYTES), path = BUF_INIT(BUF_NOLIMIT), line = BUF_INIT(BUF_NOLIMIT);
-	struct imapd_counts c;
-
-	(void)uid;
-	if (nargs != 2 || args[1].type != IMAP_ARG_LIST || args[1].count == 0) {
-		imapd_bad(sess, "STATUS needs a mailbox name and a list of items");
-		goto out;
-	}
-	for (size_t i = 0; i < args[1].count; i++) {
+	if (items->type != IMAP_ARG_LIST || items->count == 0)
+		return false;
+	for (size_t i = 0; i < items->count; i++) {
 		const char *item;
-		if (!imap_arg_atom(&args[1].list[i], &item) ||
+		if (!imap_arg_atom(&items->list[i], &item) ||
 		    !(str_eq_ci(item, "MESSAGES") || str_eq_ci(item, "RECENT") || str_eq_ci(item, "UIDNEXT") ||
-		      str_eq_ci(item, "UIDVALIDITY") || str_eq_ci(item, "UNSEEN") || str_eq_ci(item, "HIGHESTMODSEQ"))) {
-			imapd_bad(sess, "unknown STATUS item");
-			goto out;
-		}
-		if (str_eq_ci(item, "HIGHESTMODSEQ"))
-			sess->condstore = true;	/* a CONDSTORE enabling command (RFC 7162 3.1) */
+		      str_eq_ci(item, "UIDVALIDITY") || str_eq_ci(item, "UNSEEN") || str_eq_ci(item, "HIGHESTMODSEQ")))
+			return false;
 	}
-	if (!get_name(sess, &args[0], &name))
-		goto out;
-	if (!imapd_mailbox_exists(root(sess), buf_cstr(&name)) ||
-	    !imapd_mailbox_path(root(sess), buf_cstr(&name), &path)) {
-		imapd_no(sess, "[NONEXISTENT] no such mailbox");
+	return true;
+}
+
+bool imapd_status_send(struct imapd_session *sess, const char *name, const struct imap_arg *items, bool answer)
+{
+	struct buf path = BUF_INIT(BUF_NOLIMIT), line = BUF_INIT(BUF_NOLIMIT);
+	struct imapd_counts c;
+	bool ok = false;
+
+	if (!imapd_mailbox_exists(root(sess), name) || !imapd_mailbox_path(root(sess), name, &path)) {
+		if (answer)
+			imapd_no(sess, "[NONEXISTENT] no such mailbox");
 		goto out;
 	}
 	if (sess->sel && strcmp(sess->sel->path, buf_cstr(&path)) == 0) {
@@ -397,7 +335,8 @@ void imapd_cmd_status(struct imapd_session *sess, const struct imap_arg *args, s
 		struct mbox *mb = imapd_sel_borrow(sess, buf_cstr(&path), &own, &err);
 		buf_free(&err);
 		if (!mb) {
-			imapd_no(sess, "[SERVERBUG] cannot read the mailbox");
+			if (answer)
+				imapd_no(sess, "[SERVERBUG] cannot read the mailbox");
 			goto out;
 		}
 		imapd_mbox_counts(mb, &c);
@@ -405,15 +344,19 @@ void imapd_cmd_status(struct imapd_session *sess, const struct imap_arg *args, s
 		for (size_t i = 0; i < sess->sel->n; i++)
 			c.recent += sess->sel->v[i].recent;
 	} else if (!imapd_mailbox_counts(buf_cstr(&path), &c)) {
-		imapd_no(sess, "[NONEXISTENT] no such mailbox");
+		if (answer)
+			imapd_no(sess, "[NONEXISTENT] no such mailbox");
 		goto out;
 	}
 	buf_puts(&line, "STATUS ");
-	imapd_put_mailbox(sess, &line, buf_cstr(&name));
+	imapd_put_mailbox(sess, &line, name);
 	buf_puts(&line, " (");
-	for (size_t i = 0; i < args[1].count; i++) {
-		const char *item = args[1].list[i].str;
-		uint64_t v = str_eq_ci(item, "HIGHESTMODSEQ") ? c.highestmodseq : str_eq_ci(item, "MESSAGES") ? c.messages : str_eq_ci(item, "RECENT") ? c.recent :
+	for (size_t i = 0; i < items->count; i++) {
+		const char *item = items->list[i].str;
+		if (str_eq_ci(item, "HIGHESTMODSEQ"))
+			sess->condstore = true;	/* a CONDSTORE enabling command (RFC 7162 3.1) */
+		uint64_t v = str_eq_ci(item, "HIGHESTMODSEQ") ? c.highestmodseq : str_eq_ci(item, "MESSAGES") ? c.messages :
+			     str_eq_ci(item, "RECENT") ? c.recent :
 			     str_eq_ci(item, "UIDNEXT") ? c.uidnext : str_eq_ci(item, "UIDVALIDITY") ? c.uidvalidity :
 			     c.unseen;
 		char upper[16];
@@ -425,11 +368,26 @@ void imapd_cmd_status(struct imapd_session *sess, const struct imap_arg *args, s
 	}
 	buf_puts(&line, ")");
 	imapd_untagged(sess, "%s", buf_cstr(&line));
-	imapd_ok(sess, "STATUS completed");
+	ok = true;
 out:
-	buf_free(&name);
 	buf_free(&path);
 	buf_free(&line);
+	return ok;
+}
+
+void imapd_cmd_status(struct imapd_session *sess, const struct imap_arg *args, size_t nargs, bool uid)
+{
+	struct buf name = BUF_INIT(NAME_MAX_BYTES);
+
+	(void)uid;
+	if (nargs != 2 || args[1].type != IMAP_ARG_LIST || args[1].count == 0) {
+		imapd_bad(sess, "STATUS needs a mailbox name and a list of items");
+	} else if (!imapd_status_items_ok(&args[1])) {
+		imapd_bad(sess, "unknown STATUS item");
+	} else if (get_name(sess, &args[0], &name) && imapd_status_send(sess, buf_cstr(&name), &args[1], true)) {
+		imapd_ok(sess, "STATUS completed");
+	}
+	buf_free(&name);
 }
 
 void imapd_cmd_namespace(struct imapd_session *sess, const struct imap_arg *args, size_t nargs, bool uid)

@@ -142,7 +142,7 @@ void imapd_cmd_store(struct imapd_session *sess, const struct imap_arg *args, si
 			buf_printf(&line, "UID %u ", sel->v[i].uid);
 		if (!st.silent) {
 			buf_puts(&line, "FLAGS ");
-			imapd_sel_flags_list(sel, sel->v[i].flags, &line);
+			imapd_sel_msg_flags(sel, i, &line);
 		}
 		if (sess->condstore)
 			buf_printf(&line, "%sMODSEQ (%llu)", st.silent ? "" : " ", (unsigned long long)m->modseq);
@@ -222,8 +222,45 @@ void imapd_cmd_expunge(struct imapd_session *sess, const struct imap_arg *args, 
 
 /* ---- COPY / MOVE ---- */
 
-/* Put view message i into the folder at dest under a new name; the new file name in *name. */
-static bool copy_file(struct imapd_session *sess, size_t i, const char *dest, char **name, struct buf *err)
+/* The target folder's letters for the keyword letters of view flags f: the names are looked up (added when new)
+ * in dest's own list, since a letter means another word in another folder. A keyword that finds no room in a
+ * full list is dropped and logged: the message itself is still copied (no IMAP client could do anything better
+ * with a failed COPY, and the rest of its flags survive). */
+static void target_keywords(struct imapd_session *sess, uint32_t f, const char *dest, char *kwt[IMAPD_KEYWORDS_MAX],
+			    struct buf *letters)
+{
+	struct buf kerr = BUF_INIT(1024);
+
+	for (int c = 0; c < IMAPD_KEYWORDS_MAX; c++) {
+		const char *kw = sess->sel->keywords[c];
+		if (!(f & IMAPD_KW_BIT('a' + c)) || !kw)
+			continue;
+		buf_reset(&kerr);
+		int t = imapd_keyword_letter(dest, kwt, kw, true, &kerr);
+		if (t > 0)
+			buf_putc(letters, (char)t);
+		else
+			log_warn("imapd: user %s: keyword %s not kept in %s: %s", sess->login.user, kw, dest,
+				 buf_cstr(&kerr));
+	}
+	buf_free(&kerr);
+}
+
+/* Maildir wants the info letters in ASCII order: system flags (upper case) first, then keyword letters. */
+static void sort_letters(struct buf *letters)
+{
+	for (size_t a = 1; a < letters->len; a++)
+		for (size_t b = a; b > 0 && letters->data[b - 1] > letters->data[b]; b--) {
+			char t = letters->data[b];
+			letters->data[b] = letters->data[b - 1];
+			letters->data[b - 1] = t;
+		}
+}
+
+/* Put view message i into the folder at dest under a new name; the new file name in *name. kwt: dest's
+ * keyword list (loaded by the caller, extended here). */
+static bool copy_file(struct imapd_session *sess, size_t i, const char *dest, char *kwt[IMAPD_KEYWORDS_MAX],
+		      char **name, struct buf *err)
 {
 	struct imapd_selected *sel = sess->sel;
 	size_t k = imapd_sel_mbox_index(sess, i);
@@ -243,8 +280,9 @@ static bool copy_file(struct imapd_session *sess, size_t i, const char *dest, ch
 		buf_puts(err, "write failed");
 		goto out;
 	}
-	/* system flags only: keyword letters mean other words in the other folder */
 	imap_flags_to_maildir(imap_flags_from_maildir(m->flags), &letters);
+	target_keywords(sess, imapd_sel_flags_from_letters(m->flags), dest, kwt, &letters);
+	sort_letters(&letters);
 	uint64_t size = maildir_size(w);
 	if (!maildir_commit(&w, buf_cstr(&letters), name, err))
 		goto out;
@@ -293,6 +331,7 @@ static void do_copy(struct imapd_session *sess, const struct imap_arg *args, siz
 	size_t n = 0, done = 0;
 	struct mbox *tmb = NULL;
 	bool own = false;
+	char *kwt[IMAPD_KEYWORDS_MAX] = { 0 };
 
 	if (nargs != 2 || !imap_arg_atom(&args[0], &set)) {
 		imapd_bad(sess, "%s needs a sequence set and a mailbox", what);
@@ -313,6 +352,10 @@ static void do_copy(struct imapd_session *sess, const struct imap_arg *args, siz
 		imapd_no(sess, "[READ-ONLY] mailbox is read-only");
 		goto out;
 	}
+	/* (the selected folder has its mark already, and must not have its index opened a second time) */
+	if (strcmp(sel->path, buf_cstr(&path)) != 0)
+		imapd_recent_init(buf_cstr(&path));
+	imapd_keywords_load(buf_cstr(&path), kwt);
 	names = xcalloc(n + 1, sizeof(*names));
 	suids = xcalloc(n + 1, sizeof(*suids));
 	duids = xcalloc(n + 1, sizeof(*duids));
@@ -320,7 +363,7 @@ static void do_copy(struct imapd_session *sess, const struct imap_arg *args, siz
 		size_t i = seqs[j] - 1;
 		if (sel->v[i].gone)
 			continue;
-		if (!copy_file(sess, i, buf_cstr(&path), &names[done], &err)) {
+		if (!copy_file(sess, i, buf_cstr(&path), kwt, &names[done], &err)) {
 			log_error("imapd: user %s: %s to %s: %s", sess->login.user, what, buf_cstr(&path), buf_cstr(&err));
 			imapd_no(sess, "[SERVERBUG] %s failed", what);
 			/* undo: a failed COPY copies nothing (RFC 3501 6.4.7) */
@@ -366,6 +409,8 @@ out:
 	free(duids);
 	if (own)
 		mbox_close(&tmb);
+	for (int c = 0; c < IMAPD_KEYWORDS_MAX; c++)
+		free(kwt[c]);
 	buf_free(&name);
 	buf_free(&path);
 	buf_free(&err);

@@ -34,8 +34,14 @@ imapd_cmd_fn imapd_cmd_capability, imapd_cmd_noop, imapd_cmd_logout, imapd_cmd_s
 	imapd_cmd_login, imapd_cmd_id, imapd_cmd_enable;
 /* handlers (cmd_mailbox.c) */
 imapd_cmd_fn imapd_cmd_select, imapd_cmd_examine, imapd_cmd_create, imapd_cmd_delete, imapd_cmd_rename, imapd_cmd_subscribe,
-	imapd_cmd_unsubscribe, imapd_cmd_list, imapd_cmd_lsub, imapd_cmd_status, imapd_cmd_namespace,
+	imapd_cmd_unsubscribe, imapd_cmd_status, imapd_cmd_namespace,
 	imapd_cmd_close, imapd_cmd_unselect, imapd_cmd_check;
+/* handlers (cmd_list.c) */
+imapd_cmd_fn imapd_cmd_list, imapd_cmd_lsub;
+/* STATUS items "(MESSAGES UNSEEN ...)" we know; the untagged STATUS answer for a folder (false when it cannot be
+ * read: answered NO when answer is set, else silent, as LIST-STATUS wants). (cmd_mailbox.c, also for cmd_list.c) */
+bool imapd_status_items_ok(const struct imap_arg *items);
+bool imapd_status_send(struct imapd_session *sess, const char *name, const struct imap_arg *items, bool answer);
 /* handlers (cmd_append.c) */
 imapd_cmd_fn imapd_cmd_append;
 /* handlers (cmd_fetch.c, cmd_store.c, cmd_search.c): selected state */

@@ -166,7 +166,7 @@ void imapd_qresync_select(struct imapd_session *sess, struct imapd_qresync *qr)
 		if (m->modseq <= qr->modseq || (qr->have_known && !imap_seqset_contains(&qr->known, m->uid)))
 			continue;
 		buf_reset(&line);
-		imapd_sel_flags_list(sel, sel->v[i].flags, &line);
+		imapd_sel_msg_flags(sel, i, &line);
 		imapd_untagged(sess, "%zu FETCH (UID %u FLAGS %s MODSEQ (%llu))", i + 1, m->uid, buf_cstr(&line),
 			       (unsigned long long)m->modseq);
 	}

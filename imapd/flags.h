@@ -1,6 +1,6 @@
 /* IMAP system flags and their Maildir letters (\Seen = S, \Answered = R, \Flagged = F, \Deleted = T, \Draft = D),
  * and the STORE command's data item ("+FLAGS.SILENT (\Seen)"). Used by STORE, FETCH FLAGS, APPEND and the
- * selected-state code once the mailbox index lands; keywords are not stored yet (PERMANENTFLAGS has no \*). */
+ * selected-state code; keywords are keywords.c's business. */
 #ifndef POSTERN_IMAPD_FLAGS_H
 #define POSTERN_IMAPD_FLAGS_H
 

@@ -30,6 +30,7 @@ struct imapd_login {
 	uid_t uid;
 	gid_t gid;
 	uint64_t quota;		/* bytes for all folders together; 0: none (QUOTA, quota.c) */
+	char *token;		/* auth's login token, asked for in a pre-login process (prelogin.h) */
 };
 
 /* Password check, supplied by the daemon (the auth daemon client) or by tests. Returns true and fills out on
@@ -99,6 +100,10 @@ struct imapd_session {
 void imapd_session_init(struct imapd_session *sess, const struct imapd_settings *set, int fd, bool loopback);
 /* Greeting, then commands until LOGOUT, an error, a timeout or the peer closing. */
 void imapd_session_run(struct imapd_session *sess);
+/* The root side of a privilege-separated login (prelogin.h), on a session made with imapd_session_init over the
+ * connection the login process handed over (its pipelined input pushed back): become login's owner (login is
+ * taken), answer the login command with tag, then serve commands as imapd_session_run does. */
+void imapd_session_resume(struct imapd_session *sess, struct imapd_login *login, const char *tag);
 void imapd_session_free(struct imapd_session *sess);
 
 /* Replies. Text given to these is our own; anything from the peer must pass buf_append_printable first. */

@@ -39,6 +39,14 @@ bool imapd_keywords_load(const char *dir, char *kw[IMAPD_KEYWORDS_MAX])
 	return changed;
 }
 
+bool imapd_keywords_full(char *const kw[IMAPD_KEYWORDS_MAX])
+{
+	for (int i = 0; i < IMAPD_KEYWORDS_MAX; i++)
+		if (!kw[i])
+			return false;
+	return true;
+}
+
 static int find(char *kw[IMAPD_KEYWORDS_MAX], const char *name)
 {
 	for (int i = 0; i < IMAPD_KEYWORDS_MAX; i++)

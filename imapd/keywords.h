@@ -15,6 +15,8 @@
 
 /* Read the folder's list into kw (old entries freed; missing file = empty list). true when it changed. */
 bool imapd_keywords_load(const char *dir, char *kw[IMAPD_KEYWORDS_MAX]);
+/* Every letter is taken: no new keyword can be stored (PERMANENTFLAGS then goes without "\*", RFC 3501 7.1). */
+bool imapd_keywords_full(char *const kw[IMAPD_KEYWORDS_MAX]);
 /* The letter of name (case-insensitive), adding it to the file when create is set: 'a'..'z', 0 when unknown
  * (and not created), -1 with err when the list is full or cannot be written. kw is reloaded meanwhile. */
 int imapd_keyword_letter(const char *dir, char *kw[IMAPD_KEYWORDS_MAX], const char *name, bool create,

@@ -80,6 +80,14 @@ static bool is_dir(const char *path)
 	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+bool imapd_mailbox_exists_at(const char *path)
+{
+	struct buf p = BUF_INIT(BUF_NOLIMIT);
+	bool ok = buf_printf(&p, "%s/cur", path) && is_dir(buf_cstr(&p));
+	buf_free(&p);
+	return ok;
+}
+
 bool imapd_mailbox_exists(const char *root, const char *name)
 {
 	struct buf p = BUF_INIT(BUF_NOLIMIT);
@@ -145,8 +153,13 @@ enum imapd_mbox_result imapd_mailbox_create(const char *root, const char *name, 
 		r = IMAPD_MBOX_BADNAME;
 	else if (!maildir_make(buf_cstr(&p), 0700, err))
 		r = IMAPD_MBOX_FAILED;
-	else
-		r = fsutil_fsync_dir(root) ? IMAPD_MBOX_OK : IMAPD_MBOX_FAILED;
+	else if (!fsutil_fsync_dir(root))
+		r = IMAPD_MBOX_FAILED;
+	else {
+		/* a new folder: whatever arrives is new to the next session that selects it */
+		imapd_recent_set(buf_cstr(&p), 0);
+		r = IMAPD_MBOX_OK;
+	}
 	buf_free(&p);
 	return r;
 }
@@ -185,7 +198,7 @@ enum imapd_mbox_result imapd_mailbox_delete(const char *root, const char *name, 
 	return r;
 }
 
-/* Move every message file of INBOX's sub (new or cur) into the same sub of dst. */
+/* Move every message file of the folder root's sub (new or cur) into the same sub of dst. */
 static bool move_messages(const char *root, const char *dst, const char *sub, struct buf *err)
 {
 	struct buf from = BUF_INIT(BUF_NOLIMIT), a = BUF_INIT(BUF_NOLIMIT), b = BUF_INIT(BUF_NOLIMIT);
@@ -227,7 +240,7 @@ enum imapd_mbox_result imapd_mailbox_rename(const char *root, const char *from, 
 {
 	struct buf pf = BUF_INIT(BUF_NOLIMIT), pt = BUF_INIT(BUF_NOLIMIT);
 	struct buf a = BUF_INIT(BUF_NOLIMIT), b = BUF_INIT(BUF_NOLIMIT);
-	struct imapd_names all = { 0 };
+	struct imapd_names all = { 0 }, src = { 0 }, dst = { 0 };
 	enum imapd_mbox_result r = IMAPD_MBOX_OK;
 
 	if (!imapd_mailbox_path(root, to, &pt) || str_eq_ci(to, "INBOX")) {
@@ -241,19 +254,29 @@ enum imapd_mbox_result imapd_mailbox_rename(const char *root, const char *from, 
 	if (str_eq_ci(from, "INBOX")) {
 		r = imapd_mailbox_create(root, to, err);
 		if (r == IMAPD_MBOX_OK && (!move_messages(root, buf_cstr(&pt), "cur", err) ||
-					   !move_messages(root, buf_cstr(&pt), "new", err)))
+					   !move_messages(root, buf_cstr(&pt), "new", err))) {
+			/* all or nothing: what moved goes back, and the new folder goes */
+			struct buf e2 = BUF_INIT(1024);
+			if (!move_messages(buf_cstr(&pt), root, "cur", &e2) ||
+			    !move_messages(buf_cstr(&pt), root, "new", &e2) ||
+			    imapd_mailbox_delete(root, to, &e2) != IMAPD_MBOX_OK)
+				log_error("imapd: RENAME INBOX rollback: %s", buf_cstr(&e2));
+			buf_free(&e2);
 			r = IMAPD_MBOX_FAILED;
+		}
 		goto out;
 	}
-	if (!imapd_mailbox_exists(root, from) || !imapd_mailbox_path(root, from, &pf)) {
+	if (!imapd_mailbox_path(root, from, &pf)) {
 		r = IMAPD_MBOX_NONEXISTENT;
 		goto out;
 	}
-	/* children first collected, so the walk does not see folders it has already renamed */
+	/* every directory to move is named and checked before the first rename, and a rename that fails puts back
+	 * the ones already done: the hierarchy moves as a whole or not at all */
 	imapd_mailboxes_list(root, &all);
 	size_t flen = strlen(from);
 	for (size_t i = 0; i < all.count; i++) {
 		const char *n = all.v[i];
+		struct stat st;
 		if (strcmp(n, from) != 0 && !(strncmp(n, from, flen) == 0 && n[flen] == '/'))
 			continue;
 		buf_reset(&b);
@@ -262,20 +285,37 @@ enum imapd_mbox_result imapd_mailbox_rename(const char *root, const char *from, 
 			r = IMAPD_MBOX_BADNAME;
 			goto out;
 		}
-		if (imapd_mailbox_exists(root, buf_cstr(&b))) {
+		if (lstat(buf_cstr(&a), &st) == 0) {
 			r = IMAPD_MBOX_EXISTS;
 			goto out;
 		}
-		if (rename(buf_cstr(&pf), buf_cstr(&a)) != 0) {
-			buf_printf(err, "rename %s: %s", buf_cstr(&pf), strerror(errno));
-			r = IMAPD_MBOX_FAILED;
-			goto out;
-		}
+		imapd_names_add(&src, buf_cstr(&pf));
+		imapd_names_add(&dst, buf_cstr(&a));
 	}
+	if (src.count == 0) {
+		/* neither the folder nor anything below it (a parent that is only a prefix moves its children) */
+		r = IMAPD_MBOX_NONEXISTENT;
+		goto out;
+	}
+	size_t done;
+	for (done = 0; done < src.count; done++)
+		if (rename(src.v[done], dst.v[done]) != 0) {
+			/* a child whose new directory name is too long for the file system: the name's fault */
+			r = errno == ENAMETOOLONG ? IMAPD_MBOX_BADNAME : IMAPD_MBOX_FAILED;
+			buf_printf(err, "rename %s: %s", src.v[done], strerror(errno));
+			break;
+		}
+	if (r != IMAPD_MBOX_OK)
+		while (done-- > 0)
+			if (rename(dst.v[done], src.v[done]) != 0)
+				log_error("imapd: RENAME rollback: rename %s back to %s: %s", dst.v[done], src.v[done],
+					  strerror(errno));
 	if (!fsutil_fsync_dir(root))
 		r = IMAPD_MBOX_FAILED;
 out:
 	imapd_names_free(&all);
+	imapd_names_free(&src);
+	imapd_names_free(&dst);
 	buf_free(&pf);
 	buf_free(&pt);
 	buf_free(&a);
@@ -362,9 +402,128 @@ bool imapd_mailboxes_prepare(const char *root, struct buf *err)
 		if (ok)
 			ok = subs_write(root, &subs, err);
 	}
+	if (ok)
+		imapd_recent_init(root);
 	imapd_names_free(&subs);
 	buf_free(&p);
 	return ok;
+}
+
+void imapd_recent_read(const char *path, struct imapd_recent *r)
+{
+	struct buf f = BUF_INIT(BUF_NOLIMIT), data = BUF_INIT(16 * (IMAPD_RECENT_LIST_MAX + 1));
+
+	memset(r, 0, sizeof(*r));
+	buf_printf(&f, "%s/%s", path, IMAPD_RECENT_FILE);
+	if (fsutil_read_file(buf_cstr(&f), data.max, &data) && data.len) {
+		const char *s = data.data, *end = data.data + data.len;
+		for (bool first = true; s < end; first = false) {
+			const char *nl = memchr(s, '\n', (size_t)(end - s));
+			uint64_t v;
+			if (!nl || !str_to_u64n(s, (size_t)(nl - s), UINT32_MAX, &v))
+				break;	/* a damaged tail: what was read stands */
+			if (first) {
+				r->mark = (uint32_t)v;
+			} else if (r->n < IMAPD_RECENT_LIST_MAX) {
+				if (!r->also)
+					r->also = xcalloc(IMAPD_RECENT_LIST_MAX, sizeof(*r->also));
+				r->also[r->n++] = (uint32_t)v;
+			}
+			s = nl + 1;
+		}
+	}
+	buf_free(&f);
+	buf_free(&data);
+}
+
+bool imapd_recent_has(const struct imapd_recent *r, uint32_t uid)
+{
+	if (uid > r->mark)
+		return true;
+	for (size_t i = 0; i < r->n; i++)
+		if (r->also[i] == uid)
+			return true;
+	return false;
+}
+
+void imapd_recent_free(struct imapd_recent *r)
+{
+	xfree(&r->also);
+	r->n = 0;
+}
+
+static void recent_write(const char *path, uint32_t mark, const uint32_t *also, size_t n)
+{
+	struct buf f = BUF_INIT(BUF_NOLIMIT), data = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(1024);
+
+	buf_printf(&f, "%s/%s", path, IMAPD_RECENT_FILE);
+	buf_printf(&data, "%u\n", mark);
+	for (size_t i = 0; i < n; i++)
+		buf_printf(&data, "%u\n", also[i]);
+	if (!fsutil_write_atomic(buf_cstr(&f), data.data, data.len, 0600, &err))
+		log_warn("imapd: %s", buf_cstr(&err));
+	buf_free(&f);
+	buf_free(&data);
+	buf_free(&err);
+}
+
+void imapd_recent_set(const char *path, uint32_t uid)
+{
+	recent_write(path, uid, NULL, 0);
+}
+
+/* The base of a Maildir file name: what stays the same from new/ to cur/ (",U=", ",S=" and ":2," go). */
+static size_t name_base(const char *name)
+{
+	return strcspn(name, ",:");
+}
+
+void imapd_recent_init(const char *path)
+{
+	struct buf p = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(1024);
+	struct imapd_names fresh = { 0 };	/* bases of the names in new/, sorted */
+	struct mbox *mb;
+	DIR *d;
+
+	buf_printf(&p, "%s/%s", path, IMAPD_RECENT_FILE);
+	if (access(buf_cstr(&p), F_OK) == 0 || errno != ENOENT)
+		goto out;
+	/* what waits in new/ now is new to every session; the sync below moves it to cur/, so look first */
+	buf_reset(&p);
+	buf_printf(&p, "%s/new", path);
+	if ((d = opendir(buf_cstr(&p))) != NULL) {
+		struct dirent *de;
+		while ((de = readdir(d)) != NULL && fresh.count < IMAPD_RECENT_LIST_MAX)
+			if (de->d_name[0] != '.') {
+				imapd_names_add(&fresh, de->d_name);
+				fresh.v[fresh.count - 1][name_base(de->d_name)] = '\0';
+			}
+		closedir(d);
+		if (fresh.count)
+			qsort(fresh.v, fresh.count, sizeof(*fresh.v), cmp_str);
+	}
+	if ((mb = mbox_open(path, &err)) == NULL) {
+		log_error("imapd: %s", buf_cstr(&err));
+		goto out;
+	}
+	/* new/ files get their UIDs before the cur/ files a first sync finds, so a threshold alone cannot say it:
+	 * the mark covers every message, and those that came from new/ are listed as still recent */
+	uint32_t *also = xcalloc(IMAPD_RECENT_LIST_MAX, sizeof(*also));
+	size_t n = 0;
+	for (size_t i = 0; i < mbox_count(mb) && n < IMAPD_RECENT_LIST_MAX; i++) {
+		const struct mbox_msg *m = mbox_get(mb, i);
+		char *base = xstrndup(m->name, name_base(m->name));
+		if (fresh.count && bsearch(&base, fresh.v, fresh.count, sizeof(*fresh.v), cmp_str))
+			also[n++] = m->uid;
+		free(base);
+	}
+	recent_write(path, mbox_uidnext(mb) - 1, also, n);
+	free(also);
+	mbox_close(&mb);
+out:
+	imapd_names_free(&fresh);
+	buf_free(&p);
+	buf_free(&err);
 }
 
 bool imapd_mailbox_counts(const char *path, struct imapd_counts *out)
@@ -380,6 +539,7 @@ bool imapd_mailbox_counts(const char *path, struct imapd_counts *out)
 		return false;
 	}
 	buf_free(&p);
+	imapd_recent_init(path);
 	if ((mb = mbox_open(path, &err)) == NULL) {
 		log_error("imapd: %s", buf_cstr(&err));
 		buf_free(&err);
@@ -387,9 +547,11 @@ bool imapd_mailbox_counts(const char *path, struct imapd_counts *out)
 	}
 	buf_free(&err);
 	imapd_mbox_counts(mb, out);
-	uint32_t mark = imapd_recent_mark(path);
+	struct imapd_recent r;
+	imapd_recent_read(path, &r);
 	for (size_t i = 0; i < mbox_count(mb); i++)
-		out->recent += mbox_get(mb, i)->uid > mark;
+		out->recent += imapd_recent_has(&r, mbox_get(mb, i)->uid);
+	imapd_recent_free(&r);
 	mbox_close(&mb);
 	return true;
 }
@@ -404,31 +566,4 @@ void imapd_mbox_counts(struct mbox *mb, struct imapd_counts *out)
 	out->uidvalidity = mbox_uidvalidity(mb);
 	out->uidnext = mbox_uidnext(mb);
 	out->highestmodseq = mbox_highestmodseq(mb);
-}
-
-uint32_t imapd_recent_mark(const char *path)
-{
-	struct buf f = BUF_INIT(BUF_NOLIMIT), data = BUF_INIT(64);
-	uint64_t v = 0;
-
-	buf_printf(&f, "%s/%s", path, IMAPD_RECENT_FILE);
-	if (fsutil_read_file(buf_cstr(&f), 64, &data) && data.len && data.data[data.len - 1] == '\n' &&
-	    !str_to_u64n(data.data, data.len - 1, UINT32_MAX, &v))
-		v = 0;
-	buf_free(&f);
-	buf_free(&data);
-	return (uint32_t)v;
-}
-
-void imapd_recent_set(const char *path, uint32_t uid)
-{
-	struct buf f = BUF_INIT(BUF_NOLIMIT), data = BUF_INIT(64), err = BUF_INIT(1024);
-
-	buf_printf(&f, "%s/%s", path, IMAPD_RECENT_FILE);
-	buf_printf(&data, "%u\n", uid);
-	if (!fsutil_write_atomic(buf_cstr(&f), data.data, data.len, 0600, &err))
-		log_warn("imapd: %s", buf_cstr(&err));
-	buf_free(&f);
-	buf_free(&data);
-	buf_free(&err);
 }

@@ -32,6 +32,8 @@ const char *imapd_special_use(const char *name);
 /* Directory of a folder, false when the name cannot be one. */
 bool imapd_mailbox_path(const char *root, const char *name, struct buf *path);
 bool imapd_mailbox_exists(const char *root, const char *name);
+/* The same for a folder's directory. */
+bool imapd_mailbox_exists_at(const char *path);
 
 enum imapd_mbox_result { IMAPD_MBOX_OK, IMAPD_MBOX_EXISTS, IMAPD_MBOX_NONEXISTENT, IMAPD_MBOX_BADNAME,
 	IMAPD_MBOX_FAILED };
@@ -52,11 +54,24 @@ struct imapd_counts {
 /* Counts from the shared mailbox index (common/mbox.h), which is opened and synced; recent = messages above the
  * recent mark. */
 bool imapd_mailbox_counts(const char *path, struct imapd_counts *out);
-/* \Recent: the highest UID a read-write SELECT has already shown (postern-recent, 0 when absent); messages above
- * it are recent for the next session that selects the folder, which moves the mark. */
+/* \Recent: the highest UID a read-write SELECT has already shown (postern-recent, 0 when absent), then UIDs at or
+ * below it that are still recent (only a mark made by imapd_recent_init lists any). Recent messages are recent for
+ * the next session that selects the folder read-write, which moves the mark past them. */
 #define IMAPD_RECENT_FILE "postern-recent"
-uint32_t imapd_recent_mark(const char *path);
+#define IMAPD_RECENT_LIST_MAX 10000
+struct imapd_recent {
+	uint32_t mark;
+	uint32_t *also;
+	size_t n;
+};
+void imapd_recent_read(const char *path, struct imapd_recent *r);
+bool imapd_recent_has(const struct imapd_recent *r, uint32_t uid);
+void imapd_recent_free(struct imapd_recent *r);
 void imapd_recent_set(const char *path, uint32_t uid);
+/* A folder without a mark yet (made by another tool, or before marks existed) gets one now, as Dovecot decides
+ * \Recent: messages waiting in new/ are recent, those already in cur/ are not. Called before the folder's index
+ * is opened (SELECT, STATUS, APPEND, COPY, login for INBOX); nothing to do when the mark exists. */
+void imapd_recent_init(const char *path);
 /* The same from an open index (recent untouched). */
 struct mbox;
 void imapd_mbox_counts(struct mbox *mb, struct imapd_counts *out);

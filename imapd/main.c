@@ -15,9 +15,11 @@
 #include "daemon.h"
 #include "imapd.h"
 #include "log.h"
+#include "prelogin.h"
 #include "tls.h"
 
 static struct imapd_settings settings;
+static bool privsep;	/* root service: logins in an unprivileged child (prelogin.h) */
 
 static bool peer_is_loopback(const struct daemon_peer *peer)
 {
@@ -39,6 +41,7 @@ struct imapd_conn {
 	char *socket;		/* the auth daemon's socket */
 	int timeout_ms;
 	const char *rip;
+	bool plaintext_ok;	/* imapd_plaintext_login: auth is told the service allows it */
 };
 static struct imapd_conn conn;
 
@@ -50,7 +53,7 @@ static bool auth_daemon(void *ctx, const char *user, const char *pass, bool encr
 	struct imapd_conn *c = ctx;
 	struct accounts_auth_request rq = {
 		.mech = "PASSWORD", .user = user, .password = pass, .rip = c->rip, .encrypted = encrypted,
-		.loopback = loopback, .service = "imapd",
+		.loopback = loopback, .plaintext_ok = c->plaintext_ok, .want_token = prelogin_active(), .service = "imapd",
 	};
 	struct accounts_user u = { 0 };
 	struct buf err = BUF_INIT(1024);
@@ -63,6 +66,7 @@ static bool auth_daemon(void *ctx, const char *user, const char *pass, bool encr
 	} else if (st == ACCOUNTS_AUTH_OK && u.address && u.maildir) {
 		out->user = xstrdup(u.address);
 		out->maildir = xstrdup(u.maildir);
+		out->token = u.login_token ? xstrdup(u.login_token) : NULL;
 		for (size_t n = strlen(out->maildir); n > 1 && out->maildir[n - 1] == '/'; n--)
 			out->maildir[n - 1] = '\0';
 		out->uid = u.uid;
@@ -107,6 +111,7 @@ static void imapd_init(struct daemon_ctx *ctx)
 	settings.preauth_timeout_ms = (int)config_time(cfg, "imapd_preauth_timeout", 1, 86400) * 1000;
 	settings.max_bad = (int)config_int(cfg, "imapd_max_bad_commands", 1, 100000);
 	conn.cfg = cfg;
+	conn.plaintext_ok = settings.plaintext_login;
 	struct buf sock = BUF_INIT(BUF_NOLIMIT);
 	buf_printf(&sock, "%s/%s", config_str(cfg, "private_directory"), ACCOUNTS_AUTH_SOCKET);
 	conn.socket = buf_steal(&sock, NULL);
@@ -114,20 +119,75 @@ static void imapd_init(struct daemon_ctx *ctx)
 	conn.timeout_ms = (int)(config_time(cfg, "auth_throttle_max_delay", 0, 3600) + 15) * 1000;
 	settings.auth = auth_daemon;
 	settings.auth_ctx = &conn;
+	privsep = prelogin_possible(config_str(cfg, "mail_owner"));
+}
+
+/* The pre-login child's whole life: the session up to a login, which it hands to the root parent. */
+static void prelogin_session(int fd, void *arg)
+{
+	const struct daemon_peer *peer = arg;
+	struct imapd_session sess;
+
+	imapd_session_init(&sess, &settings, fd, peer_is_loopback(peer));
+	imapd_session_run(&sess);
+	imapd_session_free(&sess);
+}
+
+/* The service runs as root (system users): nothing the client sends is parsed as root (prelogin.h). */
+static void serve_privsep(int fd, const struct daemon_peer *peer, struct daemon_ctx *ctx)
+{
+	struct prelogin_login l;
+	struct imapd_login login;
+	struct imapd_session sess;
+
+	if (!prelogin_run(ctx, fd, config_str(ctx->cfg, "mail_owner"), prelogin_session, (void *)peer, &l))
+		return;
+	if (l.tag == NULL) {
+		log_error("imapd: login handover without a command tag");
+		prelogin_login_clear(&l);
+		exit(0);
+	}
+	struct buf err = BUF_INIT(1024);
+	if (!prelogin_confirm(&l, conn.socket, config_str(ctx->cfg, "mail_owner"), conn.timeout_ms, &err)) {
+		log_error("imapd: login of %s refused: %s", log_safe(l.user, strlen(l.user), 100), buf_cstr(&err));
+		prelogin_login_clear(&l);
+		buf_free(&err);
+		exit(0);	/* the client heard nothing after its login command: hang up */
+	}
+	buf_free(&err);
+	/* TLS stays in the login process: the private key must not live on in a process run by a mail user */
+	SSL_CTX_free(settings.tls_ctx);
+	settings.tls_ctx = NULL;
+	for (size_t n = strlen(l.maildir); n > 1 && l.maildir[n - 1] == '/'; n--)
+		l.maildir[n - 1] = '\0';
+	imapd_session_init(&sess, &settings, l.fd, peer_is_loopback(peer));
+	l.fd = -1;
+	stream_push_input(sess.s, l.input.data, l.input.len);
+	login = (struct imapd_login){ .user = l.user, .maildir = l.maildir, .uid = l.uid, .gid = l.gid };
+	l.user = l.maildir = NULL;
+	imapd_session_resume(&sess, &login, l.tag);
+	imapd_login_clear(&login);
+	imapd_session_free(&sess);
+	prelogin_login_clear(&l);
+	exit(0);	/* this process ran as the mailbox owner */
 }
 
 static void imapd_serve(int fd, const struct daemon_peer *peer, struct daemon_ctx *ctx)
 {
 	struct imapd_session sess;
-	int sfd = dup(fd);	/* the stream closes its own descriptor; the skeleton closes fd */
+	int sfd;
 
-	(void)ctx;
+	log_info("imapd: connect from %s port %u", peer->addr_text, peer->port);
+	conn.rip = peer->addr_text;
+	if (privsep) {
+		serve_privsep(fd, peer, ctx);
+		return;
+	}
+	sfd = dup(fd);	/* the stream closes its own descriptor; the skeleton closes fd */
 	if (sfd < 0) {
 		log_error("imapd: dup: %m");
 		return;
 	}
-	log_info("imapd: connect from %s port %u", peer->addr_text, peer->port);
-	conn.rip = peer->addr_text;
 	imapd_session_init(&sess, &settings, sfd, peer_is_loopback(peer));
 	imapd_session_run(&sess);
 	bool logged_in = sess.login.user != NULL;

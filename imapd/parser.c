@@ -559,6 +559,11 @@ const char *imap_parser_command(const struct imap_parser *p) { return p->cmd; }
 const char *imap_parser_error(const struct imap_parser *p) { return p->err ? p->err : "syntax error"; }
 uint64_t imap_parser_literal_size(const struct imap_parser *p) { return p->lit_size; }
 
+bool imap_parser_in_command(const struct imap_parser *p)
+{
+	return p->state != ST_END && (p->state != ST_TAG || p->tok.len > 0);
+}
+
 const struct imap_arg *imap_parser_args(const struct imap_parser *p, size_t *count)
 {
 	*count = p->root.count;

@@ -58,6 +58,8 @@ const char *imap_parser_command(const struct imap_parser *p);
 const struct imap_arg *imap_parser_args(const struct imap_parser *p, size_t *count);
 /* Why the last ERROR/FATAL happened, suitable for a BAD reply (our text, never peer bytes). */
 const char *imap_parser_error(const struct imap_parser *p);
+/* A command has begun and is not complete yet (after MORE: the rest is still to come from the client). */
+bool imap_parser_in_command(const struct imap_parser *p);
 /* Size of the literal the last CONT announced (for APPENDLIMIT checks or logs). */
 uint64_t imap_parser_literal_size(const struct imap_parser *p);
 

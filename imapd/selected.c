@@ -32,14 +32,18 @@ uint32_t imapd_sel_flags_from_letters(const char *letters)
 	return f;
 }
 
-void imapd_sel_flags_list(const struct imapd_selected *sel, uint32_t flags, struct buf *out)
+static void flags_list(const struct imapd_selected *sel, uint32_t flags, bool recent, struct buf *out)
 {
 	struct buf sys = BUF_INIT(BUF_NOLIMIT);
 
 	imap_flags_to_list(flags & IMAPD_SYS_FLAGS, &sys);
-	/* "(...)": splice the keywords in before the closing parenthesis */
+	/* "(...)": splice \Recent and the keywords in before the closing parenthesis (Dovecot's order) */
 	buf_append(out, sys.data, sys.len - 1);
 	bool first = sys.len == 2;
+	if (recent) {
+		buf_puts(out, first ? "\\Recent" : " \\Recent");
+		first = false;
+	}
 	for (int c = 0; c < 26; c++) {
 		if (!(flags & KW_BIT('a' + c)) || !sel->keywords[c])
 			continue;
@@ -48,6 +52,16 @@ void imapd_sel_flags_list(const struct imapd_selected *sel, uint32_t flags, stru
 	}
 	buf_putc(out, ')');
 	buf_free(&sys);
+}
+
+void imapd_sel_flags_list(const struct imapd_selected *sel, uint32_t flags, struct buf *out)
+{
+	flags_list(sel, flags, false, out);
+}
+
+void imapd_sel_msg_flags(const struct imapd_selected *sel, size_t i, struct buf *out)
+{
+	flags_list(sel, sel->v[i].flags, sel->v[i].recent, out);
 }
 
 static void view_push(struct imapd_selected *sel, const struct mbox_msg *m)
@@ -64,15 +78,17 @@ static void view_push(struct imapd_selected *sel, const struct mbox_msg *m)
  * read-write session gets them: the mark moves; EXAMINE looks without taking). */
 static void claim_recent(struct imapd_selected *sel, size_t from)
 {
-	uint32_t mark = imapd_recent_mark(sel->path);
+	struct imapd_recent r;
 
+	imapd_recent_read(sel->path, &r);
 	for (size_t i = from; i < sel->n; i++)
-		if (sel->v[i].uid > mark) {
+		if (imapd_recent_has(&r, sel->v[i].uid)) {
 			sel->v[i].recent = true;
 			sel->recent++;
 		}
-	if (!sel->readonly && sel->n && sel->v[sel->n - 1].uid > mark)
+	if (!sel->readonly && sel->n && (sel->v[sel->n - 1].uid > r.mark || r.n))
 		imapd_recent_set(sel->path, sel->v[sel->n - 1].uid);
+	imapd_recent_free(&r);
 }
 
 bool imapd_sel_open(struct imapd_selected *sel, struct buf *err)
@@ -116,7 +132,15 @@ void imapd_sel_update(struct imapd_session *sess, bool expunges)
 	struct buf err = BUF_INIT(1024), line = BUF_INIT(BUF_NOLIMIT);
 
 	if (!mbox_sync(sel->mb, &err)) {
-		log_error("imapd: user %s: %s", sess->login.user, buf_cstr(&err));
+		if (!imapd_mailbox_exists_at(sel->path)) {
+			/* another session renamed or deleted the folder: its messages cannot be reached under the
+			 * name this session knows, and IMAP has no way to say so but BYE (Dovecot does the same) */
+			log_info("imapd: user %s: selected mailbox %s went away", sess->login.user, sel->name);
+			imapd_untagged(sess, "BYE the selected mailbox was renamed or deleted by another session");
+			sess->state = IMAPD_LOGOUT;
+		} else {
+			log_error("imapd: user %s: %s", sess->login.user, buf_cstr(&err));
+		}
 		goto out;
 	}
 	if (imapd_keywords_load(sel->path, sel->keywords)) {
@@ -125,7 +149,8 @@ void imapd_sel_update(struct imapd_session *sess, bool expunges)
 		imapd_untagged(sess, "FLAGS %s", buf_cstr(&line));
 		if (!sel->readonly) {
 			buf_truncate(&line, line.len - 1);
-			imapd_untagged(sess, "OK [PERMANENTFLAGS %s \\*)] flags", buf_cstr(&line));
+			imapd_untagged(sess, "OK [PERMANENTFLAGS %s%s)] flags", buf_cstr(&line),
+				       imapd_keywords_full(sel->keywords) ? "" : " \\*");
 		}
 	}
 	for (size_t i = 0; i < sel->n; i++) {
@@ -145,7 +170,7 @@ void imapd_sel_update(struct imapd_session *sess, bool expunges)
 			if (sess->qresync)
 				buf_printf(&line, "UID %u ", sel->v[i].uid);
 			buf_puts(&line, "FLAGS ");
-			imapd_sel_flags_list(sel, f, &line);
+			imapd_sel_msg_flags(sel, i, &line);
 			if (sess->condstore)
 				buf_printf(&line, " MODSEQ (%llu)", (unsigned long long)m->modseq);
 			imapd_untagged(sess, "%s)", buf_cstr(&line));
@@ -266,7 +291,7 @@ bool imapd_sel_set(struct imapd_session *sess, const char *set, bool uid, uint32
 				(*seqs)[(*n)++] = (uint32_t)s;
 			}
 		}
-		if (*n)	/* "*" of an empty mailbox resolves to nothing, and qsort may not get NULL */
+		if (*n)	/* qsort(NULL, 0) is undefined */
 			qsort(*seqs, *n, sizeof(**seqs), u32cmp);
 	}
 	imap_seqset_free(&ss);

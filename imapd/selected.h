@@ -53,5 +53,7 @@ void imapd_seqset_add(struct imap_seqset *set, uint32_t v);
 uint32_t imapd_sel_flags_from_letters(const char *letters);
 /* "(\Seen $Label)" list of view flags. */
 void imapd_sel_flags_list(const struct imapd_selected *sel, uint32_t flags, struct buf *out);
+/* The same for view position i as FETCH FLAGS reports it: with \Recent when it is recent for this session. */
+void imapd_sel_msg_flags(const struct imapd_selected *sel, size_t i, struct buf *out);
 
 #endif

@@ -16,6 +16,7 @@
 #include "listmatch.h"
 #include "log.h"
 #include "mailboxes.h"
+#include "prelogin.h"
 #include "selected.h"
 #include "str.h"
 #include "utf7imap.h"
@@ -27,11 +28,11 @@ void imapd_session_init(struct imapd_session *sess, const struct imapd_settings 
 {
 	memset(sess, 0, sizeof(*sess));
 	sess->set = set;
-	/* replies go out in one or a few writes per command: Nagle's wait for the ACK of the previous write would
-	 * add the client's delayed-ACK time (40 ms) to many of them */
+	sess->s = stream_new(fd);
+	/* replies are whole buffers flushed once per command: Nagle would only hold back their last segment until
+	 * the client's (delayed) ACK. Not a TCP socket (tests): nothing to do. */
 	int one = 1;
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	sess->s = stream_new(fd);
 	int t = set->preauth_timeout_ms ? set->preauth_timeout_ms : set->timeout_ms;
 	stream_set_timeouts(sess->s, t, t);
 	sess->loopback = loopback;
@@ -48,6 +49,9 @@ void imapd_login_clear(struct imapd_login *l)
 {
 	xfree(&l->user);
 	xfree(&l->maildir);
+	if (l->token)
+		explicit_bzero(l->token, strlen(l->token));
+	xfree(&l->token);
 }
 
 void imapd_unselect(struct imapd_session *sess)
@@ -191,6 +195,7 @@ void imapd_capabilities(struct imapd_session *sess, struct buf *out)
 	buf_puts(out, " CONDSTORE QRESYNC");
 	buf_puts(out, " COMPRESS=DEFLATE");
 	buf_puts(out, " QUOTA QUOTA=RES-STORAGE");
+	buf_puts(out, " CHILDREN LIST-EXTENDED LIST-STATUS");
 	if (sess->state != IMAPD_NOTAUTH && sess->set->max_literal)
 		buf_printf(out, " APPENDLIMIT=%zu", sess->set->max_literal);
 	if (sess->state != IMAPD_NOTAUTH)
@@ -206,8 +211,26 @@ void imapd_capabilities(struct imapd_session *sess, struct buf *out)
 
 /* ---- login ---- */
 
+/* In a pre-login process (the service runs as root): the root parent opens the mailbox as its owner and answers
+ * the login command (imapd_session_resume). Returns only when the login cannot be handed over. */
+static void hand_over(struct imapd_session *sess, struct imapd_login *login)
+{
+	struct prelogin_login l = { .user = login->user, .maildir = login->maildir, .uid = login->uid,
+				    .gid = login->gid, .tag = sess->tag, .token = login->token, .fd = -1 };
+
+	if (login->uid == 0) {
+		log_error("imapd: user %s: no mailbox owner other than root", login->user);
+		return;
+	}
+	prelogin_handoff(sess->s, &l);
+}
+
 bool imapd_session_login(struct imapd_session *sess, struct imapd_login *login)
 {
+	if (prelogin_active()) {
+		hand_over(sess, login);
+		return false;
+	}
 	if (getegid() != login->gid || geteuid() != login->uid) {
 		/* only root can become the owner; a process already dropped to mail_owner serves only that uid */
 		if (geteuid() != 0) {
@@ -215,9 +238,7 @@ bool imapd_session_login(struct imapd_session *sess, struct imapd_login *login)
 				  (long)login->uid, (long)geteuid());
 			return false;
 		}
-		/* the same order as everywhere: groups first, while we still may */
-		if (setgroups(0, NULL) != 0 || setgid(login->gid) != 0 || setuid(login->uid) != 0)
-			fatal("imapd: cannot switch to uid %ld gid %ld", (long)login->uid, (long)login->gid);
+		prelogin_become(login->uid, login->gid);
 	}
 	sess->login = *login;
 	memset(login, 0, sizeof(*login));
@@ -274,6 +295,8 @@ static void dispatch(struct imapd_session *sess)
 	c->fn(sess, args, nargs, uid);
 }
 
+static void session_loop(struct imapd_session *sess);
+
 void imapd_session_run(struct imapd_session *sess)
 {
 	struct buf caps = BUF_INIT(4096);
@@ -286,7 +309,30 @@ void imapd_session_run(struct imapd_session *sess)
 	imapd_capabilities(sess, &caps);
 	imapd_untagged(sess, "OK [CAPABILITY %s] Postern IMAP ready", buf_cstr(&caps));
 	buf_free(&caps);
+	session_loop(sess);
+}
 
+void imapd_session_resume(struct imapd_session *sess, struct imapd_login *login, const char *tag)
+{
+	struct buf caps = BUF_INIT(4096);
+
+	sess->tag = xstrdup(tag);
+	if (!imapd_session_login(sess, login)) {
+		imapd_no(sess, "[SERVERBUG] cannot open the mailbox");
+		stream_flush(sess->s);
+		xfree(&sess->tag);
+		buf_free(&caps);
+		return;
+	}
+	imapd_capabilities(sess, &caps);
+	imapd_ok(sess, "[CAPABILITY %s] logged in", buf_cstr(&caps));
+	xfree(&sess->tag);
+	buf_free(&caps);
+	session_loop(sess);
+}
+
+static void session_loop(struct imapd_session *sess)
+{
 	while (sess->state != IMAPD_LOGOUT) {
 		if (stream_flush(sess->s) != STREAM_OK)
 			break;
@@ -303,6 +349,13 @@ void imapd_session_run(struct imapd_session *sess)
 		stream_consume(sess->s, used);
 		switch (r) {
 		case IMAP_PARSE_MORE:
+			/* a command begun and not complete, typically an APPEND literal read and its CRLF to come:
+			 * ACK at once. The client's Nagle holds that last small segment until our ACK, which the
+			 * kernel would delay (~40 ms) since we have nothing to send. Quick-ack does not stick. */
+			if (imap_parser_in_command(sess->parser)) {
+				int on = 1;
+				(void)setsockopt(stream_fd(sess->s), IPPROTO_TCP, TCP_QUICKACK, &on, sizeof(on));
+			}
 			continue;
 		case IMAP_PARSE_CONT:
 			stream_puts(sess->s, "+ OK\r\n");

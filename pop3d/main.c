@@ -13,12 +13,14 @@
 #include "daemon.h"
 #include "log.h"
 #include "pop3_session.h"
+#include "prelogin.h"
 #include "tls.h"
 
 static struct pop3_opts opts;
 static struct pop3_authfile authfile;
 static struct pop3_authd authd;
 static struct pop3_auth_ops auth_ops;
+static bool privsep;	/* root service: logins in an unprivileged child (prelogin.h) */
 
 static bool is_loopback(const struct sockaddr_storage *ss)
 {
@@ -67,14 +69,58 @@ static void pop3d_init(struct daemon_ctx *ctx)
 		pop3_authd_ops(&authd, &auth_ops);
 	}
 	opts.auth = &auth_ops;
+	/* the password-file backend is for tests and may be unreadable to mail_owner: it keeps the old way */
+	privsep = authfile.path == NULL && prelogin_possible(config_str(ctx->cfg, "mail_owner"));
+}
+
+/* The pre-login child's whole life: the session up to a login, which it hands to the root parent. */
+static void prelogin_session(int fd, void *arg)
+{
+	const struct daemon_peer *peer = arg;
+
+	pop3_session_run(stream_new(fd), &opts, is_loopback(&peer->addr), peer->addr_text);
+}
+
+/* The service runs as root (system users): nothing the client sends is parsed as root (prelogin.h). */
+static void serve_privsep(int fd, const struct daemon_peer *peer, struct daemon_ctx *ctx)
+{
+	struct prelogin_login l;
+	struct buf err = BUF_INIT(1024);
+	struct pop3_user u;
+	struct stream *s;
+
+	if (!prelogin_run(ctx, fd, config_str(ctx->cfg, "mail_owner"), prelogin_session, (void *)peer, &l))
+		return;
+	if (!prelogin_confirm(&l, authd.socket_path, config_str(ctx->cfg, "mail_owner"), authd.timeout_ms, &err)) {
+		log_error("login of %s refused: %s", log_safe(l.user, strlen(l.user), 100), buf_cstr(&err));
+		prelogin_login_clear(&l);
+		buf_free(&err);
+		exit(0);	/* the client heard nothing after its login command: hang up */
+	}
+	buf_free(&err);
+	/* TLS stays in the login process: the private key must not live on in a process run by a mail user */
+	SSL_CTX_free(opts.tls);
+	opts.tls = NULL;
+	u = (struct pop3_user){ .name = l.user, .maildir = l.maildir, .have_ids = true, .uid = l.uid, .gid = l.gid };
+	l.user = l.maildir = NULL;
+	s = stream_new(l.fd);
+	l.fd = -1;
+	stream_push_input(s, l.input.data, l.input.len);
+	pop3_session_resume(s, &opts, is_loopback(&peer->addr), peer->addr_text, &u, l.tls);
+	prelogin_login_clear(&l);
+	exit(0);	/* this process ran as the mailbox owner */
 }
 
 static void pop3d_serve(int fd, const struct daemon_peer *peer, struct daemon_ctx *ctx)
 {
 	uid_t before = geteuid();
-	int own = dup(fd);	/* the stream owns (and closes) its fd; the skeleton closes fd */
+	int own;
 
-	(void)ctx;
+	if (privsep) {
+		serve_privsep(fd, peer, ctx);
+		return;
+	}
+	own = dup(fd);	/* the stream owns (and closes) its fd; the skeleton closes fd */
 	if (own < 0) {
 		log_error("dup: %m");
 		return;

@@ -18,6 +18,9 @@ void pop3_user_clear(struct pop3_user *u)
 {
 	xfree(&u->name);
 	xfree(&u->maildir);
+	if (u->token)
+		explicit_bzero(u->token, strlen(u->token));
+	xfree(&u->token);
 	u->have_ids = false;
 }
 

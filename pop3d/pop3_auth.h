@@ -16,6 +16,7 @@ enum pop3_auth_result { POP3_AUTH_OK, POP3_AUTH_FAIL, POP3_AUTH_TEMPFAIL };
 struct pop3_user {
 	char *name;
 	char *maildir;
+	char *token;	/* auth's login token, asked for in a pre-login process (prelogin.h) */
 	bool have_ids;
 	uid_t uid;
 	gid_t gid;
@@ -26,6 +27,7 @@ void pop3_user_clear(struct pop3_user *u);
 struct pop3_auth_client {
 	const char *rip;
 	bool encrypted, loopback;
+	bool plaintext_ok;	/* pop3d_plaintext_login */
 };
 
 struct pop3_auth_ops {

@@ -10,6 +10,7 @@
 #include "alloc.h"
 #include "log.h"
 #include "pop3_auth.h"
+#include "prelogin.h"
 
 static enum pop3_auth_result ask(struct pop3_authd *ad, const struct accounts_auth_request *rq, struct pop3_user *out)
 {
@@ -29,6 +30,7 @@ static enum pop3_auth_result ask(struct pop3_authd *ad, const struct accounts_au
 		}
 		out->name = xstrdup(u.address);
 		out->maildir = xstrdup(u.maildir);
+		out->token = u.login_token ? xstrdup(u.login_token) : NULL;
 		out->have_ids = u.uid != 0 || ad->have_mail_owner;
 		out->uid = u.uid ? (uid_t)u.uid : ad->mail_uid;
 		out->gid = u.uid ? (gid_t)u.gid : ad->mail_gid;
@@ -53,7 +55,9 @@ static enum pop3_auth_result authd_plain(void *ctx, const struct pop3_auth_clien
                                          const char *pass, struct pop3_user *out)
 {
 	struct accounts_auth_request rq = { .mech = "PASSWORD", .user = user, .password = pass, .rip = cl->rip,
-		                            .encrypted = cl->encrypted, .loopback = cl->loopback, .service = "pop3d" };
+		                            .encrypted = cl->encrypted, .loopback = cl->loopback,
+		                            .plaintext_ok = cl->plaintext_ok, .want_token = prelogin_active(),
+		                            .service = "pop3d" };
 	return ask(ctx, &rq, out);
 }
 
@@ -61,7 +65,8 @@ static enum pop3_auth_result authd_apop(void *ctx, const struct pop3_auth_client
                                         const char *timestamp, const char *digest, struct pop3_user *out)
 {
 	struct accounts_auth_request rq = { .mech = "APOP", .user = user, .rip = cl->rip, .encrypted = cl->encrypted,
-		                            .loopback = cl->loopback, .service = "pop3d", .apop_ts = timestamp,
+		                            .loopback = cl->loopback, .want_token = prelogin_active(),
+		                            .service = "pop3d", .apop_ts = timestamp,
 		                            .apop_digest = digest };
 	return ask(ctx, &rq, out);
 }

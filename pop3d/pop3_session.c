@@ -17,6 +17,7 @@
 #include "mbox.h"
 #include "pop3_cmd.h"
 #include "pop3_session.h"
+#include "prelogin.h"
 #include "sasl.h"
 #include "str.h"
 
@@ -45,6 +46,7 @@ struct sess {
 	size_t n;
 	unsigned bad;
 	bool done;
+	bool tls_proxied;	/* after a privilege-separated login: TLS is in the login process (prelogin.h) */
 };
 
 static void reply(struct sess *ss, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -93,14 +95,22 @@ static void become_owner(const struct pop3_user *u)
 	}
 	if (u->uid == 0)
 		fatalx("refusing to serve %s as root", u->name);
-	if (setgroups(1, &u->gid) != 0)
-		fatal("setgroups %u", (unsigned)u->gid);
-	if (setgid(u->gid) != 0)
-		fatal("setgid %u", (unsigned)u->gid);
-	if (setuid(u->uid) != 0)
-		fatal("setuid %u", (unsigned)u->uid);
-	if (setuid(0) == 0)
-		fatalx("could still regain root after dropping to uid %u", (unsigned)u->uid);
+	prelogin_become(u->uid, u->gid);
+}
+
+/* In a pre-login process (pop3d's service runs as root): the root parent opens the mailbox as its owner. */
+static void hand_over(struct sess *ss)
+{
+	struct prelogin_login l = { .user = ss->login.name, .maildir = ss->login.maildir, .uid = ss->login.uid,
+		                    .gid = ss->login.gid, .token = ss->login.token, .fd = -1 };
+
+	if (!ss->login.have_ids || ss->login.uid == 0) {
+		log_error("%s: no mailbox owner other than root known: login refused", ss->login.name);
+		reply(ss, "-ERR [SYS/PERM] this account cannot read mail here");
+		pop3_user_clear(&ss->login);
+		return;
+	}
+	prelogin_handoff(ss->s, &l);
 }
 
 static uint64_t total(const struct sess *ss, size_t *count)
@@ -124,6 +134,11 @@ static void enter_transaction(struct sess *ss)
 	size_t count;
 	bool was_root = geteuid() == 0;
 
+	if (prelogin_active()) {
+		hand_over(ss);
+		buf_free(&err);
+		return;
+	}
 	if (ss->o->drop_privs)
 		become_owner(&ss->login);
 	if (!maildir_make(md, 0700, &err)) {
@@ -154,7 +169,7 @@ static void enter_transaction(struct sess *ss)
 	ss->state = ST_TRANS;
 	uint64_t sz = total(ss, &count);
 	log_info("login: user=%s, client=%s, messages=%zu, tls=%s", log_safe(ss->login.name, strlen(ss->login.name), 100),
-	         ss->peer, count, stream_is_tls(ss->s) ? "yes" : "no");
+	         ss->peer, count, stream_is_tls(ss->s) || ss->tls_proxied ? "yes" : "no");
 	reply(ss, "+OK maildrop has %zu messages (%" PRIu64 " octets)", count, sz);
 	buf_free(&err);
 	return;
@@ -187,7 +202,7 @@ static void login_result(struct sess *ss, enum pop3_auth_result r, const char *u
 
 static struct pop3_auth_client client_of(const struct sess *ss)
 {
-	return (struct pop3_auth_client){ ss->peer, stream_is_tls(ss->s), ss->loopback };
+	return (struct pop3_auth_client){ ss->peer, stream_is_tls(ss->s), ss->loopback, ss->o->plaintext_anywhere };
 }
 
 static const char no_plain[] = "-ERR [AUTH] plaintext authentication needs TLS (use STLS)";
@@ -353,6 +368,7 @@ static void send_msg(struct sess *ss, uint32_t n, int64_t lines)
 
 	if (!m)
 		return;
+	/* m is our own snapshot, not a pointer into the index, which mbox_msg_open may re-sync and move */
 	if ((idx = mbox_find(ss->mb, m->uid)) == (size_t)-1 || (fd = mbox_msg_open(ss->mb, idx, &err)) < 0) {
 		if (err.len)
 			log_warn("%s", buf_cstr(&err));
@@ -572,68 +588,97 @@ static bool bad(struct sess *ss, const char *text)
 	return true;
 }
 
-void pop3_session_run(struct stream *s, const struct pop3_opts *o, bool loopback, const char *peer)
+static void session_loop(struct sess *ss)
 {
-	struct sess ss = { .s = s, .o = o, .loopback = loopback, .peer = peer, .lockfd = -1 };
+	struct stream *s = ss->s;
+	const char *peer = ss->peer;
 	struct buf line = BUF_INIT(POP3_LINE_MAX + 1);
 	struct pop3_cmd c;
 
-	buf_init(&ss.timestamp, 1024);
-	stream_set_timeouts(s, o->timeout_ms, o->timeout_ms);
-	if (o->implicit_tls && stream_starttls_server(s, o->tls) != STREAM_OK) {
-		log_info("TLS handshake failed: client=%s: %s", peer, stream_error_text(s));
-		goto out;
-	}
-	greeting(&ss);
-	while (!ss.done) {
-		/* Pipelining: replies go out together when the client has sent everything it had. */
-		if (stream_pending(s) == 0 && stream_flush(s) != STREAM_OK)
+	while (!ss->done) {
+		/* Pipelining: replies wait while the next command is already here, never while we wait for input. */
+		if (!stream_line_pending(s) && stream_flush(s) != STREAM_OK)
 			break;
 		enum stream_result r = stream_read_line(s, &line, POP3_LINE_MAX);
 		if (r == STREAM_TOOLONG) {
-			if (!bad(&ss, "line too long"))
+			if (!bad(ss, "line too long"))
 				break;
 			continue;
 		}
 		if (r != STREAM_OK) {
 			if (r == STREAM_TIMEOUT) {
-				reply(&ss, "-ERR autologout: idle too long");
+				reply(ss, "-ERR autologout: idle too long");
 				stream_flush(s);
 			}
 			break;	/* no UPDATE: a lost connection deletes nothing */
 		}
 		switch (pop3_cmd_parse(line.data ? line.data : (char[1]){ 0 }, line.len, &c)) {
 		case POP3_PARSE_UNKNOWN:
-			if (!bad(&ss, "unknown command"))
+			if (!bad(ss, "unknown command"))
 				goto out;
 			continue;
 		case POP3_PARSE_SYNTAX:
-			if (!bad(&ss, "syntax error"))
+			if (!bad(ss, "syntax error"))
 				goto out;
 			continue;
 		case POP3_PARSE_OK:
 			break;
 		}
-		if (!(c.def->states & (ss.state == ST_AUTH ? POP3_IN_AUTH : POP3_IN_TRANS))) {
-			if (!bad(&ss, "command not valid in this state"))
+		if (!(c.def->states & (ss->state == ST_AUTH ? POP3_IN_AUTH : POP3_IN_TRANS))) {
+			if (!bad(ss, "command not valid in this state"))
 				break;
 			continue;
 		}
 		if (c.def->id != POP3_CMD_PASS && c.def->id != POP3_CMD_AUTH)
 			log_debug("client=%s: %s", peer, log_safe(line.data, line.len, 100));
-		dispatch(&ss, &c);
+		dispatch(ss, &c);
 		if (line.data)
 			OPENSSL_cleanse(line.data, line.len);
 	}
 out:
 	stream_flush(s);
-	if (ss.lockfd >= 0)
-		close(ss.lockfd);
-	mbox_close(&ss.mb);
-	free(ss.msgs);
-	free(ss.user);
-	pop3_user_clear(&ss.login);
 	buf_free(&line);
-	buf_free(&ss.timestamp);
-	stream_free(&s);
+}
+
+static void session_end(struct sess *ss)
+{
+	if (ss->lockfd >= 0)
+		close(ss->lockfd);
+	mbox_close(&ss->mb);
+	free(ss->msgs);
+	free(ss->user);
+	pop3_user_clear(&ss->login);
+	buf_free(&ss->timestamp);
+	stream_free(&ss->s);
+}
+
+void pop3_session_run(struct stream *s, const struct pop3_opts *o, bool loopback, const char *peer)
+{
+	struct sess ss = { .s = s, .o = o, .loopback = loopback, .peer = peer, .lockfd = -1 };
+
+	buf_init(&ss.timestamp, 1024);
+	stream_set_timeouts(s, o->timeout_ms, o->timeout_ms);
+	if (o->implicit_tls && stream_starttls_server(s, o->tls) != STREAM_OK) {
+		log_info("TLS handshake failed: client=%s: %s", peer, stream_error_text(s));
+	} else {
+		greeting(&ss);
+		session_loop(&ss);
+	}
+	session_end(&ss);
+}
+
+void pop3_session_resume(struct stream *s, const struct pop3_opts *o, bool loopback, const char *peer,
+                         struct pop3_user *login, bool tls)
+{
+	struct sess ss = { .s = s, .o = o, .loopback = loopback, .peer = peer, .lockfd = -1, .tls_proxied = tls };
+
+	buf_init(&ss.timestamp, 1024);
+	stream_set_timeouts(s, o->timeout_ms, o->timeout_ms);
+	ss.login = *login;
+	memset(login, 0, sizeof(*login));
+	enter_transaction(&ss);
+	if (ss.state == ST_TRANS)
+		session_loop(&ss);
+	stream_flush(s);
+	session_end(&ss);
 }

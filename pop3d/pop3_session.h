@@ -28,5 +28,10 @@ struct pop3_opts {
 /* Runs the session to its end; takes ownership of s (freed). loopback: the client is on 127.0.0.0/8 or ::1,
  * where plaintext logins are fine without TLS. peer is for logs. */
 void pop3_session_run(struct stream *s, const struct pop3_opts *o, bool loopback, const char *peer);
+/* The root side of a privilege-separated login (prelogin.h): take over login (cleared), become its owner, open the
+ * mailbox and answer the login command, then serve the rest of the session. tls: the client is on TLS through the
+ * login process. */
+void pop3_session_resume(struct stream *s, const struct pop3_opts *o, bool loopback, const char *peer,
+                         struct pop3_user *login, bool tls);
 
 #endif

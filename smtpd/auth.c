@@ -43,6 +43,7 @@ enum smtpd_verdict smtpd_auth_check_daemon(const struct smtpd_auth_req *rq, stru
 	ar.rip = rq->rip;
 	ar.encrypted = rq->encrypted;
 	ar.loopback = rq->loopback;
+	ar.plaintext_ok = rq->plaintext_ok;
 	ar.service = "smtpd";
 	memset(&u, 0, sizeof(u));
 	switch (accounts_auth_verify(auth_socket, &ar, auth_timeout_ms, &u, &err)) {
@@ -170,7 +171,7 @@ void smtpd_cmd_auth(struct smtpd_session *ss, const struct smtpd_cmd *cmd)
 		smtpd_reply_error(ss, "501 5.5.2 Error: malformed authentication exchange");
 	} else {
 		struct smtpd_auth_req rq = { mech->name, sasl.creds.authcid, sasl.creds.passwd, ss->client_addr, enc,
-		                             ss->loopback };
+		                             ss->loopback, ss->set->auth_plaintext };
 		switch (smtpd_auth_check(&rq, &user)) {
 		case SMTPD_OK:
 			ss->auth_user = xstrdup(buf_cstr(&user));

@@ -174,10 +174,7 @@ static void client_init(struct smtpd_session *ss, const struct sockaddr *sa, soc
  * for input: a client that sent part of its next command may be waiting for them. */
 static void flush_before_wait(struct smtpd_session *ss)
 {
-	const void *p;
-	size_t n;
-
-	if (stream_pending(ss->s) == 0 || stream_peek(ss->s, &p, &n) != STREAM_OK || !memchr(p, '\n', n))
+	if (!stream_line_pending(ss->s))
 		smtpd_flush(ss);
 }
 

@@ -273,6 +273,7 @@ struct smtpd_auth_req {
 	const char *passwd;
 	const char *rip;	/* client address */
 	bool encrypted, loopback;
+	bool plaintext_ok;	/* smtpd_auth_plaintext: auth is told this service allows it */
 };
 /* Check a login: SMTPD_OK (the canonical login name into user), SMTPD_REJECT (bad credentials) or SMTPD_TEMPFAIL.
  * The default asks the auth daemon; tests and the fuzzer put a fake in its place. */

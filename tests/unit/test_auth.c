@@ -185,6 +185,11 @@ static void test_plaintext_policy(void **state)
 	rq.loopback = true;
 	assert_int_equal(ask(f, accounts_auth_verify_msg(&rq), NULL, &u, NULL), ACCOUNTS_AUTH_OK);
 	accounts_user_free(&u);
+	/* the service's own policy (smtpd_auth_plaintext, ...) allows plaintext from anywhere */
+	rq.loopback = false;
+	rq.plaintext_ok = true;
+	assert_int_equal(ask(f, accounts_auth_verify_msg(&rq), NULL, &u, NULL), ACCOUNTS_AUTH_OK);
+	accounts_user_free(&u);
 	buf_free(&reason);
 }
 
@@ -274,6 +279,47 @@ static void test_lookup(void **state)
 	buf_free(&reason);
 }
 
+static struct ipc_msg *redeem_msg(const char *token)
+{
+	struct ipc_msg *m = ipc_msg_new(ACCOUNTS_AUTH_REDEEM);
+	ipc_put_str(m, ACCOUNTS_AUTH_TAG_TOKEN, token);
+	return m;
+}
+
+static void test_login_tokens(void **state)
+{
+	struct fx *f = *state;
+	struct accounts_user u;
+	struct accounts_auth_request rq = { .mech = "PASSWORD", .user = "alice@example.org", .password = "alicepw",
+	                                    .rip = "192.0.2.40", .encrypted = true, .service = "imapd" };
+	char token[64];
+
+	/* only a pre-login process asks for one */
+	assert_int_equal(ask(f, accounts_auth_verify_msg(&rq), NULL, &u, NULL), ACCOUNTS_AUTH_OK);
+	assert_null(u.login_token);
+	accounts_user_free(&u);
+	rq.want_token = true;
+	assert_int_equal(ask(f, accounts_auth_verify_msg(&rq), NULL, &u, NULL), ACCOUNTS_AUTH_OK);
+	assert_non_null(u.login_token);
+	assert_int_equal(strlen(u.login_token), 32);
+	snprintf(token, sizeof token, "%s", u.login_token);
+	accounts_user_free(&u);
+	/* redeemed once, for the account that logged in */
+	assert_int_equal(ask(f, redeem_msg(token), NULL, &u, NULL), ACCOUNTS_AUTH_OK);
+	assert_string_equal(u.address, "alice@example.org");
+	assert_string_equal(u.maildir, "/srv/mail/example.org/alice/");
+	assert_true(u.enabled);
+	accounts_user_free(&u);
+	assert_int_equal(ask(f, redeem_msg(token), NULL, &u, NULL), ACCOUNTS_AUTH_NOTFOUND);
+	assert_int_equal(ask(f, redeem_msg("00000000000000000000000000000000"), NULL, &u, NULL), ACCOUNTS_AUTH_NOTFOUND);
+	assert_int_equal(ask(f, redeem_msg(""), NULL, &u, NULL), ACCOUNTS_AUTH_NOTFOUND);
+	/* a failed login gets none */
+	rq.password = "wrong";
+	assert_int_equal(ask(f, accounts_auth_verify_msg(&rq), NULL, &u, NULL), ACCOUNTS_AUTH_FAIL);
+	assert_null(u.login_token);
+	accounts_user_free(&u);
+}
+
 static void test_missing_and_corrupt_db(void **state)
 {
 	struct fx *f = *state;
@@ -352,6 +398,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_apop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_throttling, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lookup, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_login_tokens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_and_corrupt_db, setup, teardown),
 		cmocka_unit_test(test_parse_result_errors),
 	};

@@ -180,6 +180,32 @@ static void test_limits(void **state)
 	CHECK(&lim, "a ) {50+}\r\n", "[FATAL [TOOBIG] literal too big]");
 }
 
+/* "Is a command under way?" after every byte: false before the tag and once the command is done, true in between
+ * (imapd ACKs at once while it waits for the rest: the CRLF after an APPEND literal). */
+static void test_in_command(void **state)
+{
+	static const char in[] = "a APPEND INBOX {3+}\r\nabc\r\n";
+	struct imap_parser *p = imap_parser_new(NULL);
+	size_t len = sizeof(in) - 1, used;
+
+	(void)state;
+	assert_false(imap_parser_in_command(p));
+	for (size_t i = 0; i < len; i++) {
+		enum imap_parse_result r = imap_parser_feed(p, in + i, 1, &used);
+		assert_int_equal(used, 1);
+		if (i + 1 < len) {
+			assert_int_equal(r, IMAP_PARSE_MORE);
+			assert_true(imap_parser_in_command(p));
+		} else {
+			assert_int_equal(r, IMAP_PARSE_DONE);
+			assert_false(imap_parser_in_command(p));
+		}
+	}
+	imap_parser_reset(p);
+	assert_false(imap_parser_in_command(p));
+	imap_parser_free(&p);
+}
+
 static void test_nothing_after_done(void **state)
 {
 	(void)state;
@@ -224,6 +250,7 @@ int main(void)
 		cmocka_unit_test(test_errors_resync),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_nothing_after_done),
+		cmocka_unit_test(test_in_command),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

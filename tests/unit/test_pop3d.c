@@ -118,7 +118,7 @@ static void test_authfile(void **state)
 	struct pop3_auth_ops ops;
 	struct pop3_user u = { 0 };
 	char ts[] = "<1.2@x>", dg[33];
-	struct pop3_auth_client cl = { "127.0.0.1", false, true };
+	struct pop3_auth_client cl = { "127.0.0.1", false, true, false };
 
 	snprintf(p, sizeof(p), "%s/passwd", dir);
 	pop3_authfile_ops(&af, &ops);

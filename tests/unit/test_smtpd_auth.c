@@ -108,7 +108,7 @@ static void afx_done(struct afx *f)
 static enum smtpd_verdict check(const char *mech, const char *user, const char *pw, bool enc, bool loop,
                                 struct buf *canon)
 {
-	struct smtpd_auth_req rq = { mech, user, pw, "192.0.2.9", enc, loop };
+	struct smtpd_auth_req rq = { mech, user, pw, "192.0.2.9", enc, loop, false };
 	buf_reset(canon);
 	return smtpd_auth_check_daemon(&rq, canon);
 }

@@ -339,6 +339,30 @@ static void test_pending_discard(void **state)
 	pair_close(&p);
 }
 
+/* Replies may wait only while a whole next command is here: a partial one means the peer may be waiting. */
+static void test_line_pending(void **state)
+{
+	(void)state;
+	struct pair p;
+	struct buf line = BUF_INIT(BUF_NOLIMIT);
+
+	pair_open(&p, 1000, 1000);
+	assert_false(stream_line_pending(p.s));	/* nothing received: never waits to find out */
+	put(p.peer, S("NOOP\r\nSTAT\r\nRE"));
+	assert_int_equal(stream_read_line(p.s, &line, 100), STREAM_OK);
+	assert_true(stream_line_pending(p.s));
+	assert_int_equal(stream_read_line(p.s, &line, 100), STREAM_OK);
+	assert_string_equal(buf_cstr(&line), "STAT");
+	assert_int_equal(stream_pending(p.s), 2);
+	assert_false(stream_line_pending(p.s));
+	put(p.peer, S("TR 1\n"));
+	assert_int_equal(stream_read_line(p.s, &line, 100), STREAM_OK);
+	assert_string_equal(buf_cstr(&line), "RETR 1");
+	assert_false(stream_line_pending(p.s));
+	buf_free(&line);
+	pair_close(&p);
+}
+
 static void test_read_exact(void **state)
 {
 	(void)state;
@@ -928,6 +952,7 @@ int main(void)
 		cmocka_unit_test(test_eintr),
 		cmocka_unit_test(test_deadline_mode),
 		cmocka_unit_test(test_pending_discard),
+		cmocka_unit_test(test_line_pending),
 		cmocka_unit_test(test_read_exact),
 		cmocka_unit_test(test_write_printf_counters),
 		cmocka_unit_test(test_write_timeout),
