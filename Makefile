@@ -136,31 +136,54 @@ run: all
 		else $(BUILD)/bin/postern init $(CURDIR)/run; fi; }
 	$(BUILD)/bin/postern start -c $(CURDIR)/run --foreground
 
+# make install: programs, man pages, the systemd unit, reference copies of conf/ in share/postern, and the
+# sendmail/mailq/newaliases links where other programs look for them (/usr/sbin, /usr/bin) unless another mail
+# system's files are there. As root on the real system (no DESTDIR) it then does what a package's postinst does:
+# creates user postern and runs `postern init --system`, which makes whatever of /etc/postern and
+# /var/spool/postern is missing and never rewrites an existing file. A package (DESTDIR) leaves that to the
+# systemd unit, which runs the same command before every start. INIT_FLAGS go to that first init (e.g.
+# INIT_FLAGS="--hostname mail.example.org").
+SYSLINKS := /usr/sbin/sendmail /usr/sbin/mailq /usr/sbin/newaliases /usr/bin/mailq /usr/bin/newaliases
+SHAREDIR := $(PREFIX)/share/postern
+UNITDIR  ?= /lib/systemd/system
+INIT_FLAGS ?=
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/libexec/postern $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)/etc/postern \
+	install -d $(DESTDIR)$(PREFIX)/libexec/postern $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(SHAREDIR) \
 		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8 \
-		$(DESTDIR)/lib/systemd/system
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)/usr/sbin $(DESTDIR)/usr/bin
 	for p in $(filter-out $(BUILD)/bin/postern,$(PROGS)); do install -m 0755 $$p $(DESTDIR)$(PREFIX)/libexec/postern/; done
 	install -m 0755 $(BUILD)/bin/postern $(DESTDIR)$(PREFIX)/sbin/postern
 	for l in sendmail mailq newaliases; do ln -sf postern $(DESTDIR)$(PREFIX)/sbin/$$l; done
-	@# default configuration, never overwriting an administrator's; daemons are where this install put them
-	for f in conf/*.cf; do [ -f $(DESTDIR)/etc/postern/$$(basename $$f) ] || install -m 0644 $$f $(DESTDIR)/etc/postern/; done
-	grep -q '^daemon_directory' $(DESTDIR)/etc/postern/main.cf || \
-		printf '\n# set by make install\ndaemon_directory = $(PREFIX)/libexec/postern\n' >> $(DESTDIR)/etc/postern/main.cf
+	@for l in $(SYSLINKS); do t=$(DESTDIR)$$l; \
+		if [ ! -e $$t ] && [ ! -L $$t ] || [ "$$(readlink $$t)" = postern ] || \
+		   [ "$$(readlink $$t)" = $(PREFIX)/sbin/postern ]; then \
+			echo "ln -sf $(PREFIX)/sbin/postern $$t"; ln -sf $(PREFIX)/sbin/postern $$t; \
+		else echo "warning: $$t belongs to another mail system: left alone (remove that package, or" \
+			"ln -sf $(PREFIX)/sbin/postern $$l)" >&2; fi; done
+	for f in conf/*.cf; do install -m 0644 $$f $(DESTDIR)$(SHAREDIR)/; done
 	for m in docs/man/*.[158] $(MANGEN); do [ -f "$$m" ] && install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man$${m##*.}/ || true; done
-	sed 's|@PREFIX@|$(PREFIX)|g' conf/postern.service.in > $(DESTDIR)/lib/systemd/system/postern.service
-	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && ! getent passwd postern >/dev/null; then \
-		useradd --system --home-dir /var/spool/postern --no-create-home --shell /usr/sbin/nologin postern; fi
+	sed 's|@PREFIX@|$(PREFIX)|g' conf/postern.service.in > $(DESTDIR)$(UNITDIR)/postern.service
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
+		if ! getent passwd postern >/dev/null; then \
+			echo "useradd --system postern"; \
+			useradd --system --user-group --home-dir /var/spool/postern --no-create-home \
+				--shell /usr/sbin/nologin postern || exit 1; fi; \
+		$(PREFIX)/sbin/postern init --system $(INIT_FLAGS) || exit 1; \
+	else echo "not root or DESTDIR set: run 'postern init --system' as root on the target (the systemd unit does)"; fi
 
+# Removes what install made; never the configuration, the queue, mail or the postern user.
 uninstall:
-	rm -rf $(DESTDIR)$(PREFIX)/libexec/postern
+	rm -rf $(DESTDIR)$(PREFIX)/libexec/postern $(DESTDIR)$(SHAREDIR)
 	rm -f $(DESTDIR)$(PREFIX)/sbin/postern $(DESTDIR)$(PREFIX)/sbin/sendmail $(DESTDIR)$(PREFIX)/sbin/mailq \
-		$(DESTDIR)$(PREFIX)/sbin/newaliases $(DESTDIR)/lib/systemd/system/postern.service
+		$(DESTDIR)$(PREFIX)/sbin/newaliases $(DESTDIR)$(UNITDIR)/postern.service
+	@for l in $(SYSLINKS); do t=$(DESTDIR)$$l; \
+		if [ "$$(readlink $$t)" = $(PREFIX)/sbin/postern ]; then echo "rm -f $$t"; rm -f $$t; fi; done
 	rm -f $(patsubst docs/man/%,$(DESTDIR)$(PREFIX)/share/man/man1/%,$(wildcard docs/man/*.1)) \
 		$(patsubst docs/man/%,$(DESTDIR)$(PREFIX)/share/man/man5/%,$(wildcard docs/man/*.5)) \
 		$(patsubst docs/man/%,$(DESTDIR)$(PREFIX)/share/man/man8/%,$(wildcard docs/man/*.8)) \
 		$(DESTDIR)$(PREFIX)/share/man/man5/postern.conf.5
-	@echo "configuration in $(DESTDIR)/etc/postern left in place"
+	@echo "kept: /etc/postern, /var/spool/postern (queue and mail), the postern user"
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -1,7 +1,11 @@
 /* postern init DIR: create a complete, self-contained instance (the layout of "The instance directory" in
  * docs/ARCHITECTURE.md): directories with their modes, etc/main.cf, etc/master.cf, etc/aliases, a self-signed
  * certificate and a demo account. Run by an administrator once per instance, by `make run`, and by the
- * integration tests for every test instance. */
+ * integration tests for every test instance.
+ *
+ * postern init --system: the installed layout, configuration in /etc/postern and the rest in /var/spool/postern.
+ * Like Postfix's post-install it creates only what is missing and never rewrites an existing file, so `make
+ * install` and the systemd unit run it on every install and start; accounts start empty (no demo account). */
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -32,6 +36,8 @@
 #define INIT_NAME_MAX 253
 #define INIT_PASSWORD_LEN 16
 #define INIT_MAX_PORT_OPTS 32
+#define INIT_SYSTEM_CONFIG "/etc/postern"
+#define INIT_SYSTEM_SPOOL "/var/spool/postern"
 
 /* Public listeners. Development instances listen on loopback only, on unprivileged ports. */
 struct init_service {
@@ -41,16 +47,17 @@ struct init_service {
 	const char *tls;	/* starttls: offered after the greeting; implicit: TLS from the first byte */
 	const char *command;
 	const char *override;	/* one -o name=value, or NULL */
+	bool system_users;	/* --system runs it as root: logins of system users switch to their uid */
 };
 
 static const struct init_service init_services[] = {
-	{ "smtp", 2525, 25, "starttls", "smtpd", NULL },
-	{ "submission", 2587, 587, "starttls", "smtpd", "smtpd_auth_required=yes" },
-	{ "smtps", 2465, 465, "implicit", "smtpd", "smtpd_auth_required=yes" },
-	{ "pop3", 1110, 110, "starttls", "pop3d", NULL },
-	{ "pop3s", 1995, 995, "implicit", "pop3d", NULL },
-	{ "imap", 1143, 143, "starttls", "imapd", NULL },
-	{ "imaps", 1993, 993, "implicit", "imapd", NULL },
+	{ "smtp", 2525, 25, "starttls", "smtpd", NULL, false },
+	{ "submission", 2587, 587, "starttls", "smtpd", "smtpd_auth_required=yes", false },
+	{ "smtps", 2465, 465, "implicit", "smtpd", "smtpd_auth_required=yes", false },
+	{ "pop3", 1110, 110, "starttls", "pop3d", NULL, true },
+	{ "pop3s", 1995, 995, "implicit", "pop3d", NULL, true },
+	{ "imap", 1143, 143, "starttls", "imapd", NULL, true },
+	{ "imaps", 1993, 993, "implicit", "imapd", NULL, true },
 };
 #define INIT_NSERVICES (sizeof(init_services) / sizeof(init_services[0]))
 
@@ -75,9 +82,13 @@ struct init_dir {
 	bool owned_by_mail_owner;	/* chown to mail_owner when root */
 };
 
+/* Below the configuration directory (DIR/etc, or /etc/postern for --system). */
+static const struct init_dir init_conf_dirs[] = {
+	{ "", 0755, false },
+	{ "tls", 0755, false },
+};
+
 static const struct init_dir init_dirs[] = {
-	{ "etc", 0755, false },
-	{ "etc/tls", 0755, false },
 	{ "queue", 0700, true },
 	{ "queue/tmp", 0700, true },
 	{ "queue/incoming", 0700, true },
@@ -94,11 +105,14 @@ static const struct init_dir init_dirs[] = {
 };
 
 struct init_opts {
-	char *dir;	/* absolute */
+	char *dir;	/* absolute; the spool directory of a system instance */
+	char *confdir;	/* DIR/etc, or /etc/postern */
 	char *hostname;
 	char *domain;
 	char *user;
 	bool dev;
+	bool system;	/* --system: create what is missing in the installed layout, keep the rest */
+	unsigned created;	/* --system: files and directories made by this run */
 	bool root;
 	bool no_system_user;	/* root, but no "postern" user yet: fell back to a development instance */
 	int ports[INIT_NSERVICES];
@@ -110,7 +124,8 @@ struct init_opts {
 
 static const struct cli_command init_cmd = {
 	"init", cmd_init,
-	"DIR [--domain D] [--hostname H] [--port NAME=PORT]... [--user USER] [--dev]  create a new instance in DIR"
+	"DIR|--system [--domain D] [--hostname H] [--port NAME=PORT]... [--user USER] [--dev]  create a new instance "
+	"in DIR, or complete the installed one (/etc/postern, /var/spool/postern)"
 };
 
 /* DNS names as they go into main.cf and the certificate: letters, digits, '-', '.'; labels of 1 to 63. */
@@ -316,6 +331,10 @@ static bool init_parse(int argc, char **argv, struct init_opts *o)
 			o->dev = true;
 			continue;
 		}
+		if (strcmp(a, "--system") == 0) {
+			o->system = true;
+			continue;
+		}
 		/* --name VALUE or --name=VALUE */
 		if ((eq = strchr(a, '=')) != NULL) {
 			if ((size_t)(eq - a) >= sizeof(name))
@@ -352,6 +371,17 @@ unknown:
 		fprintf(stderr, "postern init: unknown option %s\n", log_safe(a, strlen(a), 64));
 		return false;
 	}
+	if (o->system) {
+		if (dir || o->dev) {
+			fprintf(stderr, "postern init: --system takes no DIR and no --dev\n");
+			return false;
+		}
+		if (geteuid() != 0) {
+			fprintf(stderr, "postern init: --system must be run as root\n");
+			return false;
+		}
+		dir = INIT_SYSTEM_SPOOL;
+	}
 	if (!dir || !*dir)
 		return false;
 	if ((o->dir = init_absolute(dir)) == NULL || !init_path_ok(o->dir)) {
@@ -369,9 +399,21 @@ unknown:
 		fprintf(stderr, "postern init: '%s' is not a valid domain name\n", log_safe(bad, strlen(bad), 80));
 		return false;
 	}
+	o->confdir = o->system ? xstrdup(INIT_SYSTEM_CONFIG) : NULL;
+	if (!o->confdir) {
+		struct buf c = BUF_INIT(BUF_NOLIMIT);
+		buf_printf(&c, "%s/etc", o->dir);
+		o->confdir = buf_steal(&c, NULL);
+	}
 	o->root = geteuid() == 0;
 	if (!init_choose_owner(o))
 		return false;
+	if (o->system && o->no_system_user) {
+		fprintf(stderr, "postern init: --system: user 'postern' does not exist; create it first (make install "
+		        "does: useradd --system --home-dir %s --no-create-home --shell /usr/sbin/nologin postern) "
+		        "or pass --user\n", INIT_SYSTEM_SPOOL);
+		return false;
+	}
 	for (size_t i = 0; i < INIT_NSERVICES; i++)
 		if (!port_set[i])
 			o->ports[i] = o->dev ? init_services[i].dev_port : init_services[i].std_port;
@@ -443,40 +485,88 @@ static void init_cleanup(const char *dir, int created)
 		(void)rmdir(dir);
 }
 
-static bool init_mkdirs(const struct init_opts *o)
+/* --system says what it made, one line each, so a run from make install or the systemd unit leaves a record. */
+static void init_made(struct init_opts *o, const char *path)
+{
+	o->created++;
+	if (o->system)
+		printf("postern init: created %s\n", path);
+}
+
+/* path exists (following symlinks: an administrator may have moved mail or the queue elsewhere)? A system
+ * instance is completed, never rewritten: what exists is kept as it is, and `postern check` reports bad modes. */
+static bool init_exists(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0;
+}
+
+static bool init_mkdir(struct init_opts *o, const char *base, const struct init_dir *d)
 {
 	struct buf path = BUF_INIT(PATH_MAX);
+	struct stat st;
 	bool ok = true;
 
-	if (chmod(o->dir, 0755) < 0) {
-		fprintf(stderr, "postern init: chmod %s: %s\n", o->dir, strerror(errno));
-		return false;
-	}
-	for (size_t i = 0; ok && i < sizeof(init_dirs) / sizeof(init_dirs[0]); i++) {
-		const struct init_dir *d = &init_dirs[i];
-		buf_reset(&path);
-		buf_printf(&path, "%s/%s", o->dir, d->path);
-		/* mkdir's mode passes through the umask; chmod sets exactly what the layout asks for. */
-		if (mkdir(buf_cstr(&path), 0700) < 0 || chmod(buf_cstr(&path), d->mode) < 0) {
-			fprintf(stderr, "postern init: mkdir %s: %s\n", buf_cstr(&path), strerror(errno));
-			ok = false;
-		} else if (o->root && d->owned_by_mail_owner && chown(buf_cstr(&path), o->owner_uid, o->owner_gid) < 0) {
-			fprintf(stderr, "postern init: chown %s: %s\n", buf_cstr(&path), strerror(errno));
+	buf_printf(&path, d->path[0] ? "%s/%s" : "%s%s", base, d->path);
+	if (stat(buf_cstr(&path), &st) == 0) {
+		if (!S_ISDIR(st.st_mode)) {
+			fprintf(stderr, "postern init: %s exists and is not a directory\n", buf_cstr(&path));
 			ok = false;
 		}
+		goto out;
 	}
+	/* mkdir's mode passes through the umask; chmod sets exactly what the layout asks for. */
+	if (mkdir(buf_cstr(&path), 0700) < 0 || chmod(buf_cstr(&path), d->mode) < 0) {
+		fprintf(stderr, "postern init: mkdir %s: %s\n", buf_cstr(&path), strerror(errno));
+		ok = false;
+	} else if (o->root && d->owned_by_mail_owner && chown(buf_cstr(&path), o->owner_uid, o->owner_gid) < 0) {
+		fprintf(stderr, "postern init: chown %s: %s\n", buf_cstr(&path), strerror(errno));
+		ok = false;
+	} else {
+		init_made(o, buf_cstr(&path));
+	}
+out:
 	buf_free(&path);
 	return ok;
 }
 
-static bool init_write_file(const struct init_opts *o, const char *rel, const struct buf *content, mode_t mode)
+static bool init_mkdirs(struct init_opts *o)
+{
+	bool ok = true;
+
+	/* a development DIR was checked empty (or made) by init_prepare_dir; it is opened up to the layout's mode */
+	if (!o->system && chmod(o->dir, 0755) < 0) {
+		fprintf(stderr, "postern init: chmod %s: %s\n", o->dir, strerror(errno));
+		return false;
+	}
+	if (o->system && !init_exists(o->dir)) {
+		if (!fsutil_mkdir_p(o->dir, 0755) || chmod(o->dir, 0755) < 0) {
+			fprintf(stderr, "postern init: mkdir %s: %s\n", o->dir, strerror(errno));
+			return false;
+		}
+		init_made(o, o->dir);
+	}
+	for (size_t i = 0; ok && i < sizeof(init_conf_dirs) / sizeof(init_conf_dirs[0]); i++)
+		ok = init_mkdir(o, o->confdir, &init_conf_dirs[i]);
+	for (size_t i = 0; ok && i < sizeof(init_dirs) / sizeof(init_dirs[0]); i++)
+		ok = init_mkdir(o, o->dir, &init_dirs[i]);
+	return ok;
+}
+
+/* base/rel, unless it exists already (kept, never overwritten). */
+static bool init_write_file(struct init_opts *o, const char *base, const char *rel, const struct buf *content,
+                            mode_t mode)
 {
 	struct buf path = BUF_INIT(PATH_MAX), err = BUF_INIT(BUF_NOLIMIT);
-	bool ok;
+	bool ok = true;
 
-	buf_printf(&path, "%s/%s", o->dir, rel);
-	if (!(ok = fsutil_write_atomic(buf_cstr(&path), buf_cstr(content), content->len, mode, &err)))
-		fprintf(stderr, "postern init: %s\n", buf_cstr(&err));
+	buf_printf(&path, "%s/%s", base, rel);
+	if (!init_exists(buf_cstr(&path))) {
+		if ((ok = fsutil_write_atomic(buf_cstr(&path), buf_cstr(content), content->len, mode, &err)))
+			init_made(o, buf_cstr(&path));
+		else
+			fprintf(stderr, "postern init: %s\n", buf_cstr(&err));
+	}
 	buf_free(&path);
 	buf_free(&err);
 	return ok;
@@ -506,6 +596,10 @@ static void init_main_cf(const struct init_opts *o, struct buf *b)
 		buf_puts(b, "log_destination = $instance_directory/log/postern.log\n");
 	else
 		buf_puts(b, "log_destination = syslog\n");
+	if (o->system)
+		buf_puts(b, "# The host's users log in with their login name and password and read ~/Maildir, as with\n"
+		            "# Dovecot; pop3/imap in master.cf run as root for that (privilege-separated login).\n"
+		            "auth_system_users = yes\n");
 	buf_puts(b, "tls_cert_file = $config_directory/tls/cert.pem\n");
 	buf_puts(b, "tls_key_file = $config_directory/tls/key.pem\n");
 }
@@ -523,8 +617,8 @@ static void init_master_cf(const struct init_opts *o, struct buf *b)
 		const struct init_service *s = &init_services[i];
 		buf_reset(&listen);
 		buf_printf(&listen, "%s:%d", o->dev ? "127.0.0.1" : "*", o->ports[i]);
-		buf_printf(b, "%-12s inet %-17s %-9s -    -      100     100    100s %s\n", s->name, buf_cstr(&listen),
-		           s->tls, s->command);
+		buf_printf(b, "%-12s inet %-17s %-9s %-4s -      100     100    100s %s\n", s->name, buf_cstr(&listen),
+		           s->tls, o->system && s->system_users ? "root" : "-", s->command);
 		if (s->override)
 			buf_printf(b, "    -o %s\n", s->override);
 	}
@@ -544,7 +638,10 @@ static void init_aliases(const struct init_opts *o, struct buf *b)
 {
 	buf_puts(b, "# aliases: \"name: target, target...\" per line; `postern newaliases` compiles it into\n"
 	            "# aliases.lmdb. Mail to postmaster must always reach a person (RFC 5321).\n");
-	buf_printf(b, "postmaster: demo@%s\n", o->domain);
+	if (o->system)
+		buf_puts(b, "postmaster: root\n");
+	else
+		buf_printf(b, "postmaster: demo@%s\n", o->domain);
 }
 
 /* A password a person can copy: no look-alike characters. Rejection sampling keeps the choice uniform. */
@@ -605,9 +702,10 @@ static bool init_demo_maildir(const struct init_opts *o)
 	return ok;
 }
 
-/* demo@DOMAIN in data/accounts.lmdb, so a new instance can be tried with a mail client at once. The database
- * and its lock file belong to mail_owner: the auth daemon reads them after dropping privileges. */
-static bool init_demo_account(const struct init_opts *o)
+/* demo@DOMAIN in data/accounts.lmdb, so a new instance can be tried with a mail client at once; a system
+ * instance gets an empty database (`postern user add` fills it). The database and its lock file belong to
+ * mail_owner: the auth daemon reads them after dropping privileges. */
+static bool init_accounts(struct init_opts *o)
 {
 	static const char *const files[] = { "accounts.lmdb", "accounts.lmdb-lock" };
 	struct buf db_path = BUF_INIT(PATH_MAX), mail = BUF_INIT(PATH_MAX), addr = BUF_INIT(PATH_MAX),
@@ -622,8 +720,12 @@ static bool init_demo_account(const struct init_opts *o)
 	buf_printf(&addr, "demo@%s", o->domain);
 	memset(&opts, 0, sizeof(opts));
 	opts.mail_directory = buf_cstr(&mail);
+	if (init_exists(buf_cstr(&db_path))) {
+		ok = true;
+		goto out;
+	}
 	if ((db = accounts_open(buf_cstr(&db_path), true, &err)) != NULL) {
-		r = accounts_add(db, buf_cstr(&addr), o->password, &opts, &err);
+		r = o->system ? ACCOUNTS_OK : accounts_add(db, buf_cstr(&addr), o->password, &opts, &err);
 		accounts_close(&db);
 	}
 	if (r != ACCOUNTS_OK) {
@@ -632,6 +734,7 @@ static bool init_demo_account(const struct init_opts *o)
 		goto out;
 	}
 	ok = true;
+	init_made(o, buf_cstr(&db_path));
 	for (size_t i = 0; o->root && i < sizeof(files) / sizeof(files[0]); i++) {
 		buf_reset(&p);
 		buf_printf(&p, "%s/data/%s", o->dir, files[i]);
@@ -649,57 +752,96 @@ out:
 	return ok;
 }
 
+/* The self-signed certificate, unless there is one: a pair half present is an administrator's doing, not ours. */
+static bool init_certificate(struct init_opts *o)
+{
+	struct buf cert = BUF_INIT(PATH_MAX), key = BUF_INIT(PATH_MAX), err = BUF_INIT(BUF_NOLIMIT);
+	bool ok = true, have_cert, have_key;
+
+	buf_printf(&cert, "%s/tls/cert.pem", o->confdir);
+	buf_printf(&key, "%s/tls/key.pem", o->confdir);
+	have_cert = init_exists(buf_cstr(&cert));
+	have_key = init_exists(buf_cstr(&key));
+	if (have_cert != have_key) {
+		fprintf(stderr, "postern init: %s exists but %s does not: put the missing one in place or remove the "
+		        "other for a new self-signed pair\n", have_cert ? buf_cstr(&cert) : buf_cstr(&key),
+		        have_cert ? buf_cstr(&key) : buf_cstr(&cert));
+		ok = false;
+	} else if (!have_cert) {
+		/* The daemons that terminate TLS run as mail_owner: when root creates the instance for another user,
+		 * that user's group may read the key (root keeps ownership so a daemon cannot rewrite it). */
+		ok = x509_create_selfsigned(buf_cstr(&cert), buf_cstr(&key), o->hostname, X509_SELFSIGNED_DAYS,
+		                            o->root && o->owner_uid != 0 ? o->owner_gid : (gid_t)-1, &err);
+		if (!ok)
+			fprintf(stderr, "postern init: %s\n", buf_cstr(&err));
+		else
+			init_made(o, buf_cstr(&cert));
+	}
+	buf_free(&cert);
+	buf_free(&key);
+	buf_free(&err);
+	return ok;
+}
+
 static bool init_create(struct init_opts *o)
 {
-	struct buf b = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(BUF_NOLIMIT), cert = BUF_INIT(PATH_MAX),
-	           key = BUF_INIT(PATH_MAX), aliases = BUF_INIT(PATH_MAX);
+	struct buf b = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(BUF_NOLIMIT), aliases = BUF_INIT(PATH_MAX),
+	           compiled = BUF_INIT(PATH_MAX);
 	bool ok = false;
 
 	if (!init_mkdirs(o))
 		goto out;
 	init_main_cf(o, &b);
-	if (!init_write_file(o, "etc/main.cf", &b, 0644))
+	if (!init_write_file(o, o->confdir, "main.cf", &b, 0644))
 		goto out;
 	buf_reset(&b);
 	init_master_cf(o, &b);
-	if (!init_write_file(o, "etc/master.cf", &b, 0644))
+	if (!init_write_file(o, o->confdir, "master.cf", &b, 0644))
 		goto out;
 	buf_reset(&b);
 	init_aliases(o, &b);
-	if (!init_write_file(o, "etc/aliases", &b, 0644))
+	if (!init_write_file(o, o->confdir, "aliases", &b, 0644))
 		goto out;
 	/* compiled now so local delivery finds postmaster before anyone runs newaliases */
-	buf_printf(&aliases, "%s/etc/aliases", o->dir);
-	if (!table_compile(buf_cstr(&aliases), NULL, TABLE_ALIASES, NULL, &err, NULL)) {
-		fprintf(stderr, "postern init: %s\n", buf_cstr(&err));
-		goto out;
+	buf_printf(&aliases, "%s/aliases", o->confdir);
+	buf_printf(&compiled, "%s/aliases.lmdb", o->confdir);
+	if (!init_exists(buf_cstr(&compiled))) {
+		if (!table_compile(buf_cstr(&aliases), NULL, TABLE_ALIASES, NULL, &err, NULL)) {
+			fprintf(stderr, "postern init: %s\n", buf_cstr(&err));
+			goto out;
+		}
+		init_made(o, buf_cstr(&compiled));
 	}
-	buf_printf(&cert, "%s/etc/tls/cert.pem", o->dir);
-	buf_printf(&key, "%s/etc/tls/key.pem", o->dir);
-	/* The daemons that terminate TLS run as mail_owner: when root creates the instance for another user, that
-	 * user's group may read the key (root keeps ownership so a daemon cannot rewrite it). */
-	if (!x509_create_selfsigned(buf_cstr(&cert), buf_cstr(&key), o->hostname, X509_SELFSIGNED_DAYS,
-	                            o->root && o->owner_uid != 0 ? o->owner_gid : (gid_t)-1, &err)) {
-		fprintf(stderr, "postern init: %s\n", buf_cstr(&err));
+	if (!init_certificate(o))
 		goto out;
+	if (!o->system) {
+		if (!init_demo_maildir(o))
+			goto out;
+		init_password(o->password, INIT_PASSWORD_LEN);
 	}
-	if (!init_demo_maildir(o))
-		goto out;
-	init_password(o->password, INIT_PASSWORD_LEN);
-	if (!init_demo_account(o))
+	if (!init_accounts(o))
 		goto out;
 	ok = true;
 out:
 	buf_free(&b);
 	buf_free(&err);
-	buf_free(&cert);
-	buf_free(&key);
 	buf_free(&aliases);
+	buf_free(&compiled);
 	return ok;
 }
 
 static void init_report(const struct init_opts *o)
 {
+	if (o->system) {
+		if (o->created == 0)
+			printf("postern init: the system instance (%s, %s) is complete; nothing was changed\n", o->confdir,
+			       o->dir);
+		else
+			printf("postern init: system instance completed: configuration in %s, spool in %s, daemons run as "
+			       "%s; existing files were kept\nstart it with: systemctl start postern (or postern start)\n",
+			       o->confdir, o->dir, o->user);
+		return;
+	}
 	printf("created a %s instance in %s\n", o->dev ? "development" : "system", o->dir);
 	printf("  hostname %s, domain %s, daemons run as %s\n", o->hostname, o->domain, o->user);
 	printf("  listening on %s:", o->dev ? "127.0.0.1" : "every address");
@@ -732,6 +874,15 @@ int cmd_init(int argc, char **argv)
 		        "set daemon_directory by hand\n", log_safe(o.daemon_dir, strlen(o.daemon_dir), 200));
 		xfree(&o.daemon_dir);
 	}
+	if (o.system) {
+		if (!init_create(&o)) {
+			fprintf(stderr, "postern init: the system instance is incomplete; what was made is kept\n");
+			goto out;
+		}
+		init_report(&o);
+		rc = 0;
+		goto out;
+	}
 	if ((created = init_prepare_dir(o.dir)) < 0)
 		goto out;
 	if (!init_create(&o)) {
@@ -744,6 +895,7 @@ int cmd_init(int argc, char **argv)
 out:
 	explicit_bzero(o.password, sizeof(o.password));
 	free(o.dir);
+	free(o.confdir);
 	free(o.hostname);
 	free(o.domain);
 	free(o.user);

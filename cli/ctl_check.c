@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +151,14 @@ out:
 	buf_free(&err);
 }
 
+/* A root-made instance gives the key to root with group read for mail_owner's group (postern init does): the
+ * daemons that terminate TLS run as mail_owner and read it, and none of them can rewrite it. */
+static bool check_key_group_ok(struct config *cfg, const struct stat *st)
+{
+	struct passwd *pw = getpwnam(config_str(cfg, "mail_owner"));
+	return pw && st->st_uid == 0 && pw->pw_uid != 0 && st->st_gid == pw->pw_gid && (st->st_mode & 077) == 040;
+}
+
 static void check_tls(struct checker *c, struct config *cfg)
 {
 	const char *cert = config_str(cfg, "tls_cert_file"), *key = config_str(cfg, "tls_key_file");
@@ -161,7 +170,7 @@ static void check_tls(struct checker *c, struct config *cfg)
 	if (stat(key, &st) < 0 || access(key, R_OK) < 0)
 		problem(c, "tls_key_file %s (set at %s): %s; TLS services need the private key", key,
 		        where(cfg, "tls_key_file"), strerror(errno));
-	else if (st.st_mode & 077)
+	else if ((st.st_mode & 077) && !check_key_group_ok(cfg, &st))
 		problem(c, "tls_key_file %s has mode %04o: the private key must not be readable by others; run: chmod "
 		        "600 %s", key, (unsigned)(st.st_mode & 07777), key);
 	check_cert(c, cert, key);

@@ -528,10 +528,12 @@ int cmd_sendmail(int argc, char **argv)
 		break;
 	case SENDMAIL_FLUSH: {
 		/* the same request as `postern queue flush`: qmgr retries every deferred message now. Only a running
-		 * qmgr: stopped, nothing would be delivered now, and saying so is the honest answer */
+		 * qmgr: stopped, nothing would be delivered now, and saying so is the honest answer. Postfix's
+		 * sendmail -q (postqueue -f) fails the same way, with the same words and EX_UNAVAILABLE. */
 		int fd = qclient_connect(cfg);
 		if (fd < 0) {
-			fprintf(stderr, "sendmail: cannot reach qmgr (%s): the mail system is not running\n", strerror(errno));
+			fprintf(stderr, "sendmail: Cannot flush mail queue - mail system is down (qmgr: %s); "
+			        "'postern queue flush' marks deferred mail for the next start\n", strerror(errno));
 			rc = EX_UNAVAILABLE;
 			break;
 		}

@@ -1,7 +1,8 @@
 /* The daemon skeleton; see daemon.h for the protocol with master.
  * Signals in DAEMON_SINGLE mode: SIGTERM and SIGHUP close the listening sockets at once (so a reload or stop
  * frees the port even while a session runs) and let the current session finish; the process then exits.
- * SA_RESTART keeps the session's blocking I/O undisturbed; poll() between sessions still sees EINTR. */
+ * SA_RESTART keeps the session's blocking I/O undisturbed; poll() between sessions still sees EINTR, and so do a
+ * session's waits for its client's next command, which end at once (stream_set_interrupt(s, daemon_stopping)). */
 #include "daemon.h"
 
 #include <errno.h>

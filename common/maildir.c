@@ -25,6 +25,7 @@ struct maildir_writer {
 	uint64_t size, wsize;
 	char last;            /* last byte written, to count CRLF across writes */
 	bool failed;
+	bool once;            /* unique given by the caller: an existing file of that name is this message */
 	int err_no;
 };
 
@@ -32,13 +33,19 @@ bool maildir_make(const char *root, mode_t mode, struct buf *err)
 {
 	static const char *subs[] = { "tmp", "new", "cur" };
 	struct buf p = BUF_INIT(BUF_NOLIMIT);
-	bool ok = fsutil_mkdir_p(root, mode);
+	bool ok = true, made_root = false;
 
+	/* Called before every delivery: the root's parents are made only when a subdirectory cannot be (ENOENT),
+	 * so an existing Maildir costs three mkdir calls instead of one per path component. */
 	for (size_t i = 0; ok && i < 3; i++) {
 		buf_reset(&p);
 		buf_printf(&p, "%s/%s", root, subs[i]);
-		if (mkdir(buf_cstr(&p), mode) < 0 && errno != EEXIST)
-			ok = false;
+		bool made = mkdir(buf_cstr(&p), mode) == 0 || errno == EEXIST;
+		if (!made && errno == ENOENT && !made_root) {
+			made_root = true;
+			made = fsutil_mkdir_p(root, mode) && (mkdir(buf_cstr(&p), mode) == 0 || errno == EEXIST);
+		}
+		ok = made;
 	}
 	if (!ok)
 		buf_printf(err, "cannot create Maildir %s: %s", root, strerror(errno));
@@ -150,7 +157,17 @@ void maildir_abort(struct maildir_writer **wp)
 	writer_free(wp);
 }
 
-bool maildir_commit(struct maildir_writer **wp, const char *flags, char **name, struct buf *err)
+void maildir_set_unique(struct maildir_writer *w, const char *tag)
+{
+	struct buf u = BUF_INIT(MAILDIR_NAME_MAX);
+	buf_printf(&u, "%s.", tag);
+	put_host(&u);
+	free(w->unique);
+	w->unique = buf_steal(&u, NULL);
+	w->once = true;
+}
+
+static bool commit(struct maildir_writer **wp, const char *flags, char **name, bool *existed, struct buf *err)
 {
 	struct maildir_writer *w = *wp;
 	struct buf final = BUF_INIT(MAILDIR_NAME_MAX), path = BUF_INIT(BUF_NOLIMIT), dir = BUF_INIT(BUF_NOLIMIT);
@@ -171,18 +188,29 @@ bool maildir_commit(struct maildir_writer **wp, const char *flags, char **name, 
 		goto fail;
 	buf_printf(&dir, "%s/%s", w->root, flags ? "cur" : "new");
 	buf_printf(&path, "%s/%s", buf_cstr(&dir), buf_cstr(&final));
-	/* link() never replaces an existing file, unlike rename(): a name collision fails instead of losing mail. */
-	what = "link";
-	if (link(w->tmp_path, buf_cstr(&path)) < 0)
-		goto fail;
+	/* Never replace an existing file, unlike rename(): a name collision fails instead of losing mail.
+	 * RENAME_NOREPLACE does it in one step; link() (and the unlink below) where the file system lacks it. */
+	what = "rename";
+	if (existed)
+		*existed = false;
+	bool moved = renameat2(AT_FDCWD, w->tmp_path, AT_FDCWD, buf_cstr(&path), RENAME_NOREPLACE) == 0;
+	if (!moved && (errno == EEXIST || (errno != EINVAL && errno != ENOSYS) ||
+	               (what = "link", link(w->tmp_path, buf_cstr(&path)) < 0))) {
+		if (errno != EEXIST || !w->once || !existed)
+			goto fail;
+		/* an earlier or concurrent attempt delivered the same message; it may not have synced the directory */
+		*existed = true;
+	}
 	what = "fsync directory";
 	if (!fsutil_fsync_dir(buf_cstr(&dir))) {
 		int saved = errno;
-		unlink(buf_cstr(&path));
+		if (!existed || !*existed)
+			unlink(buf_cstr(&path));
 		errno = saved;
 		goto fail;
 	}
-	unlink(w->tmp_path);
+	if (!moved)
+		unlink(w->tmp_path);
 	if (name)
 		*name = buf_steal(&final, NULL);
 	ok = true;
@@ -196,6 +224,16 @@ out:
 	buf_free(&dir);
 	writer_free(wp);
 	return ok;
+}
+
+bool maildir_commit(struct maildir_writer **wp, const char *flags, char **name, struct buf *err)
+{
+	return commit(wp, flags, name, NULL, err);
+}
+
+bool maildir_commit_once(struct maildir_writer **wp, char **name, bool *existed, struct buf *err)
+{
+	return commit(wp, NULL, name, existed, err);
 }
 
 static bool parse_u64_until(const char *p, const char *end, uint64_t *out)

@@ -31,6 +31,12 @@ uint64_t maildir_wsize(const struct maildir_writer *w);   /* W: bytes with every
  * way; on failure the temp file is removed and nothing appears in new/ or cur/. */
 bool maildir_commit(struct maildir_writer **w, const char *flags, char **name, struct buf *err);
 void maildir_abort(struct maildir_writer **w);
+/* For a delivery that must happen once: the final name's unique part is TAG.HOST, the caller's tag derived from
+ * the queue ID and the recipient so that every attempt picks the same name, instead of a fresh one. */
+void maildir_set_unique(struct maildir_writer *w, const char *tag);
+/* maildir_commit into new/ that never adds a second copy: when new/ already holds the name (an earlier or a
+ * concurrent attempt), nothing is added, that entry is made durable, *existed is set and true returned. */
+bool maildir_commit_once(struct maildir_writer **w, char **name, bool *existed, struct buf *err);
 
 /* Parse a Maildir file name: the base (up to ':' or the end), S= and W= sizes when present (else 0 and false in
  * the have_ flags), and the flags after ":2," (pointer into name, "" when none). false when the name is not a

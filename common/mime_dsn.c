@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "alloc.h"
 #include "mime.h"
 
 static const char *action_name(enum mime_dsn_action a)
@@ -96,11 +97,14 @@ bool mime_dsn_build(const struct mime_dsn *d, struct buf *out, bool *eightbit)
 		ok = ok && buf_puts(out, "Your message was delivered to the recipients listed below.\n\n");
 	for (size_t i = 0; i < d->nrcpts && ok; i++) {
 		const struct mime_dsn_rcpt *r = &d->rcpts[i];
-		ok = buf_putc(out, '<') && put_safe(out, r->final_rcpt, &eight) && buf_printf(out, ">: %s",
-		                                                                               action_name(r->action));
-		if (ok && r->diagnostic)
-			ok = buf_puts(out, ": ") && put_safe(out, r->diagnostic, &eight);
-		if (ok && r->remote_mta)
+		const char *text = r->text ? r->text : r->diagnostic;
+		ok = buf_putc(out, '<') && put_safe(out, r->final_rcpt, &eight) && buf_putc(out, '>');
+		if (ok && r->target)
+			ok = buf_puts(out, " (delivery to ") && put_safe(out, r->target, &eight) && buf_putc(out, ')');
+		ok = ok && buf_printf(out, ": %s", action_name(r->action));
+		if (ok && text)
+			ok = buf_puts(out, ": ") && put_safe(out, text, &eight);
+		if (ok && r->remote_mta && !r->text)
 			ok = buf_puts(out, " (from ") && put_safe(out, r->remote_mta, &eight) && buf_putc(out, ')');
 		ok = ok && buf_putc(out, '\n');
 	}
@@ -138,8 +142,13 @@ bool mime_dsn_build(const struct mime_dsn *d, struct buf *out, bool *eightbit)
 		if (r->remote_mta)
 			ok = ok && buf_puts(out, "Remote-MTA: dns; ") && put_safe(out, r->remote_mta, &eight) &&
 			     buf_putc(out, '\n');
+		/* RFC 3464 2.3.6: type smtp only for an SMTP reply; our own reasons are X-Postern (Postfix: X-Postfix) */
 		if (r->diagnostic)
-			ok = ok && buf_puts(out, "Diagnostic-Code: smtp; ") && put_safe(out, r->diagnostic, &eight) &&
+			ok = ok && buf_puts(out, "Diagnostic-Code: ") &&
+			     put_safe(out, r->diag_type ? r->diag_type : "X-Postern", &eight) && buf_puts(out, "; ") &&
+			     put_safe(out, r->diagnostic, &eight) && buf_putc(out, '\n');
+		if (r->target)
+			ok = ok && buf_puts(out, "X-Postern-Target: ") && put_safe(out, r->target, &eight) &&
 			     buf_putc(out, '\n');
 		if (r->last_attempt)
 			ok = ok && put_date_field(out, "Last-Attempt-Date", r->last_attempt);
@@ -185,4 +194,26 @@ bool mime_dsn_build(const struct mime_dsn *d, struct buf *out, bool *eightbit)
 	if (eightbit)
 		*eightbit = eight;
 	return ok;
+}
+
+bool mime_dsn_split_said(const char *text, char **mta, char **reply)
+{
+	static const char said[] = " said: ", tail[] = " (in reply to ";
+	if (!text || strncmp(text, "host ", 5) != 0)
+		return false;
+	const char *name = text + 5, *s = strstr(name, said);
+	if (!s || s == name)
+		return false;
+	/* the last " (in reply to ": the reply's own text may hold one */
+	const char *r = s + sizeof(said) - 1, *t = NULL;
+	for (const char *p = strstr(r, tail); p; p = strstr(p + 1, tail))
+		t = p;
+	const char *end = t ? t : r + strlen(r);
+	if (end == r)
+		return false;
+	/* the name only: "[addr]" is not a DNS name */
+	const char *br = memchr(name, '[', (size_t)(s - name));
+	*mta = xstrndup(name, (size_t)((br && br > name ? br : s) - name));
+	*reply = xstrndup(r, (size_t)(end - r));
+	return true;
 }

@@ -24,7 +24,10 @@ struct mime_dsn_rcpt {
 	enum mime_dsn_action action;
 	const char *status;           /* RFC 3463 code, "5.1.1" */
 	const char *remote_mta;       /* host that gave the diagnostic, or NULL */
-	const char *diagnostic;       /* its SMTP reply, "550 5.1.1 <x@y>: no such user", or NULL */
+	const char *diagnostic;       /* its SMTP reply, "550 5.1.1 <x@y>: no such user", or our reason; or NULL */
+	const char *diag_type;        /* "smtp" for a remote reply; NULL: our own reason (type X-Postern) */
+	const char *text;             /* for people, the whole story ("host ... said: ..."); NULL: diagnostic */
+	const char *target;           /* what an alias expanded to and delivery failed for ("|cmd"), or NULL */
 	time_t last_attempt;          /* 0: not given */
 	time_t retry_until;           /* delayed: when we give up; 0: not given */
 };
@@ -51,5 +54,10 @@ struct mime_dsn {
  * (may be NULL) is set when the result holds 8-bit bytes (a returned 8-bit message or UTF-8 addresses): it
  * must then be sent with BODY=8BITMIME or converted with mime_7bit_convert(). False when out's cap was hit. */
 bool mime_dsn_build(const struct mime_dsn *d, struct buf *out, bool *eightbit);
+
+/* A delivery agent's result "host NAME[ADDR] said: REPLY (in reply to CMD command)" (smtp's form, what Postfix
+ * writes): *mta gets NAME and *reply REPLY (both allocated; free them) for Remote-MTA and a Diagnostic-Code of
+ * type smtp, as RFC 3464 2.3.5 and 2.3.6 want. false (nothing allocated) for any other text. */
+bool mime_dsn_split_said(const char *text, char **mta, char **reply);
 
 #endif

@@ -112,6 +112,20 @@ static bool out_append(struct qfile_writer *w, const void *p, size_t n)
 	return true;
 }
 
+/* A root tool (postern queue inject) writing into a queue that belongs to mail_owner: the file must be qmgr's,
+ * like the directory it goes into, or qmgr cannot open it once it is in active/. */
+static bool give_to_queue_owner(int fd, const char *queue_dir)
+{
+	if (geteuid() != 0)
+		return true;
+	struct buf dir = BUF_INIT(BUF_NOLIMIT);
+	struct stat st;
+	buf_printf(&dir, "%s/tmp", queue_dir);
+	bool ok = stat(buf_cstr(&dir), &st) == 0 && (st.st_uid == 0 || fchown(fd, st.st_uid, st.st_gid) == 0);
+	buf_free(&dir);
+	return ok;
+}
+
 struct qfile_writer *qfile_create(const char *queue_dir, struct buf *err)
 {
 	static unsigned counter;
@@ -123,6 +137,13 @@ struct qfile_writer *qfile_create(const char *queue_dir, struct buf *err)
 	gettimeofday(&tv, NULL);
 	buf_printf(&path, "%s/tmp/%ld.%ld.%u", queue_dir, (long)getpid(), (long)tv.tv_usec, counter++);
 	w->fd = open(buf_cstr(&path), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (w->fd >= 0 && !give_to_queue_owner(w->fd, queue_dir)) {
+		int e = errno;
+		unlink(buf_cstr(&path));
+		close(w->fd);
+		w->fd = -1;
+		errno = e;
+	}
 	if (w->fd < 0 || fstat(w->fd, &st) < 0) {
 		buf_printf(err, "create %s: %s", buf_cstr(&path), strerror(errno));
 		if (w->fd >= 0) {

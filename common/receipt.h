@@ -1,9 +1,10 @@
 /* Delivery receipts in queue/receipts/ID/: a pending mark is made (and locked) before a delivery and becomes
  * the receipt after it, so a transport that is asked again for a recipient whose result qmgr never recorded
  * (a kill between the delivery and qmgr's commit) answers "delivered" instead of delivering twice. Used by
- * local/deliver.c around each Maildir write (a retry that finds a pending mark looks in the Maildir for the
- * very message; for an mbox, local/mbox.c checks the file at the offset the mark records) and by smtp/main.c around each relayed transaction; qmgr removes the directory with the
- * message. */
+ * local/deliver.c around each mbox append (a retry that finds a pending mark has local/mbox.c check the file
+ * at the offset the mark records) and by smtp/main.c around each relayed transaction; qmgr removes the
+ * directory with the message. Maildir deliveries need none: their file name is the receipt (local/deliver.c).
+ * The content search (dir and c below) is no longer used by a delivery path. */
 #ifndef POSTERN_RECEIPT_H
 #define POSTERN_RECEIPT_H
 

@@ -25,6 +25,7 @@
 #define STREAM_WBUF_SIZE 16384
 #define STREAM_ERR_MAX 1024
 #define STREAM_DEFAULT_TIMEOUT_MS 300000
+#define STREAM_STOP_CHECK_MS 500	/* with stream_set_interrupt(): how late a stop may be seen at worst */
 
 struct stream {
 	int fd;
@@ -39,6 +40,7 @@ struct stream {
 	int64_t call_deadline;	/* monotonic ms when the current call must end; 0: none */
 	enum stream_result werr;	/* sticky write failure, STREAM_OK when none */
 	enum stream_eol eol;
+	bool (*stop)(void);	/* stream_set_interrupt() */
 	uint64_t bytes_in, bytes_out;
 	struct buf err;
 	struct stream_codec codec;	/* decode NULL: none */
@@ -135,6 +137,11 @@ void stream_set_timeouts(struct stream *s, int read_ms, int write_ms)
 	s->write_ms = write_ms;
 }
 
+void stream_set_interrupt(struct stream *s, bool (*stop)(void))
+{
+	s->stop = stop;
+}
+
 static int64_t now_ms(void)
 {
 	struct timespec ts;
@@ -143,8 +150,8 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Wait for events on the fd: STREAM_OK when ready, STREAM_TIMEOUT, or STREAM_ERROR. Signals do not extend the
- * wait: the remaining time is recomputed after EINTR. */
+/* Wait for events on the fd: STREAM_OK when ready, STREAM_TIMEOUT, STREAM_INTERRUPTED, or STREAM_ERROR.
+ * Signals do not extend the wait: the remaining time is recomputed after EINTR. */
 static enum stream_result wait_fd(struct stream *s, short events, int timeout_ms)
 {
 	int64_t deadline = timeout_ms < 0 ? 0 : now_ms() + timeout_ms;
@@ -159,12 +166,21 @@ static enum stream_result wait_fd(struct stream *s, short events, int timeout_ms
 			int64_t d = deadline - now_ms();
 			left = d < 0 ? 0 : d > INT32_MAX ? INT32_MAX : (int)d;
 		}
+		/* checked before every poll, not only after EINTR: the signal may have come while we were busy; and
+		 * the poll is cut into short slices so one that came just before it is seen soon all the same */
+		if (s->stop && s->stop()) {
+			set_err(s, "interrupted by shutdown");
+			return STREAM_INTERRUPTED;
+		}
+		int slice = s->stop && (left < 0 || left > STREAM_STOP_CHECK_MS) ? STREAM_STOP_CHECK_MS : left;
 		pfd.fd = s->fd;
 		pfd.events = events;
 		pfd.revents = 0;
-		n = poll(&pfd, 1, left);
+		n = poll(&pfd, 1, slice);
 		if (n > 0)
 			return STREAM_OK;	/* POLLERR/POLLHUP too: the next read or write reports what happened */
+		if (n == 0 && slice != left)
+			continue;
 		if (n == 0) {
 			set_err(s, "timeout waiting to %s (%s)", events & POLLIN ? "read" : "write",
 				deadline == s->call_deadline ? "whole-call deadline" : "no progress");

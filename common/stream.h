@@ -19,6 +19,7 @@ enum stream_result {
 	STREAM_TIMEOUT,	/* no progress within the timeout */
 	STREAM_TOOLONG,	/* line longer than allowed (rest skipped), or read_exact target full */
 	STREAM_ERROR,	/* I/O or TLS error; stream_error_text() says which */
+	STREAM_INTERRUPTED,	/* a signal arrived while waiting and the stream_set_interrupt() check said stop */
 };
 
 /* How the last line from stream_read_line() ended: SMTP smuggling defences must tell CRLF from a bare LF. */
@@ -43,6 +44,10 @@ void stream_set_timeouts(struct stream *s, int read_ms, int write_ms);
 /* When on, the timeouts bound each whole call instead (Postfix smtpd_per_record_deadline): a peer that trickles
  * one byte at a time cannot keep a line read or a flush going for longer than the timeout. */
 void stream_set_deadline_mode(struct stream *s, bool on);
+/* While stop is set (NULL: never), a wait for the peer that a signal interrupts ends with STREAM_INTERRUPTED
+ * when stop() is true, and so does one that would start with stop() already true: a daemon told to shut down
+ * is not held by an idle client. Set it only around waits where dropping the client loses nothing. */
+void stream_set_interrupt(struct stream *s, bool (*stop)(void));
 
 /* One line without its terminator into line (reset first). maxlen counts the bytes before CR LF (or LF).
  * A longer line gives STREAM_TOOLONG after the rest of it has been read and dropped up to its LF; line then

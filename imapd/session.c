@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "daemon.h"
 #include "cmdtab.h"
 #include "fsutil.h"
 #include "imapd.h"
@@ -338,9 +339,13 @@ static void session_loop(struct imapd_session *sess)
 			break;
 		const void *p;
 		size_t n, used;
+		/* a stop or reload does not wait for a client between commands (or in an unfinished one: nothing of
+		 * it is done yet) */
+		stream_set_interrupt(sess->s, daemon_stopping);
 		enum stream_result sr = stream_peek(sess->s, &p, &n);
-		if (sr == STREAM_TIMEOUT) {
-			imapd_untagged(sess, "BYE idle for too long");
+		stream_set_interrupt(sess->s, NULL);
+		if (sr == STREAM_TIMEOUT || sr == STREAM_INTERRUPTED) {
+			imapd_untagged(sess, sr == STREAM_TIMEOUT ? "BYE idle for too long" : "BYE Server shutting down");
 			break;
 		}
 		if (sr != STREAM_OK)

@@ -2,6 +2,7 @@
  * a path under a user's control can never be used to write as root; the child reports its outcome through a
  * pipe. Without root the daemon writes as itself. Every failure of the write itself is temporary; only a
  * full quota can bounce (quota_exceeded_action). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -102,6 +103,43 @@ static void pick_folder(const struct ldeliver_target *t, struct buf *dir)
 	buf_puts(dir, t->path);
 }
 
+/* A target's part of its receipt name and of its Maildir file name (one recipient may have several targets). */
+static uint64_t target_hash(const struct ldeliver_target *t)
+{
+	uint64_t h = 1469598103934665603ull;	/* FNV-1a */
+	for (const unsigned char *p = (const unsigned char *)t->path; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	if (t->kind != LDELIVER_MAILDIR)	/* Maildir receipts keep their old names */
+		h = (h ^ (unsigned)t->kind) * 1099511628211ull;
+	if (t->kind == LDELIVER_RESUBMIT && t->sender)
+		for (const unsigned char *p = (const unsigned char *)t->sender; *p; p++)
+			h = (h ^ *p) * 1099511628211ull;
+	return h;
+}
+
+/* A file in dir/new or dir/cur whose name begins with tag: this recipient's copy, made by an earlier attempt
+ * (readers may rename it in cur/, but keep the unique part at the front). */
+static bool find_tagged(const char *dir, const char *tag)
+{
+	static const char *const subs[] = { "new", "cur" };
+	struct buf p = BUF_INIT(BUF_NOLIMIT);
+	size_t n = strlen(tag);
+	bool found = false;
+
+	for (size_t i = 0; i < 2 && !found; i++) {
+		buf_reset(&p);
+		buf_printf(&p, "%s/%s", dir, subs[i]);
+		DIR *d = opendir(buf_cstr(&p));
+		struct dirent *e;
+		while (d && !found && (e = readdir(d)))
+			found = strncmp(e->d_name, tag, n) == 0 && e->d_name[n] == '.';
+		if (d)
+			closedir(d);
+	}
+	buf_free(&p);
+	return found;
+}
+
 static enum ldeliver_status write_maildir(const struct ldeliver_msg *m, const struct ldeliver_target *t,
                                           struct buf *dsn, struct buf *text)
 {
@@ -154,11 +192,29 @@ static enum ldeliver_status write_maildir(const struct ldeliver_msg *m, const st
 		buf_reset(&err);
 	}
 	const char *maildir = dirb.data;
+	struct buf tag = BUF_INIT(MAILDIR_NAME_MAX);
+	if (m->receipt_dir && m->arrival > 0)	/* seconds first, as in any Maildir name: readers take the date */
+		buf_printf(&tag, "%lld.", (long long)m->arrival);
+	if (m->receipt_dir)
+		buf_printf(&tag, "Q%sR%uH%016llx", m->queue_id, (unsigned)m->rcpt_idx, (unsigned long long)target_hash(t));
+	if (m->receipt_dir && m->retry && find_tagged(maildir, buf_cstr(&tag))) {
+		buf_free(&tag);
+		buf_puts(dsn, "2.0.0");
+		buf_puts(text, "delivered to maildir (before a restart)");
+		st = LDELIVER_OK;
+		goto out;
+	}
 	if (!(w = maildir_begin(maildir, 0600, &err))) {
+		buf_free(&tag);
 		buf_puts(dsn, errno == ENOSPC || errno == EDQUOT ? "4.3.1" : "4.2.0");
 		buf_printf(text, "cannot write to maildir %s: %s", maildir, buf_cstr(&err));
 		goto out;
 	}
+	/* Exactly once without a receipt file: every attempt for this recipient and target picks the same name,
+	 * so the file in new/ is the receipt (maildir_commit_once refuses a second copy). */
+	if (m->receipt_dir)
+		maildir_set_unique(w, buf_cstr(&tag));
+	buf_free(&tag);
 	bool ok = maildir_write(w, hdr.data, hdr.len);
 	chunk = xmalloc(65536);
 	for (uint64_t off = 0; ok && off < m->content_len;) {
@@ -178,9 +234,16 @@ static enum ldeliver_status write_maildir(const struct ldeliver_msg *m, const st
 		buf_printf(text, "cannot write to maildir %s: %s", maildir, strerror(errno));
 		goto out;
 	}
-	if (!maildir_commit(&w, NULL, &name, &err)) {
+	bool existed = false;
+	if (!(m->receipt_dir ? maildir_commit_once(&w, &name, &existed, &err) : maildir_commit(&w, NULL, &name, &err))) {
 		buf_puts(dsn, "4.2.0");
 		buf_printf(text, "cannot write to maildir %s: %s", maildir, buf_cstr(&err));
+		goto out;
+	}
+	if (existed) {		/* an interrupted attempt delivered it; its size was counted then */
+		buf_puts(dsn, "2.0.0");
+		buf_puts(text, "delivered to maildir (before a restart)");
+		st = LDELIVER_OK;
 		goto out;
 	}
 	if (!t->quota)
@@ -275,18 +338,9 @@ static enum ldeliver_status deliver_as(const struct ldeliver_msg *m, const struc
 	return st;
 }
 
-/* Receipt name: recipient number and a hash of the target (one recipient may have several targets). */
 static void receipt_path(const struct ldeliver_msg *m, const struct ldeliver_target *t, struct buf *out)
 {
-	uint64_t h = 1469598103934665603ull;	/* FNV-1a */
-	for (const unsigned char *p = (const unsigned char *)t->path; *p; p++)
-		h = (h ^ *p) * 1099511628211ull;
-	if (t->kind != LDELIVER_MAILDIR)	/* Maildir receipts keep their old names */
-		h = (h ^ (unsigned)t->kind) * 1099511628211ull;
-	if (t->kind == LDELIVER_RESUBMIT && t->sender)
-		for (const unsigned char *p = (const unsigned char *)t->sender; *p; p++)
-			h = (h ^ *p) * 1099511628211ull;
-	buf_printf(out, "%s/%u-%016llx", m->receipt_dir, (unsigned)m->rcpt_idx, (unsigned long long)h);
+	buf_printf(out, "%s/%u-%016llx", m->receipt_dir, (unsigned)m->rcpt_idx, (unsigned long long)target_hash(t));
 }
 
 /* Written after the Maildir commit and before the answer; not fsynced: it guards against crashed processes,
@@ -302,22 +356,6 @@ static void write_receipt(const struct ldeliver_msg *m, const char *path)
 		log_warn("%s: receipt %s: %s", m->queue_id, path, strerror(errno));
 	else
 		close(fd);
-}
-
-/* Maildir and file targets are delivered exactly once across crashes (common/receipt.h): the pending mark is taken here,
- * before any fork, so a writer child holds its lock until it exits. true when an interrupted earlier attempt
- * already put the message into the folder. */
-static bool maildir_receipt_begin(const struct ldeliver_msg *m, const struct ldeliver_target *t, const char *path,
-                                  struct qreceipt *lr)
-{
-	struct buf hdr = BUF_INIT(BUF_NOLIMIT), dir = BUF_INIT(BUF_NOLIMIT);
-	ldeliver_trace_headers(t->sender ? t->sender : m->sender, t->rcpt, &hdr);
-	pick_folder(t, &dir);
-	struct qreceipt_content c = { hdr.data, hdr.len, m->fd, m->content_offset, m->content_len };
-	bool done = qreceipt_begin(lr, path, buf_cstr(&dir), &c);
-	buf_free(&hdr);
-	buf_free(&dir);
-	return done;
 }
 
 enum ldeliver_status ldeliver(const struct ldeliver_msg *m, const struct ldeliver_target *t, struct buf *dsn,
@@ -350,11 +388,6 @@ enum ldeliver_status ldeliver(const struct ldeliver_msg *m, const struct ldelive
 		buf_puts(dsn, "5.4.6");
 		buf_printf(text, "mail forwarding loop for %s", t->rcpt);
 		st = LDELIVER_FAIL;
-	} else if (t->kind == LDELIVER_MAILDIR && m->receipt_dir && (guarded = true) &&
-	           maildir_receipt_begin(m, t, receipt.data, &lr)) {
-		buf_puts(dsn, "2.0.0");
-		buf_printf(text, "delivered to %s (before a restart)", what[t->kind]);
-		st = LDELIVER_OK;
 	} else if (t->kind == LDELIVER_FILE && m->receipt_dir && (guarded = true) &&
 	           qreceipt_begin(&lr, receipt.data, NULL, NULL)) {
 		buf_puts(dsn, "2.0.0");
@@ -369,7 +402,7 @@ enum ldeliver_status ldeliver(const struct ldeliver_msg *m, const struct ldelive
 	}
 	if (guarded)
 		qreceipt_end(&lr, st == LDELIVER_OK);	/* no-op when the receipt was already there */
-	else if (st == LDELIVER_OK && m->receipt_dir)
+	else if (st == LDELIVER_OK && m->receipt_dir && t->kind != LDELIVER_MAILDIR)	/* its file is its receipt */
 		write_receipt(m, receipt.data);
 	buf_free(&receipt);
 	return st;

@@ -26,6 +26,10 @@ struct ldeliver_msg {
 	const char *sender;	/* envelope sender, "" for the null sender */
 	int fd;			/* the queue file (read with pread: the offset is not used) */
 	bool junk;		/* smtpd enforced a DMARC quarantine: Maildir deliveries go to the Junk folder */
+	/* An earlier request for this message may have delivered some of it: a Maildir copy may already have been
+	 * moved from new/ to cur/ by a reader, so look for it by name before writing. */
+	bool retry;
+	int64_t arrival;	/* when the message was queued (seconds; 0: unknown), the start of its Maildir names */
 	uint64_t content_offset;
 	uint64_t content_len;
 };

@@ -527,6 +527,22 @@ static bool quarantined(const struct ldeliver_msg *m)
 	return q;
 }
 
+/* Has local been given this message before? The queue file's owner-execute bit says so (as in Postfix, a
+ * mode bit as a flag on the file): set before the first delivery, so a later request (a retry after a crash or a
+ * restart, or the next batch of recipients) knows that a Maildir copy may exist under its deterministic name.
+ * Not synced: ext4 commits this change no later than the delivery's own fsync of new/. */
+static bool started_before(int fd, const char *id)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		return true;		/* cannot tell: look */
+	if (st.st_mode & S_IXUSR)
+		return true;
+	if (fchmod(fd, (st.st_mode & 07777) | S_IXUSR) != 0)
+		log_warn("%s: cannot mark the queue file as started: %s", id, strerror(errno));
+	return false;
+}
+
 static struct ipc_msg *handle(struct ipc_msg *req)
 {
 	const char *id = "", *sender = "";
@@ -550,6 +566,8 @@ static struct ipc_msg *handle(struct ipc_msg *req)
 		                  .content_offset = have_env ? env.content_offset : 0,
 		                  .content_len = have_env ? env.content_len : 0 };
 	m.junk = have_env && quarantined(&m);
+	m.retry = have_env && started_before(fd, id);
+	m.arrival = have_env && env.arrival > 0 ? (int64_t)env.arrival : 0;
 	while (ipc_iter_u32(&ii, &idx) && ipc_iter_str(&ir, &rcpt, NULL)) {
 		m.rcpt_idx = idx;
 		int code = 4;

@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 
 #include "alloc.h"
+#include "daemon.h"
 #include "dotstream.h"
 #include "log.h"
 #include "maildir.h"
@@ -599,15 +600,18 @@ static void session_loop(struct sess *ss)
 		/* Pipelining: replies wait while the next command is already here, never while we wait for input. */
 		if (!stream_line_pending(s) && stream_flush(s) != STREAM_OK)
 			break;
+		/* a stop or reload does not wait for an idle client; like a lost connection, no UPDATE */
+		stream_set_interrupt(s, daemon_stopping);
 		enum stream_result r = stream_read_line(s, &line, POP3_LINE_MAX);
+		stream_set_interrupt(s, NULL);
 		if (r == STREAM_TOOLONG) {
 			if (!bad(ss, "line too long"))
 				break;
 			continue;
 		}
 		if (r != STREAM_OK) {
-			if (r == STREAM_TIMEOUT) {
-				reply(ss, "-ERR autologout: idle too long");
+			if (r == STREAM_TIMEOUT || r == STREAM_INTERRUPTED) {
+				reply(ss, r == STREAM_TIMEOUT ? "-ERR autologout: idle too long" : "-ERR Server shutting down");
 				stream_flush(s);
 			}
 			break;	/* no UPDATE: a lost connection deletes nothing */

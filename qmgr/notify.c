@@ -30,6 +30,13 @@ static void read_content(struct qmgr *q, struct qmsg *m, struct buf *out)
 	close(fd);
 }
 
+static void free_owned(char **own, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(own[i]);
+	free(own);
+}
+
 static bool any_action(const struct mime_dsn_rcpt *br, size_t n, enum mime_dsn_action a)
 {
 	for (size_t i = 0; i < n; i++)
@@ -38,13 +45,26 @@ static bool any_action(const struct mime_dsn_rcpt *br, size_t n, enum mime_dsn_a
 	return false;
 }
 
-/* One recipient line of a report about state record r (whose envelope recipient is er, if any). */
+/* One recipient line of a report about state record r (whose envelope recipient is er, if any). own[0] and
+ * own[1] receive strings the line points to (free them after the report is built). */
 static struct mime_dsn_rcpt report_rcpt(const struct qmgr *q, const struct qmsg *m, const struct qstate_rcpt *r,
-                                        const struct qfile_rcpt *er, enum mime_dsn_action action)
+                                        const struct qfile_rcpt *er, enum mime_dsn_action action, char **own)
 {
 	struct mime_dsn_rcpt d = { .final_rcpt = r->addr, .orcpt = er ? er->orcpt : NULL, .action = action,
 		                   .status = r->dsn[0] ? r->dsn : NULL, .diagnostic = r->text[0] ? r->text : NULL,
 		                   .last_attempt = (time_t)(r->last_try / 1000) };
+	if (mime_dsn_split_said(d.diagnostic, &own[0], &own[1])) {
+		d.text = d.diagnostic;
+		d.remote_mta = own[0];
+		d.diagnostic = own[1];
+		d.diag_type = "smtp";
+	}
+	/* a command or file an alias expanded to is no address: report the alias (as Postfix does) and name the
+	 * target beside it */
+	if ((r->addr[0] == '|' || r->addr[0] == '/') && r->parent != QSTATE_NO_PARENT && r->parent < m->nst) {
+		d.final_rcpt = m->st[r->parent].addr;
+		d.target = r->addr;
+	}
 	if (action == MIME_DSN_DELAYED && q->p.sched.lifetime_ms) {
 		uint64_t scale = q->p.sched.time_scale ? q->p.sched.time_scale : 1;
 		d.retry_until = (time_t)((qmgr_arrival_ms(m) + q->p.sched.lifetime_ms / scale) / 1000);
@@ -98,6 +118,7 @@ void qmgr_warn_delayed(struct qmgr *q, struct qmsg *m, uint64_t now)
 		return;
 	struct mime_dsn_rcpt *br = xcalloc(m->nst ? m->nst : 1, sizeof(*br));
 	bool *inc = xcalloc(m->nst ? m->nst : 1, sizeof(*inc));
+	char **own = xcalloc(2 * (m->nst ? m->nst : 1), sizeof(*own));
 	size_t n = 0;
 	bool changed = false;
 	for (size_t i = 0; i < m->nst; i++) {
@@ -107,7 +128,8 @@ void qmgr_warn_delayed(struct qmgr *q, struct qmsg *m, uint64_t now)
 		const struct qfile_rcpt *er = qmgr_env_rcpt(m, i);
 		unsigned nf = er ? er->notify : 0;
 		if (nf == 0 || (nf & QFILE_NOTIFY_DELAY)) {
-			br[n++] = report_rcpt(q, m, r, er, MIME_DSN_DELAYED);
+			br[n] = report_rcpt(q, m, r, er, MIME_DSN_DELAYED, &own[2 * n]);
+			n++;
 			inc[i] = true;
 		} else {
 			r->flags |= QSTATE_F_WARNED, m->dirty[i] = true, changed = true;
@@ -119,6 +141,7 @@ void qmgr_warn_delayed(struct qmgr *q, struct qmsg *m, uint64_t now)
 				m->st[i].flags |= QSTATE_F_WARNED, m->dirty[i] = true, changed = true;
 	if (changed)
 		qmgr_commit(q, m);
+	free_owned(own, 2 * n);
 	free(inc);
 	free(br);
 }
@@ -144,6 +167,7 @@ bool qmgr_notify(struct qmgr *q, struct qmsg *m, uint64_t now)
 	bool changed = false, ok = true;
 
 	bool *inc = xcalloc(m->nst ? m->nst : 1, sizeof(*inc));
+	char **own = xcalloc(2 * (m->nst ? m->nst : 1), sizeof(*own));
 	bool has_sender = m->env.sender && m->env.sender[0];
 	for (size_t i = 0; i < m->nst; i++) {
 		struct qstate_rcpt *r = &m->st[i];
@@ -154,14 +178,16 @@ bool qmgr_notify(struct qmgr *q, struct qmsg *m, uint64_t now)
 		if (r->status == QSTATE_BOUNCED) {
 			/* RFC 3461: without NOTIFY a failure is reported; NOTIFY=NEVER or without FAILURE it is not */
 			if (nf == 0 || (nf & QFILE_NOTIFY_FAILURE)) {
-				br[n++] = report_rcpt(q, m, r, er, MIME_DSN_FAILED);
+				br[n] = report_rcpt(q, m, r, er, MIME_DSN_FAILED, &own[2 * n]);
+				n++;
 				inc[i] = true;
 			} else {
 				r->flags |= QSTATE_F_NOTIFIED, m->dirty[i] = true, changed = true;
 			}
 		} else if (r->status == QSTATE_SENT && (nf & QFILE_NOTIFY_SUCCESS) && has_sender && r->parent ==
 		           QSTATE_NO_PARENT) {
-			br[n++] = report_rcpt(q, m, r, er, MIME_DSN_DELIVERED);
+			br[n] = report_rcpt(q, m, r, er, MIME_DSN_DELIVERED, &own[2 * n]);
+			n++;
 			inc[i] = true;
 		}
 	}
@@ -172,6 +198,7 @@ bool qmgr_notify(struct qmgr *q, struct qmsg *m, uint64_t now)
 				if (inc[i])
 					m->st[i].flags |= QSTATE_F_NOTIFIED, m->dirty[i] = true, changed = true;
 	}
+	free_owned(own, 2 * n);
 	free(inc);
 	free(br);
 	if (changed && !qmgr_commit(q, m))

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "daemon.h"
 #include "log.h"
 #include "smtpd.h"
 #include "str.h"
@@ -137,6 +138,11 @@ void smtpd_read_failed(struct smtpd_session *ss, enum stream_result r)
 	case STREAM_EOF:
 		log_info("lost connection after %s from %s[%s]", ss->last_cmd, ss->client_name, ss->client_addr);
 		break;
+	case STREAM_INTERRUPTED:
+		log_info("shutdown: disconnecting %s[%s] after %s", ss->client_name, ss->client_addr, ss->last_cmd);
+		smtpd_reply(ss, "421 4.3.2 %s Service shutting down, closing transmission channel", ss->set->hostname);
+		smtpd_flush(ss);
+		break;
 	default:
 		log_info("%s after %s from %s[%s]", stream_error_text(ss->s), ss->last_cmd, ss->client_name,
 		         ss->client_addr);
@@ -184,7 +190,11 @@ static void one_command(struct smtpd_session *ss)
 	enum stream_result r;
 
 	flush_before_wait(ss);
+	/* a stop or reload must not wait for a client between commands: nothing it sent is accepted yet (a
+	 * message in DATA is read elsewhere and finishes first) */
+	stream_set_interrupt(ss->s, daemon_stopping);
 	r = stream_read_line(ss->s, &ss->line, ss->set->line_limit);
+	stream_set_interrupt(ss->s, NULL);
 
 	if (r == STREAM_TOOLONG) {
 		ss->last_cmd = "long line";

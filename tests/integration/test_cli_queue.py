@@ -146,6 +146,11 @@ def test_requeue_flush_and_trace_deferred(qinst):
     assert inst.cli('queue', 'requeue', 'ALL', check=True).stdout.strip() == '1 message'
     _wait(lambda: len([l for l in inst.log_lines() if re.search(attempt, l)]) >= 3, what='a third attempt',
           inst=inst)
+    # sendmail -q is the same flush while the mail system runs
+    r = inst.run('sendmail', '-C', inst.dir, '-q')
+    assert r.returncode == 0, r.stderr
+    _wait(lambda: len([l for l in inst.log_lines() if re.search(attempt, l)]) >= 4, what='a fourth attempt',
+          inst=inst)
     # the classic listing: the reason in parentheses over the recipient
     mailq = inst.run('mailq', '-C', inst.dir, check=True).stdout.splitlines()
     assert mailq[0] == '-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------'
@@ -157,7 +162,7 @@ def test_requeue_flush_and_trace_deferred(qinst):
     trace = inst.cli('trace', qid, check=True).stdout.splitlines()
     assert re.search(rf': {qid}: from=<sender@remote\.test>', trace[0]), trace
     tries = [l for l in trace if re.search(attempt, l)]
-    assert len(tries) >= 3 and all(re.search(r'delay=[\d.]+, dsn=4\.\d\.\d', l) for l in tries), trace
+    assert len(tries) >= 4 and all(re.search(r'delay=[\d.]+, dsn=4\.\d\.\d', l) for l in tries), trace
     assert all(qid in l for l in trace)
 
 
@@ -235,3 +240,23 @@ def test_help_and_usage_everywhere(tmp_path):
         r = subprocess.run([str(postern_bin()), 'queue', sub, '--help'], capture_output=True, text=True,
                            env=env, timeout=10)
         assert r.returncode == 0 and r.stdout.startswith('usage: postern queue '), (sub, r)
+
+
+def test_inject_as_root_into_unprivileged_instance(make_instance):
+    """root runs `postern queue inject` into an instance whose daemons run as nobody: the queue file must be
+    nobody's like the queue, or qmgr cannot open it ("open active/ID: Permission denied") and it never leaves."""
+    import os
+    from pathlib import Path
+    if os.geteuid() != 0:
+        pytest.skip('needs root: the CLI runs as root, the daemons as nobody')
+    inst = make_instance(extra_args=('--user', 'nobody'))
+    for p in [inst.dir, *inst.dir.parents]:     # nobody must reach the instance (test directories are private)
+        if p == Path('/'):
+            break
+        os.chmod(p, os.stat(p).st_mode | 0o005)
+    inst.start()
+    user, maildir = _demo(inst)
+    qid = _queued(inst, 'root@example.org', [user], 'root inject')
+    _wait(lambda: _maildir_files(maildir), what='delivery of the injected message', inst=inst)
+    assert 'Permission denied' not in '\n'.join(inst.log_lines())
+    assert any(qid in line for line in inst.log_lines())

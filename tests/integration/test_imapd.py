@@ -276,3 +276,18 @@ def test_starttls_injection_refused(inst):
     assert f.readline().startswith(b'a1 OK')
     assert f.readline() == b''
     s.close()
+
+
+def test_stop_does_not_wait_for_an_idle_client(inst):
+    """`postern stop` with a client idle in the selected state returns at once (not after master_stop_timeout)
+    and the client gets an untagged BYE saying why."""
+    c = imaplib.IMAP4('127.0.0.1', inst.imap, timeout=30)
+    c.login('fred@example.test', 'se cret')
+    c.select('INBOX')
+    t0 = time.monotonic()
+    r = inst.cli('stop', timeout=30)
+    took = time.monotonic() - t0
+    assert r.returncode == 0, r.stderr
+    assert took < 2.5, f'postern stop took {took:.1f}s with an idle IMAP client'
+    assert c.readline().startswith(b'* BYE Server shutting down')
+    c.shutdown()

@@ -185,6 +185,8 @@ def test_pipe_exit_codes(linst, shared_dir):
     report = _wait(bounce, what='the bounce for p67 and p1', inst=linst)
     assert 'Status: 5.1.1' in report and 'Status: 5.3.0' in report
     assert 'it broke' in report
+    # our own reason, not an SMTP reply
+    assert re.search(r'\nStatus: 5\.3\.0\nDiagnostic-Code: X-Postern; [^\n]*it broke', report), report
 
 
 def test_file_alias(linst, shared_dir):
@@ -355,7 +357,11 @@ def test_failed_target_bounced_others_kept(linst, shared_dir):
                 return t
         return None
     report = _wait(bounce, what='the bounce for the failed command', inst=linst)
-    assert 'Final-Recipient: rfc822; |echo no such member >&2; exit 67' in report
+    # a command is no address: the alias is the Final-Recipient and the command is named beside it
+    assert f'Final-Recipient: rfc822; mixed@{linst.domain}\n' in report, report
+    assert 'X-Postern-Target: |echo no such member >&2; exit 67\n' in report, report
+    assert f'<mixed@{linst.domain}> (delivery to |echo no such member >&2; exit 67): failed: ' in report, report
+    assert re.search(r'\nDiagnostic-Code: X-Postern; [^\n]*no such member', report), report
     assert 'Status: 5.1.1' in report and 'no such member' in report
     assert f'expanded from <mixed@{linst.domain}>' in report
     assert _mbox_copies(mbox) == 1

@@ -509,3 +509,21 @@ def test_login_through_auth_daemon(ainst):
     resp = p._shortcmd("AUTH PLAIN " + base64.b64encode(b"\0bob@example.test\0bobpw").decode())
     assert resp.startswith(b"+OK")
     p.quit()
+
+
+def test_stop_does_not_wait_for_an_idle_client(inst):
+    """`postern stop` with a logged-in client idle between commands returns at once (not after
+    master_stop_timeout); the client is told why, and its DELE is not applied (no UPDATE state)."""
+    deliver(inst.maildir, "Subject: kept\n\nbody\n")
+    p = inst.client()
+    assert p.stat()[0] == 1
+    p.dele(1)
+    t0 = time.monotonic()
+    r = subprocess.run([os.path.join(BUILD, "bin", "postern"), "stop", "-c", inst.dir], capture_output=True,
+                       timeout=60)
+    took = time.monotonic() - t0
+    assert r.returncode == 0, r.stderr
+    assert took < 2.5, "postern stop took %.1fs with an idle POP3 client" % took
+    assert p.sock.recv(1024).startswith(b"-ERR Server shutting down")
+    p.close()
+    assert len(os.listdir(os.path.join(inst.maildir, "new")) + os.listdir(os.path.join(inst.maildir, "cur"))) == 1

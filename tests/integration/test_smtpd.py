@@ -491,3 +491,24 @@ def test_connections_per_client_address_limited(smtp_instance):
         time.sleep(0.1)
     for s in held:
         s.quit()
+
+
+def test_stop_does_not_wait_for_idle_clients(smtp_instance):
+    """`postern stop` with clients idle between commands (one just greeted, one after EHLO and RSET) returns at
+    once instead of after master_stop_timeout, and each client is told 421 4.3.2 before the close."""
+    inst = smtp_instance()
+    fresh = socket.create_connection(('127.0.0.1', inst.port('smtp')), timeout=10)
+    assert fresh.recv(1024).startswith(b'220 ')
+    kept = smtplib.SMTP('127.0.0.1', inst.port('smtp'), timeout=10)
+    kept.ehlo('client.example')
+    assert kept.rset()[0] == 250
+    t0 = time.monotonic()
+    r = inst.run('stop', '-c', inst.dir, timeout=30)
+    took = time.monotonic() - t0
+    inst.started = False
+    assert r.returncode == 0, r.stderr
+    assert took < 3, f'postern stop took {took:.1f}s with idle clients'
+    assert fresh.recv(1024).startswith(b'421 4.3.2 ')
+    assert kept.sock.recv(1024).startswith(b'421 4.3.2 ')
+    fresh.close()
+    kept.close()

@@ -64,7 +64,7 @@ static void test_structure(void **state)
 	assert_non_null(strstr(m, "\nArrival-Date: Fri, 15 Jan 2027 08:00:00 +0000\n"));
 	assert_non_null(strstr(m, "\nOriginal-Recipient: rfc822;Nobody@example.net\n"
 	                          "Final-Recipient: rfc822; nobody@example.net\nAction: failed\nStatus: 5.1.1\n"
-	                          "Diagnostic-Code: smtp; unknown user\nLast-Attempt-Date: "));
+	                          "Diagnostic-Code: X-Postern; unknown user\nLast-Attempt-Date: "));
 	assert_non_null(strstr(m, "\nFinal-Recipient: rfc822; full@example.net\nAction: failed\nStatus: 5.2.2\n"));
 	assert_non_null(strstr(m, "Content-Type: message/rfc822\n\n"
 	                          "From: alice@example.com\nSubject: hi\n\nbody line\n"));

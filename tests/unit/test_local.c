@@ -548,27 +548,57 @@ static void test_receipts(void **state)
 	snprintf(md, sizeof(md), "%s/mail/r1/", tmpdir);
 	snprintf(md2, sizeof(md2), "%s/mail/r2/", tmpdir);
 	struct ldeliver_msg m = { .queue_id = "0ABCDEFGHIJ1", .rcpt_idx = 3, .receipt_dir = rdir, .sender = "",
-		                  .fd = fd, .content_offset = 8, .content_len = strlen(content) };
+		                  .fd = fd, .content_offset = 8, .content_len = strlen(content), .arrival = 1700000000 };
 	struct buf dsn = BUF_INIT(64), text = BUF_INIT(4096);
 	assert_int_equal(ldeliver_maildir(&m, "r@local.test", md, false, 0, 0, &dsn, &text), LDELIVER_OK);
-	assert_int_equal(count_files(rdir), 1);
+	assert_int_equal(count_files(rdir), 0);	/* a Maildir file's name is its receipt: no file in rdir */
+	snprintf(newdir, sizeof(newdir), "%snew", md);
+	DIR *d = opendir(newdir);
+	struct dirent *e;
+	bool named = false;
+	while (d && (e = readdir(d)))
+		named |= strncmp(e->d_name, "1700000000.Q0ABCDEFGHIJ1R3H", 27) == 0;
+	if (d)
+		closedir(d);
+	assert_true(named);
 	/* the same delivery again (qmgr restarted before it recorded the result): no second copy */
 	buf_reset(&text);
 	assert_int_equal(ldeliver_maildir(&m, "r@local.test", md, false, 0, 0, &dsn, &text), LDELIVER_OK);
 	assert_non_null(strstr(text.data, "before a restart"));
-	snprintf(newdir, sizeof(newdir), "%snew", md);
 	assert_int_equal(count_files(newdir), 1);
+	snprintf(md2, sizeof(md2), "%s/mail/r1/tmp", tmpdir);
+	assert_int_equal(count_files(md2), 0);	/* the second attempt's temp file is gone too */
+	/* a reader moved the copy to cur/ (imapd's way: ",U=uid:2,flags" added); a retry looks there by name */
+	char from[600], to[700], curdir[160];
+	d = opendir(newdir);
+	while (d && (e = readdir(d)))
+		if (e->d_name[0] != '.')
+			snprintf(from, sizeof(from), "%s/%s", newdir, e->d_name);
+	if (d)
+		closedir(d);
+	snprintf(curdir, sizeof(curdir), "%scur", md);
+	snprintf(to, sizeof(to), "%s/%s,U=1:2,S", curdir, strrchr(from, '/') + 1);
+	assert_int_equal(rename(from, to), 0);
+	m.retry = true;
+	buf_reset(&text);
+	assert_int_equal(ldeliver_maildir(&m, "r@local.test", md, false, 0, 0, &dsn, &text), LDELIVER_OK);
+	assert_non_null(strstr(text.data, "before a restart"));
+	assert_int_equal(count_files(newdir), 0);
+	assert_int_equal(count_files(curdir), 1);
+	assert_int_equal(rename(to, from), 0);
+	m.retry = false;
+	snprintf(md2, sizeof(md2), "%s/mail/r2/", tmpdir);
 	/* another mailbox of the same recipient, or another recipient, is delivered */
 	assert_int_equal(ldeliver_maildir(&m, "r@local.test", md2, false, 0, 0, &dsn, &text), LDELIVER_OK);
 	m.rcpt_idx = 4;
 	assert_int_equal(ldeliver_maildir(&m, "r@local.test", md, false, 0, 0, &dsn, &text), LDELIVER_OK);
 	assert_int_equal(count_files(newdir), 2);
-	assert_int_equal(count_files(rdir), 3);
-	/* a failed delivery leaves no receipt */
+	assert_int_equal(count_files(rdir), 0);
+	/* a failed delivery leaves nothing */
 	m.rcpt_idx = 5;
 	assert_int_equal(ldeliver_maildir(&m, "r@local.test", "/proc/nonexistent/", false, 0, 0, &dsn, &text),
 	                 LDELIVER_TEMPFAIL);
-	assert_int_equal(count_files(rdir), 3);
+	assert_int_equal(count_files(rdir), 0);
 	close(fd);
 	buf_free(&dsn);
 	buf_free(&text);

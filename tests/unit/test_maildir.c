@@ -98,6 +98,65 @@ static void test_deliver(void **state)
 	buf_free(&err);
 }
 
+/* maildir_make on an existing Maildir only makes what is missing, and still reports what it cannot make. */
+static void test_make_again(void **state)
+{
+	(void)state;
+	char md[128], sub[160];
+	struct buf err = BUF_INIT(4096);
+	snprintf(md, sizeof(md), "%s/x/Maildir", root);
+	assert_true(maildir_make(md, 0700, &err));
+	snprintf(sub, sizeof(sub), "%s/cur", md);
+	assert_int_equal(rmdir(sub), 0);
+	assert_true(maildir_make(md, 0700, &err));
+	assert_int_equal(count(md, "cur"), 0);
+	assert_true(maildir_make(md, 0700, &err));	/* all there: nothing to do */
+	snprintf(sub, sizeof(sub), "%s/x/file", root);
+	FILE *f = fopen(sub, "w");
+	assert_non_null(f);
+	fclose(f);
+	snprintf(md, sizeof(md), "%s/x/file/Maildir", root);
+	assert_false(maildir_make(md, 0700, &err));	/* a parent is a file: ENOTDIR */
+	assert_true(err.len > 0);
+	buf_free(&err);
+}
+
+/* Two attempts at the same delivery (the same tag and content): the second adds nothing and says so. */
+static void test_commit_once(void **state)
+{
+	(void)state;
+	char md[128];
+	struct buf err = BUF_INIT(4096);
+	snprintf(md, sizeof(md), "%s/once", root);
+	assert_true(maildir_make(md, 0700, &err));
+	char *name[2] = { NULL, NULL };
+	bool existed[2] = { true, false };
+	struct maildir_writer *w[2];
+	for (int i = 0; i < 2; i++) {	/* both written before either commits: a concurrent retry */
+		w[i] = maildir_begin(md, 0600, &err);
+		assert_non_null(w[i]);
+		maildir_set_unique(w[i], "QABCR0H00");
+		assert_true(maildir_write(w[i], "Subject: once\n\nx\n", 18));
+	}
+	assert_int_equal(count(md, "tmp"), 2);
+	for (int i = 0; i < 2; i++)
+		assert_true(maildir_commit_once(&w[i], &name[i], &existed[i], &err));
+	assert_false(existed[0]);
+	assert_true(existed[1]);
+	assert_string_equal(name[0], name[1]);
+	assert_true(strncmp(name[0], "QABCR0H00.", 10) == 0 && strstr(name[0], ",S=18,W=21"));
+	assert_int_equal(count(md, "new"), 1);
+	assert_int_equal(count(md, "tmp"), 0);
+	/* without a tag a collision is impossible, and a plain commit never reports one */
+	struct maildir_writer *v = maildir_begin(md, 0600, &err);
+	assert_true(maildir_write(v, "x\n", 2));
+	assert_true(maildir_commit(&v, NULL, NULL, &err));
+	assert_int_equal(count(md, "new"), 2);
+	free(name[0]);
+	free(name[1]);
+	buf_free(&err);
+}
+
 static void test_parallel_unique(void **state)
 {
 	(void)state;
@@ -177,6 +236,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_deliver),
+		cmocka_unit_test(test_make_again),
+		cmocka_unit_test(test_commit_once),
 		cmocka_unit_test(test_parallel_unique),
 		cmocka_unit_test(test_names_and_folders),
 		cmocka_unit_test(test_fsutil),

@@ -194,6 +194,7 @@ static void dsn_describe(struct mime_dsn *d, struct mime_dsn_rcpt *r)
 	r[0].status = "5.1.1";
 	r[0].remote_mta = "mx.example.org";
 	r[0].diagnostic = "550 5.1.1 <nobody@example.org>: no such user\r\nX-Evil: injected";
+	r[0].diag_type = "smtp";
 	r[0].last_attempt = 1795444970;
 	r[1].final_rcpt = "slow@example.net";
 	r[1].action = MIME_DSN_DELAYED;
@@ -326,6 +327,68 @@ static void test_dsn_full(void **state)
 	buf_free(&out);
 }
 
+/* smtp's result text splits into Remote-MTA and an smtp Diagnostic-Code; anything else stays ours */
+static void test_dsn_split_said(void **state)
+{
+	(void)state;
+	char *mta = NULL, *reply = NULL;
+	assert_true(mime_dsn_split_said("host mx.b.test[127.0.0.4] said: 550 5.1.1 <x@y>: user unknown (in reply to "
+	                                "RCPT TO command)", &mta, &reply));
+	assert_string_equal(mta, "mx.b.test");
+	assert_string_equal(reply, "550 5.1.1 <x@y>: user unknown");
+	free(mta);
+	free(reply);
+	/* the reply itself may say "(in reply to": only the last one is ours */
+	assert_true(mime_dsn_split_said("host [10.0.0.1] said: 554 no (in reply to you) (in reply to end of DATA "
+	                                "command)", &mta, &reply));
+	assert_string_equal(mta, "[10.0.0.1]");
+	assert_string_equal(reply, "554 no (in reply to you)");
+	free(mta);
+	free(reply);
+	assert_false(mime_dsn_split_said("connect to mx.b.test[127.0.0.4]:25: Connection refused", &mta, &reply));
+	assert_false(mime_dsn_split_said("host x said: ", &mta, &reply));
+	assert_false(mime_dsn_split_said("mailbox full", &mta, &reply));
+	assert_false(mime_dsn_split_said(NULL, &mta, &reply));
+}
+
+/* our own reason is type X-Postern; a command an alias expanded to is named beside the alias address */
+static void test_dsn_local_reason_and_target(void **state)
+{
+	(void)state;
+	struct mime_dsn d;
+	struct mime_dsn_rcpt r[2];
+	struct buf out = BUF_INIT(BUF_NOLIMIT);
+	dsn_describe(&d, r);
+	d.nrcpts = 1;
+	r[0].remote_mta = NULL;
+	r[0].diag_type = NULL;
+	r[0].final_rcpt = "list@example.com";
+	r[0].target = "|/usr/bin/list-handler";
+	r[0].diagnostic = "command failed: exit 1";
+	assert_true(mime_dsn_build(&d, &out, NULL));
+	const char *m = buf_cstr(&out);
+	assert_non_null(strstr(m, "\n<list@example.com> (delivery to |/usr/bin/list-handler): failed: command failed: "
+	                          "exit 1\n"));
+	assert_non_null(strstr(m, "\nFinal-Recipient: rfc822; list@example.com\nAction: failed\nStatus: 5.1.1\n"
+	                          "Diagnostic-Code: X-Postern; command failed: exit 1\n"
+	                          "X-Postern-Target: |/usr/bin/list-handler\n"));
+	assert_null(strstr(m, "Remote-MTA"));
+	/* smtp's result: the reply for programs, the whole story for people */
+	buf_reset(&out);
+	r[0].target = NULL;
+	r[0].remote_mta = "mx.example.org";
+	r[0].diag_type = "smtp";
+	r[0].diagnostic = "550 5.1.1 no such user";
+	r[0].text = "host mx.example.org[192.0.2.1] said: 550 5.1.1 no such user (in reply to RCPT TO command)";
+	assert_true(mime_dsn_build(&d, &out, NULL));
+	m = buf_cstr(&out);
+	assert_non_null(strstr(m, ": failed: host mx.example.org[192.0.2.1] said: 550 5.1.1 no such user (in reply "
+	                          "to RCPT TO command)\n"));
+	assert_non_null(strstr(m, "\nRemote-MTA: dns; mx.example.org\nDiagnostic-Code: smtp; 550 5.1.1 no such "
+	                          "user\n"));
+	buf_free(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -335,6 +398,8 @@ int main(void)
 		cmocka_unit_test(test_7bit_binary_and_nested),
 		cmocka_unit_test(test_dsn_headers_only),
 		cmocka_unit_test(test_dsn_full),
+		cmocka_unit_test(test_dsn_split_said),
+		cmocka_unit_test(test_dsn_local_reason_and_target),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

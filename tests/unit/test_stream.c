@@ -943,6 +943,47 @@ static void test_codec(void **state)
 	assert_int_equal(c.freed, 1);
 }
 
+/* stream_set_interrupt: input already there is read; a wait ends once stop() says so, even when no signal
+ * interrupts the poll (it is sliced), and long before the read timeout */
+static int stop_calls;
+static bool stop_after_three(void)
+{
+	return ++stop_calls > 3;
+}
+
+static bool stop_now(void)
+{
+	return true;
+}
+
+static void test_interrupt(void **state)
+{
+	(void)state;
+	struct pair p;
+	struct buf line = BUF_INIT(1024);
+	pair_open(&p, 30000, 30000);
+	put(p.peer, "NOOP\r\n", 6);
+	stream_set_interrupt(p.s, stop_now);
+	assert_int_equal(stream_read_line(p.s, &line, 100), STREAM_OK);
+	assert_string_equal(buf_cstr(&line), "NOOP");
+	assert_int_equal(stream_read_line(p.s, &line, 100), STREAM_INTERRUPTED);
+	stop_calls = 0;
+	stream_set_interrupt(p.s, stop_after_three);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(stream_read_line(p.s, &line, 100), STREAM_INTERRUPTED);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(t1.tv_sec - t0.tv_sec < 5);
+	assert_int_equal(stop_calls, 4);
+	/* off again: an ordinary read */
+	stream_set_interrupt(p.s, NULL);
+	put(p.peer, "QUIT\r\n", 6);
+	assert_int_equal(stream_read_line(p.s, &line, 100), STREAM_OK);
+	assert_string_equal(buf_cstr(&line), "QUIT");
+	buf_free(&line);
+	pair_close(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -959,6 +1000,7 @@ int main(void)
 		cmocka_unit_test(test_peek_with_decoder),
 		cmocka_unit_test(test_codec),
 		cmocka_unit_test(test_tls_ctx),
+		cmocka_unit_test(test_interrupt),
 		cmocka_unit_test(test_starttls),
 		cmocka_unit_test(test_implicit_tls_wrong_name),
 		cmocka_unit_test(test_tls_handshake_timeout_and_garbage),
