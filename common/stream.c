@@ -511,13 +511,20 @@ enum stream_result stream_wait_input(struct stream *s, int extra_fd, int timeout
 			int64_t d = deadline - now_ms();
 			left = d < 0 ? 0 : d > INT32_MAX ? INT32_MAX : (int)d;
 		}
+		if (s->stop && s->stop()) {
+			set_err(s, "interrupted by shutdown");
+			return STREAM_INTERRUPTED;
+		}
+		int slice = s->stop && (left < 0 || left > STREAM_STOP_CHECK_MS) ? STREAM_STOP_CHECK_MS : left;
 		pfd[0] = (struct pollfd){ .fd = s->fd, .events = POLLIN };
 		pfd[1] = (struct pollfd){ .fd = extra_fd, .events = POLLIN };
-		n = poll(pfd, extra_fd >= 0 ? 2 : 1, left);
+		n = poll(pfd, extra_fd >= 0 ? 2 : 1, slice);
 		if (n > 0) {
 			*extra = extra_fd >= 0 && (pfd[1].revents & (POLLIN | POLLERR | POLLHUP));
 			return STREAM_OK;
 		}
+		if (n == 0 && slice != left)
+			continue;
 		if (n == 0) {
 			set_err(s, "timeout waiting to read (no progress)");
 			return STREAM_TIMEOUT;

@@ -72,7 +72,8 @@ void stream_consume(struct stream *s, size_t n);
 size_t stream_pending(const struct stream *s);
 /* Wait until the peer sent something (input already buffered counts at once) or extra_fd (ignored when < 0)
  * is readable, for at most timeout_ms (STREAM_TIMEOUT_NONE: no limit). *extra tells whether extra_fd is ready:
- * IMAP IDLE waits on the client and on inotify at once. STREAM_OK, STREAM_TIMEOUT or STREAM_ERROR. */
+ * IMAP IDLE waits on the client and on inotify at once. STREAM_OK, STREAM_TIMEOUT, STREAM_INTERRUPTED (see
+ * stream_set_interrupt) or STREAM_ERROR. */
 enum stream_result stream_wait_input(struct stream *s, int extra_fd, int timeout_ms, bool *extra);
 /* True when a whole line is already received, so that reading it will not wait for the peer; never waits.
  * Replies to pipelined commands may stay buffered while this holds, but must be flushed before any wait for

@@ -12,6 +12,7 @@
 
 #include "alloc.h"
 #include "cmdtab.h"
+#include "daemon.h"
 #include "log.h"
 #include "selected.h"
 #include "str.h"
@@ -104,7 +105,15 @@ void imapd_cmd_idle(struct imapd_session *sess, const struct imap_arg *args, siz
 		bool fallback = ifd < 0 && sess->sel && sess->sel->mb;
 		if (fallback && (wait < 0 || wait > IDLE_FALLBACK_MS))
 			wait = IDLE_FALLBACK_MS;
+		/* a stop or reload does not wait for an idling client */
+		stream_set_interrupt(sess->s, daemon_stopping);
 		enum stream_result r = stream_wait_input(sess->s, ifd, wait, &changed);
+		stream_set_interrupt(sess->s, NULL);
+		if (r == STREAM_INTERRUPTED) {
+			imapd_untagged(sess, "BYE Server shutting down");
+			sess->state = IMAPD_LOGOUT;
+			goto out;
+		}
 		if (r == STREAM_TIMEOUT && fallback && (!deadline || now_ms() < deadline)) {
 			imapd_sel_update(sess, true);
 			continue;

@@ -432,3 +432,16 @@ def test_quota(inst):
     typ, data = c.getquota('""')
     assert typ == 'NO'
     c.logout()
+
+
+def test_idle_ends_on_stop(inst):
+    r = Raw(inst.imap)
+    r.login()
+    r.cmd('SELECT INBOX')
+    r.send(b'i1 IDLE\r\n')
+    assert r.line() == b'+ idling'
+    t0 = time.monotonic()
+    inst.cli('stop', timeout=30)
+    assert r.line(timeout=10) == b'* BYE Server shutting down'
+    assert time.monotonic() - t0 < 5
+    r.close()
