@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -15,7 +16,10 @@
 #include "mbox_impl.h"
 
 #define MBOX_MAPSIZE ((size_t)1 << 30)	/* sparse; 100,000 messages need about 40 MB */
-#define REC_FIXED 35			/* version, 4 x 8 bytes, name length */
+#define REC_FIXED 35
+#define MBOX_MAXREADERS 1024		/* one slot per process with the folder open: LMDB's 126 is too few for
+					 * a busy shared mailbox (64 bytes each in the lock file) */
+#define MBOX_TOMBSTONES_MAX 100000		/* 12 bytes each; beyond, VANISHED answers get conservative */			/* version, 4 x 8 bytes, name length */
 
 size_t mbox_base_len(const char *name)
 {
@@ -112,6 +116,7 @@ bool mbox_name_uid(const char *name, uint32_t *uid)
 
 static void free_msgs(struct mbox *mb)
 {
+	mb->loaded = false;
 	for (size_t i = 0; i < mb->n; i++)
 		free(mb->msgs[i].name);
 	xfree(&mb->msgs);
@@ -126,11 +131,18 @@ enum mbox_sync_result mbox_load(struct mbox *mb, struct buf *err)
 	size_t cap = 0;
 	int rc;
 
-	free_msgs(mb);
 	if ((rc = mdb_txn_begin(mb->env, NULL, MDB_RDONLY, &txn)) != 0) {
+		free_msgs(mb);
 		buf_printf(err, "%s: index: %s", mb->dir, mdb_strerror(rc));
 		return MBOX_SYNC_FAIL;
 	}
+	/* every commit by anyone makes a new transaction id: the same id means the list we have is current */
+	if (mb->loaded && mdb_txn_id(txn) == mb->loaded_txn) {
+		mdb_txn_abort(txn);
+		return MBOX_SYNC_OK;
+	}
+	free_msgs(mb);
+	mb->loaded_txn = mdb_txn_id(txn);
 	if ((rc = mdb_cursor_open(txn, mb->uids, &cur)) != 0) {
 		mdb_txn_abort(txn);
 		buf_printf(err, "%s: index: %s", mb->dir, mdb_strerror(rc));
@@ -156,11 +168,13 @@ enum mbox_sync_result mbox_load(struct mbox *mb, struct buf *err)
 		free_msgs(mb);
 		return rc == MDB_CORRUPTED ? MBOX_SYNC_DAMAGED : MBOX_SYNC_FAIL;
 	}
+	mb->loaded = true;
 	return MBOX_SYNC_OK;
 }
 
 static void env_close(struct mbox *mb)
 {
+	mb->loaded = false;	/* a new environment counts its transactions anew */
 	if (mb->env)
 		mdb_env_close(mb->env);
 	mb->env = NULL;
@@ -174,7 +188,8 @@ static bool env_open(struct mbox *mb, struct buf *err, bool *damaged)
 
 	*damaged = false;
 	buf_printf(&path, "%s/%s", mb->dir, MBOX_INDEX_FILE);
-	if ((rc = mdb_env_create(&mb->env)) != 0 || (rc = mdb_env_set_maxdbs(mb->env, 4)) != 0 ||
+	if ((rc = mdb_env_create(&mb->env)) != 0 || (rc = mdb_env_set_maxdbs(mb->env, 5)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(mb->env, MBOX_MAXREADERS)) != 0 ||
 	    (rc = mdb_env_set_mapsize(mb->env, MBOX_MAPSIZE)) != 0)
 		goto fail;
 	if ((rc = mdb_env_open(mb->env, buf_cstr(&path), MDB_NOSUBDIR, 0600)) != 0)
@@ -185,7 +200,8 @@ static bool env_open(struct mbox *mb, struct buf *err, bool *damaged)
 		goto fail;
 	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &mb->meta)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "uids", MDB_CREATE, &mb->uids)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "names", MDB_CREATE, &mb->names)) != 0 || (rc = mdb_txn_commit(txn)) != 0) {
+	    (rc = mdb_dbi_open(txn, "names", MDB_CREATE, &mb->names)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "gone", MDB_CREATE, &mb->gone)) != 0 || (rc = mdb_txn_commit(txn)) != 0) {
 		if (rc != 0)
 			mdb_txn_abort(txn);
 		goto fail;
@@ -359,10 +375,16 @@ bool mbox_expunge(struct mbox *mb, const uint32_t *uids, size_t n, struct buf *e
 	int rc;
 	bool ok = false;
 	int64_t freed = 0, nfreed = 0;	/* for the Maildir++ quota file */
+	uint64_t hms;
 
 	buf_printf(&cdir, "%s/cur", mb->dir);
 	if ((rc = mdb_txn_begin(mb->env, NULL, 0, &txn)) != 0) {
 		buf_printf(err, "%s: index: %s", mb->dir, mdb_strerror(rc));
+		goto out;
+	}
+	if ((rc = mbox_meta_get64(mb, txn, "highestmodseq", &hms)) != 0) {
+		buf_printf(err, "%s: index: %s", mb->dir, mdb_strerror(rc));
+		mdb_txn_abort(txn);
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -400,10 +422,15 @@ bool mbox_expunge(struct mbox *mb, const uint32_t *uids, size_t n, struct buf *e
 		(void)mdb_del(txn, mb->names, &nk, NULL);
 		(void)mdb_del(txn, mb->uids, &k, NULL);
 		free(m.name);
+		if ((rc = mbox_tombstone(mb, txn, uids[i], hms + 1)) != 0) {
+			buf_printf(err, "%s: index: %s", mb->dir, mdb_strerror(rc));
+			mdb_txn_abort(txn);
+			goto out;
+		}
 	}
 	/* Expunges change the mailbox state as seen by CONDSTORE clients. */
-	if ((rc = mbox_meta_get64(mb, txn, "highestmodseq", &mb->hms)) != 0 ||
-	    (rc = mbox_meta_put64(mb, txn, "highestmodseq", mb->hms + 1)) != 0) {
+	mb->hms = hms;
+	if ((rc = mbox_meta_put64(mb, txn, "highestmodseq", mb->hms + 1)) != 0) {
 		buf_printf(err, "%s: index: %s", mb->dir, mdb_strerror(rc));
 		mdb_txn_abort(txn);
 		goto out;
@@ -421,6 +448,219 @@ bool mbox_expunge(struct mbox *mb, const uint32_t *uids, size_t n, struct buf *e
 out:
 	buf_free(&p);
 	buf_free(&cdir);
+	return ok;
+}
+
+int mbox_tombstone(struct mbox *mb, MDB_txn *txn, uint32_t uid, uint64_t modseq)
+{
+	unsigned char key[4], val[8];
+	MDB_val k = { 4, key }, v = { 8, val };
+	MDB_stat st;
+	int rc;
+
+	mbox_uid_key(uid, key);
+	put64(val, modseq);
+	if ((rc = mdb_put(txn, mb->gone, &k, &v, 0)) != 0 || (rc = mdb_stat(txn, mb->gone, &st)) != 0)
+		return rc;
+	if (st.ms_entries <= MBOX_TOMBSTONES_MAX)
+		return 0;
+	/* drop the oldest UIDs (about the oldest modseqs) and remember how far the list is now incomplete */
+	MDB_cursor *cur;
+	uint64_t floor, m;
+	if ((rc = mbox_meta_get64(mb, txn, "vanished_floor", &floor)) != 0 || (rc = mdb_cursor_open(txn, mb->gone, &cur)) != 0)
+		return rc;
+	for (size_t extra = st.ms_entries - MBOX_TOMBSTONES_MAX + MBOX_TOMBSTONES_MAX / 10; extra > 0; extra--) {
+		if ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) != 0)
+			break;
+		if (v.mv_size == 8 && (m = get64(v.mv_data)) > floor)
+			floor = m;
+		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	return mbox_meta_put64(mb, txn, "vanished_floor", floor);
+}
+
+bool mbox_vanished(struct mbox *mb, uint64_t since, uint32_t **uids, size_t *n, bool *complete, struct buf *err)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint64_t floor = 0;
+	size_t cap = 0;
+	int rc;
+
+	*uids = NULL;
+	*n = 0;
+	*complete = false;
+	if ((rc = mdb_txn_begin(mb->env, NULL, MDB_RDONLY, &txn)) != 0) {
+		buf_printf(err, "%s: index: %s", mb->dir, mdb_strerror(rc));
+		return false;
+	}
+	if ((rc = mbox_meta_get64(mb, txn, "vanished_floor", &floor)) != 0 ||
+	    (rc = mdb_cursor_open(txn, mb->gone, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		buf_printf(err, "%s: index: %s", mb->dir, mdb_strerror(rc));
+		return false;
+	}
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != 4 || v.mv_size != 8 || get64(v.mv_data) <= since)
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 64;
+			*uids = xreallocarray(*uids, cap, sizeof(**uids));
+		}
+		(*uids)[(*n)++] = mbox_key_uid(k.mv_data);
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	if (rc != MDB_NOTFOUND) {
+		buf_printf(err, "%s: index: %s", mb->dir, mdb_strerror(rc));
+		xfree(uids);
+		*n = 0;
+		return false;
+	}
+	*complete = since >= floor;
+	return true;
+}
+
+/* Rename cur/NAME (or the file that has its base now) to cur/TO; false with errno. */
+static bool rename_cur(const struct mbox *mb, const char *name, const char *to)
+{
+	struct buf from = BUF_INIT(BUF_NOLIMIT), dst = BUF_INIT(BUF_NOLIMIT);
+	bool ok;
+
+	buf_printf(&from, "%s/cur/%s", mb->dir, name);
+	buf_printf(&dst, "%s/cur/%s", mb->dir, to);
+	ok = rename(buf_cstr(&from), buf_cstr(&dst)) == 0;
+	if (!ok && errno == ENOENT) {
+		/* another tool changed its flags since the index saw it */
+		char *now = find_by_base(mb, name);
+		if (now) {
+			buf_reset(&from);
+			buf_printf(&from, "%s/cur/%s", mb->dir, now);
+			free(now);
+			ok = rename(buf_cstr(&from), buf_cstr(&dst)) == 0;
+		} else {
+			errno = ENOENT;
+		}
+	}
+	buf_free(&from);
+	buf_free(&dst);
+	return ok;
+}
+
+bool mbox_store(struct mbox *mb, const uint32_t *uids, size_t n, uint64_t unchangedsince, mbox_flags_fn *fn,
+		void *ctx, enum mbox_store_result *res, struct buf *err)
+{
+	struct buf next = BUF_INIT(MBOX_NAME_MAX), to = BUF_INIT(BUF_NOLIMIT), rec = BUF_INIT(BUF_NOLIMIT);
+	MDB_txn *txn = NULL;
+	uint64_t hms;
+	bool ok = false;
+	int rc;
+	struct mbox_msg *changed = NULL;	/* uid, modseq and new name of each renamed message */
+	size_t nchanged = 0;
+
+	if ((rc = mdb_txn_begin(mb->env, NULL, 0, &txn)) != 0 ||
+	    (rc = mbox_meta_get64(mb, txn, "highestmodseq", &hms)) != 0) {
+		if (txn)
+			mdb_txn_abort(txn);
+		buf_printf(err, "%s: index: %s", mb->dir, mdb_strerror(rc));
+		goto out;
+	}
+	/* our list is of the transaction just before this one: it can be patched instead of reloaded */
+	size_t wid = mdb_txn_id(txn);
+	bool patch = mb->loaded && mb->loaded_txn + 1 == wid;
+	changed = xcalloc(n + 1, sizeof(*changed));
+	for (size_t i = 0; i < n; i++) {
+		unsigned char key[4];
+		MDB_val k = { 4, key }, v;
+		struct mbox_msg m;
+
+		res[i] = MBOX_STORE_GONE;
+		mbox_uid_key(uids[i], key);
+		if ((rc = mdb_get(txn, mb->uids, &k, &v)) == MDB_NOTFOUND)
+			continue;
+		if (rc != 0 || !mbox_record_decode(v.mv_data, v.mv_size, &m)) {
+			buf_printf(err, "%s: index: %s", mb->dir, rc ? mdb_strerror(rc) : "damaged record");
+			mdb_txn_abort(txn);
+			goto out;
+		}
+		res[i] = MBOX_STORE_MODIFIED;
+		if (m.modseq > unchangedsince) {
+			free(m.name);
+			continue;
+		}
+		res[i] = MBOX_STORE_OK;
+		buf_reset(&next);
+		if (!fn(ctx, i, m.flags, &next) || strcmp(buf_cstr(&next), m.flags) == 0) {
+			free(m.name);
+			continue;
+		}
+		buf_reset(&to);
+		buf_append(&to, m.name, mbox_base_len(m.name));
+		buf_printf(&to, ":2,%s", buf_cstr(&next));
+		if (to.len > MBOX_NAME_MAX || !rename_cur(mb, m.name, buf_cstr(&to))) {
+			res[i] = MBOX_STORE_GONE;
+			if (errno != ENOENT)
+				log_error("%s: rename %s: %s", mb->dir, m.name, strerror(errno));
+			free(m.name);
+			continue;
+		}
+		free(m.name);
+		m.name = (char *)buf_cstr(&to);
+		m.modseq = ++hms;
+		changed[nchanged++] = (struct mbox_msg){ .uid = uids[i], .modseq = m.modseq, .name = xstrdup(m.name) };
+		buf_reset(&rec);
+		if (!mbox_record_encode(&m, &rec)) {
+			res[i] = MBOX_STORE_GONE;
+			continue;
+		}
+		v.mv_size = rec.len;
+		v.mv_data = rec.data;
+		if ((rc = mdb_put(txn, mb->uids, &k, &v, 0)) != 0) {
+			buf_printf(err, "%s: index: %s", mb->dir, mdb_strerror(rc));
+			mdb_txn_abort(txn);
+			goto out;
+		}
+	}
+	if ((rc = mbox_meta_put64(mb, txn, "highestmodseq", hms)) != 0) {
+		mdb_txn_abort(txn);
+		buf_printf(err, "%s: index: %s", mb->dir, mdb_strerror(rc));
+		goto out;
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0) {
+		buf_printf(err, "%s: index: %s", mb->dir, mdb_strerror(rc));
+		goto out;
+	}
+	mb->hms = hms;
+	for (size_t j = 0; patch && j < nchanged; j++) {
+		size_t k = mbox_find(mb, changed[j].uid);
+		if (k == (size_t)-1) {
+			patch = false;
+			break;
+		}
+		struct mbox_msg *m = &mb->msgs[k];
+		free(m->name);
+		m->name = changed[j].name;
+		changed[j].name = NULL;
+		m->modseq = changed[j].modseq;
+		const char *c = strchr(m->name, ':');
+		m->flags = (c && strncmp(c, ":2,", 3) == 0) ? c + 3 : m->name + strlen(m->name);
+	}
+	if (patch)
+		mb->loaded_txn = wid;
+	ok = patch || mbox_load(mb, err) == MBOX_SYNC_OK;
+out:
+	if (changed)
+		for (size_t j = 0; j < nchanged; j++)
+			free(changed[j].name);
+	free(changed);
+	buf_free(&next);
+	buf_free(&to);
+	buf_free(&rec);
 	return ok;
 }
 

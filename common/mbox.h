@@ -55,6 +55,18 @@ int mbox_msg_open(struct mbox *mb, size_t i, struct buf *err);
  * already gone are not an error. The message list is reloaded. */
 bool mbox_expunge(struct mbox *mb, const uint32_t *uids, size_t n, struct buf *err);
 
+/* CONDSTORE's flag change: for each UID, fn gets the current flag letters and writes the new ones to next
+ * (returning false: leave the message alone). A changed message is renamed in cur/ and gets a new modseq in the
+ * same write transaction, so the UNCHANGEDSINCE test (none when unchangedsince is UINT64_MAX) and the change cannot be
+ * split by another session. res[i] says what happened to uids[i]. The message list is reloaded. */
+enum mbox_store_result { MBOX_STORE_OK, MBOX_STORE_GONE, MBOX_STORE_MODIFIED };
+typedef bool mbox_flags_fn(void *ctx, size_t i, const char *cur, struct buf *next);
+bool mbox_store(struct mbox *mb, const uint32_t *uids, size_t n, uint64_t unchangedsince, mbox_flags_fn *fn,
+		void *ctx, enum mbox_store_result *res, struct buf *err);
+/* UIDs removed with a modseq above since (ascending, allocated: free it). *complete is false when tombstones
+ * that old were dropped or lost with a rebuilt index: any UID not in the index may then have vanished. */
+bool mbox_vanished(struct mbox *mb, uint64_t since, uint32_t **uids, size_t *n, bool *complete, struct buf *err);
+
 /* Exclusive session lock (flock on dir/lockname, created 0600): the fd to keep while the session lasts, or -1
  * with errno (EWOULDBLOCK when another session holds it). */
 int mbox_lock(const char *dir, const char *lockname);

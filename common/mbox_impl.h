@@ -9,11 +9,13 @@
 struct mbox {
 	char *dir;
 	MDB_env *env;
-	MDB_dbi meta, uids, names;
+	MDB_dbi meta, uids, names, gone;	/* gone: tombstones of expunged UIDs -> modseq */
 	uint32_t uidvalidity, uidnext;
 	uint64_t hms;
 	struct mbox_msg *msgs;
 	size_t n;
+	bool loaded;		/* msgs is the list of transaction loaded_txn */
+	size_t loaded_txn;
 };
 
 enum mbox_sync_result { MBOX_SYNC_OK, MBOX_SYNC_FAIL, MBOX_SYNC_DAMAGED };
@@ -41,6 +43,11 @@ static inline uint32_t mbox_key_uid(const unsigned char k[4])
 /* 64-bit values in the meta map (big-endian); get gives 0 for a missing key. LMDB error codes. */
 int mbox_meta_get64(struct mbox *mb, MDB_txn *txn, const char *key, uint64_t *out);
 int mbox_meta_put64(struct mbox *mb, MDB_txn *txn, const char *key, uint64_t v);
+
+/* A tombstone for an expunged (or vanished) UID with the modseq of its removal, for QRESYNC's VANISHED. At most
+ * MBOX_TOMBSTONES_MAX are kept: the oldest UIDs are dropped and "vanished_floor" in meta rises to their modseq,
+ * below which the list is incomplete. LMDB error codes. */
+int mbox_tombstone(struct mbox *mb, MDB_txn *txn, uint32_t uid, uint64_t modseq);
 
 /* Length of the base of a Maildir file name (up to ':' or the end). */
 size_t mbox_base_len(const char *name);

@@ -91,6 +91,13 @@ int mbox_meta_put64(struct mbox *mb, MDB_txn *txn, const char *key, uint64_t v)
 	return mdb_put(txn, mb->meta, &k, &d, 0);
 }
 
+/* Only changed values are written: a sync that finds nothing new then leaves the transaction clean, and LMDB
+ * commits a clean transaction without writing or syncing anything (most syncs: one per IMAP command). */
+static int put_changed(struct mbox *mb, MDB_txn *txn, const char *key, uint64_t old, uint64_t v)
+{
+	return old == v ? 0 : mbox_meta_put64(mb, txn, key, v);
+}
+
 /* postern-uidlist: "V1 UIDVALIDITY UIDNEXT\n". 1 when read, 0 when missing or unreadable as ours. */
 static int uidlist_read(const struct mbox *mb, uint32_t *uv, uint32_t *next)
 {
@@ -347,11 +354,10 @@ static enum mbox_sync_result drop_unseen(struct syncstate *s)
 		MDB_val nk = { mbox_base_len(m.name), m.name };
 		(void)mdb_del(s->txn, s->mb->names, &nk, NULL);
 		free(m.name);
-		if (mdb_cursor_del(cur, 0) != 0) {
+		if (mdb_cursor_del(cur, 0) != 0 || mbox_tombstone(s->mb, s->txn, uid, ++s->hms) != 0) {
 			mdb_cursor_close(cur);
 			return MBOX_SYNC_FAIL;
 		}
-		s->hms++;
 	}
 	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND ? MBOX_SYNC_OK : MBOX_SYNC_FAIL;
@@ -426,6 +432,7 @@ enum mbox_sync_result mbox_sync_txn(struct mbox *mb, struct buf *err)
 		res = MBOX_SYNC_DAMAGED;
 		goto out;
 	}
+	uint64_t uv0 = uv, next0 = next, hms0 = s.hms;
 	s.cfd = open_sub(mb->dir, "cur");
 	s.nfd = open_sub(mb->dir, "new");
 	if (s.cfd < 0 || s.nfd < 0) {
@@ -444,6 +451,15 @@ enum mbox_sync_result mbox_sync_txn(struct mbox *mb, struct buf *err)
 		/* Without the uidlist nobody can say which UIDs were handed out before, so clients must start over
 		 * (a new UIDVALIDITY); the UIDs in the file names are still kept. */
 		uv = have_list ? l_uv : new_uidvalidity((uint32_t)uv);
+		/* A lost index took HIGHESTMODSEQ with it while the UIDs live on: clients may hold modseqs from before,
+		 * so counting restarts above any plausible old value (1000 changes a second since the epoch), and the
+		 * expunge history is marked incomplete up to here. */
+		if (s.hms == 0 && have_list)
+			s.hms = (uint64_t)time(NULL) * 1000;
+		if ((rc = mbox_meta_put64(mb, s.txn, "vanished_floor", s.hms)) != 0) {
+			buf_printf(err, "%s: index: %s", mb->dir, mdb_strerror(rc));
+			goto out;
+		}
 		s.next = 1;
 		s.adopt_lo = 1;
 		s.adopt_hi = have_list ? l_next : UINT32_MAX;
@@ -476,8 +492,8 @@ enum mbox_sync_result mbox_sync_txn(struct mbox *mb, struct buf *err)
 			buf_printf(err, "%s: index: cannot drop removed messages", mb->dir);
 			goto out;
 		}
-		if ((rc = mbox_meta_put64(mb, s.txn, "cur_mtime", (uint64_t)st.st_mtim.tv_sec)) != 0 ||
-		    (rc = mbox_meta_put64(mb, s.txn, "cur_mtime_ns", (uint64_t)st.st_mtim.tv_nsec)) != 0) {
+		if ((rc = put_changed(mb, s.txn, "cur_mtime", mts, (uint64_t)st.st_mtim.tv_sec)) != 0 ||
+		    (rc = put_changed(mb, s.txn, "cur_mtime_ns", mtns, (uint64_t)st.st_mtim.tv_nsec)) != 0) {
 			buf_printf(err, "%s: index: %s", mb->dir, mdb_strerror(rc));
 			goto out;
 		}
@@ -504,9 +520,9 @@ enum mbox_sync_result mbox_sync_txn(struct mbox *mb, struct buf *err)
 	s.next = new_next;
 	if (s.changed_dir && (fsync(s.cfd) != 0 || fsync(s.nfd) != 0))
 		log_warn("%s: fsync cur/ or new/: %s", mb->dir, strerror(errno));
-	if ((rc = mbox_meta_put64(mb, s.txn, "uidvalidity", uv)) != 0 ||
-	    (rc = mbox_meta_put64(mb, s.txn, "uidnext", s.next)) != 0 ||
-	    (rc = mbox_meta_put64(mb, s.txn, "highestmodseq", s.hms)) != 0) {
+	if ((rc = put_changed(mb, s.txn, "uidvalidity", uv0, uv)) != 0 ||
+	    (rc = put_changed(mb, s.txn, "uidnext", next0, s.next)) != 0 ||
+	    (rc = put_changed(mb, s.txn, "highestmodseq", hms0, s.hms)) != 0) {
 		buf_printf(err, "%s: index: %s", mb->dir, mdb_strerror(rc));
 		goto out;
 	}

@@ -45,6 +45,12 @@ struct stream {
 	bool (*stop)(void);	/* stream_set_interrupt() */
 	uint64_t bytes_in, bytes_out;
 	struct buf err;
+	struct stream_codec codec;	/* decode NULL: none */
+	struct buf zin;			/* encoded input not yet decoded, from zpos */
+	size_t zpos;
+	bool zmore;			/* the last decode filled its output: it may hold more */
+	struct buf zout;		/* encoded output not yet written */
+	bool zdirty;			/* bytes went to the encoder since its last flush */
 };
 
 static void set_err(struct stream *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -112,6 +118,10 @@ void stream_free(struct stream **sp)
 	}
 	if (s->fd >= 0)
 		close(s->fd);
+	if (s->codec.free)
+		s->codec.free(s->codec.ctx);
+	buf_free(&s->zin);
+	buf_free(&s->zout);
 	/* consumed input stays in the buffer: a login's password must not outlive the connection */
 	if (s->rbuf.data)
 		OPENSSL_cleanse(s->rbuf.data, s->rbuf.cap);
@@ -324,6 +334,34 @@ static enum stream_result io_write_all(struct stream *s, const void *p, size_t n
 	return STREAM_OK;
 }
 
+/* fill() through the codec: decode what is there, read more encoded bytes only when that gives nothing. */
+static enum stream_result fill_decoded(struct stream *s)
+{
+	enum stream_result r;
+
+	for (;;) {
+		const unsigned char *p = (const unsigned char *)s->zin.data + s->zpos;
+		size_t avail = s->zin.len - s->zpos, got = 0;
+
+		buf_reset(&s->err);
+		if (!s->codec.decode(s->codec.ctx, &p, &avail, s->rbuf.data, s->rbuf.cap, &got, &s->err))
+			return STREAM_ERROR;
+		s->zpos = s->zin.len - avail;
+		s->zmore = got == s->rbuf.cap;
+		if (got > 0) {
+			s->rbuf.len = got;
+			return STREAM_OK;
+		}
+		buf_reset(&s->zin);
+		s->zpos = 0;
+		if (!buf_reserve(&s->zin, STREAM_RBUF_SIZE))
+			panic("stream: read buffer");
+		if ((r = io_read(s, s->zin.data, s->zin.cap, &got)) != STREAM_OK)
+			return r;
+		s->zin.len = got;
+	}
+}
+
 /* Called only when everything buffered has been consumed: refills from the start of the buffer. */
 static enum stream_result fill(struct stream *s)
 {
@@ -334,6 +372,8 @@ static enum stream_result fill(struct stream *s)
 	s->rpos = 0;
 	if (!buf_reserve(&s->rbuf, STREAM_RBUF_SIZE))
 		panic("stream: read buffer");
+	if (s->codec.decode)
+		return fill_decoded(s);
 	r = io_read(s, s->rbuf.data, s->rbuf.cap, &got);
 	if (r != STREAM_OK)
 		return r;
@@ -458,11 +498,51 @@ void stream_consume(struct stream *s, size_t n)
 
 size_t stream_pending(const struct stream *s)
 {
-	size_t n = buffered(s);
+	size_t n = buffered(s) + (s->zin.len - s->zpos) + s->zmore;
 
 	if (s->ssl)
 		n += (size_t)SSL_pending(s->ssl);
 	return n;
+}
+
+enum stream_result stream_wait_input(struct stream *s, int extra_fd, int timeout_ms, bool *extra)
+{
+	int64_t deadline = timeout_ms < 0 ? 0 : now_ms() + timeout_ms;
+	struct pollfd pfd[2];
+
+	*extra = false;
+	if (stream_pending(s) > 0)
+		return STREAM_OK;
+	for (;;) {
+		int left = -1, n;
+
+		if (deadline) {
+			int64_t d = deadline - now_ms();
+			left = d < 0 ? 0 : d > INT32_MAX ? INT32_MAX : (int)d;
+		}
+		if (s->stop && s->stop()) {
+			set_err(s, "interrupted by shutdown");
+			return STREAM_INTERRUPTED;
+		}
+		int slice = s->stop && (left < 0 || left > STREAM_STOP_CHECK_MS) ? STREAM_STOP_CHECK_MS : left;
+		pfd[0] = (struct pollfd){ .fd = s->fd, .events = POLLIN };
+		pfd[1] = (struct pollfd){ .fd = extra_fd, .events = POLLIN };
+		n = poll(pfd, extra_fd >= 0 ? 2 : 1, slice);
+		if (n > 0) {
+			*extra = extra_fd >= 0 && (pfd[1].revents & (POLLIN | POLLERR | POLLHUP));
+			return STREAM_OK;
+		}
+		if (n == 0 && slice != left)
+			continue;
+		if (n == 0) {
+			set_err(s, "timeout waiting to read (no progress)");
+			return STREAM_TIMEOUT;
+		}
+		if (errno != EINTR) {
+			set_err(s, "poll: %s", strerror(errno));
+			return STREAM_ERROR;
+		}
+	}
 }
 
 bool stream_line_pending(struct stream *s)
@@ -534,12 +614,34 @@ size_t stream_discard_input(struct stream *s)
 	return n;
 }
 
+/* Pass the write buffer through the encoder into zout. */
+static void encode_wbuf(struct stream *s, enum stream_codec_flush fl)
+{
+	if (s->wbuf.len == 0 && fl != STREAM_CODEC_NONE && !s->zdirty)
+		return;
+	if (!s->codec.encode(s->codec.ctx, s->wbuf.data, s->wbuf.len, fl, &s->zout))
+		panic("stream: encoder failed");
+	s->zdirty = fl == STREAM_CODEC_NONE;
+	buf_reset(&s->wbuf);
+}
+
 enum stream_result stream_flush(struct stream *s)
 {
 	enum stream_result r;
 
 	if (s->werr != STREAM_OK)
 		return s->werr;
+	if (s->codec.encode) {
+		encode_wbuf(s, STREAM_CODEC_SYNC);
+		if (s->zout.len == 0)
+			return STREAM_OK;
+		begin_call(s, s->write_ms);
+		r = io_write_all(s, s->zout.data, s->zout.len);
+		buf_reset(&s->zout);
+		if (r != STREAM_OK)
+			s->werr = r;
+		return r;
+	}
 	if (s->wbuf.len == 0)
 		return STREAM_OK;
 	begin_call(s, s->write_ms);
@@ -548,6 +650,31 @@ enum stream_result stream_flush(struct stream *s)
 	if (r != STREAM_OK)
 		s->werr = r;
 	return r;
+}
+
+void stream_set_codec(struct stream *s, const struct stream_codec *c)
+{
+	if (s->codec.decode)
+		panic("stream_set_codec: a codec is active already");
+	s->codec = *c;
+	buf_init(&s->zin, BUF_NOLIMIT);
+	buf_init(&s->zout, BUF_NOLIMIT);
+	/* input the peer sent after the command that started the codec is already encoded */
+	if (buffered(s) && !buf_append(&s->zin, s->rbuf.data + s->rpos, buffered(s)))
+		panic("stream: read buffer");
+	buf_reset(&s->rbuf);
+	s->rpos = 0;
+}
+
+bool stream_has_codec(const struct stream *s)
+{
+	return s->codec.decode != NULL;
+}
+
+void stream_codec_boundary(struct stream *s)
+{
+	if (s->codec.encode && s->werr == STREAM_OK)
+		encode_wbuf(s, STREAM_CODEC_FULL);
 }
 
 enum stream_result stream_write(struct stream *s, const void *p, size_t n)
@@ -564,7 +691,15 @@ enum stream_result stream_write(struct stream *s, const void *p, size_t n)
 		return STREAM_OK;
 	/* Larger than the whole buffer: write it through rather than copy it in pieces. */
 	begin_call(s, s->write_ms);
-	r = io_write_all(s, p, n);
+	if (s->codec.encode) {
+		if (!s->codec.encode(s->codec.ctx, p, n, STREAM_CODEC_NONE, &s->zout))
+			panic("stream: encoder failed");
+		s->zdirty = true;
+		r = io_write_all(s, s->zout.data, s->zout.len);
+		buf_reset(&s->zout);
+	} else {
+		r = io_write_all(s, p, n);
+	}
 	if (r != STREAM_OK)
 		s->werr = r;
 	return r;

@@ -70,6 +70,11 @@ void stream_consume(struct stream *s, size_t n);
 /* Bytes received but not yet consumed (our buffer plus TLS-decrypted bytes): non-zero after a command means the
  * client pipelined. */
 size_t stream_pending(const struct stream *s);
+/* Wait until the peer sent something (input already buffered counts at once) or extra_fd (ignored when < 0)
+ * is readable, for at most timeout_ms (STREAM_TIMEOUT_NONE: no limit). *extra tells whether extra_fd is ready:
+ * IMAP IDLE waits on the client and on inotify at once. STREAM_OK, STREAM_TIMEOUT, STREAM_INTERRUPTED (see
+ * stream_set_interrupt) or STREAM_ERROR. */
+enum stream_result stream_wait_input(struct stream *s, int extra_fd, int timeout_ms, bool *extra);
 /* True when a whole line is already received, so that reading it will not wait for the peer; never waits.
  * Replies to pipelined commands may stay buffered while this holds, but must be flushed before any wait for
  * input: a client that has sent only part of its next command may be waiting for them before it sends the rest. */
@@ -89,6 +94,27 @@ enum stream_result stream_puts(struct stream *s, const char *str);
 enum stream_result stream_printf(struct stream *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 enum stream_result stream_vprintf(struct stream *s, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 enum stream_result stream_flush(struct stream *s);
+
+/* A codec between the application bytes and the connection (inside TLS when TLS is on): IMAP COMPRESS=DEFLATE.
+ * decode takes encoded bytes from *in (advancing *in and *inlen) and writes at most outcap plain bytes; it is also
+ * called with nothing new so that output it held back comes out; false (reason in err) for corrupt input.
+ * encode appends the encoding of n bytes to out and then flushes as asked: SYNC makes everything so far
+ * decodable, FULL also resets the encoder's history. */
+enum stream_codec_flush { STREAM_CODEC_NONE, STREAM_CODEC_SYNC, STREAM_CODEC_FULL };
+struct stream_codec {
+	bool (*decode)(void *ctx, const unsigned char **in, size_t *inlen, void *out, size_t outcap, size_t *outlen,
+		       struct buf *err);
+	bool (*encode)(void *ctx, const void *in, size_t n, enum stream_codec_flush flush, struct buf *out);
+	void (*free)(void *ctx);
+	void *ctx;
+};
+/* Start the codec (the stream owns ctx from now on and frees it); input already buffered is taken as encoded.
+ * Flush what must go out unencoded first. Once per stream. */
+void stream_set_codec(struct stream *s, const struct stream_codec *c);
+bool stream_has_codec(const struct stream *s);
+/* Everything written so far is encoded now, with a FULL flush: nothing after this point can refer back to it
+ * (imapd calls it after each tagged response, so one command's secrets cannot shape the next one's size). */
+void stream_codec_boundary(struct stream *s);
 
 uint64_t stream_bytes_in(const struct stream *s);	/* application bytes (after TLS decryption) */
 uint64_t stream_bytes_out(const struct stream *s);

@@ -4,6 +4,7 @@
 
 #include "alloc.h"
 #include "cmdtab.h"
+#include "condstore.h"
 #include "log.h"
 #include "str.h"
 
@@ -286,7 +287,11 @@ void imapd_cmd_enable(struct imapd_session *sess, const struct imap_arg *args, s
 			imapd_bad(sess, "ENABLE takes capability names");
 			return;
 		}
-	/* none of the ENABLE-able extensions (CONDSTORE, QRESYNC, UTF8=ACCEPT) is offered yet */
-	imapd_untagged(sess, "ENABLED");
+	/* unknown names are ignored (RFC 5161); CONDSTORE and QRESYNC are the ones offered */
+	struct buf enabled = BUF_INIT(256);
+	for (size_t i = 0; i < nargs; i++)
+		(void)imapd_enable_ext(sess, args[i].str, &enabled);
+	imapd_untagged(sess, "ENABLED%s", buf_cstr(&enabled));
+	buf_free(&enabled);
 	imapd_ok(sess, "ENABLE completed");
 }

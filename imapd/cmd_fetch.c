@@ -7,6 +7,7 @@
 
 #include "alloc.h"
 #include "cmdtab.h"
+#include "condstore.h"
 #include "fetchargs.h"
 #include "fetchcache.h"
 #include "flags.h"
@@ -15,6 +16,7 @@
 #include "mbox.h"
 #include "mime.h"
 #include "selected.h"
+#include "str.h"
 
 /* "17-Jul-1996 02:44:25 +0000" */
 static void put_date(struct buf *out, int64_t t)
@@ -120,7 +122,7 @@ static bool needs_text(enum imap_fetch_kind k)
 /* One "* n FETCH (...)" response, written straight to the stream (it may carry big literals). false when the
  * message is gone. */
 static bool fetch_one(struct imapd_session *sess, const struct imap_fetch *f, size_t i, bool uid, bool text,
-		      struct buf *out, struct buf *data)
+		      bool modseq, struct buf *out, struct buf *data)
 {
 	struct imapd_selected *sel = sess->sel;
 	size_t k = imapd_sel_mbox_index(sess, i);
@@ -129,8 +131,6 @@ static bool fetch_one(struct imapd_session *sess, const struct imap_fetch *f, si
 
 	if (k == (size_t)-1)
 		return false;
-	if (f->sets_seen && !sel->readonly && !(sel->v[i].flags & IMAP_FLAG_SEEN))
-		(void)imapd_sel_set_flags(sess, i, sel->v[i].flags | IMAP_FLAG_SEEN);
 	memset(&m, 0, sizeof(m));
 	/* ENVELOPE, BODY and BODYSTRUCTURE may come from the cache; then the file is read only for other items */
 	struct buf cached[IMAP_FETCH_MAX_ITEMS];
@@ -180,6 +180,8 @@ static bool fetch_one(struct imapd_session *sess, const struct imap_fetch *f, si
 		struct imap_section sec;
 		memset(&sec, 0, sizeof(sec));
 		switch (it->kind) {
+		case IMAP_FETCH_MODSEQ:
+			continue;	/* at the end, once (CHANGEDSINCE and FLAGS add it too) */
 		case IMAP_FETCH_UID:
 			if (uid)
 				continue;
@@ -245,6 +247,11 @@ static bool fetch_one(struct imapd_session *sess, const struct imap_fetch *f, si
 		buf_puts(out, "FLAGS ");
 		imapd_sel_msg_flags(sel, i, out);
 	}
+	/* a CONDSTORE client gets the modseq with every FLAGS (RFC 7162 3.1.4.1) */
+	if (modseq || (sess->condstore && flags_done)) {
+		SEP();
+		buf_printf(out, "MODSEQ (%llu)", (unsigned long long)mm->modseq);
+	}
 #undef SEP
 	buf_puts(out, ")\r\n");
 	stream_write(sess->s, out->data, out->len);
@@ -257,6 +264,36 @@ done:
 	return ok;
 }
 
+/* FETCH's RFC 7162 modifiers: (CHANGEDSINCE m [VANISHED]); false after a BAD. */
+static bool fetch_modifiers(struct imapd_session *sess, const struct imap_arg *a, bool uid, uint64_t *since,
+			    bool *changedsince, bool *vanished)
+{
+	const char *w;
+
+	if (a->type != IMAP_ARG_LIST || a->count == 0)
+		goto bad;
+	for (size_t i = 0; i < a->count; i++) {
+		if (!imap_arg_atom(&a->list[i], &w))
+			goto bad;
+		if (str_eq_ci(w, "CHANGEDSINCE") && i + 1 < a->count && !*changedsince) {
+			if (!imap_arg_atom(&a->list[++i], &w) || !str_to_u64(w, INT64_MAX, since))
+				goto bad;
+			*changedsince = true;
+		} else if (str_eq_ci(w, "VANISHED") && !*vanished) {
+			*vanished = true;
+		} else {
+			goto bad;
+		}
+	}
+	/* VANISHED only with UID FETCH, CHANGEDSINCE and QRESYNC enabled (RFC 7162 3.2.6) */
+	if (*vanished && (!uid || !*changedsince || !sess->qresync))
+		goto bad;
+	return true;
+bad:
+	imapd_bad(sess, "FETCH modifiers must be (CHANGEDSINCE mod-sequence [VANISHED])");
+	return false;
+}
+
 void imapd_cmd_fetch(struct imapd_session *sess, const struct imap_arg *args, size_t nargs, bool uid)
 {
 	struct imap_fetch f;
@@ -265,8 +302,11 @@ void imapd_cmd_fetch(struct imapd_session *sess, const struct imap_arg *args, si
 	size_t n = 0;
 	const char *set;
 
+	uint64_t since = 0;
+	bool changedsince = false, vanished = false;
+
 	memset(&f, 0, sizeof(f));
-	if (nargs != 2 || !imap_arg_atom(&args[0], &set)) {
+	if ((nargs != 2 && nargs != 3) || !imap_arg_atom(&args[0], &set)) {
 		imapd_bad(sess, "FETCH needs a sequence set and data items");
 		goto out;
 	}
@@ -274,17 +314,44 @@ void imapd_cmd_fetch(struct imapd_session *sess, const struct imap_arg *args, si
 		imapd_bad(sess, "%s", buf_cstr(&err));
 		goto out;
 	}
+	if (nargs == 3 && !fetch_modifiers(sess, &args[2], uid, &since, &changedsince, &vanished))
+		goto out;
 	if (!imapd_sel_set(sess, set, uid, &seqs, &n)) {
 		imapd_bad(sess, "invalid sequence set");
 		goto out;
 	}
-	bool text = false;
-	for (size_t j = 0; j < f.count; j++)
+	bool text = false, modseq = changedsince;
+	for (size_t j = 0; j < f.count; j++) {
 		text |= needs_text(f.items[j].kind);
+		modseq |= f.items[j].kind == IMAP_FETCH_MODSEQ;
+	}
+	if (modseq)
+		sess->condstore = true;
+	if (vanished) {
+		/* UID FETCH ... (CHANGEDSINCE m VANISHED): what of the UID set was expunged since m, first */
+		struct imap_seqset us = { 0 };
+		if (imap_seqset_parse(set, &us, IMAPD_SET_MAX_RANGES)) {
+			imap_seqset_resolve(&us, mbox_uidnext(sess->sel->mb) - 1);
+			imapd_vanished_earlier(sess, since, &us);
+		}
+		imap_seqset_free(&us);
+	}
+	if (changedsince) {
+		size_t kept = 0;
+		for (size_t j = 0; j < n; j++) {
+			size_t k = imapd_sel_mbox_index(sess, seqs[j] - 1);
+			if (k != (size_t)-1 && mbox_get(sess->sel->mb, k)->modseq > since)
+				seqs[kept++] = seqs[j];
+		}
+		n = kept;
+	}
+	/* a body item without PEEK sets \Seen first, for all the messages in one index transaction */
+	if (f.sets_seen && !sess->sel->readonly)
+		imapd_sel_add_seen(sess, seqs, n);
 	bool missing = false;
 	imapd_fcache_begin(sess->sel->fc);
 	for (size_t j = 0; j < n; j++) {
-		if (!fetch_one(sess, &f, seqs[j] - 1, uid, text, &out, &data))
+		if (!fetch_one(sess, &f, seqs[j] - 1, uid, text, modseq, &out, &data))
 			missing = true;
 		/* the stream sends whenever its buffer fills (a write per message cost more than the rest of a
 		 * small FETCH); a zero-length write only reports a failed earlier one, to stop for a gone client */

@@ -10,6 +10,7 @@
 #include "flags.h"
 #include "keywords.h"
 #include "mailboxes.h"
+#include "condstore.h"
 #include "mbox.h"
 #include "selected.h"
 #include "str.h"
@@ -52,13 +53,18 @@ static void do_select(struct imapd_session *sess, const struct imap_arg *args, s
 {
 	struct buf name = BUF_INIT(NAME_MAX_BYTES), path = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(1024);
 	struct imapd_counts c;
+	struct imapd_qresync qr = { 0 };
 
-	/* a failed SELECT leaves no mailbox selected (RFC 3501 6.3.1) */
+	/* a failed SELECT leaves no mailbox selected (RFC 3501 6.3.1); QRESYNC clients are told (RFC 7162 3.2.11) */
+	if (sess->sel)
+		imapd_untagged(sess, "OK [CLOSED] previous mailbox closed");
 	imapd_unselect(sess);
-	if (nargs != 1) {
+	if (nargs != 1 && nargs != 2) {
 		imapd_bad(sess, "%s needs one mailbox name", readonly ? "EXAMINE" : "SELECT");
 		goto out;
 	}
+	if (nargs == 2 && !imapd_select_params(sess, &args[1], &qr))
+		goto out;
 	if (!get_name(sess, &args[0], &name))
 		goto out;
 	if (!imapd_mailbox_exists(root(sess), buf_cstr(&name)) ||
@@ -98,8 +104,11 @@ static void do_select(struct imapd_session *sess, const struct imap_arg *args, s
 		}
 	imapd_untagged(sess, "OK [UIDVALIDITY %u] UIDs valid", sess->sel->uidvalidity);
 	imapd_untagged(sess, "OK [UIDNEXT %u] predicted next UID", sess->sel->uidnext);
+	imapd_untagged(sess, "OK [HIGHESTMODSEQ %llu] highest", (unsigned long long)mbox_highestmodseq(sess->sel->mb));
+	imapd_qresync_select(sess, &qr);
 	imapd_ok(sess, "[%s] %s completed", readonly ? "READ-ONLY" : "READ-WRITE", readonly ? "EXAMINE" : "SELECT");
 out:
+	imapd_select_params_free(&qr);
 	buf_free(&name);
 	buf_free(&path);
 	buf_free(&err);
@@ -302,7 +311,7 @@ bool imapd_status_items_ok(const struct imap_arg *items)
 		const char *item;
 		if (!imap_arg_atom(&items->list[i], &item) ||
 		    !(str_eq_ci(item, "MESSAGES") || str_eq_ci(item, "RECENT") || str_eq_ci(item, "UIDNEXT") ||
-		      str_eq_ci(item, "UIDVALIDITY") || str_eq_ci(item, "UNSEEN")))
+		      str_eq_ci(item, "UIDVALIDITY") || str_eq_ci(item, "UNSEEN") || str_eq_ci(item, "HIGHESTMODSEQ")))
 			return false;
 	}
 	return true;
@@ -344,7 +353,10 @@ bool imapd_status_send(struct imapd_session *sess, const char *name, const struc
 	buf_puts(&line, " (");
 	for (size_t i = 0; i < items->count; i++) {
 		const char *item = items->list[i].str;
-		uint32_t v = str_eq_ci(item, "MESSAGES") ? c.messages : str_eq_ci(item, "RECENT") ? c.recent :
+		if (str_eq_ci(item, "HIGHESTMODSEQ"))
+			sess->condstore = true;	/* a CONDSTORE enabling command (RFC 7162 3.1) */
+		uint64_t v = str_eq_ci(item, "HIGHESTMODSEQ") ? c.highestmodseq : str_eq_ci(item, "MESSAGES") ? c.messages :
+			     str_eq_ci(item, "RECENT") ? c.recent :
 			     str_eq_ci(item, "UIDNEXT") ? c.uidnext : str_eq_ci(item, "UIDVALIDITY") ? c.uidvalidity :
 			     c.unseen;
 		char upper[16];
@@ -352,7 +364,7 @@ bool imapd_status_send(struct imapd_session *sess, const char *name, const struc
 		for (char *u = upper; *u; u++)
 			if (*u >= 'a' && *u <= 'z')
 				*u = (char)(*u - 32);
-		buf_printf(&line, "%s%s %u", i ? " " : "", upper, v);
+		buf_printf(&line, "%s%s %llu", i ? " " : "", upper, (unsigned long long)v);
 	}
 	buf_puts(&line, ")");
 	imapd_untagged(sess, "%s", buf_cstr(&line));

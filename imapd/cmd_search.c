@@ -250,6 +250,9 @@ void imapd_cmd_search(struct imapd_session *sess, const struct imap_arg *args, s
 	uint32_t *hits = xcalloc(sel->n + 1, sizeof(*hits));
 	size_t nh = 0;
 	imapd_fcache_begin(sel->fc);
+	uint64_t maxmod = 0;
+	if (s.modseq)
+		sess->condstore = true;
 	for (size_t i = 0; i < sel->n; i++) {
 		size_t k = imapd_sel_mbox_index(sess, i);
 		if (k == (size_t)-1)
@@ -259,10 +262,14 @@ void imapd_cmd_search(struct imapd_session *sess, const struct imap_arg *args, s
 		struct imap_search_msg m = {
 			.seq = (uint32_t)i + 1, .uid = sel->v[i].uid, .flags = sel->v[i].flags & IMAPD_SYS_FLAGS,
 			.recent = sel->v[i].recent, .size = mm->wsize, .internal_ymd = ymd_of((time_t)mm->idate, 0),
+			.modseq = mm->modseq,
 			.text = text_cb, .ctx = &c,
 		};
-		if (imap_search_match(&s, &m))
+		if (imap_search_match(&s, &m)) {
 			hits[nh++] = uid ? sel->v[i].uid : (uint32_t)i + 1;
+			if (mm->modseq > maxmod)
+				maxmod = mm->modseq;
+		}
 		if (c.loaded)
 			mime_message_free(&c.m);
 		buf_free(&c.data);
@@ -279,25 +286,21 @@ void imapd_cmd_search(struct imapd_session *sess, const struct imap_arg *args, s
 			buf_printf(&line, " COUNT %zu", nh);
 		if (nh && (ret & R_ALL)) {
 			struct imap_seqset set = { 0 };
-			for (size_t j = 0; j < nh; j++) {
-				if (set.count && set.r[set.count - 1].hi + 1 == hits[j]) {
-					set.r[set.count - 1].hi = hits[j];
-					continue;
-				}
-				if (set.count == set.cap) {
-					set.cap = set.cap ? set.cap * 2 : 16;
-					set.r = xrealloc(set.r, set.cap * sizeof(*set.r));
-				}
-				set.r[set.count++] = (struct imap_range){ hits[j], hits[j] };
-			}
+			for (size_t j = 0; j < nh; j++)
+				imapd_seqset_add(&set, hits[j]);
 			buf_puts(&line, " ALL ");
 			imap_seqset_format(&set, &line);
 			imap_seqset_free(&set);
 		}
+		if (nh && s.modseq)
+			buf_printf(&line, " MODSEQ %llu", (unsigned long long)maxmod);
 	} else {
 		buf_puts(&line, "SEARCH");
 		for (size_t j = 0; j < nh; j++)
 			buf_printf(&line, " %u", hits[j]);
+		/* RFC 7162 3.1.5: the highest modseq of the messages found */
+		if (nh && s.modseq)
+			buf_printf(&line, " (MODSEQ %llu)", (unsigned long long)maxmod);
 	}
 	free(hits);
 	imapd_untagged(sess, "%s", buf_cstr(&line));

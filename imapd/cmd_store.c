@@ -19,22 +19,64 @@
 #include "mailboxes.h"
 #include "mbox.h"
 #include "selected.h"
+#include "str.h"
 
 /* ---- STORE ---- */
+
+struct store_ctx {
+	const struct imap_store *st;
+	uint32_t kwmask;
+};
+
+/* The new flag letters from the message's current ones (as the index has them, not as last reported). */
+static bool store_letters(void *ctx, size_t i, const char *cur, struct buf *next)
+{
+	const struct store_ctx *c = ctx;
+	uint32_t f = imapd_sel_flags_from_letters(cur);
+	uint32_t kw = f & ~IMAPD_SYS_FLAGS;
+
+	(void)i;
+	kw = c->st->op == IMAP_STORE_SET ? c->kwmask : c->st->op == IMAP_STORE_ADD ? kw | c->kwmask : kw & ~c->kwmask;
+	imapd_sel_flags_letters(kw | imap_store_apply(c->st, f & IMAPD_SYS_FLAGS), next);
+	return true;
+}
+
+/* STORE's RFC 7162 modifier list: (UNCHANGEDSINCE n). false after a BAD. */
+static bool store_modifiers(struct imapd_session *sess, const struct imap_arg *a, uint64_t *unchangedsince)
+{
+	const char *name, *num;
+
+	if (a->type != IMAP_ARG_LIST || a->count != 2 || !imap_arg_atom(&a->list[0], &name) ||
+	    !str_eq_ci(name, "UNCHANGEDSINCE") || !imap_arg_atom(&a->list[1], &num) ||
+	    !str_to_u64(num, INT64_MAX, unchangedsince)) {
+		imapd_bad(sess, "STORE modifier must be (UNCHANGEDSINCE mod-sequence)");
+		return false;
+	}
+	sess->condstore = true;
+	return true;
+}
 
 void imapd_cmd_store(struct imapd_session *sess, const struct imap_arg *args, size_t nargs, bool uid)
 {
 	struct imapd_selected *sel = sess->sel;
 	struct imap_store st;
 	struct buf err = BUF_INIT(1024), line = BUF_INIT(BUF_NOLIMIT);
-	uint32_t *seqs = NULL;
-	size_t n = 0;
+	struct imap_seqset modified = { 0 };
+	uint32_t *seqs = NULL, *uids = NULL, *at = NULL;
+	enum mbox_store_result *res = NULL;
+	uint64_t unchangedsince = UINT64_MAX;
+	size_t n = 0, nu = 0;
 	const char *set;
 	bool failed = false;
 
-	if (nargs != 3 || !imap_arg_atom(&args[0], &set)) {
+	if ((nargs != 3 && nargs != 4) || !imap_arg_atom(&args[0], &set)) {
 		imapd_bad(sess, "STORE needs a sequence set, a data item and flags");
 		goto out;
+	}
+	if (nargs == 4) {
+		if (!store_modifiers(sess, &args[1], &unchangedsince))
+			goto out;
+		args++;
 	}
 	if (!imap_store_parse(&args[1], &args[2], &st, &err)) {
 		imapd_bad(sess, "%s", buf_cstr(&err));
@@ -58,38 +100,70 @@ void imapd_cmd_store(struct imapd_session *sess, const struct imap_arg *args, si
 			imapd_no(sess, "%s", buf_cstr(&err));
 		goto out;
 	}
-	uint32_t kwmask = (uint32_t)kwl << 5;
+	struct store_ctx ctx = { .st = &st, .kwmask = (uint32_t)kwl << 5 };
+	uids = xcalloc(n + 1, sizeof(*uids));
+	at = xcalloc(n + 1, sizeof(*at));
+	res = xcalloc(n + 1, sizeof(*res));
 	for (size_t j = 0; j < n; j++) {
-		size_t i = seqs[j] - 1;
-		if (sel->v[i].gone) {
+		if (sel->v[seqs[j] - 1].gone) {
 			failed = true;
 			continue;
 		}
-		uint32_t cur = sel->v[i].flags;
-		uint32_t kw = cur & ~IMAPD_SYS_FLAGS;
-		kw = st.op == IMAP_STORE_SET ? kwmask : st.op == IMAP_STORE_ADD ? kw | kwmask : kw & ~kwmask;
-		uint32_t nf = kw | imap_store_apply(&st, cur & IMAPD_SYS_FLAGS);
-		if (nf != cur && !imapd_sel_set_flags(sess, i, nf)) {
+		at[nu] = seqs[j] - 1;
+		uids[nu++] = sel->v[seqs[j] - 1].uid;
+	}
+	/* one index transaction: the flag test, the renames and the new modseqs cannot interleave with others */
+	if (nu && !mbox_store(sel->mb, uids, nu, unchangedsince, store_letters, &ctx, res, &err)) {
+		log_error("imapd: user %s: STORE: %s", sess->login.user, buf_cstr(&err));
+		imapd_no(sess, "[SERVERBUG] STORE failed");
+		goto out;
+	}
+	for (size_t j = 0; j < nu; j++) {
+		size_t i = at[j], k;
+		if (res[j] == MBOX_STORE_MODIFIED) {
+			imapd_seqset_add(&modified, uid ? uids[j] : (uint32_t)i + 1);
+			continue;
+		}
+		if (res[j] != MBOX_STORE_OK || (k = mbox_find(sel->mb, uids[j])) == (size_t)-1) {
 			failed = true;
 			continue;
 		}
-		/* .SILENT: the client knows what it set; changes by others still come with the next update */
+		const struct mbox_msg *m = mbox_get(sel->mb, k);
+		bool changed = m->modseq != sel->v[i].modseq;
+		sel->v[i].flags = imapd_sel_flags_from_letters(m->flags);
+		sel->v[i].modseq = m->modseq;
+		/* .SILENT: the client knows what it set; a CONDSTORE client still learns the new modseq (RFC 7162
+		 * 3.1.3); changes by others come with the next update */
+		if (st.silent && !(sess->condstore && changed))
+			continue;
+		buf_reset(&line);
+		buf_printf(&line, "%zu FETCH (", i + 1);
+		if (uid || sess->qresync)
+			buf_printf(&line, "UID %u ", sel->v[i].uid);
 		if (!st.silent) {
-			buf_reset(&line);
+			buf_puts(&line, "FLAGS ");
 			imapd_sel_msg_flags(sel, i, &line);
-			if (uid)
-				imapd_untagged(sess, "%zu FETCH (UID %u FLAGS %s)", i + 1, sel->v[i].uid, buf_cstr(&line));
-			else
-				imapd_untagged(sess, "%zu FETCH (FLAGS %s)", i + 1, buf_cstr(&line));
 		}
+		if (sess->condstore)
+			buf_printf(&line, "%sMODSEQ (%llu)", st.silent ? "" : " ", (unsigned long long)m->modseq);
+		imapd_untagged(sess, "%s)", buf_cstr(&line));
 	}
 	sel->no_expunge = true;
-	if (failed && !uid)
+	if (modified.count) {
+		buf_reset(&line);
+		imap_seqset_format(&modified, &line);
+		imapd_ok(sess, "[MODIFIED %s] conditional STORE failed", buf_cstr(&line));
+	} else if (failed && !uid) {
 		imapd_no(sess, "some messages were expunged meanwhile");
-	else
+	} else {
 		imapd_ok(sess, "STORE completed");
+	}
 out:
 	free(seqs);
+	free(uids);
+	free(at);
+	free(res);
+	imap_seqset_free(&modified);
 	buf_free(&err);
 	buf_free(&line);
 }

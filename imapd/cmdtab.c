@@ -36,6 +36,11 @@ static const struct imapd_cmd cmds[] = {
 	{ "COPY",		imapd_cmd_copy,		IMAPD_CMD_SELECTED | IMAPD_CMD_UID },
 	{ "MOVE",		imapd_cmd_move,		IMAPD_CMD_SELECTED | IMAPD_CMD_UID },
 	{ "EXPUNGE",		imapd_cmd_expunge,	IMAPD_CMD_SELECTED | IMAPD_CMD_UID },
+	{ "IDLE",		imapd_cmd_idle,		AUTHED },
+	{ "COMPRESS",		imapd_cmd_compress,	AUTHED },
+	{ "GETQUOTAROOT",	imapd_cmd_getquotaroot,	AUTHED },
+	{ "GETQUOTA",		imapd_cmd_getquota,	AUTHED },
+	{ "SETQUOTA",		imapd_cmd_setquota,	AUTHED },
 };
 
 const struct imapd_cmd *imapd_cmd_find(const char *name)

@@ -46,5 +46,11 @@ bool imapd_status_send(struct imapd_session *sess, const char *name, const struc
 imapd_cmd_fn imapd_cmd_append;
 /* handlers (cmd_fetch.c, cmd_store.c, cmd_search.c): selected state */
 imapd_cmd_fn imapd_cmd_fetch, imapd_cmd_store, imapd_cmd_expunge, imapd_cmd_copy, imapd_cmd_move, imapd_cmd_search;
+/* handlers (idle.c) */
+imapd_cmd_fn imapd_cmd_idle;
+/* handlers (compress.c) */
+imapd_cmd_fn imapd_cmd_compress;
+/* handlers (quota.c) */
+imapd_cmd_fn imapd_cmd_getquotaroot, imapd_cmd_getquota, imapd_cmd_setquota;
 
 #endif

@@ -26,6 +26,7 @@ enum imap_fetch_kind {
 	IMAP_FETCH_RFC822_HEADER,	/* = BODY.PEEK[HEADER] */
 	IMAP_FETCH_RFC822_TEXT,		/* = BODY[TEXT] */
 	IMAP_FETCH_SECTION,		/* BODY[...] / BODY.PEEK[...] */
+	IMAP_FETCH_MODSEQ,		/* RFC 7162 */
 };
 
 

@@ -29,6 +29,7 @@ struct imapd_login {
 	char *maildir;		/* root of the Maildir++ tree (INBOX) */
 	uid_t uid;
 	gid_t gid;
+	uint64_t quota;		/* bytes for all folders together; 0: none (QUOTA, quota.c) */
 	char *token;		/* auth's login token, asked for in a pre-login process (prelogin.h) */
 };
 
@@ -57,6 +58,7 @@ struct imapd_settings {
 struct imapd_view_msg {
 	uint32_t uid;
 	uint32_t flags;		/* IMAP_FLAG_* and keyword bits (flags.h) */
+	uint64_t modseq;	/* last reported (CONDSTORE) */
 	bool gone;
 	bool recent;
 };
@@ -89,6 +91,8 @@ struct imapd_session {
 	struct imapd_login login;
 	struct imapd_selected *sel;
 	char *tag;			/* of the command being run (a copy: login replaces the parser) */
+	bool condstore;			/* RFC 7162: MODSEQ in FETCH responses (enabled by ENABLE or first use) */
+	bool qresync;			/* RFC 7162: VANISHED instead of EXPUNGE, UID in unsolicited FETCH */
 	struct buf line;		/* scratch for replies */
 };
 

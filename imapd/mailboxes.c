@@ -565,4 +565,5 @@ void imapd_mbox_counts(struct mbox *mb, struct imapd_counts *out)
 			out->unseen++;
 	out->uidvalidity = mbox_uidvalidity(mb);
 	out->uidnext = mbox_uidnext(mb);
+	out->highestmodseq = mbox_highestmodseq(mb);
 }

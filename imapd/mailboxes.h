@@ -49,6 +49,7 @@ bool imapd_subscribe(const char *root, const char *name, bool on, struct buf *er
 struct imapd_counts {
 	uint32_t messages, recent, unseen;
 	uint32_t uidvalidity, uidnext;
+	uint64_t highestmodseq;
 };
 /* Counts from the shared mailbox index (common/mbox.h), which is opened and synced; recent = messages above the
  * recent mark. */

@@ -71,6 +71,7 @@ static bool auth_daemon(void *ctx, const char *user, const char *pass, bool encr
 			out->maildir[n - 1] = '\0';
 		out->uid = u.uid;
 		out->gid = u.gid;
+		out->quota = u.quota;
 		if (u.uid == 0 && u.gid == 0) {
 			struct passwd *pw = geteuid() == 0 ? getpwnam(config_str(c->cfg, "mail_owner")) : NULL;
 			out->uid = pw ? pw->pw_uid : geteuid();

@@ -13,6 +13,7 @@ struct pstate {
 	size_t nargs, pos;
 	size_t nkeys;
 	struct buf *err;
+	bool modseq;
 };
 
 static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
@@ -166,10 +167,11 @@ static bool parse_key(struct pstate *ps, const struct imap_arg *a, struct imap_s
 	if (a->type == IMAP_ARG_LIST) {
 		if (a->count == 0)
 			return fail(ps, "empty search key list");
-		struct pstate inner = { a->list, a->count, 0, ps->nkeys, ps->err };
+		struct pstate inner = { a->list, a->count, 0, ps->nkeys, ps->err, ps->modseq };
 		k->type = IMAP_SK_AND;
 		bool ok = parse_list(&inner, k, depth + 1);
 		ps->nkeys = inner.nkeys;
+		ps->modseq = inner.modseq;
 		return ok;
 	}
 	if (!imap_arg_atom(a, &s))
@@ -220,6 +222,24 @@ static bool parse_key(struct pstate *ps, const struct imap_arg *a, struct imap_s
 	if (str_eq_ci(s, "LARGER") || str_eq_ci(s, "SMALLER")) {
 		k->type = str_eq_ci(s, "LARGER") ? IMAP_SK_LARGER : IMAP_SK_SMALLER;
 		return take_number(ps, &k->num);
+	}
+	if (str_eq_ci(s, "MODSEQ")) {
+		/* RFC 7162: MODSEQ ["/flags/NAME" priv|shared|all] n; we keep one modseq per message, so the
+		 * entry is checked for syntax and the message's modseq is compared */
+		const struct imap_arg *x = next_arg(ps);
+		const char *v;
+		if (x && (x->type == IMAP_ARG_QUOTED || x->type == IMAP_ARG_LITERAL)) {
+			x = next_arg(ps);
+			if (!x || !imap_arg_atom(x, &v) || !(str_eq_ci(v, "priv") || str_eq_ci(v, "shared") ||
+							   str_eq_ci(v, "all")))
+				return fail(ps, "MODSEQ entry type must be priv, shared or all");
+			x = next_arg(ps);
+		}
+		k->type = IMAP_SK_MODSEQ;
+		ps->modseq = true;
+		if (!x || !imap_arg_atom(x, &v) || !str_to_u64(v, INT64_MAX, &k->num))
+			return fail(ps, "MODSEQ needs a mod-sequence");
+		return true;
 	}
 	if (str_eq_ci(s, "NOT")) {
 		const struct imap_arg *x = next_arg(ps);
@@ -277,9 +297,10 @@ bool imap_search_parse(const struct imap_arg *args, size_t nargs, struct imap_se
 		buf_puts(err, "SEARCH needs search keys");
 		return false;
 	}
-	struct pstate ps = { args, nargs, 0, 0, err };
+	struct pstate ps = { args, nargs, 0, 0, err, false };
 	bool ok = parse_list(&ps, &out->root, 0);
 	out->nkeys = ps.nkeys;
+	out->modseq = ps.modseq;
 	return ok;
 }
 
@@ -326,6 +347,8 @@ static bool match_key(const struct imap_search_key *k, const struct imap_search_
 		return m->text && m->text(m->ctx, k);
 	case IMAP_SK_UNKEYWORD:
 		return !(m->text && m->text(m->ctx, k));
+	case IMAP_SK_MODSEQ:
+		return m->modseq >= k->num;
 	case IMAP_SK_LARGER:
 		return m->size > k->num;
 	case IMAP_SK_SMALLER:

@@ -31,6 +31,7 @@ enum imap_search_type {
 	IMAP_SK_HEADER,		/* field + str (FROM, TO, CC, BCC, SUBJECT become HEADER) */
 	IMAP_SK_BODY, IMAP_SK_TEXT,	/* str */
 	IMAP_SK_SEQSET, IMAP_SK_UIDSET,	/* set (resolved by imap_search_resolve) */
+	IMAP_SK_MODSEQ,		/* num: modseq at least this (RFC 7162) */
 };
 
 struct imap_search_key {
@@ -45,6 +46,7 @@ struct imap_search_key {
 struct imap_search {
 	struct imap_search_key root;	/* an AND */
 	size_t nkeys;
+	bool modseq;			/* a MODSEQ key was used: the result carries the highest modseq */
 };
 
 /* Parse SEARCH's arguments (after an optional CHARSET, which must be UTF-8 or US-ASCII). false with the reason in
@@ -62,6 +64,7 @@ struct imap_search_msg {
 	bool recent;
 	uint64_t size;		/* RFC822.SIZE */
 	uint32_t internal_ymd;	/* internal date as yyyymmdd */
+	uint64_t modseq;
 	/* Text keys: does the message's field (HEADER, with field upper-cased) or body/text contain str
 	 * (case-insensitively)? For SENT* keys, type is the key and the callback compares the Date: header with
 	 * key->num; for KEYWORD and UNKEYWORD it says whether the message has keyword str (UNKEYWORD is negated

@@ -64,13 +64,14 @@ void imapd_sel_msg_flags(const struct imapd_selected *sel, size_t i, struct buf 
 	flags_list(sel, sel->v[i].flags, sel->v[i].recent, out);
 }
 
-static void view_push(struct imapd_selected *sel, uint32_t uid, uint32_t flags, bool recent)
+static void view_push(struct imapd_selected *sel, const struct mbox_msg *m)
 {
 	if (sel->n == sel->cap) {
 		sel->cap = sel->cap ? sel->cap * 2 : 64;
 		sel->v = xrealloc(sel->v, sel->cap * sizeof(*sel->v));
 	}
-	sel->v[sel->n++] = (struct imapd_view_msg){ uid, flags, false, recent };
+	sel->v[sel->n++] = (struct imapd_view_msg){ .uid = m->uid, .flags = imapd_sel_flags_from_letters(m->flags),
+						    .modseq = m->modseq };
 }
 
 /* Messages from view position from on above the folder's recent mark are \Recent for this session (only one
@@ -97,8 +98,7 @@ bool imapd_sel_open(struct imapd_selected *sel, struct buf *err)
 	imapd_keywords_load(sel->path, sel->keywords);
 	sel->fc = imapd_fcache_open(sel->path);
 	for (size_t i = 0; i < mbox_count(sel->mb); i++) {
-		const struct mbox_msg *m = mbox_get(sel->mb, i);
-		view_push(sel, m->uid, imapd_sel_flags_from_letters(m->flags), false);
+		view_push(sel, mbox_get(sel->mb, i));
 	}
 	claim_recent(sel, 0);
 	sel->exists = (uint32_t)sel->n;
@@ -159,13 +159,44 @@ void imapd_sel_update(struct imapd_session *sess, bool expunges)
 			sel->v[i].gone = true;
 			continue;
 		}
-		uint32_t f = imapd_sel_flags_from_letters(mbox_get(sel->mb, k)->flags);
-		if (f != sel->v[i].flags && !sel->v[i].gone) {
+		const struct mbox_msg *m = mbox_get(sel->mb, k);
+		uint32_t f = imapd_sel_flags_from_letters(m->flags);
+		bool report = f != sel->v[i].flags || (sess->condstore && m->modseq != sel->v[i].modseq);
+		sel->v[i].modseq = m->modseq;
+		if (report && !sel->v[i].gone) {
 			sel->v[i].flags = f;
 			buf_reset(&line);
+			buf_printf(&line, "%zu FETCH (", i + 1);
+			if (sess->qresync)
+				buf_printf(&line, "UID %u ", sel->v[i].uid);
+			buf_puts(&line, "FLAGS ");
 			imapd_sel_msg_flags(sel, i, &line);
-			imapd_untagged(sess, "%zu FETCH (FLAGS %s)", i + 1, buf_cstr(&line));
+			if (sess->condstore)
+				buf_printf(&line, " MODSEQ (%llu)", (unsigned long long)m->modseq);
+			imapd_untagged(sess, "%s)", buf_cstr(&line));
 		}
+	}
+	if (expunges && sess->qresync) {
+		/* RFC 7162 3.2.10: one VANISHED with the UIDs instead of an EXPUNGE per message */
+		struct imap_seqset set = { 0 };
+		size_t kept = 0;
+		for (size_t i = 0; i < sel->n; i++) {
+			if (!sel->v[i].gone) {
+				sel->v[kept++] = sel->v[i];
+				continue;
+			}
+			imapd_seqset_add(&set, sel->v[i].uid);
+			if (sel->v[i].recent)
+				sel->recent--;
+		}
+		if (set.count) {
+			buf_reset(&line);
+			imap_seqset_format(&set, &line);
+			imapd_untagged(sess, "VANISHED %s", buf_cstr(&line));
+			sel->exists -= (uint32_t)(sel->n - kept);
+			sel->n = kept;
+		}
+		imap_seqset_free(&set);
 	}
 	if (expunges) {
 		/* from the top down, so each number is still right when it is sent */
@@ -185,7 +216,7 @@ void imapd_sel_update(struct imapd_session *sess, bool expunges)
 	for (size_t k = 0; k < mbox_count(sel->mb); k++) {
 		const struct mbox_msg *m = mbox_get(sel->mb, k);
 		if (m->uid > last)
-			view_push(sel, m->uid, imapd_sel_flags_from_letters(m->flags), false);
+			view_push(sel, m);
 	}
 	if (sel->n != before)
 		claim_recent(sel, before);
@@ -197,6 +228,19 @@ void imapd_sel_update(struct imapd_session *sess, bool expunges)
 out:
 	buf_free(&err);
 	buf_free(&line);
+}
+
+void imapd_seqset_add(struct imap_seqset *set, uint32_t v)
+{
+	if (set->count && set->r[set->count - 1].hi + 1 == v) {
+		set->r[set->count - 1].hi = v;
+		return;
+	}
+	if (set->count == set->cap) {
+		set->cap = set->cap ? set->cap * 2 : 16;
+		set->r = xrealloc(set->r, set->cap * sizeof(*set->r));
+	}
+	set->r[set->count++] = (struct imap_range){ v, v };
 }
 
 static int u32cmp(const void *a, const void *b)
@@ -286,55 +330,81 @@ bool imapd_sel_read(struct imapd_session *sess, size_t i, struct buf *out)
 	return ok;
 }
 
-static bool rename_flags(struct imapd_selected *sel, const char *name, uint32_t flags, bool *gone)
+void imapd_sel_flags_letters(uint32_t flags, struct buf *out)
 {
-	struct buf from = BUF_INIT(BUF_NOLIMIT), to = BUF_INIT(BUF_NOLIMIT), letters = BUF_INIT(64);
-	const char *colon = strchr(name, ':');
-	size_t blen = colon ? (size_t)(colon - name) : strlen(name);
-	bool ok;
-
-	imap_flags_to_maildir(flags & IMAPD_SYS_FLAGS, &letters);
+	imap_flags_to_maildir(flags & IMAPD_SYS_FLAGS, out);
 	/* Maildir wants the letters in ASCII order: upper case (system flags) first, then keyword letters */
 	for (int c = 0; c < 26; c++)
 		if (flags & KW_BIT('a' + c))
-			buf_putc(&letters, (char)('a' + c));
-	buf_printf(&from, "%s/cur/%s", sel->path, name);
-	buf_printf(&to, "%s/cur/", sel->path);
-	buf_append(&to, name, blen);
-	buf_printf(&to, ":2,%s", buf_cstr(&letters));
-	ok = strcmp(buf_cstr(&from), buf_cstr(&to)) == 0 || rename(buf_cstr(&from), buf_cstr(&to)) == 0;
-	*gone = !ok && errno == ENOENT;
-	if (!ok && !*gone)
-		log_error("imapd: rename %s: %m", buf_cstr(&from));
-	buf_free(&from);
-	buf_free(&to);
-	buf_free(&letters);
+			buf_putc(out, (char)('a' + c));
+}
+
+struct flag_change {
+	uint32_t set, add;	/* set: the new flags (when add is 0); add: bits added to the current ones */
+};
+
+static bool change_letters(void *ctx, size_t i, const char *cur, struct buf *next)
+{
+	const struct flag_change *c = ctx;
+
+	(void)i;
+	imapd_sel_flags_letters(c->add ? imapd_sel_flags_from_letters(cur) | c->add : c->set, next);
+	return true;
+}
+
+/* The flag change through the index (rename and new modseq in one transaction); views follow the index. */
+static bool store(struct imapd_session *sess, const uint32_t *seqs, size_t n, struct flag_change *c)
+{
+	struct imapd_selected *sel = sess->sel;
+	struct buf err = BUF_INIT(1024);
+	uint32_t *uids = xcalloc(n + 1, sizeof(*uids));
+	enum mbox_store_result *res = xcalloc(n + 1, sizeof(*res));
+	size_t nu = 0;
+	bool ok = true;
+
+	for (size_t j = 0; j < n; j++)
+		if (imapd_sel_mbox_index(sess, seqs[j] - 1) != (size_t)-1)
+			uids[nu++] = sel->v[seqs[j] - 1].uid;
+	if (nu && !mbox_store(sel->mb, uids, nu, UINT64_MAX, change_letters, c, res, &err)) {
+		log_error("imapd: user %s: %s", sess->login.user, buf_cstr(&err));
+		ok = false;
+	}
+	for (size_t j = 0; ok && j < n; j++) {
+		size_t i = seqs[j] - 1, k = imapd_sel_mbox_index(sess, i);
+		if (k == (size_t)-1) {
+			ok = false;
+			continue;
+		}
+		const struct mbox_msg *m = mbox_get(sel->mb, k);
+		sel->v[i].flags = imapd_sel_flags_from_letters(m->flags);
+		sel->v[i].modseq = m->modseq;
+	}
+	free(uids);
+	free(res);
+	buf_free(&err);
 	return ok;
 }
 
 bool imapd_sel_set_flags(struct imapd_session *sess, size_t i, uint32_t flags)
 {
-	struct imapd_selected *sel = sess->sel;
-	struct buf err = BUF_INIT(1024);
-	size_t k = imapd_sel_mbox_index(sess, i);
-	bool gone = false, ok = false;
+	uint32_t seq = (uint32_t)i + 1;
+	struct flag_change c = { .set = flags };
 
-	if (k == (size_t)-1)
-		goto out;
-	if (!rename_flags(sel, mbox_get(sel->mb, k)->name, flags, &gone)) {
-		if (!gone)
-			goto out;
-		/* renamed by another session or tool since our last sync: learn the new name and try once more */
-		if (!mbox_sync(sel->mb, &err) || (k = mbox_find(sel->mb, sel->v[i].uid)) == (size_t)-1)
-			goto out;
-		if (!rename_flags(sel, mbox_get(sel->mb, k)->name, flags, &gone))
-			goto out;
-	}
-	ok = true;
-	sel->v[i].flags = flags;
-out:
-	buf_free(&err);
-	return ok;
+	return imapd_sel_mbox_index(sess, i) != (size_t)-1 && store(sess, &seq, 1, &c);
+}
+
+void imapd_sel_add_seen(struct imapd_session *sess, const uint32_t *seqs, size_t n)
+{
+	uint32_t *unseen = xcalloc(n + 1, sizeof(*unseen));
+	size_t nu = 0;
+	struct flag_change c = { .add = IMAP_FLAG_SEEN };
+
+	for (size_t j = 0; j < n; j++)
+		if (!(sess->sel->v[seqs[j] - 1].flags & IMAP_FLAG_SEEN))
+			unseen[nu++] = seqs[j];
+	if (nu)
+		(void)store(sess, unseen, nu, &c);
+	free(unseen);
 }
 
 struct mbox *imapd_sel_borrow(struct imapd_session *sess, const char *path, bool *own, struct buf *err)

@@ -31,9 +31,13 @@ bool imapd_sel_set(struct imapd_session *sess, const char *set, bool uid, uint32
 size_t imapd_sel_mbox_index(struct imapd_session *sess, size_t i);
 /* Whole message file of view position i into out (LF line ends as stored). false when gone or unreadable. */
 bool imapd_sel_read(struct imapd_session *sess, size_t i, struct buf *out);
-/* Give view position i these flags (rename in cur/, keeping letters we do not know). The view's flags are
- * updated (the caller reports them). false when the message is gone or the rename failed. */
+/* Give view position i these flags (through the index: a rename in cur/ and a new modseq). The view's flags
+ * and modseq are updated (the caller reports them). false when the message is gone or the rename failed. */
 bool imapd_sel_set_flags(struct imapd_session *sess, size_t i, uint32_t flags);
+/* \Seen for the messages of seqs (1-based) that lack it, in one index transaction (a non-peek FETCH). */
+void imapd_sel_add_seen(struct imapd_session *sess, const uint32_t *seqs, size_t n);
+/* Maildir letters of view flags: system flag letters, then keyword letters, in ASCII order. */
+void imapd_sel_flags_letters(uint32_t flags, struct buf *out);
 /* Expunge the \Deleted messages among seqs (all when seqs is NULL) from the index and the folder; the
  * EXPUNGE responses come from the next imapd_sel_update. (cmd_store.c) */
 bool imapd_expunge_deleted(struct imapd_session *sess, const uint32_t *seqs, size_t n);
@@ -43,6 +47,8 @@ struct mbox *imapd_sel_borrow(struct imapd_session *sess, const char *path, bool
 /* Give the message dir/cur/NAME the internal date when (seconds), before the index has seen it: the name's
  * leading seconds are replaced (*name updated) and the mtime set. false (name unchanged) when that fails. */
 bool imapd_set_idate(const char *dir, char **name, int64_t when);
+/* Append v (ascending calls) to set, merging it into the last range when adjacent. */
+void imapd_seqset_add(struct imap_seqset *set, uint32_t v);
 /* Flags of a Maildir letter string in view terms (system flags and keyword letters). */
 uint32_t imapd_sel_flags_from_letters(const char *letters);
 /* "(\Seen $Label)" list of view flags. */

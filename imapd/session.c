@@ -89,6 +89,9 @@ static void reply(struct imapd_session *sess, const char *tag, const char *word,
 		panic("imapd reply line over %u bytes", REPLY_LINE_MAX);
 	buf_puts(&sess->line, "\r\n");
 	stream_write(sess->s, sess->line.data, sess->line.len);
+	/* COMPRESS: the deflate history ends with each command (compress.c) */
+	if (tag)
+		stream_codec_boundary(sess->s);
 }
 
 void imapd_untagged(struct imapd_session *sess, const char *fmt, ...)
@@ -189,6 +192,10 @@ bool imapd_arg_mailbox(struct imapd_session *sess, const struct imap_arg *a, str
 void imapd_capabilities(struct imapd_session *sess, struct buf *out)
 {
 	buf_puts(out, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE NAMESPACE UNSELECT SPECIAL-USE UIDPLUS MOVE ESEARCH");
+	buf_puts(out, " IDLE");
+	buf_puts(out, " CONDSTORE QRESYNC");
+	buf_puts(out, " COMPRESS=DEFLATE");
+	buf_puts(out, " QUOTA QUOTA=RES-STORAGE");
 	buf_puts(out, " CHILDREN LIST-EXTENDED LIST-STATUS");
 	if (sess->state != IMAPD_NOTAUTH && sess->set->max_literal)
 		buf_printf(out, " APPENDLIMIT=%zu", sess->set->max_literal);

@@ -1,5 +1,6 @@
 /* mbox: sync of new/ and cur/, UIDs in arrival order, changes by other Maildir tools, expunge, rebuild with the
- * same UIDs (and without the uidlist: a new UIDVALIDITY), damaged index files, concurrent writers, records. */
+ * same UIDs (and without the uidlist: a new UIDVALIDITY), damaged index files, concurrent writers, records,
+ * flag stores with modseqs (UNCHANGEDSINCE) and expunge tombstones. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -236,6 +237,101 @@ static void test_expunge(void **state)
 	assert_true(mbox_highestmodseq(mb) > hms);
 	assert_int_equal(mbox_get(mb, 0)->uid, 2);
 	assert_int_equal(mbox_get(mb, 1)->uid, 4);
+	buf_free(&err);
+	mbox_close(&mb);
+}
+
+/* STORE through the index: UNCHANGEDSINCE, modseqs, no bump without a change, another process's view. */
+static bool add_letter(void *ctx, size_t i, const char *cur, struct buf *next)
+{
+	(void)i;
+	buf_puts(next, cur);
+	if (!strchr(cur, *(const char *)ctx))
+		buf_putc(next, *(const char *)ctx);
+	return true;
+}
+
+static void test_store_modseq(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 3; i++)
+		free(deliver("m\n"));
+	struct mbox *mb = open_ok();
+	struct buf err = BUF_INIT(BUF_NOLIMIT);
+	uint64_t hms = mbox_highestmodseq(mb), m2 = mbox_get(mb, 1)->modseq;
+	uint32_t uids[] = { 1, 2, 99 };
+	enum mbox_store_result res[3];
+	assert_true(mbox_store(mb, uids, 3, UINT64_MAX, add_letter, "S", res, &err));
+	assert_int_equal(res[0], MBOX_STORE_OK);
+	assert_int_equal(res[1], MBOX_STORE_OK);
+	assert_int_equal(res[2], MBOX_STORE_GONE);
+	assert_string_equal(mbox_get(mb, 0)->flags, "S");
+	assert_true(mbox_get(mb, 1)->modseq > hms && mbox_get(mb, 1)->modseq > m2);
+	assert_int_equal(mbox_highestmodseq(mb), hms + 2);
+	/* the same change again changes nothing, so no new modseq */
+	assert_true(mbox_store(mb, uids, 2, UINT64_MAX, add_letter, "S", res, &err));
+	assert_int_equal(mbox_highestmodseq(mb), hms + 2);
+	/* UNCHANGEDSINCE: message 1 changed after hms, message 3 did not */
+	uint32_t u13[] = { 1, 3 };
+	assert_true(mbox_store(mb, u13, 2, hms, add_letter, "F", res, &err));
+	assert_int_equal(res[0], MBOX_STORE_MODIFIED);
+	assert_int_equal(res[1], MBOX_STORE_OK);
+	assert_string_equal(mbox_get(mb, 0)->flags, "S");
+	assert_string_equal(mbox_get(mb, 2)->flags, "F");
+	/* a second handle (another session) sees names and modseqs without rescanning files for them */
+	struct mbox *other = open_ok();
+	assert_string_equal(mbox_get(other, 2)->flags, "F");
+	assert_int_equal(mbox_get(other, 2)->modseq, mbox_get(mb, 2)->modseq);
+	assert_int_equal(mbox_highestmodseq(other), mbox_highestmodseq(mb));
+	mbox_close(&other);
+	buf_free(&err);
+	mbox_close(&mb);
+}
+
+/* Tombstones: expunges and files that vanished are listed by modseq; a rebuild makes the list incomplete. */
+static void test_vanished(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 4; i++)
+		free(deliver("m\n"));
+	struct mbox *mb = open_ok();
+	struct buf err = BUF_INIT(BUF_NOLIMIT);
+	uint64_t h0 = mbox_highestmodseq(mb);
+	uint32_t *v;
+	size_t n;
+	bool complete;
+	uint32_t u2 = 2;
+	assert_true(mbox_expunge(mb, &u2, 1, &err));
+	uint64_t h1 = mbox_highestmodseq(mb);
+	char name[600];
+	snprintf(name, sizeof(name), "cur/%s", mbox_get(mb, 2)->name);	/* UID 4 vanishes under another tool */
+	rm_file(name);
+	sync_ok(mb);
+	assert_int_equal(mbox_count(mb), 2);
+	assert_true(mbox_vanished(mb, h0, &v, &n, &complete, &err));
+	assert_true(complete);
+	assert_int_equal(n, 2);
+	assert_int_equal(v[0], 2);
+	assert_int_equal(v[1], 4);
+	free(v);
+	assert_true(mbox_vanished(mb, h1, &v, &n, &complete, &err));
+	assert_int_equal(n, 1);
+	assert_int_equal(v[0], 4);
+	free(v);
+	mbox_close(&mb);
+	/* the index lost: modseqs restart above the old ones, and the tombstones no longer reach back */
+	char p[600];
+	snprintf(p, sizeof(p), "%s/%s", root, MBOX_INDEX_FILE);
+	unlink(p);
+	mb = open_ok();
+	assert_true(mbox_highestmodseq(mb) > h1 + 1000);
+	assert_true(mbox_vanished(mb, h1, &v, &n, &complete, &err));
+	assert_false(complete);
+	free(v);
+	assert_true(mbox_vanished(mb, mbox_highestmodseq(mb), &v, &n, &complete, &err));
+	assert_true(complete);
+	assert_int_equal(n, 0);
+	free(v);
 	buf_free(&err);
 	mbox_close(&mb);
 }
@@ -521,6 +617,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_new_to_cur_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_tools, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expunge, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_modseq, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vanished, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild_keeps_uids, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_after_rename, setup, teardown),

@@ -1,6 +1,7 @@
 /* stream and tls: line reading (CRLF/LF, limits, EOF mid-line), timeouts (read, write on a full socket, EINTR),
  * pending/discard, read_exact, peek/consume with the DATA decoder, and STARTTLS against a forked TLS server with
- * a certificate made in the test (pipelined plaintext must not become TLS input). Socketpairs only. */
+ * a certificate made in the test (pipelined plaintext must not become TLS input), and a codec (COMPRESS) over
+ * the stream. Socketpairs only. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -841,6 +842,107 @@ static void test_tls_handshake_timeout_and_garbage(void **state)
 	buf_free(&err);
 }
 
+/* A codec for the test: every byte XOR 0x55 both ways (0xff encoded is "corrupt"), counting flushes. At most 3
+ * bytes per decode call, so output held back for later calls is exercised. */
+struct xor_ctx {
+	int sync, full, freed;
+};
+
+static bool xor_decode(void *ctx, const unsigned char **in, size_t *inlen, void *out, size_t outcap, size_t *outlen,
+		       struct buf *err)
+{
+	unsigned char *o = out;
+
+	(void)ctx;
+	*outlen = 0;
+	while (*inlen && *outlen < outcap && *outlen < 3) {
+		if (**in == 0xff) {
+			buf_puts(err, "corrupt");
+			return false;
+		}
+		o[(*outlen)++] = **in ^ 0x55;
+		(*in)++;
+		(*inlen)--;
+	}
+	return true;
+}
+
+static bool xor_encode(void *ctx, const void *in, size_t n, enum stream_codec_flush fl, struct buf *out)
+{
+	struct xor_ctx *c = ctx;
+	const unsigned char *p = in;
+
+	for (size_t i = 0; i < n; i++)
+		buf_putc(out, p[i] ^ 0x55);
+	c->sync += fl == STREAM_CODEC_SYNC;
+	c->full += fl == STREAM_CODEC_FULL;
+	return true;
+}
+
+static void xor_free(void *ctx)
+{
+	((struct xor_ctx *)ctx)->freed++;
+}
+
+static void xor_put(int fd, const char *s)
+{
+	char b[256];
+	size_t n = strlen(s);
+	for (size_t i = 0; i < n; i++)
+		b[i] = (char)(s[i] ^ 0x55);
+	put(fd, b, n);
+}
+
+static void test_codec(void **state)
+{
+	(void)state;
+	struct pair p;
+	struct buf line = BUF_INIT(BUF_NOLIMIT);
+	struct xor_ctx c = { 0 };
+	struct stream_codec codec = { xor_decode, xor_encode, xor_free, &c };
+	char got[64];
+
+	pair_open(&p, 1000, 1000);
+	/* the command that starts the codec, with encoded bytes pipelined behind it in the same write */
+	char first[64] = "COMPRESS\r\n";
+	size_t n0 = strlen(first);
+	for (const char *q = "next\r\n"; *q; q++)
+		first[n0++] = (char)(*q ^ 0x55);
+	put(p.peer, first, n0);
+	assert_int_equal(stream_read_line(p.s, &line, 100), STREAM_OK);
+	assert_string_equal(buf_cstr(&line), "COMPRESS");
+	assert_false(stream_has_codec(p.s));
+	stream_set_codec(p.s, &codec);
+	assert_true(stream_has_codec(p.s));
+	assert_int_equal(stream_pending(p.s), 6);	/* still encoded */
+	assert_int_equal(stream_read_line(p.s, &line, 100), STREAM_OK);
+	assert_string_equal(buf_cstr(&line), "next");
+	xor_put(p.peer, "a longer line than three bytes\r\n");
+	assert_int_equal(stream_read_line(p.s, &line, 100), STREAM_OK);
+	assert_string_equal(buf_cstr(&line), "a longer line than three bytes");
+	/* output: a boundary full-flushes what is written so far, a flush sync-flushes the rest */
+	stream_puts(p.s, "abc");
+	stream_codec_boundary(p.s);
+	assert_int_equal(c.full, 1);
+	stream_puts(p.s, "de");
+	assert_int_equal(stream_flush(p.s), STREAM_OK);
+	assert_int_equal(c.sync, 1);
+	assert_int_equal(read(p.peer, got, sizeof(got)), 5);
+	for (int i = 0; i < 5; i++)
+		got[i] ^= 0x55;
+	assert_memory_equal(got, "abcde", 5);
+	/* nothing written: a flush does not flush the encoder again */
+	assert_int_equal(stream_flush(p.s), STREAM_OK);
+	assert_int_equal(c.sync, 1);
+	/* corrupt input is an error that says why */
+	put(p.peer, "\xff", 1);
+	assert_int_equal(stream_read_line(p.s, &line, 100), STREAM_ERROR);
+	assert_string_equal(stream_error_text(p.s), "corrupt");
+	buf_free(&line);
+	pair_close(&p);
+	assert_int_equal(c.freed, 1);
+}
+
 /* stream_set_interrupt: input already there is read; a wait ends once stop() says so, even when no signal
  * interrupts the poll (it is sliced), and long before the read timeout */
 static int stop_calls;
@@ -896,6 +998,7 @@ int main(void)
 		cmocka_unit_test(test_write_printf_counters),
 		cmocka_unit_test(test_write_timeout),
 		cmocka_unit_test(test_peek_with_decoder),
+		cmocka_unit_test(test_codec),
 		cmocka_unit_test(test_tls_ctx),
 		cmocka_unit_test(test_interrupt),
 		cmocka_unit_test(test_starttls),
