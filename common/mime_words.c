@@ -87,6 +87,9 @@ bool mime_charset_to_utf8(const char *charset, const void *in, size_t n, struct 
 	iconv_t cd = sane ? iconv_open("UTF-8", charset) : (iconv_t)-1;
 	if (cd == (iconv_t)-1)
 		return utf8_copy(p, n, false, out);   /* unknown: keep what already is UTF-8 */
+	/* glibc's decoders pass some invalid sequences through (UTF-8 aliases let code points above U+10FFFF by),
+	 * so what iconv writes is checked like UTF-8 input before it reaches out */
+	struct buf conv = BUF_INIT(BUF_NOLIMIT);
 	bool ok = true;
 	char tmp[1024];
 	char *ip = (char *)(uintptr_t)p;
@@ -96,13 +99,13 @@ bool mime_charset_to_utf8(const char *charset, const void *in, size_t n, struct 
 		size_t ol = sizeof(tmp);
 		size_t r = iconv(cd, &ip, &il, &op, &ol);
 		int err = errno;
-		if (op > tmp && !buf_append(out, tmp, (size_t)(op - tmp)))
+		if (op > tmp && !buf_append(&conv, tmp, (size_t)(op - tmp)))
 			ok = false;
 		if (r == (size_t)-1 && ok) {
 			if (err == E2BIG)
 				continue;
 			/* EILSEQ or EINVAL (truncated at the end): replace one byte and go on */
-			if (!buf_puts(out, REPLACEMENT))
+			if (!buf_puts(&conv, REPLACEMENT))
 				ok = false;
 			ip++;
 			il--;
@@ -113,10 +116,13 @@ bool mime_charset_to_utf8(const char *charset, const void *in, size_t n, struct 
 		char *op = tmp;
 		size_t ol = sizeof(tmp);
 		iconv(cd, NULL, NULL, &op, &ol);
-		if (op > tmp && !buf_append(out, tmp, (size_t)(op - tmp)))
+		if (op > tmp && !buf_append(&conv, tmp, (size_t)(op - tmp)))
 			ok = false;
 	}
 	iconv_close(cd);
+	if (ok)
+		ok = utf8_copy((const unsigned char *)(conv.data ? conv.data : ""), conv.len, false, out);
+	buf_free(&conv);
 	return ok;
 }
 

@@ -136,7 +136,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	/* a DSN returning this message keeps its three parts whatever the message holds */
 	buf_reset(&b);
-	struct mime_dsn_rcpt r = { "u@example.org", NULL, MIME_DSN_FAILED, "5.1.1", NULL, "550 no", 0, 0 };
+	struct mime_dsn_rcpt r = { .final_rcpt = "u@example.org", .action = MIME_DSN_FAILED, .status = "5.1.1",
+	                           .diagnostic = "550 no" };
 	struct mime_dsn d = { "mx.example.org", "MAILER-DAEMON@mx.example.org", "s@example.com", NULL, "QID", NULL,
 	                      0, 1795444970, &r, 1, size & 1, 0, msg, size };
 	if (!mime_dsn_build(&d, &b, NULL))

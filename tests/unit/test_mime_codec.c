@@ -322,6 +322,11 @@ static void test_charset(void **state)
 	/* names that are not tokens never reach iconv */
 	assert_true(mime_charset_to_utf8("UTF-8//TRANSLIT", "ok", 2, &b));
 	assert_string_equal(buf_cstr(&b), "ok");
+	buf_reset(&b);
+	/* a name iconv takes for UTF-8 (glibc ignores the '+') must not let a code point above U+10FFFF through,
+	 * as glibc's own decoder does (found by fuzz_mime_codec) */
+	assert_true(mime_charset_to_utf8("u+tf-8", "a\xf4\x94\x94\xae", 5, &b));
+	assert_string_equal(buf_cstr(&b), "a\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
 	buf_free(&b);
 }
 
