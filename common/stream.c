@@ -32,6 +32,7 @@
 struct stream {
 	int fd;
 	bool is_socket;		/* send() with MSG_NOSIGNAL; else write() (pipes in tests and tools) */
+	bool is_tcp;		/* acknowledge each read at once (TCP_QUICKACK), see stream_read_some */
 	SSL *ssl;
 	struct buf rbuf;	/* input not yet consumed starts at rpos */
 	size_t rpos;
@@ -93,6 +94,7 @@ struct stream *stream_new(int fd)
 	if (s->is_socket && type == SOCK_STREAM) {
 		int one = 1;
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		s->is_tcp = true;
 	}
 	buf_init(&s->rbuf, BUF_NOLIMIT);	/* reads take 16 KiB; only a restored partial line (< maxlen) grows it */
 	buf_init(&s->wbuf, STREAM_WBUF_SIZE);
@@ -286,6 +288,14 @@ static enum stream_result io_read(struct stream *s, void *p, size_t n, size_t *g
 		}
 		if ((r = wait_fd(s, POLLIN, s->read_ms)) != STREAM_OK)
 			return r;
+	}
+	/* Acknowledge what was just read now rather than after the delayed-ACK timer: a client that writes a
+	 * message in several pieces without TCP_NODELAY (smtp-source, many MUAs) holds its last small piece (the
+	 * final ".\r\n") until its earlier data is acknowledged, and we send nothing until the message is in —
+	 * 40 ms per message otherwise. Quick-ack mode is not sticky, hence after every read. */
+	if (s->is_tcp) {
+		int one = 1;
+		(void)setsockopt(s->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
 	}
 	s->bytes_in += *got;
 	return STREAM_OK;
