@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <grp.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -29,11 +28,7 @@ void imapd_session_init(struct imapd_session *sess, const struct imapd_settings 
 {
 	memset(sess, 0, sizeof(*sess));
 	sess->set = set;
-	sess->s = stream_new(fd);
-	/* replies are whole buffers flushed once per command: Nagle would only hold back their last segment until
-	 * the client's (delayed) ACK. Not a TCP socket (tests): nothing to do. */
-	int one = 1;
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	sess->s = stream_new(fd);	/* TCP_NODELAY, and every read acknowledged at once (an APPEND literal's CRLF) */
 	int t = set->preauth_timeout_ms ? set->preauth_timeout_ms : set->timeout_ms;
 	stream_set_timeouts(sess->s, t, t);
 	sess->loopback = loopback;
@@ -354,13 +349,6 @@ static void session_loop(struct imapd_session *sess)
 		stream_consume(sess->s, used);
 		switch (r) {
 		case IMAP_PARSE_MORE:
-			/* a command begun and not complete, typically an APPEND literal read and its CRLF to come:
-			 * ACK at once. The client's Nagle holds that last small segment until our ACK, which the
-			 * kernel would delay (~40 ms) since we have nothing to send. Quick-ack does not stick. */
-			if (imap_parser_in_command(sess->parser)) {
-				int on = 1;
-				(void)setsockopt(stream_fd(sess->s), IPPROTO_TCP, TCP_QUICKACK, &on, sizeof(on));
-			}
 			continue;
 		case IMAP_PARSE_CONT:
 			stream_puts(sess->s, "+ OK\r\n");
