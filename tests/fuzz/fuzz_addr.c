@@ -24,8 +24,13 @@ static void check_addr(const struct addr *a, unsigned flags)
 		__builtin_trap();	/* no NUL inside a parsed address */
 	if (a->utf8 && !(flags & ADDR_F_SMTPUTF8))
 		__builtin_trap();
-	if (a->null || a->local_len > ADDR_LOCAL_MAX || strlen(a->canon) > 240)
-		return;	/* IPv6 canon may grow a little; header local parts may be longer than SMTP allows */
+	/* RFC 5321 limits the local part as written, quotes and backslashes included: a decoded local part of 63
+	 * octets may need 65 once quoted. IPv6 canon may grow a little; header local parts may be longer than SMTP
+	 * allows. */
+	const char *at = strrchr(a->canon, '@');
+	size_t wire_local = at && a->domain_len ? (size_t)(at - a->canon) : strlen(a->canon);
+	if (a->null || wire_local > ADDR_LOCAL_MAX || strlen(a->canon) > 240)
+		return;
 	if (a->domain_len == 0) {
 		if (!str_eq_ci(a->local, "postmaster"))
 			return;	/* a domainless header address ("root") is no envelope path */
