@@ -12,6 +12,8 @@ struct auth_settings {
 	const char *db_path;		/* accounts_database */
 	bool system_users;		/* auth_system_users */
 	struct throttle_params throttle;	/* shared by the per-IP and the per-account tables */
+	size_t cache_entries;		/* auth_cache_size: remembered verifications (cache.h); 0: none */
+	unsigned cache_ttl;		/* auth_cache_ttl, seconds; 0: none */
 };
 
 struct auth_server;

@@ -58,6 +58,8 @@ static void auth_init(struct daemon_ctx *ctx)
 	set.throttle.max_delay = (unsigned)config_time(ctx->cfg, "auth_throttle_max_delay", 0, 3600);
 	set.throttle.decay = (unsigned)config_time(ctx->cfg, "auth_throttle_decay", 1, 7 * 86400);
 	set.throttle.max_entries = (size_t)config_int(ctx->cfg, "auth_throttle_entries", 1, 10000000);
+	set.cache_entries = (size_t)config_int(ctx->cfg, "auth_cache_size", 0, 10000000);
+	set.cache_ttl = (unsigned)config_time(ctx->cfg, "auth_cache_ttl", 0, 7 * 86400);
 	app->server = auth_server_new(&set);
 
 	/* Who may ask: root, our own user (mail_owner once dropped), mail_owner by name, and the instance owner

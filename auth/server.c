@@ -12,6 +12,7 @@
 
 #include "accounts.h"
 #include "accounts_auth.h"
+#include "cache.h"
 #include "alloc.h"
 #include "log.h"
 #include "sasl.h"
@@ -32,6 +33,7 @@ struct auth_server {
 	bool system_users;
 	struct accounts *db;
 	struct throttle *by_ip, *by_user;
+	struct auth_cache *cache;
 	struct login_token tokens[AUTH_TOKENS];
 	size_t next_token;
 };
@@ -97,6 +99,7 @@ struct auth_server *auth_server_new(const struct auth_settings *settings)
 	s->system_users = settings->system_users;
 	s->by_ip = throttle_new(&settings->throttle);
 	s->by_user = throttle_new(&settings->throttle);
+	s->cache = auth_cache_new(settings->cache_entries, settings->cache_ttl);
 	return s;
 }
 
@@ -110,6 +113,7 @@ void auth_server_free(struct auth_server **sp)
 		token_clear(&s->tokens[i]);
 	throttle_free(&s->by_ip);
 	throttle_free(&s->by_user);
+	auth_cache_free(&s->cache);
 	free(s->db_path);
 	free(s);
 	*sp = NULL;
@@ -263,6 +267,7 @@ struct auth_job {
 	struct accounts_user u;
 	struct buf key;			/* throttle key of the user */
 	unsigned delay;
+	unsigned char mac[AUTH_CACHE_MAC];	/* of the password, for the verification cache */
 	bool match;			/* the outcome of auth_job_run */
 };
 
@@ -284,6 +289,7 @@ static void job_free(struct auth_job *job)
 	free(job->service);
 	accounts_user_free(&job->u);
 	buf_free(&job->key);
+	explicit_bzero(job->mac, sizeof job->mac);
 	free(job);
 }
 
@@ -300,7 +306,7 @@ void auth_job_run(struct auth_job *job)
 
 /* Throttle bookkeeping, the log line and the RESULT, once the outcome is known. */
 static struct ipc_msg *conclude(struct auth_server *s, const struct verify_in *in, const char *key,
-                                const struct accounts_user *u, const char *reason, uint64_t id)
+                                const struct accounts_user *u, const char *reason, uint64_t id, bool cached)
 {
 	struct ipc_msg *m = ipc_msg_new(ACCOUNTS_AUTH_RESULT);
 
@@ -311,8 +317,8 @@ static struct ipc_msg *conclude(struct auth_server *s, const struct verify_in *i
 	if (reason == NULL) {
 		throttle_success(s->by_ip, in->rip);
 		throttle_success(s->by_user, key);
-		log_info("auth ok: user=<%s> rip=%s mech=%s service=%s", field(u->address, 100), field(in->rip, 64),
-		         field(in->mech, 16), field(in->service, 32));
+		log_info("auth ok: user=<%s> rip=%s mech=%s service=%s%s", field(u->address, 100), field(in->rip, 64),
+		         field(in->mech, 16), field(in->service, 32), cached ? " cached=yes" : "");
 		fill_result(m, ACCOUNTS_AUTH_OK, u, NULL);
 		const char *token = in->flags & ACCOUNTS_AUTH_F_WANT_TOKEN ? token_issue(s, u->address) : NULL;
 		if (token)
@@ -337,7 +343,9 @@ struct ipc_msg *auth_server_finish(struct auth_server *s, struct auth_job *job, 
 		reason = "unknown user";
 	else if (!job->match)
 		reason = "bad password";
-	reply = conclude(s, &in, buf_cstr(&job->key), &job->u, reason, job->id);
+	if (reason == NULL && job->u.enabled)
+		auth_cache_put(s->cache, job->u.address, job->hash, job->mac);
+	reply = conclude(s, &in, buf_cstr(&job->key), &job->u, reason, job->id, false);
 	*delay = job->delay;
 	job_free(job);
 	return reply;
@@ -392,8 +400,17 @@ static struct ipc_msg *handle_verify(struct auth_server *s, const struct ipc_msg
 			reason = "no APOP secret set";
 		else if (!match)
 			reason = "bad password";
-		reply = conclude(s, &in, buf_cstr(&key), &u, reason, req->id);
+		reply = conclude(s, &in, buf_cstr(&key), &u, reason, req->id, false);
 		goto out;
+	}
+	unsigned char mac[AUTH_CACHE_MAC] = { 0 };
+	if (r == ACCOUNTS_OK && u.enabled && auth_cache_enabled(s->cache)) {
+		auth_cache_mac(s->cache, in.password, mac);
+		if (auth_cache_hit(s->cache, u.address, u.password_hash, mac)) {
+			reply = conclude(s, &in, buf_cstr(&key), &u, NULL, req->id, true);
+			explicit_bzero(mac, sizeof mac);
+			goto out;
+		}
 	}
 	/* The hash check (tens of milliseconds for yescrypt) is the caller's to run, off its event loop. */
 	struct auth_job *job = xcalloc(1, sizeof *job);
@@ -412,6 +429,8 @@ static struct ipc_msg *handle_verify(struct auth_server *s, const struct ipc_msg
 	job->key = key;
 	buf_init(&key, THROTTLE_KEY_MAX);
 	job->delay = *delay;
+	memcpy(job->mac, mac, sizeof mac);
+	explicit_bzero(mac, sizeof mac);
 	*jobp = job;
 	reply = NULL;
 out:

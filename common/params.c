@@ -50,6 +50,8 @@ const struct config_param config_params[] = {
 	{ "auth_throttle_max_delay", "30s", "cap of the doubling delay after failed logins" },
 	{ "auth_throttle_decay", "15m", "quiet time after which a client's or account's failure count halves" },
 	{ "auth_throttle_entries", "10000", "clients and accounts remembered for throttling (oldest forgotten first)" },
+	{ "auth_cache_size", "10000", "successful logins remembered so a repeated login skips the password hash (0: off)" },
+	{ "auth_cache_ttl", "1h", "how long a remembered login is trusted; a password change ends it at once (0: off)" },
 
 	/* ---- smtpd ---- */
 	{ "smtpd_banner", "$myhostname ESMTP", "greeting text after 220" },
