@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "cmdtab.h"
+#include "fetchcache.h"
 #include "flags.h"
 #include "keywords.h"
 #include "log.h"
@@ -60,34 +61,28 @@ bool imapd_parse_date_time(const char *s, time_t *out)
 	return true;
 }
 
-/* Message text with CRLF turned into LF (Maildir stores LF; bare CR stays), written in large chunks: one write
- * per line would be ~70 system calls for a small message. */
-static bool write_lf(struct maildir_writer *w, const char *p, size_t n)
+/* Message text with CRLF turned into LF (Maildir stores LF; bare CR stays): the text as the file will hold it,
+ * written in one call, and kept for the FETCH cache. */
+static void to_lf(const char *p, size_t n, struct buf *out)
 {
-	enum { CHUNK = 64 * 1024 };
-	char *out = xmalloc(CHUNK);
-	size_t o = 0;
-	bool ok = true;
-
-	for (size_t i = 0; i < n && ok; i++) {
-		if (p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')
-			continue;
-		out[o++] = p[i];
-		if (o == CHUNK) {
-			ok = maildir_write(w, out, o);
-			o = 0;
+	size_t i = 0;
+	while (i < n) {
+		const char *cr = memchr(p + i, '\r', n - i);
+		size_t run = cr ? (size_t)(cr - (p + i)) : n - i;
+		buf_append(out, p + i, run);
+		i += run;
+		if (i < n) {	/* at a CR */
+			if (!(i + 1 < n && p[i + 1] == '\n'))
+				buf_putc(out, '\r');
+			i++;
 		}
 	}
-	if (ok && o)
-		ok = maildir_write(w, out, o);
-	free(out);
-	return ok;
 }
 
 void imapd_cmd_append(struct imapd_session *sess, const struct imap_arg *args, size_t nargs, bool uid)
 {
 	struct buf name = BUF_INIT(1024), path = BUF_INIT(BUF_NOLIMIT), err = BUF_INIT(1024);
-	struct buf letters = BUF_INIT(64);
+	struct buf letters = BUF_INIT(64), text = BUF_INIT(BUF_NOLIMIT);
 	unsigned flags = 0;
 	bool keywords = false;
 	time_t when = 0;
@@ -140,7 +135,8 @@ void imapd_cmd_append(struct imapd_session *sess, const struct imap_arg *args, s
 	struct maildir_writer *w = maildir_begin(buf_cstr(&path), 0600, &err);
 	if (!w)
 		goto fail;
-	if (!write_lf(w, msg->str, msg->len)) {
+	to_lf(msg->str, msg->len, &text);
+	if (text.len == 0 || !maildir_write(w, text.data, text.len)) {
 		maildir_abort(&w);
 		buf_puts(&err, "write failed");
 		goto fail;
@@ -194,6 +190,12 @@ void imapd_cmd_append(struct imapd_session *sess, const struct imap_arg *args, s
 				newuid = m->uid;
 		}
 		if (newuid) {
+			struct imapd_fcache *fc = own ? imapd_fcache_open(buf_cstr(&path)) : sess->sel->fc;
+			imapd_fcache_begin(fc);
+			imapd_fcache_fill(fc, mbox_uidvalidity(mb), newuid, text.data, text.len, NULL);
+			imapd_fcache_end(fc);
+			if (own)
+				imapd_fcache_close(&fc);
 			imapd_ok(sess, "[APPENDUID %u %u] APPEND completed", mbox_uidvalidity(mb), newuid);
 			if (own)
 				mbox_close(&mb);
@@ -215,4 +217,5 @@ out:
 	buf_free(&path);
 	buf_free(&err);
 	buf_free(&letters);
+	buf_free(&text);
 }

@@ -127,7 +127,7 @@ static bool fetch_one(struct imapd_session *sess, const struct imap_fetch *f, si
 	struct imapd_selected *sel = sess->sel;
 	size_t k = imapd_sel_mbox_index(sess, i);
 	struct mime_message m;
-	bool flags_done = false, ok = false;
+	bool flags_done = false, ok = false, filled = false;
 
 	if (k == (size_t)-1)
 		return false;
@@ -220,6 +220,7 @@ static bool fetch_one(struct imapd_session *sess, const struct imap_fetch *f, si
 				}
 				imapd_fcache_put(sel->fc, sel->uidvalidity, msguid, fc_kind(it->kind),
 						 cached[j].data, cached[j].len);
+				filled = true;
 			}
 			buf_append(out, cached[j].data ? cached[j].data : "", cached[j].len);
 			if (it->kind != IMAP_FETCH_ENVELOPE)
@@ -256,6 +257,9 @@ static bool fetch_one(struct imapd_session *sess, const struct imap_fetch *f, si
 	buf_puts(out, ")\r\n");
 	stream_write(sess->s, out->data, out->len);
 	ok = true;
+	/* the message was read for the cache's sake anyway: keep its header for later header SEARCH keys too */
+	if (filled)
+		imapd_fcache_put_header(sel->fc, sel->uidvalidity, msguid, data->data ? data->data : "", data->len);
 	if (tree)
 		mime_message_free(&m);
 done:

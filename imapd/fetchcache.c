@@ -8,10 +8,13 @@
 
 #include "alloc.h"
 #include "fetchcache.h"
+#include "imap_body.h"
+#include "mime.h"
 #include "log.h"
 
 #define MAPSIZE (512ull * 1024 * 1024)
 #define VALUE_MAX (4u * 1024 * 1024)	/* bigger strings are not worth a cache entry */
+#define HEADER_MAX (64u * 1024)	/* a header block bigger than this is read from the file when searched */
 #define BATCH_PUTS 256	/* a batch commits this often, so other sessions of the folder do not wait on it long */
 /* Entry keys are 9 bytes, so this one cannot collide with them. */
 #define VERSION_KEY "format-version"
@@ -235,4 +238,48 @@ void imapd_fcache_drop(struct imapd_fcache *c, uint32_t uidvalidity, const uint3
 			(void)mdb_del(txn, c->dbi, &kv, NULL);
 		}
 	(void)mdb_txn_commit(txn);
+}
+
+void imapd_fcache_put_header(struct imapd_fcache *c, uint32_t uidvalidity, uint32_t uid, const char *data,
+			     size_t len)
+{
+	struct mime_header h = MIME_HEADER_INIT;
+
+	if (!c)
+		return;
+	mime_header_parse(&h, data, len);
+	if (h.size > 0 && h.size <= HEADER_MAX)
+		imapd_fcache_put(c, uidvalidity, uid, IMAPD_FC_HEADER, data, h.size);
+	mime_header_free(&h);
+}
+
+void imapd_fcache_fill(struct imapd_fcache *c, uint32_t uidvalidity, uint32_t uid, const char *data, size_t len,
+		       const struct mime_message *parsed)
+{
+	struct mime_message own;
+	const struct mime_message *m = parsed;
+	struct buf s = BUF_INIT(BUF_NOLIMIT);
+
+	if (!c)
+		return;
+	if (!m) {
+		memset(&own, 0, sizeof own);
+		mime_message_parse(&own, data, len);
+		m = &own;
+	}
+	struct mime_header h = MIME_HEADER_INIT;
+	mime_part_header(m, m->root, &h);
+	imap_envelope(&h, &s);
+	mime_header_free(&h);
+	imapd_fcache_put(c, uidvalidity, uid, IMAPD_FC_ENVELOPE, s.data, s.len);
+	buf_reset(&s);
+	imap_bodystructure(m, false, &s);
+	imapd_fcache_put(c, uidvalidity, uid, IMAPD_FC_BODY, s.data, s.len);
+	buf_reset(&s);
+	imap_bodystructure(m, true, &s);
+	imapd_fcache_put(c, uidvalidity, uid, IMAPD_FC_BODYSTRUCTURE, s.data, s.len);
+	buf_free(&s);
+	imapd_fcache_put_header(c, uidvalidity, uid, data, len);
+	if (m == &own)
+		mime_message_free(&own);
 }

@@ -34,6 +34,15 @@ bool imapd_fcache_get(struct imapd_fcache *c, uint32_t uidvalidity, uint32_t uid
 		      struct buf *out);
 void imapd_fcache_put(struct imapd_fcache *c, uint32_t uidvalidity, uint32_t uid, enum imapd_fc_kind kind,
 		      const char *s, size_t n);
+/* Everything FETCH and header SEARCH would cache for one message, from its text as stored (APPEND has the
+ * message in hand, so the first FETCH or SEARCH of it opens no file). m, when not NULL, is the message already
+ * parsed from data. */
+struct mime_message;
+void imapd_fcache_fill(struct imapd_fcache *c, uint32_t uidvalidity, uint32_t uid, const char *data, size_t len,
+		       const struct mime_message *m);
+/* The top-level header block alone (header SEARCH keys); skipped when bigger than is worth keeping. */
+void imapd_fcache_put_header(struct imapd_fcache *c, uint32_t uidvalidity, uint32_t uid, const char *data,
+			     size_t len);
 /* Forget every entry of these UIDs. */
 void imapd_fcache_drop(struct imapd_fcache *c, uint32_t uidvalidity, const uint32_t *uids, size_t n);
 

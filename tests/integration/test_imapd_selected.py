@@ -384,3 +384,64 @@ def test_queue_delivery_during_session(instance):
     assert data[0][0].startswith(b'1 (UID 1 FLAGS (\\Recent)') and data[0][1] == b'Subject: through the queue\r\n\r\n'
     assert m.search(None, 'RECENT')[1] == [b'1']
     m.logout()
+
+
+APPENDED = [
+    b'From: Ann <ann@example.org>\r\nTo: bob@example.org, "Carl X" <carl@example.org>\r\nSubject: plain\r\n'
+    b'X-Tag: needle one\r\nMessage-ID: <1@x>\r\n\r\nbody\r\n',
+    b'From: d@example.org\nSubject: bare LF\n folded line\nX-Tag: hay\n\nline1\nline2\n',
+    b'From: e@example.org\r\nSubject: multipart\r\nX-Tag: needle two\r\nMIME-Version: 1.0\r\n'
+    b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n'
+    b'--b\r\nContent-Type: application/octet-stream; name=x.bin\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+    b'AAAA\r\n--b--\r\n',
+]
+CACHED_ITEMS = '(ENVELOPE BODY BODYSTRUCTURE)'
+
+
+def test_append_fills_cache(inst):
+    """APPEND leaves ENVELOPE, BODY, BODYSTRUCTURE and the header in the cache: the first FETCH and header SEARCH
+    after it open no message file (files changed behind our back do not show), and what they return is what a
+    parse of the file gives."""
+    m = login(inst)
+    for msg in APPENDED:
+        assert m.append('INBOX', None, None, msg)[0] == 'OK'
+    md = maildir(inst)
+    files = sorted((md / 'cur').iterdir())
+    saved = {p: p.read_bytes() for p in files}
+    for p in files:
+        p.write_bytes(b'Subject: changed\n\nchanged\n')
+    m.select('INBOX')
+    typ, cached = m.fetch('1:*', CACHED_ITEMS)
+    assert typ == 'OK' and b'changed' not in b''.join(d if isinstance(d, bytes) else d[0] for d in cached)
+    assert m.search(None, 'HEADER', 'X-Tag', 'needle')[1] == [b'1 3']
+    m.logout()
+    # the truth: the original files, no cache
+    for p, data in saved.items():
+        p.write_bytes(data)
+    (md / 'postern-cache.lmdb').unlink()
+    (md / 'postern-cache.lmdb-lock').unlink(missing_ok=True)
+    b = login(inst)
+    b.select('INBOX')
+    assert b.fetch('1:*', CACHED_ITEMS) == ('OK', cached)
+    assert b.search(None, 'HEADER', 'X-Tag', 'needle')[1] == [b'1 3']
+    assert b.search(None, 'HEADER', 'Subject', 'folded')[1] == [b'2']
+    b.logout()
+
+
+def test_fetch_keeps_header_for_search(inst):
+    """After a FETCH ENVELOPE parsed the messages, a header SEARCH on any field is served from the cache."""
+    m = login(inst)
+    for msg in APPENDED:
+        m.append('INBOX', None, None, msg)
+    m.logout()
+    md = maildir(inst)
+    (md / 'postern-cache.lmdb').unlink()
+    (md / 'postern-cache.lmdb-lock').unlink(missing_ok=True)
+    b = login(inst)
+    b.select('INBOX')
+    assert b.fetch('1:*', 'ENVELOPE')[0] == 'OK'
+    for p in (md / 'cur').iterdir():
+        p.write_bytes(b'X-Tag: needle\n\n')
+    assert b.search(None, 'HEADER', 'X-Tag', 'needle')[1] == [b'1 3']
+    assert b.search(None, 'HEADER', 'Message-ID', '<1@x>')[1] == [b'1']
+    b.logout()
