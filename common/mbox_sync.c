@@ -19,6 +19,9 @@
 #include "mbox_impl.h"
 #include "str.h"
 
+/* UIDs the uidlist reserves beyond what a sync needs (see mbox_sync_txn). */
+#define UID_RESERVE 64u
+
 struct todo {
 	char *name;	/* in new/ or cur/ */
 	bool in_new;
@@ -273,6 +276,7 @@ struct syncstate {
 	size_t nseen, capseen;
 	struct names todo;
 	bool changed_dir;
+	bool moved_from_new;	/* new/ lost an entry: it needs its fsync too */
 };
 
 static void seen_push(struct syncstate *s, uint32_t uid)
@@ -379,6 +383,7 @@ static void take_todo(struct syncstate *s, const struct todo *t, uint32_t uid, s
 		return;
 	}
 	s->changed_dir = true;
+	s->moved_from_new |= t->in_new;
 	m.name = nn->data;
 	if (!file_sizes(s->cfd, m.name, &m.size, &m.wsize))
 		return;
@@ -413,7 +418,7 @@ enum mbox_sync_result mbox_sync_txn(struct mbox *mb, struct buf *err)
 	struct names newl = { 0 }, curl = { 0 };
 	struct buf nn = BUF_INIT(BUF_NOLIMIT);
 	enum mbox_sync_result res = MBOX_SYNC_FAIL;
-	uint64_t uv, next, mts, mtns;
+	uint64_t uv, next, mts, mtns, reserved;
 	uint32_t l_uv = 0, l_next = 0;
 	struct stat st;
 	bool have_list, rebuild, full;
@@ -427,7 +432,8 @@ enum mbox_sync_result mbox_sync_txn(struct mbox *mb, struct buf *err)
 	    (rc = mbox_meta_get64(mb, s.txn, "uidnext", &next)) != 0 ||
 	    (rc = mbox_meta_get64(mb, s.txn, "highestmodseq", &s.hms)) != 0 ||
 	    (rc = mbox_meta_get64(mb, s.txn, "cur_mtime", &mts)) != 0 ||
-	    (rc = mbox_meta_get64(mb, s.txn, "cur_mtime_ns", &mtns)) != 0) {
+	    (rc = mbox_meta_get64(mb, s.txn, "cur_mtime_ns", &mtns)) != 0 ||
+	    (rc = mbox_meta_get64(mb, s.txn, "uid_reserved", &reserved)) != 0) {
 		buf_printf(err, "%s: index: %s", mb->dir, mdb_strerror(rc));
 		res = MBOX_SYNC_DAMAGED;
 		goto out;
@@ -498,8 +504,10 @@ enum mbox_sync_result mbox_sync_txn(struct mbox *mb, struct buf *err)
 			goto out;
 		}
 	}
-	/* UIDs reserved in the uidlist but never used (a crash, or expunged before the index was lost) stay used. */
-	if (have_list && l_uv == uv && l_next > s.next)
+	/* UIDs reserved in the uidlist but never used (a crash, or expunged before the index was lost) stay used,
+	 * unless the reservation is the one this index made itself (uid_reserved): then the index knows every UID
+	 * handed out below it, and the crash case is covered by adopting files that carry such UIDs (scan_one). */
+	if (have_list && l_uv == uv && l_next > s.next && (rebuild || l_next != reserved))
 		s.next = l_next;
 	for (size_t i = 0; i < newl.n; i++)
 		names_push(&s.todo, newl.v[i].name, true, newl.v[i].idate);
@@ -510,15 +518,22 @@ enum mbox_sync_result mbox_sync_txn(struct mbox *mb, struct buf *err)
 		goto out;
 	}
 	uint32_t new_next = s.next + (uint32_t)s.todo.n;
-	/* The durable reservation comes before any file carries one of the new UIDs. */
+	/* The durable reservation comes before any file carries one of the new UIDs. It reaches UID_RESERVE past
+	 * what is needed now, so that a run of APPENDs or deliveries rewrites (and syncs) the uidlist once per
+	 * UID_RESERVE messages, not once each. */
+	uint64_t reserve = (uint64_t)new_next + UID_RESERVE < UINT32_MAX ? new_next + UID_RESERVE : new_next;
 	if (!have_list || l_uv != uv || l_next < new_next) {
-		if (!uidlist_write(mb, (uint32_t)uv, new_next, err))
+		if (!uidlist_write(mb, (uint32_t)uv, (uint32_t)reserve, err))
 			goto out;
+		if ((rc = put_changed(mb, s.txn, "uid_reserved", reserved, reserve)) != 0) {
+			buf_printf(err, "%s: index: %s", mb->dir, mdb_strerror(rc));
+			goto out;
+		}
 	}
 	for (size_t i = 0; i < s.todo.n; i++)
 		take_todo(&s, &s.todo.v[i], s.next + (uint32_t)i, &nn);
 	s.next = new_next;
-	if (s.changed_dir && (fsync(s.cfd) != 0 || fsync(s.nfd) != 0))
+	if (s.changed_dir && (fsync(s.cfd) != 0 || (s.moved_from_new && fsync(s.nfd) != 0)))
 		log_warn("%s: fsync cur/ or new/: %s", mb->dir, strerror(errno));
 	if ((rc = put_changed(mb, s.txn, "uidvalidity", uv0, uv)) != 0 ||
 	    (rc = put_changed(mb, s.txn, "uidnext", next0, s.next)) != 0 ||

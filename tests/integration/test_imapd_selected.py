@@ -273,7 +273,8 @@ def test_index_deleted_while_stopped(inst):
     m = login(inst)
     m.select('INBOX')
     assert m.untagged_responses['UIDVALIDITY'][0] == uv
-    assert m.untagged_responses['UIDNEXT'] == [b'3']
+    # UIDs the uidlist had reserved ahead of the lost index count as used: UIDNEXT may jump, never go back
+    assert int(m.untagged_responses['UIDNEXT'][0]) >= 3
     assert m.uid('FETCH', '1:*', 'UID')[1] == [b'1 (UID 2)']
     m.logout()
 
