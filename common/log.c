@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,10 +111,33 @@ void log_set_fatal_hook(void (*hook)(void))
 	fatal_hook = hook;
 }
 
+/* Host name and pid are asked for once, not per line (a uname() and a getpid() system call each time, on
+ * every line of a busy smtpd); a forked child finds the pid reset and asks again. */
+static char host[256];
+static long pid;
+
+static void forget_pid(void)
+{
+	pid = 0;
+}
+
+static void identity(void)
+{
+	static int registered;
+
+	if (!registered) {
+		registered = 1;
+		pthread_atfork(NULL, NULL, forget_pid);
+	}
+	if (!host[0] && (gethostname(host, sizeof(host) - 1) < 0 || !host[0]))
+		snprintf(host, sizeof(host), "localhost");
+	if (!pid)
+		pid = (long)getpid();
+}
+
 static void emit(enum log_level level, const char *text)
 {
 	char line[LOG_LINE_MAX + 256];
-	char host[256] = "localhost";
 	struct timeval tv;
 	struct tm tm;
 	int n;
@@ -124,10 +148,10 @@ static void emit(enum log_level level, const char *text)
 	}
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
-	gethostname(host, sizeof(host) - 1);
+	identity();
 	n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s %s[%ld]: %s: %s\n",
 	             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-	             (int)(tv.tv_usec / 1000), host, prog, (long)getpid(), level_name[level], text);
+	             (int)(tv.tv_usec / 1000), host, prog, pid, level_name[level], text);
 	if (n < 0)
 		return;
 	if ((size_t)n >= sizeof(line)) {
