@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "anonfile.h"
 #include "fsutil.h"
 #include "log.h"
 #include "str.h"
@@ -20,7 +21,8 @@
 struct maildir_writer {
 	int fd;
 	char *root;
-	char *tmp_path;
+	char *tmp_path;       /* the temp file's name, or for an unnamed one (anonfile) tmp/ (for messages) */
+	bool anon;            /* unnamed: linked straight into new/ or cur/, nothing to unlink */
 	char *unique;         /* the name's base, without sizes and flags */
 	uint64_t size, wsize;
 	char last;            /* last byte written, to count CRLF across writes */
@@ -56,9 +58,9 @@ bool maildir_make(const char *root, mode_t mode, struct buf *err)
 /* Host name as Maildir wants it: '/' and ':' would break the name, so they are escaped as \057 and \072. */
 static void put_host(struct buf *b)
 {
-	char host[256] = "localhost";
-	gethostname(host, sizeof(host) - 1);
-	host[sizeof(host) - 1] = '\0';
+	static char host[256];	/* asked once per process: two uname() calls per delivery otherwise */
+	if (!host[0] && (gethostname(host, sizeof(host) - 1) < 0 || !host[0]))
+		snprintf(host, sizeof(host), "localhost");
 	for (const char *h = host; *h; h++) {
 		if (*h == '/')
 			buf_puts(b, "\\057");
@@ -83,8 +85,13 @@ struct maildir_writer *maildir_begin(const char *root, mode_t mode, struct buf *
 	buf_printf(&u, "%ld.M%06ldP%ldQ%uR%08" PRIx32 ".", (long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(), ++seq,
 	           rnd);
 	put_host(&u);
-	buf_printf(&p, "%s/tmp/%s", root, buf_cstr(&u));
-	w->fd = open(buf_cstr(&p), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	buf_printf(&p, "%s/tmp", root);
+	w->fd = anonfile_open(buf_cstr(&p), mode);
+	w->anon = w->fd >= 0;
+	if (!w->anon) {
+		buf_printf(&p, "/%s", buf_cstr(&u));
+		w->fd = open(buf_cstr(&p), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	}
 	if (w->fd < 0) {
 		buf_printf(err, "cannot create %s: %s", buf_cstr(&p), strerror(errno));
 		buf_free(&u);
@@ -153,7 +160,8 @@ void maildir_abort(struct maildir_writer **wp)
 {
 	if (*wp == NULL)
 		return;
-	unlink((*wp)->tmp_path);
+	if (!(*wp)->anon)
+		unlink((*wp)->tmp_path);
 	writer_free(wp);
 }
 
@@ -189,12 +197,14 @@ static bool commit(struct maildir_writer **wp, const char *flags, char **name, b
 	buf_printf(&dir, "%s/%s", w->root, flags ? "cur" : "new");
 	buf_printf(&path, "%s/%s", buf_cstr(&dir), buf_cstr(&final));
 	/* Never replace an existing file, unlike rename(): a name collision fails instead of losing mail.
-	 * RENAME_NOREPLACE does it in one step; link() (and the unlink below) where the file system lacks it. */
-	what = "rename";
+	 * An unnamed file is linked in (linkat never replaces); a named one moves by RENAME_NOREPLACE in one
+	 * step, or link() (and the unlink below) where the file system lacks it. */
+	what = w->anon ? "link" : "rename";
 	if (existed)
 		*existed = false;
-	bool moved = renameat2(AT_FDCWD, w->tmp_path, AT_FDCWD, buf_cstr(&path), RENAME_NOREPLACE) == 0;
-	if (!moved && (errno == EEXIST || (errno != EINVAL && errno != ENOSYS) ||
+	bool moved = w->anon ? anonfile_link(w->fd, buf_cstr(&path))
+	                     : renameat2(AT_FDCWD, w->tmp_path, AT_FDCWD, buf_cstr(&path), RENAME_NOREPLACE) == 0;
+	if (!moved && (errno == EEXIST || w->anon || (errno != EINVAL && errno != ENOSYS) ||
 	               (what = "link", link(w->tmp_path, buf_cstr(&path)) < 0))) {
 		if (errno != EEXIST || !w->once || !existed)
 			goto fail;
@@ -209,7 +219,7 @@ static bool commit(struct maildir_writer **wp, const char *flags, char **name, b
 		errno = saved;
 		goto fail;
 	}
-	if (!moved)
+	if (!moved && !w->anon)
 		unlink(w->tmp_path);
 	if (name)
 		*name = buf_steal(&final, NULL);
@@ -217,7 +227,8 @@ static bool commit(struct maildir_writer **wp, const char *flags, char **name, b
 	goto out;
 fail:
 	buf_printf(err, "%s %s: %s", what, w->tmp_path, strerror(errno));
-	unlink(w->tmp_path);
+	if (!w->anon)
+		unlink(w->tmp_path);
 out:
 	buf_free(&final);
 	buf_free(&path);

@@ -1,5 +1,5 @@
 /* Queue files: see qfile.h for the format. The writer buffers, converts CRLF to LF, and makes the file durable
- * (fsync file, rename, fsync directory) before anyone may say "queued". The reader trusts nothing in the file. */
+ * (fsync file, link or rename into incoming/, fsync directory) before anyone may say "queued". The reader trusts nothing in the file. */
 #include "qfile.h"
 
 #include <errno.h>
@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "anonfile.h"
 #include "fsutil.h"
 #include "log.h"
 #include "str.h"
@@ -22,7 +23,8 @@
 struct qfile_writer {
 	int fd;
 	char *queue_dir;
-	char *tmp_path;
+	char *tmp_path;          /* the temp file's name, or for an unnamed one its directory (for messages) */
+	bool anon;               /* unnamed (anonfile): nothing to unlink, linked in at commit */
 	char id[QFILE_ID_MAX];
 	struct buf out;          /* pending bytes not yet written */
 	uint64_t content_len;
@@ -135,11 +137,17 @@ struct qfile_writer *qfile_create(const char *queue_dir, struct buf *err)
 	struct buf path = BUF_INIT(BUF_NOLIMIT), id = BUF_INIT(QFILE_ID_MAX - 1);
 
 	gettimeofday(&tv, NULL);
-	buf_printf(&path, "%s/tmp/%ld.%ld.%u", queue_dir, (long)getpid(), (long)tv.tv_usec, counter++);
-	w->fd = open(buf_cstr(&path), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	buf_printf(&path, "%s/tmp", queue_dir);
+	w->fd = anonfile_open(buf_cstr(&path), 0600);
+	w->anon = w->fd >= 0;
+	if (!w->anon) {
+		buf_printf(&path, "/%ld.%ld.%u", (long)getpid(), (long)tv.tv_usec, counter++);
+		w->fd = open(buf_cstr(&path), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	}
 	if (w->fd >= 0 && !give_to_queue_owner(w->fd, queue_dir)) {
 		int e = errno;
-		unlink(buf_cstr(&path));
+		if (!w->anon)
+			unlink(buf_cstr(&path));
 		close(w->fd);
 		w->fd = -1;
 		errno = e;
@@ -148,7 +156,8 @@ struct qfile_writer *qfile_create(const char *queue_dir, struct buf *err)
 		buf_printf(err, "create %s: %s", buf_cstr(&path), strerror(errno));
 		if (w->fd >= 0) {
 			close(w->fd);
-			unlink(buf_cstr(&path));
+			if (!w->anon)
+				unlink(buf_cstr(&path));
 		}
 		buf_free(&path);
 		free(w);
@@ -296,7 +305,8 @@ void qfile_abort(struct qfile_writer **wp)
 {
 	if (*wp == NULL)
 		return;
-	unlink((*wp)->tmp_path);
+	if (!(*wp)->anon)
+		unlink((*wp)->tmp_path);
 	writer_free(wp);
 }
 
@@ -335,8 +345,8 @@ bool qfile_commit(struct qfile_writer **wp, struct buf *err)
 	}
 	buf_printf(&dst, "%s/incoming/%s", w->queue_dir, w->id);
 	buf_printf(&dir, "%s/incoming", w->queue_dir);
-	if (rename(w->tmp_path, buf_cstr(&dst)) < 0) {
-		fail(w, "rename");
+	if (w->anon ? !anonfile_link(w->fd, buf_cstr(&dst)) : rename(w->tmp_path, buf_cstr(&dst)) < 0) {
+		fail(w, w->anon ? "link" : "rename");
 		goto out;
 	}
 	if (!fsutil_fsync_dir(buf_cstr(&dir))) {
@@ -351,7 +361,8 @@ bool qfile_commit(struct qfile_writer **wp, struct buf *err)
 out:
 	if (!ok) {
 		buf_puts(err, buf_cstr(&w->error));
-		unlink(w->tmp_path);
+		if (!w->anon)
+			unlink(w->tmp_path);
 	}
 	buf_free(&dst);
 	buf_free(&dir);
