@@ -10,6 +10,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -175,7 +176,24 @@ void maildir_set_unique(struct maildir_writer *w, const char *tag)
 	w->once = true;
 }
 
-static bool commit(struct maildir_writer **wp, const char *flags, char **name, bool *existed, struct buf *err)
+bool maildir_set_time(struct maildir_writer *w, int64_t when)
+{
+	const char *dot = strchr(w->unique, '.');
+	struct buf u = BUF_INIT(MAILDIR_NAME_MAX);
+
+	if (!dot || when <= 0 || !buf_printf(&u, "%lld%s", (long long)when, dot)) {
+		buf_free(&u);
+		return false;
+	}
+	free(w->unique);
+	w->unique = buf_steal(&u, NULL);
+	struct timespec ts[2] = { { (time_t)when, 0 }, { (time_t)when, 0 } };
+	(void)futimens(w->fd, ts);	/* a fallback only: readers take the date from the name */
+	return true;
+}
+
+static bool commit(struct maildir_writer **wp, const char *flags, const char *base_extra, char **name, bool *existed,
+                   struct buf *err)
 {
 	struct maildir_writer *w = *wp;
 	struct buf final = BUF_INIT(MAILDIR_NAME_MAX), path = BUF_INIT(BUF_NOLIMIT), dir = BUF_INIT(BUF_NOLIMIT);
@@ -191,7 +209,8 @@ static bool commit(struct maildir_writer **wp, const char *flags, char **name, b
 		goto fail;
 	what = "name too long for";
 	errno = ENAMETOOLONG;
-	if (!buf_printf(&final, "%s,S=%" PRIu64 ",W=%" PRIu64, w->unique, w->size, w->wsize) ||
+	if (!buf_printf(&final, "%s,S=%" PRIu64 ",W=%" PRIu64 "%s", w->unique, w->size, w->wsize,
+	                base_extra ? base_extra : "") ||
 	    (flags && !buf_printf(&final, ":2,%s", flags)))
 		goto fail;
 	buf_printf(&dir, "%s/%s", w->root, flags ? "cur" : "new");
@@ -239,12 +258,18 @@ out:
 
 bool maildir_commit(struct maildir_writer **wp, const char *flags, char **name, struct buf *err)
 {
-	return commit(wp, flags, name, NULL, err);
+	return commit(wp, flags, NULL, name, NULL, err);
+}
+
+bool maildir_commit_extra(struct maildir_writer **wp, const char *flags, const char *base_extra, char **name,
+                          struct buf *err)
+{
+	return commit(wp, flags, base_extra, name, NULL, err);
 }
 
 bool maildir_commit_once(struct maildir_writer **wp, char **name, bool *existed, struct buf *err)
 {
-	return commit(wp, NULL, name, existed, err);
+	return commit(wp, NULL, NULL, name, existed, err);
 }
 
 static bool parse_u64_until(const char *p, const char *end, uint64_t *out)

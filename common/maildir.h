@@ -31,6 +31,12 @@ uint64_t maildir_wsize(const struct maildir_writer *w);   /* W: bytes with every
  * way; on failure the temp file is removed and nothing appears in new/ or cur/. */
 bool maildir_commit(struct maildir_writer **w, const char *flags, char **name, struct buf *err);
 void maildir_abort(struct maildir_writer **w);
+/* Make the name start with when (seconds since the epoch) instead of now, and set the file's mtime to it:
+ * readers take a message's internal date from there (IMAP APPEND's date-time). */
+bool maildir_set_time(struct maildir_writer *w, int64_t when);
+/* maildir_commit (flags not NULL: into cur/) with base_extra (e.g. ",U=17") added to the base of the name. */
+bool maildir_commit_extra(struct maildir_writer **w, const char *flags, const char *base_extra, char **name,
+                          struct buf *err);
 /* For a delivery that must happen once: the final name's unique part is TAG.HOST, the caller's tag derived from
  * the queue ID and the recipient so that every attempt picks the same name, instead of a fresh one. */
 void maildir_set_unique(struct maildir_writer *w, const char *tag);

@@ -34,6 +34,17 @@ struct mbox;
  * NULL with the reason in err. */
 struct mbox *mbox_open(const char *dir, struct buf *err);
 void mbox_close(struct mbox **mbp);
+/* The index alone, not synced: for mbox_add. NULL (with err) when it cannot be opened; the caller falls back to
+ * mbox_open. The message list is empty until a sync. */
+struct mbox *mbox_open_nosync(const char *dir, struct buf *err);
+/* APPEND without listing the folder: in one write transaction (the sync lock) take the next UID, move the
+ * message written by *w into cur/ as "...,U=uid:2,flags" (fsync'd with its directory), and index it, so the
+ * file gets its final name in one rename and opening a large folder for each APPEND costs no scan. 1: done
+ * (*uid, *name set); 0: the index needs a sync or rebuild first (*w untouched: sync and maildir_commit as
+ * usual); -1: failed (*w consumed, reason in err). */
+struct maildir_writer;
+int mbox_add(struct mbox *mb, struct maildir_writer **w, const char *flags, uint32_t *uid, char **name,
+             struct buf *err);
 /* Pick up files in new/ (moved to cur/ with ":2," and given UIDs in arrival order), files that appeared in or
  * vanished from cur/, and renames (flag changes by another tool); then reload the message list. Safe against
  * concurrent syncs and deliveries: LMDB serializes writers, and a file delivered meanwhile shows up next time. */

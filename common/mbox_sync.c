@@ -565,3 +565,74 @@ out:
 	buf_free(&nn);
 	return res;
 }
+
+int mbox_add(struct mbox *mb, struct maildir_writer **w, const char *flags, uint32_t *uid, char **name,
+             struct buf *err)
+{
+	MDB_txn *txn;
+	uint64_t uv, next, reserved, hms;
+	uint32_t l_uv = 0, l_next = 0;
+	struct buf extra = BUF_INIT(32);
+	struct maildir_name mn;
+	int rc, res = 0;
+
+	*name = NULL;
+	if (mdb_txn_begin(mb->env, NULL, 0, &txn) != 0)
+		return 0;
+	if (mbox_meta_get64(mb, txn, "uidvalidity", &uv) != 0 || mbox_meta_get64(mb, txn, "uidnext", &next) != 0 ||
+	    mbox_meta_get64(mb, txn, "uid_reserved", &reserved) != 0 ||
+	    mbox_meta_get64(mb, txn, "highestmodseq", &hms) != 0)
+		goto out;
+	/* anything a sync would rebuild or correct first: leave it to the sync */
+	if (uv == 0 || uv > UINT32_MAX || next == 0 || next >= UINT32_MAX || !uidlist_read(mb, &l_uv, &l_next) ||
+	    l_uv != uv || (l_next > next && l_next != reserved))
+		goto out;
+	res = -1;
+	if (l_next < next + 1) {
+		uint64_t reserve = next + 1 + UID_RESERVE < UINT32_MAX ? next + 1 + UID_RESERVE : next + 1;
+		if (!uidlist_write(mb, (uint32_t)uv, (uint32_t)reserve, err))
+			goto fail_writer;
+		if ((rc = mbox_meta_put64(mb, txn, "uid_reserved", reserve)) != 0) {
+			buf_printf(err, "%s: index: %s", mb->dir, mdb_strerror(rc));
+			goto fail_writer;
+		}
+	}
+	buf_printf(&extra, ",U=%" PRIu64, next);
+	if (!maildir_commit_extra(w, flags, buf_cstr(&extra), name, err))
+		goto out;
+	struct mbox_msg m = { .uid = (uint32_t)next, .name = *name, .modseq = hms + 1 };
+	if (maildir_name_parse(*name, &mn)) {
+		m.size = mn.size;
+		m.wsize = mn.wsize;
+	}
+	m.idate = name_idate(-1, *name);
+	/* The message is stored under its UID from here on: a failure below leaves it to the next sync, which adopts
+	 * the file (its UID is inside the reservation). */
+	res = 1;
+	rc = put_msg(mb, txn, &m);
+	if (rc == 0)
+		rc = mbox_meta_put64(mb, txn, "uidnext", next + 1);
+	if (rc == 0)
+		rc = mbox_meta_put64(mb, txn, "highestmodseq", hms + 1);
+	if (rc == 0) {
+		rc = mdb_txn_commit(txn);
+		txn = NULL;
+	}
+	if (rc != 0)
+		log_warn("%s: index: %s; the next sync picks up %s", mb->dir, mdb_strerror(rc), *name);
+	*uid = (uint32_t)next;
+	mb->uidvalidity = (uint32_t)uv;
+	mb->uidnext = (uint32_t)next + 1;
+	goto out;
+fail_writer:
+	maildir_abort(w);
+out:
+	if (txn)
+		mdb_txn_abort(txn);
+	if (res != 1) {
+		free(*name);
+		*name = NULL;
+	}
+	buf_free(&extra);
+	return res;
+}

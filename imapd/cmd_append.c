@@ -172,15 +172,36 @@ void imapd_cmd_append(struct imapd_session *sess, const struct imap_arg *args, s
 			}
 	}
 	uint64_t size = maildir_size(w);
+	/* a date that cannot be set is logged, not an error for the client: the message is stored */
+	if (have_date && !maildir_set_time(w, (int64_t)when))
+		log_warn("imapd: %s: cannot set the internal date of an APPEND", buf_cstr(&path));
+	uint32_t newuid = 0;
+	/* Another folder than the selected one: its index takes the message under its UID in one step, without
+	 * listing the folder (a run of APPENDs to a big folder would otherwise scan it each time). */
+	if (!sess->sel || strcmp(sess->sel->path, buf_cstr(&path)) != 0) {
+		struct mbox *nb = mbox_open_nosync(buf_cstr(&path), &err);
+		int r = nb ? mbox_add(nb, &w, buf_cstr(&letters), &newuid, &final, &err) : 0;
+		if (r == 1) {
+			uint32_t uv = mbox_uidvalidity(nb);
+			struct imapd_fcache *fc = imapd_fcache_open(buf_cstr(&path));
+			imapd_fcache_begin(fc);
+			imapd_fcache_fill(fc, uv, newuid, text.data, text.len, NULL);
+			imapd_fcache_close(&fc);
+			mbox_close(&nb);
+			maildirsize_update(buf_cstr(&path), (int64_t)size, 1);
+			imapd_ok(sess, "[APPENDUID %u %u] APPEND completed", uv, newuid);
+			goto out;
+		}
+		mbox_close(&nb);
+		if (r < 0)
+			goto fail;
+		buf_reset(&err);
+	}
 	if (!maildir_commit(&w, buf_cstr(&letters), &final, &err))
 		goto fail;
 	maildirsize_update(buf_cstr(&path), (int64_t)size, 1);	/* the Maildir++ quota count */
-	/* a date that cannot be set is logged, not an error for the client: the message is stored */
-	if (have_date && !imapd_set_idate(buf_cstr(&path), &final, (int64_t)when))
-		log_warn("imapd: %s/cur/%s: cannot set the internal date: %m", buf_cstr(&path), final);
 	bool own;
 	struct mbox *mb = imapd_sel_borrow(sess, buf_cstr(&path), &own, &err);
-	uint32_t newuid = 0;
 	if (mb) {
 		/* the index names the file ",U=n" on its sync: find ours by its base */
 		size_t bl = strcspn(final, ":");

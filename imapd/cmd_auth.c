@@ -7,6 +7,7 @@
 #include "condstore.h"
 #include "log.h"
 #include "str.h"
+#include "tls.h"
 
 #define SASL_LINE_MAX 8192
 
@@ -59,13 +60,24 @@ void imapd_cmd_starttls(struct imapd_session *sess, const struct imap_arg *args,
 		imapd_bad(sess, "STARTTLS takes no arguments");
 		return;
 	}
-	if (!sess->set->tls_ctx || stream_is_tls(sess->s)) {
+	if (!(sess->set->tls_ctx || sess->set->tls_pem) || stream_is_tls(sess->s)) {
 		imapd_bad(sess, stream_is_tls(sess->s) ? "TLS is already active" : "STARTTLS is not available");
 		return;
 	}
+	SSL_CTX *ctx = sess->set->tls_ctx;
+	if (!ctx) {
+		struct buf err = BUF_INIT(1024);
+		if (!(ctx = tls_pem_ctx(sess->set->tls_pem, &err)))
+			log_error("imapd: STARTTLS: %s", buf_cstr(&err));
+		buf_free(&err);
+		if (!ctx) {
+			imapd_no(sess, "[UNAVAILABLE] TLS is not available now");
+			return;
+		}
+	}
 	imapd_ok(sess, "begin TLS negotiation now");
 	/* commands pipelined after STARTTLS are refused by the stream (command injection); the session ends */
-	if (stream_starttls_server(sess->s, sess->set->tls_ctx) != STREAM_OK) {
+	if (stream_starttls_server(sess->s, ctx) != STREAM_OK) {
 		log_info("imapd: STARTTLS failed: %s", stream_error_text(sess->s));
 		sess->state = IMAPD_LOGOUT;
 	}

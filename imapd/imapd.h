@@ -40,7 +40,8 @@ typedef bool imapd_auth_fn(void *ctx, const char *user, const char *pass, bool e
 			   struct imapd_login *out, bool *tempfail);
 
 struct imapd_settings {
-	SSL_CTX *tls_ctx;		/* NULL: no STARTTLS */
+	SSL_CTX *tls_ctx;		/* implicit TLS (imaps) */
+	struct tls_pem *tls_pem;	/* STARTTLS: the context is made when a client asks for it (tls.h) */
 	bool implicit_tls;		/* port 993: the handshake runs before the greeting */
 	bool plaintext_login;		/* allow LOGIN/AUTHENTICATE without TLS from non-loopback peers */
 	size_t max_line;		/* imapd_max_line_length */

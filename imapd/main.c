@@ -89,10 +89,17 @@ static void imapd_pre_drop(struct daemon_ctx *ctx)
 	struct buf err = BUF_INIT(1024);
 
 	/* the key is readable only before the privilege drop */
-	if (ctx->tls != SVC_TLS_NONE) {
+	if (ctx->tls == SVC_TLS_IMPLICIT) {
 		settings.tls_ctx = tls_server_ctx_new(config_str(ctx->cfg, "tls_cert_file"),
 						      config_str(ctx->cfg, "tls_key_file"), &err);
 		if (!settings.tls_ctx)
+			fatalx("imapd: service %s: %s", ctx->service, buf_cstr(&err));
+	} else if (ctx->tls != SVC_TLS_NONE) {
+		/* most sessions on the STARTTLS port never use TLS (local clients): OpenSSL's set-up, a good part of
+		 * an idle session's memory, waits for the first STARTTLS */
+		settings.tls_pem = tls_pem_load(config_str(ctx->cfg, "tls_cert_file"),
+						config_str(ctx->cfg, "tls_key_file"), &err);
+		if (!settings.tls_pem)
 			fatalx("imapd: service %s: %s", ctx->service, buf_cstr(&err));
 	}
 	buf_free(&err);
@@ -158,6 +165,7 @@ static void serve_privsep(int fd, const struct daemon_peer *peer, struct daemon_
 	/* TLS stays in the login process: the private key must not live on in a process run by a mail user */
 	SSL_CTX_free(settings.tls_ctx);
 	settings.tls_ctx = NULL;
+	tls_pem_free(&settings.tls_pem);
 	for (size_t n = strlen(l.maildir); n > 1 && l.maildir[n - 1] == '/'; n--)
 		l.maildir[n - 1] = '\0';
 	imapd_session_init(&sess, &settings, l.fd, peer_is_loopback(peer));

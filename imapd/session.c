@@ -197,7 +197,7 @@ void imapd_capabilities(struct imapd_session *sess, struct buf *out)
 	if (sess->state != IMAPD_NOTAUTH)
 		return;
 	bool tls = stream_is_tls(sess->s);
-	if (sess->set->tls_ctx && !tls)
+	if ((sess->set->tls_ctx || sess->set->tls_pem) && !tls)
 		buf_puts(out, " STARTTLS");
 	if (tls || sess->loopback || sess->set->plaintext_login)
 		buf_puts(out, " AUTH=PLAIN AUTH=LOGIN");

@@ -503,6 +503,54 @@ static void test_crash_within_own_reservation(void **state)
 	mbox_close(&mb);
 }
 
+/* APPEND's path: mbox_add on an index that was never synced declines (the caller syncs); on a synced one it
+ * stores the message in cur/ under its UID in one rename, and a later sync keeps exactly that name and UID,
+ * behind messages delivered to new/ before it but not yet synced (they get the UIDs after it). */
+static void test_add(void **state)
+{
+	(void)state;
+	struct buf err = BUF_INIT(BUF_NOLIMIT);
+	uint32_t uid = 0;
+	char *name = NULL;
+
+	struct mbox *nb = mbox_open_nosync(root, &err);
+	assert_non_null(nb);
+	struct maildir_writer *w = maildir_begin(root, 0600, &err);
+	assert_non_null(w);
+	assert_true(maildir_write(w, "Subject: a\n\na\n", 15));
+	assert_int_equal(mbox_add(nb, &w, "S", &uid, &name, &err), 0);
+	assert_non_null(w);
+	mbox_close(&nb);
+	maildir_abort(&w);
+
+	free(deliver("Subject: 1\n\none\n"));
+	struct mbox *mb = open_ok();
+	mbox_close(&mb);
+	free(deliver("Subject: 2\n\ntwo\n"));	/* in new/, no UID yet */
+	nb = mbox_open_nosync(root, &err);
+	w = maildir_begin(root, 0600, &err);
+	assert_true(maildir_write(w, "Subject: a\n\na\n", 15));
+	assert_true(maildir_set_time(w, 760686745));
+	assert_int_equal(mbox_add(nb, &w, "FS", &uid, &name, &err), 1);
+	assert_null(w);
+	assert_int_equal(uid, 2);
+	assert_non_null(strstr(name, ",U=2:2,FS"));
+	assert_int_equal(strncmp(name, "760686745.", 10), 0);
+	mbox_close(&nb);
+
+	mb = open_ok();
+	assert_int_equal(mbox_count(mb), 3);
+	assert_int_equal(mbox_get(mb, 1)->uid, 2);
+	assert_string_equal(mbox_get(mb, 1)->name, name);
+	assert_int_equal(mbox_get(mb, 1)->idate, 760686745);
+	assert_int_equal(mbox_get(mb, 1)->size, 15);
+	assert_int_equal(mbox_get(mb, 2)->uid, 3);
+	assert_int_equal(mbox_uidnext(mb), 4);
+	mbox_close(&mb);
+	free(name);
+	buf_free(&err);
+}
+
 /* Several processes delivering and syncing at once: every message gets exactly one UID, none twice. */
 static void test_concurrent_writers(void **state)
 {
@@ -656,6 +704,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_damaged_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_after_rename, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_within_own_reservation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_add, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
 		cmocka_unit_test(test_records),
 		cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
