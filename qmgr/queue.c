@@ -267,6 +267,8 @@ void qmgr_free(struct qmgr **qp)
 	struct qmgr *q = *qp;
 	if (!q)
 		return;
+	qmgr_flush_removals(q);
+	free(q->rm);
 	while (q->msgs) {
 		struct qmsg *m = q->msgs;
 		q->msgs = m->next;
@@ -506,24 +508,53 @@ void qmgr_forget(struct qmgr *q, struct qmsg *m)
 		msg_free(m);
 }
 
-/* Remove the file, then its state. */
+/* Remove the file; its directory's fsync, then its state and receipts, follow in qmgr_flush_removals, once for
+ * all the messages that finished in the same turn of the event loop (group commit: with many deliveries
+ * finishing at once, one fsync per message in this single process was the limit of the delivered rate). */
 static void finish(struct qmgr *q, struct qmsg *m)
 {
-	char *path = qmgr_path(q, m->dir, m->id), *dir = qmgr_path(q, m->dir, NULL);
-	struct buf err = BUF_INIT(1024);
+	char *path = qmgr_path(q, m->dir, m->id);
 	if (unlink(path) != 0 && errno != ENOENT) {
 		log_error("%s: remove %s: %s", m->id, path, strerror(errno));
 	} else {
-		if (!fsutil_fsync_dir(dir))
-			log_warn("%s: fsync %s: %s", m->id, dir, strerror(errno));
-		if (m->stored && !qstate_delete_msg(q->db, m->id, &err))
-			log_warn("%s: %s (dropped at next start)", m->id, buf_cstr(&err));
-		qmgr_remove_receipts(q, m->id);
-		log_info("%s: removed", m->id);
+		if (q->nrm == q->caprm) {
+			q->caprm = q->caprm ? 2 * q->caprm : 64;
+			q->rm = xreallocarray(q->rm, q->caprm, sizeof(*q->rm));
+		}
+		q->rm[q->nrm++] = (struct removal){ .id = xstrdup(m->id), .dir = m->dir, .stored = m->stored };
 		qmgr_forget(q, m);
 	}
 	free(path);
-	free(dir);
+}
+
+void qmgr_flush_removals(struct qmgr *q)
+{
+	static const char *const dirs[] = { "active", "deferred", "hold", "incoming" };
+	struct buf err = BUF_INIT(1024);
+
+	if (q->nrm == 0)
+		return;
+	for (size_t d = 0; d < sizeof(dirs) / sizeof(dirs[0]); d++) {
+		bool used = false;
+		for (size_t i = 0; i < q->nrm && !used; i++)
+			used = strcmp(q->rm[i].dir, dirs[d]) == 0;
+		if (!used)
+			continue;
+		char *dir = qmgr_path(q, dirs[d], NULL);
+		if (!fsutil_fsync_dir(dir))
+			log_warn("fsync %s: %s", dir, strerror(errno));
+		free(dir);
+	}
+	for (size_t i = 0; i < q->nrm; i++) {
+		struct removal *r = &q->rm[i];
+		buf_reset(&err);
+		if (r->stored && !qstate_delete_msg(q->db, r->id, &err))
+			log_warn("%s: %s (dropped at next start)", r->id, buf_cstr(&err));
+		qmgr_remove_receipts(q, r->id);
+		log_info("%s: removed", r->id);
+		free(r->id);
+	}
+	q->nrm = 0;
 	buf_free(&err);
 }
 
@@ -845,6 +876,7 @@ uint64_t qmgr_run(struct qmgr *q, uint64_t now)
 {
 	uint64_t next = 0;
 
+	qmgr_flush_removals(q);
 	if (q->rescan) {
 		q->rescan = false;
 		qmgr_scan(q, now);
@@ -891,6 +923,7 @@ uint64_t qmgr_run(struct qmgr *q, uint64_t now)
 				next = t;
 		}
 	}
+	qmgr_flush_removals(q);
 	return next;
 }
 

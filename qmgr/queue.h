@@ -71,6 +71,9 @@ void qmgr_free(struct qmgr **q);
 void qmgr_start(struct qmgr *q, uint64_t now);
 /* Take in new files from incoming/ (wakeup or periodic scan). Returns how many were taken. */
 size_t qmgr_scan(struct qmgr *q, uint64_t now);
+/* Finish the removals of messages completed since the last call: one fsync per queue directory, then their
+ * state and receipts (qmgr_run calls it first and last, qmgr_free too; the event loop calls qmgr_run after every job). */
+void qmgr_flush_removals(struct qmgr *q);
 /* Dispatch what is due. Returns the next time (ms) something becomes due, or 0 when nothing is waiting. */
 uint64_t qmgr_run(struct qmgr *q, uint64_t now);
 

@@ -40,6 +40,14 @@ struct qmgr {
 	struct dest *dests;
 	unsigned jobs;
 	bool rescan;			/* we queued a notification: take it in without waiting for the scan */
+	struct removal *rm;		/* files unlinked, their directory not yet fsync'd (qmgr_flush_removals) */
+	size_t nrm, caprm;
+};
+
+struct removal {
+	char *id;
+	const char *dir;
+	bool stored;			/* has state records to delete */
 };
 
 /* queue_dir/dir/id (id NULL: the directory). Caller frees. */

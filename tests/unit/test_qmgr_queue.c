@@ -816,6 +816,7 @@ static void test_corrupt_and_reconcile(void **state)
 	qmgr_job_done(j, now, NULL);
 	assert_int_equal(qmgr_count(q), 0);
 	assert_false(exists("active", id));
+	qmgr_flush_removals(q);
 	assert_int_equal(access(rc2, F_OK), -1);	/* removed with the message */
 	qmgr_free(&q);
 	cur_q = NULL;
