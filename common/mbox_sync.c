@@ -19,6 +19,9 @@
 #include "mbox_impl.h"
 #include "str.h"
 
+/* cur_settled in the index's meta (see mbox_sync_txn); a missing key reads as CUR_SCANNED. */
+enum { CUR_SCANNED = 0, CUR_SETTLED = 1, CUR_OWN = 2 };
+
 /* UIDs the uidlist reserves beyond what a sync needs (see mbox_sync_txn). */
 #define UID_RESERVE 64u
 
@@ -473,7 +476,7 @@ enum mbox_sync_result mbox_sync_txn(struct mbox *mb, struct buf *err)
 	struct names newl = { 0 }, curl = { 0 };
 	struct buf nn = BUF_INIT(BUF_NOLIMIT);
 	enum mbox_sync_result res = MBOX_SYNC_FAIL;
-	uint64_t uv, next, mts, mtns, reserved;
+	uint64_t uv, next, mts, mtns, reserved, settled;
 	uint32_t l_uv = 0, l_next = 0;
 	struct stat st;
 	bool have_list, rebuild, full;
@@ -488,6 +491,7 @@ enum mbox_sync_result mbox_sync_txn(struct mbox *mb, struct buf *err)
 	    (rc = mbox_meta_get64(mb, s.txn, "highestmodseq", &s.hms)) != 0 ||
 	    (rc = mbox_meta_get64(mb, s.txn, "cur_mtime", &mts)) != 0 ||
 	    (rc = mbox_meta_get64(mb, s.txn, "cur_mtime_ns", &mtns)) != 0 ||
+	    (rc = mbox_meta_get64(mb, s.txn, "cur_settled", &settled)) != 0 ||
 	    (rc = mbox_meta_get64(mb, s.txn, "uid_reserved", &reserved)) != 0) {
 		buf_printf(err, "%s: index: %s", mb->dir, mdb_strerror(rc));
 		res = MBOX_SYNC_DAMAGED;
@@ -534,10 +538,17 @@ enum mbox_sync_result mbox_sync_txn(struct mbox *mb, struct buf *err)
 		buf_printf(err, "%s: cannot read new/ or cur/: %s", mb->dir, strerror(errno));
 		goto out;
 	}
-	/* An unchanged cur/ (and old enough that a change within the same clock tick is ruled out) needs no scan:
-	 * that is what makes opening a large mailbox cheap. */
+	/* An unchanged cur/ needs no scan: that is what makes opening a large mailbox cheap. The mtime has clock-tick
+	 * granularity, so a change made by another Maildir tool in the same tick as the recorded mtime, after it was
+	 * read, would not show. cur_settled says how far the record can be trusted:
+	 *   CUR_SETTLED  taken by a scan at least 2 s after that mtime: nothing can hide behind it;
+	 *   CUR_SCANNED  taken by a scan sooner: scan again (each time, until it is settled);
+	 *   CUR_OWN      our own renames (APPEND, moving deliveries in): scan once it is 2 s old, not before, so a
+	 *                run of APPENDs or deliveries does not list the folder each time; another tool's change in
+	 *                the same tick as one of ours shows up at that scan. */
+	bool old = time(NULL) - st.st_mtim.tv_sec >= 2;
 	full = rebuild || (uint64_t)st.st_mtim.tv_sec != mts || (uint64_t)st.st_mtim.tv_nsec != mtns ||
-	       time(NULL) - st.st_mtim.tv_sec < 2;
+	       settled == CUR_SCANNED || (settled == CUR_OWN && old);
 	if (full) {
 		if (!rebuild && mb->loaded && mb->uidvalidity == uv && mb->n > 0)
 			known_build(&s);
@@ -556,10 +567,14 @@ enum mbox_sync_result mbox_sync_txn(struct mbox *mb, struct buf *err)
 			goto out;
 		}
 		if ((rc = put_changed(mb, s.txn, "cur_mtime", mts, (uint64_t)st.st_mtim.tv_sec)) != 0 ||
-		    (rc = put_changed(mb, s.txn, "cur_mtime_ns", mtns, (uint64_t)st.st_mtim.tv_nsec)) != 0) {
+		    (rc = put_changed(mb, s.txn, "cur_mtime_ns", mtns, (uint64_t)st.st_mtim.tv_nsec)) != 0 ||
+		    (rc = put_changed(mb, s.txn, "cur_settled", settled, old ? CUR_SETTLED : CUR_SCANNED)) != 0) {
 			buf_printf(err, "%s: index: %s", mb->dir, mdb_strerror(rc));
 			goto out;
 		}
+		mts = (uint64_t)st.st_mtim.tv_sec;
+		mtns = (uint64_t)st.st_mtim.tv_nsec;
+		settled = old ? CUR_SETTLED : CUR_SCANNED;
 	}
 	/* UIDs reserved in the uidlist but never used (a crash, or expunged before the index was lost) stay used,
 	 * unless the reservation is the one this index made itself (uid_reserved): then the index knows every UID
@@ -592,6 +607,16 @@ enum mbox_sync_result mbox_sync_txn(struct mbox *mb, struct buf *err)
 	s.next = new_next;
 	if (s.changed_dir && (fsync(s.cfd) != 0 || (s.moved_from_new && fsync(s.nfd) != 0)))
 		log_warn("%s: fsync cur/ or new/: %s", mb->dir, strerror(errno));
+	/* our own renames: the index knows them, so record the new mtime (unsettled) instead of scanning next time */
+	struct stat after;
+	if (s.changed_dir && fstat(s.cfd, &after) == 0 && (uint64_t)st.st_mtim.tv_sec == mts &&
+	    (uint64_t)st.st_mtim.tv_nsec == mtns &&
+	    ((rc = put_changed(mb, s.txn, "cur_mtime", mts, (uint64_t)after.st_mtim.tv_sec)) != 0 ||
+	     (rc = put_changed(mb, s.txn, "cur_mtime_ns", mtns, (uint64_t)after.st_mtim.tv_nsec)) != 0 ||
+	     (rc = put_changed(mb, s.txn, "cur_settled", settled, CUR_OWN)) != 0)) {
+		buf_printf(err, "%s: index: %s", mb->dir, mdb_strerror(rc));
+		goto out;
+	}
 	if ((rc = put_changed(mb, s.txn, "uidvalidity", uv0, uv)) != 0 ||
 	    (rc = put_changed(mb, s.txn, "uidnext", next0, s.next)) != 0 ||
 	    (rc = put_changed(mb, s.txn, "highestmodseq", hms0, s.hms)) != 0) {
@@ -655,9 +680,31 @@ int mbox_add(struct mbox *mb, struct maildir_writer **w, const char *flags, uint
 			goto fail_writer;
 		}
 	}
+	/* the folder's mtime before and after: if nothing else changed it since the index recorded it, the index
+	 * records the new one (unsettled, see mbox_sync_txn), so the next sync need not list the folder */
+	uint64_t mts, mtns, settled;
+	struct stat before, after;
+	struct buf cpath = BUF_INIT(BUF_NOLIMIT);
+	buf_printf(&cpath, "%s/cur", mb->dir);
+	int cfd = open(buf_cstr(&cpath), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	buf_free(&cpath);
+	bool track = cfd >= 0 && fstat(cfd, &before) == 0 && mbox_meta_get64(mb, txn, "cur_mtime", &mts) == 0 &&
+	             mbox_meta_get64(mb, txn, "cur_mtime_ns", &mtns) == 0 &&
+	             mbox_meta_get64(mb, txn, "cur_settled", &settled) == 0 &&
+	             (uint64_t)before.st_mtim.tv_sec == mts && (uint64_t)before.st_mtim.tv_nsec == mtns;
 	buf_printf(&extra, ",U=%" PRIu64, next);
-	if (!maildir_commit_extra(w, flags, buf_cstr(&extra), name, err))
+	if (!maildir_commit_extra(w, flags, buf_cstr(&extra), name, err)) {
+		if (cfd >= 0)
+			close(cfd);
 		goto out;
+	}
+	if (track && fstat(cfd, &after) == 0 &&
+	    (put_changed(mb, txn, "cur_mtime", mts, (uint64_t)after.st_mtim.tv_sec) != 0 ||
+	     put_changed(mb, txn, "cur_mtime_ns", mtns, (uint64_t)after.st_mtim.tv_nsec) != 0 ||
+	     put_changed(mb, txn, "cur_settled", settled, CUR_OWN) != 0))
+		log_warn("%s: index: cannot record the folder's mtime", mb->dir);
+	if (cfd >= 0)
+		close(cfd);
 	struct mbox_msg m = { .uid = (uint32_t)next, .name = *name, .modseq = hms + 1 };
 	if (maildir_name_parse(*name, &mn)) {
 		m.size = mn.size;
