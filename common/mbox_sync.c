@@ -277,7 +277,49 @@ struct syncstate {
 	struct names todo;
 	bool changed_dir;
 	bool moved_from_new;	/* new/ lost an entry: it needs its fsync too */
+	size_t *known;		/* hash of the loaded list's file names (1 + index into mb->msgs; 0: empty) */
+	size_t knownmask;
 };
+
+static uint64_t name_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;	/* FNV-1a */
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+/* A full scan compares each name in cur/ with the message list this process loaded last, in memory: a name
+ * found there unchanged is a known message, with no index lookups (two per name otherwise, which made a scan
+ * of a large folder cost milliseconds). Only when the list belongs to this index (same UIDVALIDITY): a name
+ * is unique, so if the file still carries it, the index still maps it to the same UID (a rename or expunge by
+ * another process changes or removes the name). */
+static void known_build(struct syncstate *s)
+{
+	struct mbox *mb = s->mb;
+	size_t cap = 16;
+
+	while (cap < 2 * mb->n)
+		cap *= 2;
+	s->known = xcalloc(cap, sizeof(*s->known));
+	s->knownmask = cap - 1;
+	for (size_t i = 0; i < mb->n; i++) {
+		size_t h = (size_t)name_hash(mb->msgs[i].name) & s->knownmask;
+		while (s->known[h])
+			h = (h + 1) & s->knownmask;
+		s->known[h] = i + 1;
+	}
+}
+
+static const struct mbox_msg *known_find(const struct syncstate *s, const char *name)
+{
+	for (size_t h = (size_t)name_hash(name) & s->knownmask; s->known[h]; h = (h + 1) & s->knownmask) {
+		const struct mbox_msg *m = &s->mb->msgs[s->known[h] - 1];
+		if (strcmp(m->name, name) == 0)
+			return m;
+	}
+	return NULL;
+}
 
 static void seen_push(struct syncstate *s, uint32_t uid)
 {
@@ -298,6 +340,11 @@ static enum mbox_sync_result scan_one(struct syncstate *s, const char *name)
 
 	if (nk.mv_size == 0 || nk.mv_size > MBOX_NAME_MAX)
 		return MBOX_SYNC_OK;
+	const struct mbox_msg *km = s->known ? known_find(s, name) : NULL;
+	if (km) {
+		seen_push(s, km->uid);
+		return MBOX_SYNC_OK;
+	}
 	rc = mdb_get(s->txn, s->mb->names, &nk, &nv);
 	if (rc == 0) {
 		if (nv.mv_size != 4)
@@ -340,6 +387,14 @@ static enum mbox_sync_result drop_unseen(struct syncstate *s)
 
 	if (s->nseen)
 		qsort(s->seen, s->nseen, sizeof(*s->seen), u32_cmp);
+	size_t distinct = 0;
+	for (size_t i = 0; i < s->nseen; i++)
+		if (i == 0 || s->seen[i] != s->seen[i - 1])
+			distinct++;
+	MDB_stat ms;
+	/* every record's file seen: nothing to drop, and no walk over all records */
+	if (mdb_stat(s->txn, s->mb->uids, &ms) == 0 && ms.ms_entries == distinct)
+		return MBOX_SYNC_OK;
 	if (mdb_cursor_open(s->txn, s->mb->uids, &cur) != 0)
 		return MBOX_SYNC_FAIL;
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
@@ -484,6 +539,8 @@ enum mbox_sync_result mbox_sync_txn(struct mbox *mb, struct buf *err)
 	full = rebuild || (uint64_t)st.st_mtim.tv_sec != mts || (uint64_t)st.st_mtim.tv_nsec != mtns ||
 	       time(NULL) - st.st_mtim.tv_sec < 2;
 	if (full) {
+		if (!rebuild && mb->loaded && mb->uidvalidity == uv && mb->n > 0)
+			known_build(&s);
 		if (list_dir(s.cfd, &curl, false) != 0) {
 			buf_printf(err, "%s: cannot read cur/: %s", mb->dir, strerror(errno));
 			goto out;
@@ -562,6 +619,7 @@ out:
 	names_free(&curl);
 	names_free(&s.todo);
 	free(s.seen);
+	free(s.known);
 	buf_free(&nn);
 	return res;
 }

@@ -176,23 +176,29 @@ void imapd_cmd_append(struct imapd_session *sess, const struct imap_arg *args, s
 	if (have_date && !maildir_set_time(w, (int64_t)when))
 		log_warn("imapd: %s: cannot set the internal date of an APPEND", buf_cstr(&path));
 	uint32_t newuid = 0;
-	/* Another folder than the selected one: its index takes the message under its UID in one step, without
-	 * listing the folder (a run of APPENDs to a big folder would otherwise scan it each time). */
-	if (!sess->sel || strcmp(sess->sel->path, buf_cstr(&path)) != 0) {
-		struct mbox *nb = mbox_open_nosync(buf_cstr(&path), &err);
+	/* The folder's index takes the message under its UID in one step, without listing the folder (a run of
+	 * APPENDs to a big folder would otherwise scan it each time); the selected folder's session sees it at its
+	 * next sync, like a delivery. One LMDB environment per file and process: the selected folder's is reused. */
+	{
+		bool selected = sess->sel && sess->sel->mb && strcmp(sess->sel->path, buf_cstr(&path)) == 0;
+		struct mbox *nb = selected ? sess->sel->mb : mbox_open_nosync(buf_cstr(&path), &err);
 		int r = nb ? mbox_add(nb, &w, buf_cstr(&letters), &newuid, &final, &err) : 0;
 		if (r == 1) {
 			uint32_t uv = mbox_uidvalidity(nb);
-			struct imapd_fcache *fc = imapd_fcache_open(buf_cstr(&path));
+			struct imapd_fcache *fc = selected ? sess->sel->fc : imapd_fcache_open(buf_cstr(&path));
 			imapd_fcache_begin(fc);
 			imapd_fcache_fill(fc, uv, newuid, text.data, text.len, NULL);
-			imapd_fcache_close(&fc);
-			mbox_close(&nb);
+			imapd_fcache_end(fc);
+			if (!selected) {
+				imapd_fcache_close(&fc);
+				mbox_close(&nb);
+			}
 			maildirsize_update(buf_cstr(&path), (int64_t)size, 1);
 			imapd_ok(sess, "[APPENDUID %u %u] APPEND completed", uv, newuid);
 			goto out;
 		}
-		mbox_close(&nb);
+		if (!selected)
+			mbox_close(&nb);
 		if (r < 0)
 			goto fail;
 		buf_reset(&err);
