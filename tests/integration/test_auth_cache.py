@@ -152,3 +152,37 @@ def check_uncached(inst, user):
         time.sleep(0.05)
     lines = auth_lines(inst, n)
     assert len(lines) == 3 and not any('cached=yes' in ln for ln in lines), lines
+
+
+def test_wrong_password_throttled_and_never_cached(postern_build):
+    """A cached account is still throttled: the delay after failures applies to a cached answer too, and a wrong
+    password, even repeated, is checked each time and never answered from the cache."""
+    inst = new_instance(())
+    try:
+        inst.cli('config', 'set', 'auth_throttle_max_delay=30s', check=True)
+        user = f'slow@{inst.domain}'
+        inst.cli('user', 'add', user, '--password-stdin', input=PASSWORD + '\n', check=True)
+        inst.start()
+        assert imap_login(inst, user, PASSWORD)
+        assert imap_login(inst, user, PASSWORD)
+        inst.wait_log(r'auth ok: user=<slow@\S+> .*cached=yes')
+        n = len(inst.log_lines())
+        times = []
+        for _ in range(2):
+            start = time.monotonic()
+            assert not imap_login(inst, user, 'not it')
+            times.append(time.monotonic() - start)
+        inst.wait_log(r'auth failed: user=<slow@\S+> .*reason=bad password', since=n)
+        # the second failure waits for the first one's delay (1 s, a lower bound only)
+        assert times[1] >= 0.9, times
+        start = time.monotonic()
+        assert imap_login(inst, user, PASSWORD)
+        took = time.monotonic() - start
+        inst.wait_log(r'auth ok: user=<slow@\S+> .*cached=yes', since=n)
+        assert took >= 1.8, f'a cached login skipped the throttle delay ({took:.2f} s)'
+        lines = auth_lines(inst, n)
+        assert sum('auth failed:' in ln and 'bad password' in ln for ln in lines) == 2, lines
+        assert not any('auth failed:' in ln and 'cached=yes' in ln for ln in lines), lines
+    finally:
+        inst.stop()
+        shutil.rmtree(inst.top, ignore_errors=True)

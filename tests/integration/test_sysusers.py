@@ -291,3 +291,28 @@ def test_user_add_makes_the_maildir(postern_build):
             assert st.st_uid == (NOBODY if root else os.geteuid()), (sub, st.st_uid)
     finally:
         shutil.rmtree(top, ignore_errors=True)
+
+
+def test_login_cache_follows_shadow(sysinst):
+    """A system user's repeated login is answered from auth's cache; chpasswd and usermod -L end it at once."""
+    inst, su = sysinst, sysinst.sys
+
+    def login(password):
+        m = imaplib.IMAP4('127.0.0.1', inst.port('imap'), timeout=TIMEOUT)
+        try:
+            m.login(su.pw_name, password)
+            return True
+        except imaplib.IMAP4.error:
+            return False
+        finally:
+            m.logout()
+
+    assert login(PASSWORD)
+    since = len(inst.log_lines())
+    assert login(PASSWORD)
+    inst.wait_log(rf'auth ok: user=<{su.pw_name}> .*cached=yes', since=since)
+    subprocess.run(['chpasswd'], input=f'{su.pw_name}:other secret\n', text=True, check=True, capture_output=True)
+    assert not login(PASSWORD), 'the old password still works after chpasswd'
+    assert login('other secret')
+    subprocess.run(['usermod', '-L', su.pw_name], check=True, capture_output=True)
+    assert not login('other secret'), 'a locked system account still logs in'
